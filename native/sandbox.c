@@ -1,0 +1,217 @@
+/* peapod-sandbox: start the pause process of a pod sandbox.
+ *
+ *   peapod-sandbox [--new-pidns] [--user UID:GID] -- /path/to/pause [args...]
+ *
+ * The caller (the peapod server) runs this while sitting in the pod's
+ * network/IPC/UTS namespaces, so pause inherits them.  With --new-pidns
+ * pause becomes PID 1 of a fresh PID namespace.  On success the host PID
+ * of pause (as seen from the caller's PID namespace) is printed on stdout
+ * followed by a newline and peapod-sandbox exits 0 without waiting: pause
+ * is reparented to the caller, a child subreaper.  Any failure is reported
+ * on stderr, nothing is left running, and the exit status is 1 (2 for
+ * usage errors).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define PROG "peapod-sandbox"
+
+/* Steps of the child that can fail; reported to the parent over a pipe. */
+enum step {
+	STEP_SETSID = 1,
+	STEP_SIGNALS,
+	STEP_DEVNULL,
+	STEP_CLOSE_FDS,
+	STEP_SETGROUPS,
+	STEP_SETGID,
+	STEP_SETUID,
+	STEP_EXEC,
+};
+
+struct child_error {
+	int step;
+	int err;
+};
+
+static const char *step_name(int step)
+{
+	switch (step) {
+	case STEP_SETSID: return "setsid";
+	case STEP_SIGNALS: return "reset signals";
+	case STEP_DEVNULL: return "redirect stdio to /dev/null";
+	case STEP_CLOSE_FDS: return "close file descriptors";
+	case STEP_SETGROUPS: return "setgroups";
+	case STEP_SETGID: return "setgid";
+	case STEP_SETUID: return "setuid";
+	case STEP_EXEC: return "exec";
+	default: return "child setup";
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " [--new-pidns] [--user UID:GID] -- /path/to/pause [args...]\n");
+}
+
+static void fail(const char *what)
+{
+	fprintf(stderr, PROG ": %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+struct opts {
+	int new_pidns;
+	int set_user;
+	uid_t uid;
+	gid_t gid;
+	char **argv; /* pause path and its arguments */
+};
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	int i, dashdash = 0;
+
+	memset(o, 0, sizeof(*o));
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0) {
+			dashdash = 1;
+			i++;
+			break;
+		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (strcmp(a, "--new-pidns") == 0) {
+			o->new_pidns = 1;
+		} else if (strcmp(a, "--user") == 0 || strncmp(a, "--user=", 7) == 0) {
+			const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
+
+			if (v == NULL || parse_ids(v, &o->uid, &o->gid) < 0) {
+				fprintf(stderr, PROG ": --user needs UID:GID (decimal), got '%s'\n",
+					v ? v : "");
+				usage(stderr);
+				exit(2);
+			}
+			o->set_user = 1;
+		} else {
+			fprintf(stderr, PROG ": unknown option '%s'\n", a);
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (!dashdash) {
+		fprintf(stderr, PROG ": missing '--' before the pause path\n");
+		usage(stderr);
+		exit(2);
+	}
+	if (i >= argc || argv[i][0] == '\0') {
+		fprintf(stderr, PROG ": missing pause path after '--'\n");
+		usage(stderr);
+		exit(2);
+	}
+	o->argv = argv + i;
+}
+
+static __attribute__((noreturn)) void child_fail(int fd, int step)
+{
+	struct child_error ce = { .step = step, .err = errno };
+
+	write_all(fd, &ce, sizeof(ce));
+	_exit(127);
+}
+
+static __attribute__((noreturn)) void child(const struct opts *o, int errfd)
+{
+	if (setsid() < 0)
+		child_fail(errfd, STEP_SETSID);
+	if (reset_signals() < 0)
+		child_fail(errfd, STEP_SIGNALS);
+	if (stdio_to_devnull() < 0)
+		child_fail(errfd, STEP_DEVNULL);
+	if (close_fds_except(errfd) < 0)
+		child_fail(errfd, STEP_CLOSE_FDS);
+	if (o->set_user) {
+		if (setgroups(0, NULL) < 0)
+			child_fail(errfd, STEP_SETGROUPS);
+		if (setgid(o->gid) < 0)
+			child_fail(errfd, STEP_SETGID);
+		if (setuid(o->uid) < 0)
+			child_fail(errfd, STEP_SETUID);
+	}
+	execv(o->argv[0], o->argv);
+	child_fail(errfd, STEP_EXEC);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct child_error ce;
+	int pfd[2];
+	ssize_t n;
+	pid_t pid;
+
+	parse_args(argc, argv, &o);
+	/* A closed stdout must fail the write below, not kill us silently. */
+	signal(SIGPIPE, SIG_IGN);
+
+	if (o.new_pidns && unshare(CLONE_NEWPID) < 0)
+		fail("unshare(CLONE_NEWPID)");
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		fail("pipe2");
+	/* Nothing buffered may be flushed twice by the child. */
+	fflush(NULL);
+
+	pid = fork();
+	if (pid < 0)
+		fail("fork");
+	if (pid == 0) {
+		close(pfd[0]);
+		child(&o, pfd[1]);
+	}
+	close(pfd[1]);
+
+	/* EOF: the CLOEXEC write end closed, so execv succeeded. */
+	n = read_all(pfd[0], &ce, sizeof(ce));
+	if (n < 0) {
+		int err = errno;
+
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		errno = err;
+		fail("read from child");
+	}
+	close(pfd[0]);
+	if (n > 0) {
+		waitpid(pid, NULL, 0);
+		if (n != (ssize_t)sizeof(ce)) {
+			fprintf(stderr, PROG ": child setup failed (short report)\n");
+		} else if (ce.step == STEP_EXEC) {
+			fprintf(stderr, PROG ": exec %s: %s\n", o.argv[0], strerror(ce.err));
+		} else {
+			fprintf(stderr, PROG ": %s: %s\n", step_name(ce.step), strerror(ce.err));
+		}
+		return 1;
+	}
+
+	if (printf("%d\n", (int)pid) < 0 || fflush(stdout) == EOF) {
+		int err = errno;
+
+		/* Nobody would learn the PID: do not leave pause behind. */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		errno = err;
+		fail("write pid to stdout");
+	}
+	return 0;
+}

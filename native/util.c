@@ -1,0 +1,169 @@
+/* Small helpers shared by the peapod native tools. */
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, p + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int sys_close_range(unsigned int lo, unsigned int hi)
+{
+	if (lo > hi)
+		return 0;
+#ifdef SYS_close_range
+	return (int)syscall(SYS_close_range, lo, hi, 0);
+#else
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+static int close_fds_proc(int keep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*e->d_name == '\0' || *end != '\0')
+			continue;
+		if (fd < 3 || fd == keep || fd == dirfd(d))
+			continue;
+		close((int)fd);
+	}
+	closedir(d);
+	return 0;
+}
+
+int close_fds_except(int keep)
+{
+	int r;
+
+	if (keep < 3) {
+		r = sys_close_range(3, UINT_MAX);
+	} else {
+		r = sys_close_range(3, (unsigned int)keep - 1);
+		if (r == 0)
+			r = sys_close_range((unsigned int)keep + 1, UINT_MAX);
+	}
+	if (r == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	return close_fds_proc(keep);
+}
+
+int stdio_to_devnull(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		/* dup2 clears O_CLOEXEC on the copy; if fd == i, clear it here. */
+		if (fd == i) {
+			if (fcntl(fd, F_SETFD, 0) < 0)
+				return -1;
+		} else if (dup2(fd, i) < 0) {
+			return -1;
+		}
+	}
+	if (fd > 2)
+		close(fd);
+	return 0;
+}
+
+int reset_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++) {
+		/* SIGKILL/SIGSTOP and glibc-internal signals fail with EINVAL. */
+		if (sigaction(sig, &sa, NULL) < 0 && errno != EINVAL)
+			return -1;
+	}
+	sigemptyset(&none);
+	return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int parse_u32(const char *s, const char *end, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (s == end)
+		return -1;
+	for (; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v >= UINT32_MAX) /* (uid_t)-1 means "unchanged" to the kernel */
+			return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int parse_ids(const char *s, uid_t *uid, gid_t *gid)
+{
+	const char *colon = strchr(s, ':');
+	uint32_t u, g;
+
+	if (colon == NULL)
+		return -1;
+	if (parse_u32(s, colon, &u) < 0 ||
+	    parse_u32(colon + 1, colon + 1 + strlen(colon + 1), &g) < 0)
+		return -1;
+	*uid = (uid_t)u;
+	*gid = (gid_t)g;
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* Small helpers shared by the peapod native tools. */
+#ifndef PEAPOD_UTIL_H
+#define PEAPOD_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* write()/read() the whole buffer, retrying on EINTR and short transfers.
+ * write_all returns 0 or -1 (errno set); read_all returns the number of
+ * bytes read (short only at EOF) or -1. */
+int write_all(int fd, const void *buf, size_t len);
+ssize_t read_all(int fd, void *buf, size_t len);
+
+/* Close every file descriptor >= 3 except `keep` (pass -1 to keep none).
+ * Uses close_range(2) and falls back to walking /proc/self/fd. */
+int close_fds_except(int keep);
+
+/* Point fds 0, 1 and 2 at /dev/null. */
+int stdio_to_devnull(void);
+
+/* Reset the signal mask and every signal disposition to the default. */
+int reset_signals(void);
+
+/* Parse "UID:GID" (decimal, each < 2^32-1). Returns 0 or -1. */
+int parse_ids(const char *s, uid_t *uid, gid_t *gid);
+
+#endif
