@@ -1,0 +1,41 @@
+import { version } from '../config.js';
+import type { NetworkStatus } from '../network/status.js';
+import type { StatusRequest__Output } from './generated/runtime/v1/StatusRequest.js';
+import type { StatusResponse } from './generated/runtime/v1/StatusResponse.js';
+import type { VersionResponse } from './generated/runtime/v1/VersionResponse.js';
+import type { Implementation } from './handlers.js';
+import { runtimeHandlers } from './sandbox.js';
+
+/** The kubelet's CRI API version string, which every runtime reports. */
+const KUBE_API_VERSION = '0.1.0';
+
+export function runtimeInfoHandlers(network: () => NetworkStatus, info: () => Record<string, unknown>): Implementation {
+  return {
+    async Version(): Promise<VersionResponse> {
+      return { version: KUBE_API_VERSION, runtimeName: 'peapod', runtimeVersion: version, runtimeApiVersion: 'v1' };
+    },
+
+    async Status(req: StatusRequest__Output): Promise<StatusResponse> {
+      const net = network();
+      return {
+        status: {
+          conditions: [
+            { type: 'RuntimeReady', status: true, reason: '', message: '' },
+            {
+              type: 'NetworkReady',
+              status: net.ready,
+              reason: net.ready ? '' : 'NetworkPluginNotReady',
+              message: net.message,
+            },
+          ],
+        },
+        info: req.verbose ? { config: JSON.stringify(info()) } : {},
+        runtimeHandlers: runtimeHandlers.map((name) => ({
+          name,
+          features: { recursiveReadOnlyMounts: false, userNamespaces: false },
+        })),
+        features: { supplementalGroupsPolicy: false },
+      };
+    },
+  };
+}

@@ -1,0 +1,155 @@
+import { invalidArgument } from '../errors.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { NamespaceMode, NamespaceOptions, Sandbox, SandboxSpec, SandboxState } from '../sandbox/types.js';
+import { nowNs } from '../util/time.js';
+import type { ListPodSandboxRequest__Output } from './generated/runtime/v1/ListPodSandboxRequest.js';
+import type { ListPodSandboxResponse } from './generated/runtime/v1/ListPodSandboxResponse.js';
+import type { NamespaceOption__Output } from './generated/runtime/v1/NamespaceOption.js';
+import type { PodSandboxConfig__Output } from './generated/runtime/v1/PodSandboxConfig.js';
+import type { PodSandboxStatusRequest__Output } from './generated/runtime/v1/PodSandboxStatusRequest.js';
+import type { PodSandboxStatusResponse } from './generated/runtime/v1/PodSandboxStatusResponse.js';
+import type { PodSandboxState } from './generated/runtime/v1/PodSandboxState.js';
+import type { RemovePodSandboxRequest__Output } from './generated/runtime/v1/RemovePodSandboxRequest.js';
+import type { RunPodSandboxRequest__Output } from './generated/runtime/v1/RunPodSandboxRequest.js';
+import type { RunPodSandboxResponse } from './generated/runtime/v1/RunPodSandboxResponse.js';
+import type { StopPodSandboxRequest__Output } from './generated/runtime/v1/StopPodSandboxRequest.js';
+import type { Implementation } from './handlers.js';
+
+/** Runtime handlers (RuntimeClass names) peapod answers to. */
+export const runtimeHandlers = ['', 'peapod'];
+
+const modes: readonly NamespaceMode[] = ['POD', 'CONTAINER', 'NODE', 'TARGET'];
+
+function namespaceOptions(o: NamespaceOption__Output | null | undefined): NamespaceOptions {
+  const opts: NamespaceOptions = {
+    network: (o?.network as NamespaceMode) ?? 'POD',
+    pid: (o?.pid as NamespaceMode) ?? 'POD',
+    ipc: (o?.ipc as NamespaceMode) ?? 'POD',
+    targetId: o?.targetId ?? '',
+  };
+  for (const [field, allowed] of [
+    ['network', ['POD', 'NODE']],
+    ['ipc', ['POD', 'NODE']],
+    ['pid', ['POD', 'CONTAINER', 'NODE']],
+  ] as const) {
+    const mode = opts[field];
+    if (!modes.includes(mode) || !(allowed as readonly string[]).includes(mode)) {
+      throw invalidArgument(`namespace_options.${field} ${mode} is not valid for a pod sandbox`);
+    }
+  }
+  const userns = o?.usernsOptions;
+  if (userns && userns.mode !== 'NODE') {
+    throw invalidArgument('namespace_options.userns_options: user namespaces are not supported by peapod');
+  }
+  return opts;
+}
+
+/** CRI PodSandboxConfig → the domain spec; rejects what the proto allows but a pod cannot be. */
+export function toSandboxSpec(config: PodSandboxConfig__Output | null, runtimeHandler: string): SandboxSpec {
+  if (!config) throw invalidArgument('config is required');
+  if (!config.metadata) throw invalidArgument('config.metadata is required');
+  if (!runtimeHandlers.includes(runtimeHandler)) {
+    throw invalidArgument(`runtime_handler "${runtimeHandler}" is not configured (peapod answers to "" and "peapod")`);
+  }
+  const linux = config.linux;
+  const m = config.metadata;
+  return {
+    metadata: { name: m.name, uid: m.uid, namespace: m.namespace, attempt: m.attempt },
+    hostname: config.hostname,
+    logDirectory: config.logDirectory,
+    dnsConfig: config.dnsConfig && {
+      servers: config.dnsConfig.servers,
+      searches: config.dnsConfig.searches,
+      options: config.dnsConfig.options,
+    },
+    portMappings: config.portMappings.map((p) => ({
+      protocol: p.protocol as 'TCP' | 'UDP' | 'SCTP',
+      containerPort: p.containerPort,
+      hostPort: p.hostPort,
+      hostIp: p.hostIp,
+    })),
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    namespaceOptions: namespaceOptions(linux?.securityContext?.namespaceOptions),
+    cgroupParent: linux?.cgroupParent ?? '',
+    sysctls: { ...(linux?.sysctls ?? {}) },
+    runtimeHandler,
+  };
+}
+
+const stateName: Record<SandboxState, PodSandboxState> = { READY: 'SANDBOX_READY', NOTREADY: 'SANDBOX_NOTREADY' };
+
+function metadataOf(sb: Sandbox) {
+  return { ...sb.spec.metadata };
+}
+
+/** Verbose info, as crictl inspectp prints it: what peapod knows beyond the CRI status. */
+function verboseInfo(sb: Sandbox): Record<string, string> {
+  return {
+    info: JSON.stringify({
+      pid: sb.pause?.pid ?? 0,
+      pauseStartTime: sb.pause?.startTime ?? '',
+      namespaces: sb.namespaces,
+      stopped: sb.stopped,
+      runtimeHandler: sb.spec.runtimeHandler,
+      config: sb.spec,
+    }),
+  };
+}
+
+export function sandboxHandlers(sandboxes: SandboxManager): Implementation {
+  return {
+    async RunPodSandbox(req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
+      const sb = await sandboxes.run(toSandboxSpec(req.config, req.runtimeHandler));
+      return { podSandboxId: sb.id };
+    },
+
+    async StopPodSandbox(req: StopPodSandboxRequest__Output) {
+      await sandboxes.stop(req.podSandboxId);
+      return {};
+    },
+
+    async RemovePodSandbox(req: RemovePodSandboxRequest__Output) {
+      await sandboxes.remove(req.podSandboxId);
+      return {};
+    },
+
+    async PodSandboxStatus(req: PodSandboxStatusRequest__Output): Promise<PodSandboxStatusResponse> {
+      const sb = sandboxes.get(req.podSandboxId);
+      const o = sb.spec.namespaceOptions;
+      return {
+        status: {
+          id: sb.id,
+          metadata: metadataOf(sb),
+          state: stateName[sandboxes.stateOf(sb)],
+          createdAt: sb.createdAt.toString(),
+          network: { ip: sb.network.ip, additionalIps: sb.network.additionalIps.map((ip) => ({ ip })) },
+          linux: { namespaces: { options: { network: o.network, pid: o.pid, ipc: o.ipc, targetId: o.targetId } } },
+          labels: sb.spec.labels,
+          annotations: sb.spec.annotations,
+          runtimeHandler: sb.spec.runtimeHandler,
+        },
+        info: req.verbose ? verboseInfo(sb) : {},
+        containersStatuses: [],
+        timestamp: nowNs().toString(),
+      };
+    },
+
+    async ListPodSandbox(req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
+      const f = req.filter;
+      const state = f?.state ? (f.state.state === 'SANDBOX_READY' ? 'READY' : 'NOTREADY') : undefined;
+      const items = sandboxes.list({ id: f?.id || undefined, state, labelSelector: f?.labelSelector });
+      return {
+        items: items.map((sb) => ({
+          id: sb.id,
+          metadata: metadataOf(sb),
+          state: stateName[sandboxes.stateOf(sb)],
+          createdAt: sb.createdAt.toString(),
+          labels: sb.spec.labels,
+          annotations: sb.spec.annotations,
+          runtimeHandler: sb.spec.runtimeHandler,
+        })),
+      };
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import * as grpc from '@grpc/grpc-js';
+import { promises as fsp } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
+import { serviceHandlers, type Implementation } from './handlers.js';
+import { criProto } from './proto.js';
+
+export interface CriServices {
+  runtime: Implementation;
+  image: Implementation;
+}
+
+/** Resolves true when something accepts connections on the unix socket. */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves CRI RuntimeService and ImageService on a unix socket (mode 0660).
+ * A stale socket file is replaced; a live one is refused, so two servers
+ * never share one set of roots by accident.
+ */
+export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<grpc.Server> {
+  await fsp.mkdir(dirname(socket), { recursive: true, mode: 0o750 });
+  if (await socketIsLive(socket)) {
+    throw new Error(`another server is already listening on ${socket}; stop it or choose another --socket`);
+  }
+  await fsp.rm(socket, { force: true });
+
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const v1 = criProto().runtime.v1;
+  server.addService(v1.RuntimeService.service, serviceHandlers(v1.RuntimeService.service, services.runtime, log));
+  server.addService(v1.ImageService.service, serviceHandlers(v1.ImageService.service, services.image, log));
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
+  );
+  await fsp.chmod(socket, 0o660);
+  return server;
+}

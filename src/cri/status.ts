@@ -1,0 +1,24 @@
+import * as grpc from '@grpc/grpc-js';
+import { PeapodError, type ErrorKind } from '../errors.js';
+import { SyscallError } from '../ffi/types.js';
+
+const codes: Record<ErrorKind, grpc.status> = {
+  InvalidArgument: grpc.status.INVALID_ARGUMENT,
+  NotFound: grpc.status.NOT_FOUND,
+  AlreadyExists: grpc.status.ALREADY_EXISTS,
+  FailedPrecondition: grpc.status.FAILED_PRECONDITION,
+  Unimplemented: grpc.status.UNIMPLEMENTED,
+  DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
+  ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  Internal: grpc.status.INTERNAL,
+};
+
+/** The one place where errors become gRPC statuses. */
+export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof PeapodError) return { code: codes[err.kind], details: err.message };
+  if (err instanceof SyscallError && err.code === 'ENOSPC') {
+    return { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: grpc.status.INTERNAL, details: message };
+}

@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+
+/** A process named by pid and start time, so a reused pid is never mistaken for it. */
+export interface ProcessIdentity {
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat: clock ticks after boot. */
+  startTime: string;
+}
+
+export interface ProcStat {
+  state: string;
+  ppid: number;
+  startTime: string;
+}
+
+/** Parses /proc/<pid>/stat; undefined when the process is gone. */
+export function readProcStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) may hold spaces and parentheses: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0]!, ppid: Number(rest[1]), startTime: rest[19]! };
+}
+
+export function identify(pid: number): ProcessIdentity | undefined {
+  const stat = readProcStat(pid);
+  return stat && { pid, startTime: stat.startTime };
+}
+
+/** True while the very process (not a pid reuse) runs; a zombie is not alive. */
+export function isAlive(id: ProcessIdentity): boolean {
+  const stat = readProcStat(id.pid);
+  return stat !== undefined && stat.startTime === id.startTime && stat.state !== 'Z' && stat.state !== 'X';
+}

@@ -1,0 +1,73 @@
+import { libc } from '../ffi/index.js';
+import { PR_SET_CHILD_SUBREAPER, SIGKILL, WNOHANG } from '../ffi/constants.js';
+import { SyscallError } from '../ffi/types.js';
+import { isAlive, type ProcessIdentity } from './proc.js';
+import { sleep } from '../util/time.js';
+
+/**
+ * The server is a child subreaper: pause processes (whose launcher exits at
+ * once) are re-parented to it rather than to PID 1, which on some hosts never
+ * reaps. It reaps only the pids it was told about, so the JavaScript runtime's
+ * own child bookkeeping is never disturbed.
+ */
+export class Reaper {
+  private readonly pids = new Set<number>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  start(): void {
+    libc().prctl(PR_SET_CHILD_SUBREAPER, 1);
+    this.timer = setInterval(() => this.reap(), 1000);
+    this.timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  watch(pid: number): void {
+    this.pids.add(pid);
+  }
+
+  /** Collects every watched pid that has exited; forgets those that are not our children. */
+  reap(): void {
+    for (const pid of this.pids) {
+      try {
+        if (libc().waitpid(pid, WNOHANG).pid === pid) this.pids.delete(pid);
+      } catch (err) {
+        if (err instanceof SyscallError && err.code === 'ECHILD') this.pids.delete(pid);
+        else throw err;
+      }
+    }
+  }
+
+  /** SIGKILLs the process (through a pidfd, immune to pid reuse) and waits until it is gone. */
+  async kill(id: ProcessIdentity, timeoutMs = 10_000): Promise<void> {
+    if (!isAlive(id)) return this.reap();
+    const c = libc();
+    let pidfd: number;
+    try {
+      pidfd = c.pidfdOpen(id.pid);
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === 'ESRCH') return this.reap();
+      throw err;
+    }
+    try {
+      // Re-check after opening: the pidfd now names exactly this process.
+      if (isAlive(id)) c.pidfdSendSignal(pidfd, SIGKILL);
+    } finally {
+      c.close(pidfd);
+    }
+    await this.waitGone(id, timeoutMs);
+  }
+
+  async waitGone(id: ProcessIdentity, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      this.reap();
+      // A child of ours is gone once reaped, not merely dead: else a zombie stays.
+      if (!this.pids.has(id.pid) && !isAlive(id)) return;
+      if (Date.now() > deadline) throw new Error(`process ${id.pid} did not exit within ${timeoutMs} ms`);
+      await sleep(delay);
+    }
+  }
+}

@@ -1,0 +1,245 @@
+import { promises as fsp, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { alreadyExists, invalidArgument } from '../errors.js';
+import { libc } from '../ffi/index.js';
+import type { Logger } from '../log.js';
+import { bindFile, unmount } from '../linux/mount.js';
+import { HostNamespaces, podNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
+import { linkUp } from '../linux/netif.js';
+import { isAlive } from '../linux/proc.js';
+import type { Reaper } from '../linux/reaper.js';
+import { failpoint } from '../util/failpoint.js';
+import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
+import { KeyedMutex } from '../util/mutex.js';
+import { Rollback } from '../util/rollback.js';
+import { nowNs } from '../util/time.js';
+import { awaitPause, spawnPauseLauncher } from './pause.js';
+import { SandboxStore } from './store.js';
+import type { Sandbox, SandboxFilter, SandboxSpec, SandboxState } from './types.js';
+import { validateSpec } from './validate.js';
+
+export interface SandboxManagerDeps {
+  root: string;
+  state: string;
+  nativeDir: string;
+  log: Logger;
+  hostNs: HostNamespaces;
+  reaper: Reaper;
+}
+
+/** The user pause runs as, like the upstream pause image. */
+const PAUSE_USER = '65535:65535';
+
+/**
+ * Pod sandboxes: a pause process holding the pod's namespaces, each pinned by
+ * a bind mount so that it outlives pause. Answers reads from memory; every
+ * change is written to disk before it is acknowledged.
+ */
+export class SandboxManager {
+  private readonly sandboxes = new Map<string, Sandbox>();
+  /** name_namespace_uid_attempt → id: the kubelet's retry guard. */
+  private readonly names = new Map<string, string>();
+  private readonly locks = new KeyedMutex();
+  private readonly store: SandboxStore;
+
+  constructor(private readonly deps: SandboxManagerDeps) {
+    this.store = new SandboxStore(deps.root, deps.state);
+  }
+
+  /** Loads every sandbox recorded on disk; finishes the clean-up of half-built ones. */
+  async load(): Promise<void> {
+    await fsp.mkdir(join(this.deps.state, 'sandboxes'), { recursive: true });
+    for (const sb of await this.store.loadAll(this.deps.log)) {
+      if (!sb.complete) {
+        this.deps.log.warn('removing sandbox left half-built by a previous server', { id: sb.id });
+        if (sb.pause) await this.deps.reaper.kill(sb.pause);
+        await this.store.removeFiles(sb.id);
+        continue;
+      }
+      this.sandboxes.set(sb.id, sb);
+      this.names.set(nameKey(sb.spec), sb.id);
+      if (sb.pause) this.deps.reaper.watch(sb.pause.pid);
+    }
+    // Runtime dirs with no record at all: nothing references them.
+    for (const id of await fsp.readdir(join(this.deps.state, 'sandboxes'))) {
+      if (!this.sandboxes.has(id)) await this.store.removeFiles(id);
+    }
+  }
+
+  async run(spec: SandboxSpec): Promise<Sandbox> {
+    validateSpec(spec);
+    const key = nameKey(spec);
+    const existing = this.names.get(key);
+    if (existing !== undefined) {
+      throw alreadyExists(`pod sandbox name "${key}" is reserved by sandbox ${existing}`);
+    }
+    const id = newId();
+    this.names.set(key, id);
+    const undo = new Rollback();
+    undo.add('release name', () => this.names.delete(key));
+    try {
+      const sb = await this.create(id, spec, undo);
+      undo.commit();
+      return sb;
+    } catch (err) {
+      await undo.run((what, e) => this.deps.log.error('rollback step failed', { id, what, err: e }));
+      throw err;
+    }
+  }
+
+  private async create(id: string, spec: SandboxSpec, undo: Rollback): Promise<Sandbox> {
+    const { log, hostNs, reaper } = this.deps;
+    const owned = ownedNamespaces(spec);
+    const sb: Sandbox = {
+      id,
+      spec,
+      createdAt: nowNs(),
+      pause: null,
+      namespaces: {},
+      stopped: false,
+      complete: false,
+      network: { ip: '', additionalIps: [] },
+    };
+    const nsDir = join(this.store.runtimeDir(id), 'ns');
+    undo.add('remove files', () => this.store.removeFiles(id));
+    await fsp.mkdir(nsDir, { recursive: true });
+    await this.store.save(sb);
+    failpoint('sandbox.after-record');
+
+    const fresh = owned.filter((ns): ns is SwitchableNamespace => ns !== 'pid');
+    const launcher = hostNs.inNew(fresh, () => {
+      if (fresh.includes('uts') && spec.hostname) libc().sethostname(spec.hostname);
+      if (fresh.includes('net')) linkUp('lo');
+      applySysctls(spec.sysctls);
+      failpoint('sandbox.in-namespaces');
+      return spawnPauseLauncher({ nativeDir: this.deps.nativeDir, newPidNamespace: owned.includes('pid'), user: PAUSE_USER });
+    });
+    const pause = await awaitPause(launcher);
+    reaper.watch(pause.pid);
+    undo.add('kill pause', () => reaper.kill(pause));
+    sb.pause = pause;
+    await this.store.save(sb);
+    failpoint('sandbox.after-pause');
+
+    for (const ns of owned) {
+      const path = join(nsDir, ns);
+      bindFile(`/proc/${pause.pid}/ns/${ns}`, path);
+      sb.namespaces[ns] = path;
+      failpoint(`sandbox.after-pin-${ns}`);
+    }
+    // The pins must name pause's namespaces, and pause must still be the
+    // process we started (it could have died and its pid been reused).
+    if (!isAlive(pause)) throw new Error(`pause (pid ${pause.pid}) died during start-up`);
+
+    sb.complete = true;
+    await this.store.save(sb);
+    failpoint('sandbox.after-commit');
+    this.sandboxes.set(id, sb);
+    log.info('pod sandbox ready', { id, pod: `${spec.metadata.namespace}/${spec.metadata.name}`, pid: pause.pid });
+    return sb;
+  }
+
+  /** Stops pause. The pinned namespaces stay until remove. Idempotent; a missing sandbox is fine. */
+  async stop(idOrPrefix: string): Promise<void> {
+    const id = this.find(idOrPrefix);
+    if (id === undefined) return;
+    await this.locks.run(id, async () => {
+      const sb = this.sandboxes.get(id);
+      if (!sb) return;
+      if (sb.pause) await this.deps.reaper.kill(sb.pause);
+      if (!sb.stopped || sb.pause) {
+        sb.stopped = true;
+        sb.pause = null;
+        await this.store.save(sb);
+        this.deps.log.info('pod sandbox stopped', { id });
+      }
+    });
+  }
+
+  /** Stops if needed, unpins the namespaces and deletes every trace. Idempotent. */
+  async remove(idOrPrefix: string): Promise<void> {
+    const id = this.find(idOrPrefix);
+    if (id === undefined) return;
+    await this.stop(id);
+    await this.locks.run(id, async () => {
+      const sb = this.sandboxes.get(id);
+      if (!sb) return;
+      for (const ns of podNamespaces) {
+        const path = sb.namespaces[ns];
+        if (path) unmount(path);
+      }
+      await this.store.removeFiles(id);
+      this.sandboxes.delete(id);
+      this.names.delete(nameKey(sb.spec));
+      this.deps.log.info('pod sandbox removed', { id });
+    });
+  }
+
+  get(idOrPrefix: string): Sandbox {
+    return this.sandboxes.get(resolveId(this.sandboxes.keys(), idOrPrefix, 'pod sandbox'))!;
+  }
+
+  stateOf(sb: Sandbox): SandboxState {
+    return !sb.stopped && sb.pause !== null && isAlive(sb.pause) ? 'READY' : 'NOTREADY';
+  }
+
+  list(filter: SandboxFilter = {}): Sandbox[] {
+    let candidates: Iterable<Sandbox> = this.sandboxes.values();
+    if (filter.id) {
+      const id = safeMatch(this.sandboxes.keys(), filter.id);
+      candidates = id ? [this.sandboxes.get(id)!] : [];
+    }
+    const out: Sandbox[] = [];
+    for (const sb of candidates) {
+      if (filter.state && this.stateOf(sb) !== filter.state) continue;
+      if (filter.labelSelector && !matchesLabels(sb.spec.labels, filter.labelSelector)) continue;
+      out.push(sb);
+    }
+    return out;
+  }
+
+  private find(idOrPrefix: string): string | undefined {
+    if (idOrPrefix === '') throw invalidArgument('pod sandbox id is required');
+    return matchIdPrefix(this.sandboxes.keys(), idOrPrefix);
+  }
+}
+
+function nameKey(spec: SandboxSpec): string {
+  const m = spec.metadata;
+  return `${m.name}_${m.namespace}_${m.uid}_${m.attempt}`;
+}
+
+/** Pod-level namespaces this sandbox creates (the rest are the host's). */
+export function ownedNamespaces(spec: SandboxSpec): PodNamespace[] {
+  const o = spec.namespaceOptions;
+  const owned: PodNamespace[] = [];
+  // Host network means host UTS too, as in containerd and CRI-O.
+  if (o.network !== 'NODE') owned.push('net', 'uts');
+  if (o.ipc !== 'NODE') owned.push('ipc');
+  if (o.pid !== 'NODE') owned.push('pid');
+  return owned;
+}
+
+/** Written from inside the namespace window: /proc/sys follows the writer's namespaces. */
+function applySysctls(sysctls: Record<string, string>): void {
+  for (const [name, value] of Object.entries(sysctls)) {
+    try {
+      writeFileSync(`/proc/sys/${name.replace(/\./g, '/')}`, value);
+    } catch (err) {
+      throw invalidArgument(`sysctl ${name}=${value}: ${(err as Error).message}`);
+    }
+  }
+}
+
+export function matchesLabels(labels: Record<string, string>, selector: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** List filters never fail: an ambiguous prefix simply matches nothing. */
+function safeMatch(ids: Iterable<string>, prefix: string): string | undefined {
+  try {
+    return matchIdPrefix(ids, prefix);
+  } catch {
+    return undefined;
+  }
+}

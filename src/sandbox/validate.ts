@@ -1,0 +1,63 @@
+import { invalidArgument } from '../errors.js';
+import type { SandboxSpec } from './types.js';
+
+const MAX_FIELD = 4096;
+const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+/** IPC sysctls live in the IPC namespace; net.* in the network namespace. */
+const IPC_SYSCTLS = new Set([
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+]);
+
+function checkText(field: string, value: string, max = MAX_FIELD): void {
+  if (value.length > max) throw invalidArgument(`${field} is longer than ${max} characters`);
+  if (value.includes('\0')) throw invalidArgument(`${field} contains a NUL byte`);
+}
+
+/** Rejects what the kernel or the file system would trip on, before anything is made. */
+export function validateSpec(spec: SandboxSpec): void {
+  const m = spec.metadata;
+  if (!m.name) throw invalidArgument('config.metadata.name is required');
+  checkText('config.metadata.name', m.name, 253);
+  checkText('config.metadata.namespace', m.namespace, 253);
+  checkText('config.metadata.uid', m.uid, 253);
+  if (!Number.isInteger(m.attempt) || m.attempt < 0) throw invalidArgument('config.metadata.attempt must be >= 0');
+  if (spec.hostname) {
+    if (spec.hostname.length > 64 || !HOSTNAME.test(spec.hostname)) {
+      throw invalidArgument(`config.hostname "${spec.hostname.slice(0, 80)}" is not a valid host name (at most 64 characters)`);
+    }
+  }
+  if (spec.logDirectory) {
+    checkText('config.log_directory', spec.logDirectory);
+    if (!spec.logDirectory.startsWith('/')) throw invalidArgument('config.log_directory must be an absolute path');
+  }
+  for (const [k, v] of [...Object.entries(spec.labels), ...Object.entries(spec.annotations)]) {
+    checkText(`label/annotation key "${k.slice(0, 40)}"`, k, 317);
+    checkText(`label/annotation "${k.slice(0, 40)}"`, v, 256 * 1024);
+  }
+  for (const [name, value] of Object.entries(spec.sysctls)) {
+    checkText(`sysctl ${name}`, value, 1024);
+    if (name.includes('/') || name.includes('..')) throw invalidArgument(`sysctl name "${name}" is malformed`);
+    if (name.startsWith('net.')) {
+      if (spec.namespaceOptions.network === 'NODE') {
+        throw invalidArgument(`sysctl ${name} cannot be set in a host-network pod`);
+      }
+    } else if (IPC_SYSCTLS.has(name) || name.startsWith('fs.mqueue.')) {
+      if (spec.namespaceOptions.ipc === 'NODE') throw invalidArgument(`sysctl ${name} cannot be set in a host-IPC pod`);
+    } else {
+      throw invalidArgument(`sysctl ${name} is not namespaced and cannot be set for a pod`);
+    }
+  }
+  for (const p of spec.portMappings) {
+    for (const port of [p.containerPort, p.hostPort]) {
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalidArgument(`port ${port} is out of range`);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { criClient, type ImageApi, type RuntimeApi } from './cri-client.js';
+
+export const repoRoot = resolve(import.meta.dirname, '../..');
+export type Runtime = 'node' | 'bun' | 'deno';
+
+/** The JavaScript runtime the server runs under, chosen by the test matrix. */
+export const runtime: Runtime = (process.env.PEAPOD_TEST_RUNTIME as Runtime) ?? 'node';
+
+function command(rt: Runtime): string[] {
+  const cli = join(repoRoot, 'dist', 'cli.js');
+  const bin = (name: string) => join(repoRoot, 'node_modules', '.bin', name);
+  switch (rt) {
+    case 'node':
+      return [process.execPath, cli];
+    case 'bun':
+      return [bin('bun'), cli];
+    case 'deno':
+      return [bin('deno'), 'run', '-A', cli];
+  }
+}
+
+export interface TestServer {
+  runtime: RuntimeApi;
+  image: ImageApi;
+  socket: string;
+  root: string;
+  state: string;
+  pid: number;
+  /** Everything the server printed so far. */
+  output(): string;
+  /** kill -9 the server and start it again on the same roots. */
+  restart(env?: Record<string, string>): Promise<void>;
+  kill9(): Promise<void>;
+  /** Removes every sandbox, stops the server, deletes the roots. */
+  cleanup(): Promise<void>;
+}
+
+/** Starts `peapod serve` under the matrix runtime on fresh temporary roots. */
+export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+  const base = mkdtempSync(join(tmpdir(), 'peapod-test-'));
+  const socket = join(base, 'peapod.sock');
+  const root = join(base, 'root');
+  const state = join(base, 'state');
+  let child!: ChildProcess;
+  let out = '';
+  let client = criClient(socket);
+
+  const launch = async (extraEnv: Record<string, string>) => {
+    const [cmd, ...args] = command(runtime);
+    child = spawn(cmd!, [...args, 'serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'], {
+      env: { ...process.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, sig) => reject(new Error(`server (${runtime}) exited early: ${code ?? sig}\n${out}`))),
+    );
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (existsSync(socket)) {
+        try {
+          await Promise.race([client.runtime.Version({}), exited]);
+          return;
+        } catch (err) {
+          if (child.exitCode !== null || child.signalCode !== null) throw err;
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`server (${runtime}) did not come up\n${out}`);
+      await Promise.race([new Promise((r) => setTimeout(r, 25)), exited]);
+    }
+  };
+
+  const kill9 = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+    client.close();
+    client = criClient(socket);
+  };
+
+  await launch(env);
+  const server: TestServer = {
+    get runtime() {
+      return client.runtime;
+    },
+    get image() {
+      return client.image;
+    },
+    socket,
+    root,
+    state,
+    get pid() {
+      return child.pid!;
+    },
+    output: () => out,
+    async restart(extraEnv = {}) {
+      await kill9();
+      await launch(extraEnv);
+    },
+    kill9,
+    async cleanup() {
+      try {
+        if (child.exitCode === null && child.signalCode === null) {
+          const { items } = await client.runtime.ListPodSandbox({});
+          for (const sb of items) await client.runtime.RemovePodSandbox({ podSandboxId: sb.id });
+        }
+      } finally {
+        await kill9();
+        client.close();
+        rmSync(base, { recursive: true, force: true });
+      }
+    },
+  };
+  return server;
+}
+
+/** Namespace inode of /proc/<pid>/ns/<ns> (for a thread: pass "pid/task/tid"). */
+export function nsOf(proc: string | number, ns: string): string {
+  return readlinkSync(`/proc/${proc}/ns/${ns}`);
+}
+
+/** The namespaces of every thread of a process: all must stay the host's. */
+export function threadNamespaces(pid: number): Set<string> {
+  const seen = new Set<string>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    for (const ns of ['net', 'ipc', 'uts', 'pid_for_children', 'mnt']) {
+      try {
+        seen.add(`${ns}=${readlinkSync(`/proc/${pid}/task/${tid}/ns/${ns}`)}`);
+      } catch {
+        // thread exited meanwhile
+      }
+    }
+  }
+  return seen;
+}
+
+export function procStatus(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Mount points whose path contains `fragment` in this process's view. */
+export function mountsContaining(fragment: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4] ?? '')
+    .filter((mp) => mp.includes(fragment));
+}
