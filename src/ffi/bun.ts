@@ -1,0 +1,61 @@
+// Bun backend: bun:ffi. Loaded only on Bun (see index.ts).
+//
+// Notes:
+//  - bun:ffi has no errno support: after a call returned -1 we call libc's
+//    __errno_location() (thread-local, so the main thread's errno) and read
+//    the int at the returned address. Nothing runs in between.
+//  - `ptr` parameters take TypedArrays directly (and null → NULL); strings
+//    arrive here already NUL-terminated (wrap.ts cstr()).
+//  - i64/u64 *results* come back as BigInt; `i64_fast` returns a number when
+//    it fits. u64 *arguments* accept plain numbers.
+//  - A symbol can only be declared once per dlopen(), so prctl's `int *`
+//    variant passes the address from ptr() through the unsigned long arg2.
+
+import { dlopen, FFIType, ptr, read } from 'bun:ffi';
+import type { RawLibc } from './wrap.js';
+
+export function createRawLibc(): RawLibc {
+  const { i32, u32, i64, i64_fast, u64, ptr: pointer } = FFIType;
+  const { symbols: c } = dlopen('libc.so.6', {
+    __errno_location: { args: [], returns: pointer },
+    unshare: { args: [i32], returns: i32 },
+    setns: { args: [i32, i32], returns: i32 },
+    sethostname: { args: [pointer, u64], returns: i32 },
+    mount: { args: [pointer, pointer, pointer, u64, pointer], returns: i32 },
+    umount2: { args: [pointer, i32], returns: i32 },
+    open: { args: [pointer, i32, u32], returns: i32 },
+    close: { args: [i32], returns: i32 },
+    syscall: { args: [i64, i64, i64, i64, i64], returns: i64_fast },
+    kill: { args: [i32, i32], returns: i32 },
+    waitpid: { args: [i32, pointer, i32], returns: i32 },
+    prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+    socket: { args: [i32, i32, i32], returns: i32 },
+    ioctl: { args: [i32, u64, pointer], returns: i32 },
+    gettid: { args: [], returns: i32 },
+    getpid: { args: [], returns: i32 },
+  });
+
+  return {
+    backend: 'bun',
+    errno: () => {
+      const p = c.__errno_location() as number | null;
+      return p === null ? 0 : read.i32(p, 0);
+    },
+    unshare: (flags) => c.unshare(flags) as number,
+    setns: (fd, nstype) => c.setns(fd, nstype) as number,
+    sethostname: (name, len) => c.sethostname(name, len) as number,
+    mount: (source, target, fstype, flags, data) => c.mount(source, target, fstype, flags, data) as number,
+    umount2: (target, flags) => c.umount2(target, flags) as number,
+    open: (path, flags, mode) => c.open(path, flags, mode) as number,
+    close: (fd) => c.close(fd) as number,
+    syscall: (nr, a1, a2, a3, a4) => Number(c.syscall(nr, a1, a2, a3, a4)),
+    kill: (pid, sig) => c.kill(pid, sig) as number,
+    waitpid: (pid, status, options) => c.waitpid(pid, status, options) as number,
+    prctl: (option, arg2) => c.prctl(option, arg2, 0, 0, 0) as number,
+    prctlOut: (option, out) => c.prctl(option, ptr(out), 0, 0, 0) as number,
+    socket: (domain, type, protocol) => c.socket(domain, type, protocol) as number,
+    ioctl: (fd, request, arg) => c.ioctl(fd, request, arg) as number,
+    gettid: () => c.gettid() as number,
+    getpid: () => c.getpid() as number,
+  };
+}

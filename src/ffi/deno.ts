@@ -1,0 +1,84 @@
+// Deno backend: Deno.dlopen. Loaded only on Deno (see index.ts). Needs
+// --allow-ffi (or -A); FFI is stable in Deno 2, no --unstable flag.
+//
+// Notes:
+//  - Deno.dlopen has no errno support: after a call returned -1 we call
+//    libc's __errno_location() and read the int through UnsafePointerView.
+//  - `buffer` parameters take any TypedArray (or null → NULL) and pass a
+//    pointer to its bytes, so in/out structs and int out-params just work;
+//    strings arrive here already NUL-terminated (wrap.ts cstr()).
+//  - i64/u64/isize/usize *results* are always BigInt; u64 *arguments* accept
+//    plain numbers.
+//  - A symbol may be bound twice under different keys with `name:`, which we
+//    use for prctl's `int *` variant.
+
+import type { RawLibc } from './wrap.js';
+
+type Ptr = Deno.PointerValue;
+
+interface Symbols {
+  __errno_location(): Ptr;
+  unshare(flags: number): number;
+  setns(fd: number, nstype: number): number;
+  sethostname(name: Uint8Array, len: number): number;
+  mount(source: Uint8Array | null, target: Uint8Array, fstype: Uint8Array | null, flags: number, data: Uint8Array | null): number;
+  umount2(target: Uint8Array, flags: number): number;
+  open(path: Uint8Array, flags: number, mode: number): number;
+  close(fd: number): number;
+  syscall(nr: number, a1: number, a2: number, a3: number, a4: number): bigint;
+  kill(pid: number, sig: number): number;
+  waitpid(pid: number, status: Int32Array, options: number): number;
+  prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
+  prctlOut(option: number, out: Int32Array, arg3: number, arg4: number, arg5: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  ioctl(fd: number, request: number, arg: Uint8Array): number;
+  gettid(): number;
+  getpid(): number;
+}
+
+export function createRawLibc(): RawLibc {
+  const lib = Deno.dlopen('libc.so.6', {
+    __errno_location: { parameters: [], result: 'pointer' },
+    unshare: { parameters: ['i32'], result: 'i32' },
+    setns: { parameters: ['i32', 'i32'], result: 'i32' },
+    sethostname: { parameters: ['buffer', 'usize'], result: 'i32' },
+    mount: { parameters: ['buffer', 'buffer', 'buffer', 'u64', 'buffer'], result: 'i32' },
+    umount2: { parameters: ['buffer', 'i32'], result: 'i32' },
+    open: { parameters: ['buffer', 'i32', 'u32'], result: 'i32' },
+    close: { parameters: ['i32'], result: 'i32' },
+    syscall: { parameters: ['i64', 'i64', 'i64', 'i64', 'i64'], result: 'i64' },
+    kill: { parameters: ['i32', 'i32'], result: 'i32' },
+    waitpid: { parameters: ['i32', 'buffer', 'i32'], result: 'i32' },
+    prctl: { parameters: ['i32', 'u64', 'u64', 'u64', 'u64'], result: 'i32' },
+    prctlOut: { name: 'prctl', parameters: ['i32', 'buffer', 'u64', 'u64', 'u64'], result: 'i32' },
+    socket: { parameters: ['i32', 'i32', 'i32'], result: 'i32' },
+    ioctl: { parameters: ['i32', 'u64', 'buffer'], result: 'i32' },
+    gettid: { parameters: [], result: 'i32' },
+    getpid: { parameters: [], result: 'i32' },
+  });
+  const c = lib.symbols as unknown as Symbols;
+
+  return {
+    backend: 'deno',
+    errno: () => {
+      const p = c.__errno_location();
+      return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32(0);
+    },
+    unshare: (flags) => c.unshare(flags),
+    setns: (fd, nstype) => c.setns(fd, nstype),
+    sethostname: (name, len) => c.sethostname(name, len),
+    mount: (source, target, fstype, flags, data) => c.mount(source, target, fstype, flags, data),
+    umount2: (target, flags) => c.umount2(target, flags),
+    open: (path, flags, mode) => c.open(path, flags, mode),
+    close: (fd) => c.close(fd),
+    syscall: (nr, a1, a2, a3, a4) => Number(c.syscall(nr, a1, a2, a3, a4)),
+    kill: (pid, sig) => c.kill(pid, sig),
+    waitpid: (pid, status, options) => c.waitpid(pid, status, options),
+    prctl: (option, arg2) => c.prctl(option, arg2, 0, 0, 0),
+    prctlOut: (option, out) => c.prctlOut(option, out, 0, 0, 0),
+    socket: (domain, type, protocol) => c.socket(domain, type, protocol),
+    ioctl: (fd, request, arg) => c.ioctl(fd, request, arg),
+    gettid: () => c.gettid(),
+    getpid: () => c.getpid(),
+  };
+}

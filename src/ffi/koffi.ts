@@ -1,0 +1,55 @@
+// Node backend: koffi. Loaded only on Node (see index.ts).
+//
+// Notes:
+//  - koffi saves errno right after every call; koffi.errno() returns that
+//    saved value, so nothing in between can clobber it.
+//  - `const char *` parameters accept our NUL-terminated Uint8Arrays (and
+//    null → NULL); `void *` parameters accept TypedArrays, passed in/out.
+//  - Variadic C functions (open, ioctl, prctl, syscall) are declared with a
+//    fixed prototype, which is ABI-identical for integer/pointer arguments on
+//    x86_64 and arm64 Linux.
+
+import koffi from 'koffi';
+import type { RawLibc } from './wrap.js';
+
+export function createRawLibc(): RawLibc {
+  const lib = koffi.load('libc.so.6');
+
+  const unshare = lib.func('unshare', 'int', ['int']);
+  const setns = lib.func('setns', 'int', ['int', 'int']);
+  const sethostname = lib.func('sethostname', 'int', ['const char *', 'size_t']);
+  const mount = lib.func('mount', 'int', ['const char *', 'const char *', 'const char *', 'unsigned long', 'const char *']);
+  const umount2 = lib.func('umount2', 'int', ['const char *', 'int']);
+  const open = lib.func('open', 'int', ['const char *', 'int', 'unsigned int']);
+  const close = lib.func('close', 'int', ['int']);
+  const syscall = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
+  const kill = lib.func('kill', 'int', ['int', 'int']);
+  const waitpid = lib.func('waitpid', 'int', ['int', 'void *', 'int']);
+  const prctl = lib.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
+  const prctlPtr = lib.func('prctl', 'int', ['int', 'void *', 'unsigned long', 'unsigned long', 'unsigned long']);
+  const socket = lib.func('socket', 'int', ['int', 'int', 'int']);
+  const ioctl = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+  const gettid = lib.func('gettid', 'int', []);
+  const getpid = lib.func('getpid', 'int', []);
+
+  return {
+    backend: 'koffi',
+    errno: () => koffi.errno(),
+    unshare: (flags) => unshare(flags) as number,
+    setns: (fd, nstype) => setns(fd, nstype) as number,
+    sethostname: (name, len) => sethostname(name, len) as number,
+    mount: (source, target, fstype, flags, data) => mount(source, target, fstype, flags, data) as number,
+    umount2: (target, flags) => umount2(target, flags) as number,
+    open: (path, flags, mode) => open(path, flags, mode) as number,
+    close: (fd) => close(fd) as number,
+    syscall: (nr, a1, a2, a3, a4) => Number(syscall(nr, a1, a2, a3, a4)),
+    kill: (pid, sig) => kill(pid, sig) as number,
+    waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
+    prctl: (option, arg2) => prctl(option, arg2, 0, 0, 0) as number,
+    prctlOut: (option, out) => prctlPtr(option, out, 0, 0, 0) as number,
+    socket: (domain, type, protocol) => socket(domain, type, protocol) as number,
+    ioctl: (fd, request, arg) => ioctl(fd, request, arg) as number,
+    gettid: () => gettid() as number,
+    getpid: () => getpid() as number,
+  };
+}

@@ -1,0 +1,70 @@
+// The one libc interface every FFI backend (koffi on Node, bun:ffi on Bun,
+// Deno.dlopen on Deno) implements. Nothing here is runtime-specific.
+
+import { errnoDescription, errnoName } from './errno.js';
+
+export type Backend = 'koffi' | 'bun' | 'deno';
+
+/**
+ * Thin, synchronous libc bindings. Every call that fails (returns -1) throws
+ * a SyscallError carrying errno; successful calls return the C result where
+ * it means something (an fd, a pid) and nothing otherwise.
+ *
+ * Namespace calls (unshare/setns/sethostname) act on the calling OS thread,
+ * which for every backend is the JS main thread; children spawned from that
+ * thread afterwards inherit the namespaces.
+ */
+export interface Libc {
+  readonly backend: Backend;
+  unshare(flags: number): void;
+  setns(fd: number, nstype: number): void;
+  sethostname(name: string): void;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  /** open(2); returns the fd. `mode` defaults to 0 (only meaningful with O_CREAT/O_TMPFILE). */
+  open(path: string, flags: number, mode?: number): number;
+  close(fd: number): void;
+  /** syscall(SYS_pidfd_open = 434, pid, flags); returns the pidfd. */
+  pidfdOpen(pid: number, flags?: number): number;
+  /** syscall(SYS_pidfd_send_signal = 424, pidfd, sig, NULL, 0). */
+  pidfdSendSignal(pidfd: number, sig: number): void;
+  kill(pid: number, sig: number): void;
+  /** waitpid(2); `pid` is 0 when WNOHANG was given and nothing has changed state. */
+  waitpid(pid: number, options: number): { pid: number; status: number };
+  /**
+   * prctl(option, arg2, 0, 0, 0); returns prctl's result. For the options whose
+   * arg2 is an `int *` out-parameter (PR_GET_CHILD_SUBREAPER, PR_GET_PDEATHSIG)
+   * arg2 is ignored and the int written by the kernel is returned instead.
+   */
+  prctl(option: number, arg2: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  /** ioctl(fd, request, arg) where arg is an in/out buffer (e.g. a 40-byte struct ifreq). */
+  ioctl(fd: number, request: number, arg: Uint8Array): number;
+  gettid(): number;
+  getpid(): number;
+}
+
+/** A libc call returned -1. `code` is the errno name ('EPERM'), `errno` its number. */
+export class SyscallError extends Error {
+  override readonly name = 'SyscallError';
+  readonly code: string;
+
+  /**
+   * @param call  the C function name, e.g. 'unshare'
+   * @param errno the errno value read right after the failing call
+   * @param args  optional rendering of the arguments for the message, e.g. 'CLONE_NEWNET'
+   */
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    args?: string,
+  ) {
+    const code = errnoName(errno);
+    super(`${args === undefined ? call : `${call}(${args})`}: ${code} (${errnoDescription(errno)})`);
+    this.code = code;
+  }
+}
+
+export function isSyscallError(err: unknown, code?: string): err is SyscallError {
+  return err instanceof SyscallError && (code === undefined || err.code === code);
+}

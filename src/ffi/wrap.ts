@@ -1,0 +1,162 @@
+// Shared layer between the three FFI backends and the public Libc interface.
+// A backend only has to expose the raw C functions (RawLibc: numbers in,
+// numbers out, strings already encoded) plus a way to read errno; the -1
+// checks, errno → SyscallError mapping, string encoding and message
+// formatting live here once, so the backends behave identically.
+
+import {
+  CLONE_FLAGS,
+  formatFlags,
+  MS_FLAGS,
+  O_FLAGS,
+  PR_GET_CHILD_SUBREAPER,
+  PR_GET_PDEATHSIG,
+  signalName,
+  SYS_pidfd_open,
+  SYS_pidfd_send_signal,
+  UMOUNT_FLAGS,
+} from './constants.js';
+import { type Backend, type Libc, SyscallError } from './types.js';
+
+/** A NUL-terminated byte string, ready to be passed as `const char *`. */
+export type CString = Uint8Array;
+
+/** What a backend provides. Every function maps 1:1 onto the C symbol. */
+export interface RawLibc {
+  readonly backend: Backend;
+  /** errno of the calling thread; called immediately after a call returned -1. */
+  errno(): number;
+  unshare(flags: number): number;
+  setns(fd: number, nstype: number): number;
+  sethostname(name: Uint8Array, len: number): number;
+  mount(source: CString | null, target: CString, fstype: CString | null, flags: number, data: CString | null): number;
+  umount2(target: CString, flags: number): number;
+  open(path: CString, flags: number, mode: number): number;
+  close(fd: number): number;
+  /** long syscall(long nr, long a1, long a2, long a3, long a4) */
+  syscall(nr: number, a1: number, a2: number, a3: number, a4: number): number;
+  kill(pid: number, sig: number): number;
+  waitpid(pid: number, status: Int32Array, options: number): number;
+  /** prctl(option, arg2, 0, 0, 0) with an integer arg2. */
+  prctl(option: number, arg2: number): number;
+  /** prctl(option, &out[0], 0, 0, 0) for options whose arg2 is an int *. */
+  prctlOut(option: number, out: Int32Array): number;
+  socket(domain: number, type: number, protocol: number): number;
+  ioctl(fd: number, request: number, arg: Uint8Array): number;
+  gettid(): number;
+  getpid(): number;
+}
+
+const encoder = new TextEncoder();
+
+/** UTF-8 encodes `s` with a trailing NUL; rejects embedded NULs (C would silently truncate). */
+export function cstr(s: string): CString {
+  if (s.includes('\0')) throw new TypeError(`string passed to C contains a NUL byte: ${JSON.stringify(s)}`);
+  return encoder.encode(`${s}\0`);
+}
+
+const q = (s: string | null): string => (s === null ? 'NULL' : JSON.stringify(s));
+
+/** Options of prctl(2) whose arg2 is an `int *` the kernel writes to. */
+const PRCTL_INT_OUT = new Set([PR_GET_CHILD_SUBREAPER, PR_GET_PDEATHSIG]);
+
+export function wrapLibc(raw: RawLibc): Libc {
+  // Reads errno first (before anything else can clobber it) and throws.
+  const fail = (call: string, args: () => string): never => {
+    const errno = raw.errno();
+    throw new SyscallError(call, errno, args());
+  };
+
+  return Object.freeze({
+    backend: raw.backend,
+
+    unshare(flags: number): void {
+      if (raw.unshare(flags) === -1) fail('unshare', () => formatFlags(flags, CLONE_FLAGS));
+    },
+
+    setns(fd: number, nstype: number): void {
+      if (raw.setns(fd, nstype) === -1) fail('setns', () => `${fd}, ${formatFlags(nstype, CLONE_FLAGS)}`);
+    },
+
+    sethostname(name: string): void {
+      const bytes = cstr(name);
+      if (raw.sethostname(bytes, bytes.length - 1) === -1) fail('sethostname', () => q(name));
+    },
+
+    mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+      const r = raw.mount(
+        source === null ? null : cstr(source),
+        cstr(target),
+        fstype === null ? null : cstr(fstype),
+        flags,
+        data === null ? null : cstr(data),
+      );
+      if (r === -1) {
+        fail('mount', () => `${q(source)}, ${q(target)}, ${q(fstype)}, ${formatFlags(flags, MS_FLAGS)}, ${q(data)}`);
+      }
+    },
+
+    umount2(target: string, flags: number): void {
+      if (raw.umount2(cstr(target), flags) === -1) fail('umount2', () => `${q(target)}, ${formatFlags(flags, UMOUNT_FLAGS)}`);
+    },
+
+    open(path: string, flags: number, mode = 0): number {
+      const fd = raw.open(cstr(path), flags, mode);
+      if (fd === -1) fail('open', () => `${q(path)}, ${formatFlags(flags, O_FLAGS, 'O_RDONLY')}, 0o${mode.toString(8)}`);
+      return fd;
+    },
+
+    close(fd: number): void {
+      if (raw.close(fd) === -1) fail('close', () => String(fd));
+    },
+
+    pidfdOpen(pid: number, flags = 0): number {
+      const fd = raw.syscall(SYS_pidfd_open, pid, flags, 0, 0);
+      if (fd === -1) fail('pidfd_open', () => `${pid}, ${flags}`);
+      return fd;
+    },
+
+    pidfdSendSignal(pidfd: number, sig: number): void {
+      if (raw.syscall(SYS_pidfd_send_signal, pidfd, sig, 0, 0) === -1) {
+        fail('pidfd_send_signal', () => `${pidfd}, ${signalName(sig)}, NULL, 0`);
+      }
+    },
+
+    kill(pid: number, sig: number): void {
+      if (raw.kill(pid, sig) === -1) fail('kill', () => `${pid}, ${signalName(sig)}`);
+    },
+
+    waitpid(pid: number, options: number): { pid: number; status: number } {
+      const status = new Int32Array(1);
+      const r = raw.waitpid(pid, status, options);
+      if (r === -1) fail('waitpid', () => `${pid}, ${options}`);
+      return { pid: r, status: r === 0 ? 0 : status[0] };
+    },
+
+    prctl(option: number, arg2: number): number {
+      if (PRCTL_INT_OUT.has(option)) {
+        const out = new Int32Array(1);
+        if (raw.prctlOut(option, out) === -1) fail('prctl', () => `${option}, &int`);
+        return out[0];
+      }
+      const r = raw.prctl(option, arg2);
+      if (r === -1) fail('prctl', () => `${option}, ${arg2}`);
+      return r;
+    },
+
+    socket(domain: number, type: number, protocol: number): number {
+      const fd = raw.socket(domain, type, protocol);
+      if (fd === -1) fail('socket', () => `${domain}, ${type}, ${protocol}`);
+      return fd;
+    },
+
+    ioctl(fd: number, request: number, arg: Uint8Array): number {
+      const r = raw.ioctl(fd, request, arg);
+      if (r === -1) fail('ioctl', () => `${fd}, 0x${request.toString(16)}, <${arg.length} bytes>`);
+      return r;
+    },
+
+    gettid: () => raw.gettid(),
+    getpid: () => raw.getpid(),
+  });
+}
