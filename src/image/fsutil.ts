@@ -1,0 +1,59 @@
+// Small filesystem helpers shared by the image subsystem.
+
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+
+/** A unique temp name next to `dest` (same filesystem, so rename is atomic). */
+export function tempName(dir: string, prefix = '.tmp-'): string {
+  return path.join(dir, `${prefix}${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+/** Writes a file atomically: temp file, fsync, rename. */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const dir = path.dirname(file);
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = tempName(dir);
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await fsp.rename(tmp, file);
+}
+
+export function existsSync(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function errnoCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e ? String((e as { code: unknown }).code) : undefined;
+}
+
+/** Converts what callers may hand us into an async iterable of byte chunks. */
+export function asAsyncIterable(
+  s: NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  if (Symbol.asyncIterator in s) return s as AsyncIterable<Uint8Array>;
+  throw new TypeError('stream is not async iterable');
+}

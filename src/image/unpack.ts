@@ -1,0 +1,573 @@
+// Streaming, hardened layer unpacker.
+//
+// Reads a (gzip or plain) tar stream with tar-stream and materialises it under
+// `dest`, the way overlayfs wants a lower layer:
+//   - OCI whiteout `.wh.NAME`       → character device 0/0 at NAME
+//   - opaque marker `.wh..wh..opq`  → xattr trusted.overlay.opaque=y on the dir
+//     (when no setxattr is available: explicit whiteouts for every name the lower
+//     layers show in that dir — equivalent, since the cache key (chain ID) fixes
+//     the lower layers — and the dir is listed as opaque in the metadata)
+//
+// Security: every path component is resolved with lstat below `dest`; a parent
+// that is a symlink or not a directory is refused, `..` and absolute names are
+// refused, hardlink targets are resolved the same way (and must exist, and not be
+// directories), device nodes are only created as root. Nothing is ever opened
+// through a symlink: files are created with O_EXCL after removing what was there.
+
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline, Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
+import * as tar from 'tar-stream';
+import { invalidArgument, PeapodError } from '../errors.js';
+import { errnoCode } from './fsutil.js';
+import { patchTarStreamPax, type SetXattr, xattrsFromPax } from './xattr.js';
+
+const execFileP = promisify(execFile);
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const WHITEOUT_META_PREFIX = '.wh..wh.';
+export const WHITEOUT_OPAQUE = '.wh..wh..opq';
+export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+export type Compression = 'gzip' | 'zstd' | 'none';
+
+export function detectCompression(head: Uint8Array): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  return 'none';
+}
+
+type ZlibWithZstd = typeof zlib & { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+
+/**
+ * Peeks at the first bytes of `src`, and returns the decompressed byte stream.
+ * gzip → node:zlib; zstd → node:zlib's zstd when this runtime has it (Node ≥ 22.15),
+ * otherwise a clear InvalidArgument.
+ */
+export async function decompressed(
+  src: AsyncIterable<Uint8Array>,
+  label: string,
+): Promise<{ compression: Compression; stream: AsyncIterable<Uint8Array> }> {
+  const it = src[Symbol.asyncIterator]();
+  const headChunks: Uint8Array[] = [];
+  let headLen = 0;
+  let done = false;
+  while (headLen < 4) {
+    const r = await it.next();
+    if (r.done) {
+      done = true;
+      break;
+    }
+    headChunks.push(r.value);
+    headLen += r.value.byteLength;
+  }
+  const head = Buffer.concat(headChunks);
+  const rest = (async function* () {
+    if (head.length) yield head;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  })();
+  const compression = detectCompression(head);
+  if (compression === 'none') return { compression, stream: rest };
+  let dec: NodeJS.ReadWriteStream;
+  if (compression === 'gzip') dec = zlib.createGunzip();
+  else {
+    const z = zlib as ZlibWithZstd;
+    if (typeof z.createZstdDecompress !== 'function') {
+      await it.return?.();
+      throw invalidArgument(
+        `${label}: zstd-compressed layers are not supported by this runtime (node:zlib has no zstd decompressor; Node >= 22.15 has one)`,
+      );
+    }
+    dec = z.createZstdDecompress();
+  }
+  const out = pipeline(Readable.from(rest, { objectMode: false }), dec as unknown as NodeJS.WritableStream & NodeJS.ReadableStream, () => {});
+  return {
+    compression,
+    stream: (async function* () {
+      try {
+        for await (const c of out as AsyncIterable<Uint8Array>) yield c;
+      } catch (e) {
+        throw invalidArgument(`${label}: corrupt or truncated ${compression} stream: ${(e as Error).message}`);
+      }
+    })(),
+  };
+}
+
+/** One layer below the one being unpacked (for the opaque-dir fallback). */
+export interface LowerLayer {
+  fs: string;
+  /** Relative dirs recorded as opaque in that layer's metadata. */
+  opaque: ReadonlySet<string>;
+}
+
+export interface UnpackOptions {
+  /** Used in error messages: "layer sha256:…". */
+  label?: string;
+  /** Whether device nodes may be created (default: running as root). */
+  isRoot?: boolean;
+  /** setxattr implementation; undefined → xattrs recorded as unapplied. */
+  setxattr?: SetXattr | undefined;
+  /** Lower layers, top first (for opaque dirs when setxattr is unavailable). */
+  lowers?: LowerLayer[];
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface UnpackResult {
+  /** sha256 of the uncompressed tar stream. */
+  diffId: string;
+  compression: Compression;
+  /** Uncompressed tar size. */
+  tarSize: number;
+  entries: number;
+  /** Relative paths of opaque directories. */
+  opaqueDirs: string[];
+  /** Whether opaque dirs carry trusted.overlay.opaque (else explicit whiteouts). */
+  opaqueXattr: boolean;
+  /** xattrs that could not be applied (no setxattr available). */
+  unappliedXattrs: Array<{ path: string; name: string; value: string /* base64 */ }>;
+  /** Device nodes skipped because we are not root. */
+  skippedDevices: string[];
+}
+
+interface DeferredDir {
+  abs: string;
+  mode: number;
+  mtime: Date;
+}
+
+class Unpacker {
+  private readonly label: string;
+  private readonly isRoot: boolean;
+  /** Relative dir paths verified to be real directories (not symlinks). */
+  private readonly safeDirs = new Set<string>(['']);
+  private readonly dirs = new Map<string, DeferredDir>();
+  readonly opaque = new Set<string>();
+  readonly unapplied: UnpackResult['unappliedXattrs'] = [];
+  readonly skippedDevices: string[] = [];
+  entries = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly opts: UnpackOptions,
+  ) {
+    this.label = opts.label ?? 'layer';
+    this.isRoot = opts.isRoot ?? process.getuid?.() === 0;
+  }
+
+  private fail(entry: string, reason: string): PeapodError {
+    return invalidArgument(`${this.label}: entry "${entry}": ${reason}`);
+  }
+
+  /** Splits and validates an archive path into components (no '.', no '..', not absolute). */
+  private components(name: string, entry: string): string[] {
+    if (name.startsWith('/')) throw this.fail(entry, 'absolute path names are not allowed');
+    if (name.includes('\0')) throw this.fail(entry, 'NUL byte in name');
+    const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+    if (parts.includes('..')) throw this.fail(entry, '".." path components are not allowed');
+    return parts;
+  }
+
+  /**
+   * Resolves the directory `parts` below root without following symlinks.
+   * Missing components are created (0755, root-owned) when `create`; a component
+   * that is a symlink or not a directory is refused.
+   */
+  private async dir(parts: string[], entry: string, create: boolean): Promise<string> {
+    let rel = '';
+    for (const p of parts) {
+      const next = rel === '' ? p : `${rel}/${p}`;
+      if (!this.safeDirs.has(next)) {
+        const abs = path.join(this.root, next);
+        let st: fs.Stats | undefined;
+        try {
+          st = await fsp.lstat(abs);
+        } catch (e) {
+          if (errnoCode(e) !== 'ENOENT') throw e;
+        }
+        if (st === undefined) {
+          if (!create) throw this.fail(entry, `path component "${next}" does not exist`);
+          await fsp.mkdir(abs, { mode: 0o755 });
+        } else if (st.isSymbolicLink()) {
+          throw this.fail(entry, `path component "${next}" is a symlink; refusing to write through it`);
+        } else if (!st.isDirectory()) {
+          throw this.fail(entry, `path component "${next}" is not a directory`);
+        }
+        this.safeDirs.add(next);
+      }
+      rel = next;
+    }
+    return path.join(this.root, rel);
+  }
+
+  /** Removes whatever is at abs (if anything). Returns the previous lstat. */
+  private async clear(abs: string, keepDir: boolean): Promise<fs.Stats | undefined> {
+    let st: fs.Stats;
+    try {
+      st = await fsp.lstat(abs);
+    } catch (e) {
+      if (errnoCode(e) === 'ENOENT') return undefined;
+      throw e;
+    }
+    if (st.isDirectory()) {
+      if (keepDir) return st;
+      await fsp.rm(abs, { recursive: true, force: true });
+      // Anything cached below it is gone.
+      this.safeDirs.clear();
+      this.safeDirs.add('');
+      for (const k of [...this.dirs.keys()]) if (k === abs || k.startsWith(abs + '/')) this.dirs.delete(k);
+    } else {
+      await fsp.unlink(abs);
+    }
+    return st;
+  }
+
+  private async applyXattrs(abs: string, rel: string, hdr: tar.Header): Promise<void> {
+    const xs = xattrsFromPax(hdr.pax);
+    for (const [name, value] of xs) {
+      if (this.opts.setxattr) {
+        try {
+          this.opts.setxattr(abs, name, value);
+          continue;
+        } catch (e) {
+          this.opts.log?.('warn', 'setxattr failed', { path: rel, name, error: (e as Error).message });
+        }
+      }
+      this.unapplied.push({ path: rel, name, value: value.toString('base64') });
+    }
+  }
+
+  private async own(abs: string, hdr: tar.Header): Promise<void> {
+    if (this.isRoot) await fsp.lchown(abs, hdr.uid ?? 0, hdr.gid ?? 0);
+  }
+
+  async entry(hdr: tar.Header, body: AsyncIterable<Uint8Array>): Promise<void> {
+    this.entries++;
+    const entry = hdr.name;
+    const parts = this.components(hdr.name, entry);
+    const mode = (hdr.mode ?? 0o644) & 0o7777;
+    const mtime = hdr.mtime ?? new Date(0);
+    if (parts.length === 0) {
+      // "./": the layer root itself.
+      if (hdr.type === 'directory') {
+        await this.own(this.root, hdr);
+        this.dirs.set(this.root, { abs: this.root, mode, mtime });
+        return;
+      }
+      throw this.fail(entry, `a ${hdr.type} cannot replace the layer root`);
+    }
+    const base = parts[parts.length - 1]!;
+    const parentParts = parts.slice(0, -1);
+    const rel = parts.join('/');
+
+    // Whiteouts.
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      await drain(body);
+      const parent = await this.dir(parentParts, entry, true);
+      if (base === WHITEOUT_OPAQUE) {
+        const dirRel = parentParts.join('/');
+        this.opaque.add(dirRel);
+        return;
+      }
+      if (base.startsWith(WHITEOUT_META_PREFIX)) return; // aufs internals (.wh..wh.plnk …)
+      const victim = base.slice(WHITEOUT_PREFIX.length);
+      if (victim === '' || victim === '.' || victim === '..') throw this.fail(entry, 'invalid whiteout name');
+      const abs = path.join(parent, victim);
+      if (await existsL(abs)) return; // this layer itself has it; a whiteout only hides lower content
+      await mknodWhiteout(abs);
+      return;
+    }
+
+    const parent = await this.dir(parentParts, entry, true);
+    const abs = path.join(parent, base);
+
+    switch (hdr.type) {
+      case 'directory': {
+        const prev = await this.clear(abs, true);
+        if (!prev) await fsp.mkdir(abs, { mode: 0o700 });
+        this.safeDirs.add(rel);
+        await this.own(abs, hdr);
+        await this.applyXattrs(abs, rel, hdr);
+        this.dirs.set(abs, { abs, mode, mtime });
+        await drain(body);
+        return;
+      }
+      case 'file':
+      case 'contiguous-file': {
+        await this.clear(abs, false);
+        const fh = await fsp.open(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        try {
+          for await (const c of body) await fh.write(c);
+        } finally {
+          await fh.close();
+        }
+        await this.own(abs, hdr);
+        await fsp.chmod(abs, mode); // after chown: chown clears setuid/setgid
+        await this.applyXattrs(abs, rel, hdr);
+        await fsp.utimes(abs, mtime, mtime);
+        return;
+      }
+      case 'symlink': {
+        await drain(body);
+        if (!hdr.linkname) throw this.fail(entry, 'symlink without target');
+        await this.clear(abs, false);
+        await fsp.symlink(hdr.linkname, abs);
+        await this.own(abs, hdr);
+        await this.applyXattrs(abs, rel, hdr);
+        await fsp.lutimes(abs, mtime, mtime);
+        return;
+      }
+      case 'link': {
+        await drain(body);
+        if (!hdr.linkname) throw this.fail(entry, 'hardlink without target');
+        // Hardlink targets are archive paths, resolved like names (no "..", not
+        // absolute, no symlinked parent, must already exist in this layer).
+        const tparts = this.components(hdr.linkname, entry);
+        if (tparts.length === 0) throw this.fail(entry, 'hardlink to the layer root');
+        const tparent = await this.dir(tparts.slice(0, -1), entry, false);
+        const target = path.join(tparent, tparts[tparts.length - 1]!);
+        let tst: fs.Stats;
+        try {
+          tst = await fsp.lstat(target);
+        } catch {
+          throw this.fail(entry, `hardlink target "${hdr.linkname}" does not exist in this layer`);
+        }
+        if (tst.isDirectory()) throw this.fail(entry, `hardlink target "${hdr.linkname}" is a directory`);
+        if (target === abs) return;
+        await this.clear(abs, false);
+        await fsp.link(target, abs); // link(2) does not follow a symlink target
+        return;
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo': {
+        await drain(body);
+        if (hdr.type !== 'fifo' && !this.isRoot) {
+          this.skippedDevices.push(rel);
+          this.opts.log?.('warn', 'not root: skipping device node in layer', { layer: this.label, path: rel });
+          return;
+        }
+        await this.clear(abs, false);
+        const args =
+          hdr.type === 'fifo'
+            ? [abs, 'p']
+            : [abs, hdr.type === 'character-device' ? 'c' : 'b', String(hdr.devmajor ?? 0), String(hdr.devminor ?? 0)];
+        await execFileP('mknod', ['-m', '0600', ...args]);
+        await this.own(abs, hdr);
+        await fsp.chmod(abs, mode);
+        await this.applyXattrs(abs, rel, hdr);
+        await fsp.utimes(abs, mtime, mtime);
+        return;
+      }
+      default:
+        await drain(body);
+        this.opts.log?.('warn', 'skipping unsupported tar entry type', { layer: this.label, path: rel, type: hdr.type });
+    }
+  }
+
+  /** Opaque dirs: xattr if possible, else explicit whiteouts of lower names. */
+  async finishOpaque(): Promise<boolean> {
+    if (this.opaque.size === 0) return true;
+    if (this.opts.setxattr) {
+      try {
+        for (const d of this.opaque) this.opts.setxattr(path.join(this.root, d), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+        return true;
+      } catch (e) {
+        this.opts.log?.('warn', 'setxattr trusted.overlay.opaque failed; using explicit whiteouts', { error: (e as Error).message });
+      }
+    }
+    for (const d of [...this.opaque].sort()) await this.whiteoutLowers(d);
+    return false;
+  }
+
+  private async whiteoutLowers(dirRel: string): Promise<void> {
+    const lowerEntries = await mergedListing(this.opts.lowers ?? [], dirRel);
+    const here = path.join(this.root, dirRel);
+    for (const [name, isDir] of lowerEntries) {
+      const abs = path.join(here, name);
+      let st: fs.Stats | undefined;
+      try {
+        st = await fsp.lstat(abs);
+      } catch {
+        st = undefined;
+      }
+      if (!st) await mknodWhiteout(abs);
+      else if (st.isDirectory() && isDir) await this.whiteoutLowers(dirRel === '' ? name : `${dirRel}/${name}`);
+    }
+  }
+
+  /** Directory modes and mtimes, after all their content was written. */
+  async finishDirs(): Promise<void> {
+    const all = [...this.dirs.values()].sort((a, b) => b.abs.length - a.abs.length);
+    for (const d of all) {
+      await fsp.chmod(d.abs, d.mode);
+      await fsp.utimes(d.abs, d.mtime, d.mtime);
+    }
+  }
+}
+
+async function existsL(p: string): Promise<boolean> {
+  try {
+    await fsp.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isWhiteoutStat(st: fs.Stats): boolean {
+  return st.isCharacterDevice() && st.rdev === 0;
+}
+
+async function mknodWhiteout(abs: string): Promise<void> {
+  await execFileP('mknod', ['-m', '0000', abs, 'c', '0', '0']);
+}
+
+/**
+ * What the merged view of `lowers` (top first) shows in directory `rel`:
+ * name → is a directory. Honours whiteouts and opaque dirs of the lowers.
+ */
+export async function mergedListing(lowers: LowerLayer[], rel: string): Promise<Map<string, boolean>> {
+  const out = new Map<string, boolean>();
+  const hidden = new Set<string>();
+  const parts = rel === '' ? [] : rel.split('/');
+  for (const lower of lowers) {
+    // Is rel reachable as a directory in this layer? Check ancestors.
+    let cur = lower.fs;
+    let blocked = false;
+    let ancestorOpaque = false;
+    let missing = false;
+    for (let i = 0; i < parts.length; i++) {
+      cur = path.join(cur, parts[i]!);
+      let st: fs.Stats;
+      try {
+        st = await fsp.lstat(cur);
+      } catch {
+        missing = true;
+        break;
+      }
+      if (!st.isDirectory()) {
+        blocked = true; // whiteout or file: hides everything below
+        break;
+      }
+      if (i < parts.length - 1 && (lower.opaque.has(parts.slice(0, i + 1).join('/')) || (await hasOpaqueXattr(cur)))) {
+        ancestorOpaque = true;
+      }
+    }
+    if (blocked) break;
+    if (!missing) {
+      for (const d of await fsp.readdir(cur, { withFileTypes: true })) {
+        if (hidden.has(d.name) || out.has(d.name)) continue;
+        const st = await fsp.lstat(path.join(cur, d.name));
+        if (isWhiteoutStat(st)) hidden.add(d.name);
+        else out.set(d.name, st.isDirectory());
+      }
+      if (lower.opaque.has(rel) || (await hasOpaqueXattr(cur))) break;
+    }
+    if (ancestorOpaque) break;
+  }
+  return out;
+}
+
+async function hasOpaqueXattr(_p: string): Promise<boolean> {
+  // Without getxattr we cannot tell; the layer metadata's opaque list is used instead.
+  return false;
+}
+
+/** Resolves on 'drain', or when the stream closes or fails (so a writer never hangs). */
+function drained(em: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      em.off('drain', done);
+      em.off('close', done);
+      em.off('error', done);
+      resolve();
+    };
+    em.on('drain', done);
+    em.on('close', done);
+    em.on('error', done);
+  });
+}
+
+async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
+  for await (const _ of body) {
+    /* discard */
+  }
+}
+
+/**
+ * Unpacks the layer stream `src` into the existing, empty directory `dest`.
+ * On error the caller must discard `dest` (the layer cache unpacks into a temp dir).
+ */
+export async function unpackLayer(src: AsyncIterable<Uint8Array>, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  patchTarStreamPax();
+  const label = opts.label ?? 'layer';
+  const { compression, stream } = await decompressed(src, label);
+  const hash = createHash('sha256');
+  let tarSize = 0;
+  const extract = tar.extract();
+  const feeder = (async () => {
+    try {
+      for await (const chunk of stream) {
+        hash.update(chunk);
+        tarSize += chunk.byteLength;
+        if (!extract.write(chunk)) await drained(extract as unknown as NodeJS.EventEmitter);
+        if (extract.destroyed) return; // consumer gave up; returning closes the source
+      }
+      (extract as unknown as NodeJS.WritableStream).end();
+    } catch (e) {
+      extract.destroy(e as Error);
+      throw e;
+    }
+  })();
+  feeder.catch(() => {}); // surfaced through the extract iterator / awaited below
+  const u = new Unpacker(dest, opts);
+  try {
+    for await (const entry of extract) {
+      await u.entry(entry.header as unknown as tar.Header, entry as unknown as AsyncIterable<Uint8Array>);
+    }
+  } catch (e) {
+    extract.destroy(new Error('unpack aborted'));
+    // A decompression error surfaces here as "stream destroyed": prefer the cause.
+    const fe = await feeder.then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    if (e instanceof PeapodError) throw e;
+    if (fe instanceof PeapodError) throw fe;
+    const msg = (e as Error).message;
+    throw invalidArgument(`${label}: corrupt or truncated tar stream: ${msg}`);
+  }
+  await feeder.catch((e: unknown) => {
+    if (e instanceof PeapodError) throw e;
+    throw invalidArgument(`${label}: ${(e as Error).message}`);
+  });
+  const opaqueXattr = await u.finishOpaque();
+  await u.finishDirs();
+  if (u.unapplied.length) {
+    opts.log?.('warn', 'xattrs in layer not applied: no setxattr available (install "attr" for setfattr, or provide setxattr)', {
+      layer: label,
+      count: u.unapplied.length,
+      names: [...new Set(u.unapplied.map((x) => x.name))],
+    });
+  }
+  return {
+    diffId: `sha256:${hash.digest('hex')}`,
+    compression,
+    tarSize,
+    entries: u.entries,
+    opaqueDirs: [...u.opaque].sort(),
+    opaqueXattr,
+    unappliedXattrs: u.unapplied,
+    skippedDevices: u.skippedDevices,
+  };
+}
