@@ -1,19 +1,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { criProto } from '../../src/cri/proto.js';
-import type { RuntimeServiceClient } from '../../src/cri/generated/runtime/v1/RuntimeService.js';
-import type { ImageServiceClient } from '../../src/cri/generated/runtime/v1/ImageService.js';
+import type { MethodDefinition } from '@grpc/proto-loader';
+import type { RuntimeServiceDefinition } from '../../src/cri/generated/runtime/v1/RuntimeService.js';
+import type { ImageServiceDefinition } from '../../src/cri/generated/runtime/v1/ImageService.js';
 
-type Unary<C> = {
-  [K in keyof C as K extends `${Uppercase<string & K>}${string}` ? K : never]: C[K] extends (
-    argument: infer Req,
-    callback: grpc.requestCallback<infer Res>,
-  ) => grpc.ClientUnaryCall
-    ? (req: Req) => Promise<Res>
-    : never;
+/** Each unary RPC as an async function taking the request and resolving to the decoded response. */
+type Api<D> = {
+  [K in keyof D]: D[K] extends MethodDefinition<infer Req, any, any, infer Res> ? (req: Req) => Promise<Res> : never;
 };
 
-export type RuntimeApi = Unary<RuntimeServiceClient>;
-export type ImageApi = Unary<ImageServiceClient>;
+export type RuntimeApi = Api<RuntimeServiceDefinition>;
+export type ImageApi = Api<ImageServiceDefinition>;
 
 function promisify<C extends grpc.Client>(client: C): any {
   return new Proxy(client, {
