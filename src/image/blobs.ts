@@ -15,6 +15,8 @@ import { isValidDigest } from './reference.js';
 export interface BlobInfo {
   digest: string;
   size: number;
+  /** False when an identical blob was already stored. */
+  created?: boolean;
 }
 
 const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
@@ -82,7 +84,7 @@ export class BlobStore {
       }
       const got = `sha256:${h.digest('hex')}`;
       if (got !== expected.digest) throw invalidArgument(`${label}: digest mismatch: expected ${expected.digest}, got ${got}`);
-      return { digest: got, size: n };
+      return { digest: got, size: n, created: false };
     }
     const tmp = tempName(this.ingestDir, 'ingest-');
     const fh = await fsp.open(tmp, 'wx', 0o644);
@@ -107,9 +109,10 @@ export class BlobStore {
       }
       await fh.sync();
       await fh.close();
+      const created = !this.has(digest);
       await fsp.rename(tmp, this.path(digest));
       ok = true;
-      return { digest, size };
+      return { digest, size, created };
     } finally {
       if (!ok) {
         await fh.close().catch(() => {});

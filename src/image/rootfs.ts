@@ -1,0 +1,107 @@
+// Container root filesystems from the layer cache.
+//
+// Normal case: an overlay mount spec, mounted later by the native launcher inside
+// the container's mount namespace:
+//   mount -t overlay overlay -o lowerdir=<top>:…:<bottom>,upperdir=<u>,workdir=<w> <target>
+// Fallback where overlayfs is unavailable: a full copy of the merged layers.
+
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import type { LayerCache } from './layers.js';
+import { isWhiteoutStat } from './unpack.js';
+
+const execFileP = promisify(execFile);
+
+export interface OverlaySpec {
+  type: 'overlay';
+  /** Layer dirs, top (last) layer first — overlayfs' lowerdir order. */
+  lowerdir: string[];
+  upperdir: string;
+  workdir: string;
+}
+
+export interface CopySpec {
+  type: 'copy';
+  /** A plain directory holding the merged layers (no overlayfs on this host). */
+  rootfs: string;
+}
+
+export type RootfsSpec = OverlaySpec | CopySpec;
+
+let overlayCached: boolean | undefined;
+
+/** Whether the kernel offers overlayfs (per /proc/filesystems). */
+export function overlayAvailable(): boolean {
+  if (overlayCached === undefined) {
+    try {
+      overlayCached = /\boverlay$/m.test(fs.readFileSync('/proc/filesystems', 'utf8'));
+    } catch {
+      overlayCached = false;
+    }
+  }
+  return overlayCached;
+}
+
+/** The mount(8) option string for a spec. */
+export function overlayMountOptions(spec: OverlaySpec): string {
+  return `lowerdir=${spec.lowerdir.join(':')},upperdir=${spec.upperdir},workdir=${spec.workdir}`;
+}
+
+/**
+ * Overlay spec for a stack of chain IDs (bottom first). Creates
+ * <containerDir>/upper and <containerDir>/work (same filesystem, as overlayfs wants).
+ */
+export async function overlaySpec(cache: LayerCache, chainIds: string[], containerDir: string): Promise<OverlaySpec> {
+  const lowerdir = chainIds.length ? [...chainIds].reverse().map((c) => cache.fsPath(c)) : [await cache.emptyLayer()];
+  for (const l of lowerdir) if (l.includes(':') || l.includes(',')) throw new Error(`layer path ${l} contains ':' or ','`);
+  const upperdir = path.join(containerDir, 'upper');
+  const workdir = path.join(containerDir, 'work');
+  await fsp.mkdir(upperdir, { recursive: true, mode: 0o755 });
+  await fsp.mkdir(workdir, { recursive: true, mode: 0o700 });
+  return { type: 'overlay', lowerdir, upperdir, workdir };
+}
+
+/**
+ * Copies the merged layers into `dest` (which must be empty or absent), applying
+ * whiteouts and opaque directories as overlayfs would. Uses `cp -a`, which keeps
+ * owners, modes, times, hardlinks within a layer, devices and xattrs.
+ */
+export async function copyRootfs(cache: LayerCache, chainIds: string[], dest: string): Promise<void> {
+  await fsp.mkdir(dest, { recursive: true, mode: 0o755 });
+  for (const chainId of chainIds) {
+    const src = cache.fsPath(chainId);
+    const opaque = new Set(cache.meta(chainId)?.opaqueDirs ?? []);
+    const whiteouts: string[] = [];
+    // 1. apply this layer's whiteouts and opaque dirs to what is below.
+    const walk = async (rel: string): Promise<void> => {
+      const abs = path.join(src, rel);
+      if (opaque.has(rel)) {
+        const target = path.join(dest, rel);
+        for (const n of await fsp.readdir(target).catch(() => [] as string[])) await fsp.rm(path.join(target, n), { recursive: true, force: true });
+      }
+      for (const d of await fsp.readdir(abs, { withFileTypes: true })) {
+        const r = rel ? `${rel}/${d.name}` : d.name;
+        const st = await fsp.lstat(path.join(src, r));
+        if (isWhiteoutStat(st)) {
+          whiteouts.push(r);
+          await fsp.rm(path.join(dest, r), { recursive: true, force: true });
+        } else if (st.isDirectory()) {
+          // a non-directory below is replaced by this directory
+          const below = await fsp.lstat(path.join(dest, r)).catch(() => undefined);
+          if (below && !below.isDirectory()) await fsp.rm(path.join(dest, r), { force: true });
+          await walk(r);
+        } else {
+          // remove whatever is below (cp would write through a symlink there)
+          await fsp.rm(path.join(dest, r), { recursive: true, force: true });
+        }
+      }
+    };
+    await walk('');
+    // 2. copy the layer over it, 3. drop the whiteout devices that came along.
+    await execFileP('cp', ['-a', '--no-dereference', `${src}/.`, `${dest}/`]);
+    for (const w of whiteouts) await fsp.rm(path.join(dest, w), { force: true });
+  }
+}

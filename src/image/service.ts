@@ -1,0 +1,412 @@
+// ImageService: the image subsystem's public API (what the CRI layer calls).
+//
+// On-disk layout under `root`:
+//   blobs/sha256/<hex>        content store (manifests, configs, layers, verified)
+//   ingest/                   temp files of blobs being written (wiped on open)
+//   layers/<chainid>/fs       unpacked layers (overlay lowerdirs) + meta.json
+//   layers/.tmp-*             layers being unpacked (wiped on open)
+//   index.json                images, tags, container leases (atomic writes)
+//
+// resolve(ref) accepts, in this order:
+//   1. a full image id: "sha256:<64 hex>" or "<64 hex>"
+//   2. a reference: tag ("busybox" → docker.io/library/busybox:latest) or digest
+//      reference ("busybox@sha256:…", matched against repoDigests, or against the
+//      manifest digest of an image of that repository)
+//   3. a unique id prefix of at least 3 hex chars ("sha256:" optional).
+//      Ambiguous prefixes resolve to nothing.
+
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { pickPlatform, planImport, readArchive } from './archive.js';
+import { assertSha256Digest, BlobStore, sha256Digest } from './blobs.js';
+import { asAsyncIterable, writeFileAtomic } from './fsutil.js';
+import { LayerCache } from './layers.js';
+import { formatReference, parseReference, repository, tryParseReference } from './reference.js';
+import { copyRootfs, overlayAvailable, overlaySpec, type RootfsSpec } from './rootfs.js';
+import type { ContainerConfig, Image, ImageConfigJson, IndexJson, LayerRecord, ManifestJson } from './types.js';
+import { cliSetXattr, type SetXattr } from './xattr.js';
+
+export type { Image, ContainerConfig } from './types.js';
+export type { RootfsSpec, OverlaySpec, CopySpec } from './rootfs.js';
+
+export type LogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export interface ImageServiceOptions {
+  root: string;
+  log?: LogFn;
+  /** setxattr(2) implementation (e.g. from src/ffi). Default: `setfattr` CLI if installed, else none. */
+  setxattr?: SetXattr;
+}
+
+interface ImageRecord {
+  id: string;
+  manifestDigest: string;
+  manifestSize: number;
+  configDigest: string;
+  configSize: number;
+  layers: LayerRecord[];
+  repoDigests: string[];
+  config: ContainerConfig;
+  os?: string;
+  architecture?: string;
+}
+
+interface IndexState {
+  version: 1;
+  images: Record<string, ImageRecord>;
+  /** normalised "repo:tag" → image id */
+  tags: Record<string, string>;
+  /** container id → image id */
+  leases: Record<string, string>;
+}
+
+const INDEX_FILE = 'index.json';
+
+export class ImageService {
+  private state: IndexState = { version: 1, images: {}, tags: {}, leases: {} };
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly root: string,
+    private readonly blobs: BlobStore,
+    private readonly layers: LayerCache,
+    private readonly log: LogFn,
+  ) {}
+
+  static async open(opts: ImageServiceOptions): Promise<ImageService> {
+    const root = path.resolve(opts.root);
+    const log: LogFn = opts.log ?? (() => {});
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+    const setxattr = opts.setxattr ?? cliSetXattr();
+    if (!setxattr) {
+      log('warn', 'no setxattr available (no `setfattr`, none injected): layer xattrs such as security.capability are recorded, not applied; opaque dirs use explicit whiteouts');
+    }
+    const blobs = new BlobStore(root);
+    await blobs.init();
+    const layers = new LayerCache(root, blobs, { setxattr, log });
+    await layers.init();
+    for (const n of await fsp.readdir(root)) if (n.startsWith('.tmp-')) await fsp.rm(path.join(root, n), { force: true, recursive: true });
+    const svc = new ImageService(root, blobs, layers, log);
+    await svc.load();
+    return svc;
+  }
+
+  private async load(): Promise<void> {
+    let raw: string | undefined;
+    try {
+      raw = await fsp.readFile(path.join(this.root, INDEX_FILE), 'utf8');
+    } catch {
+      raw = undefined;
+    }
+    if (raw !== undefined) {
+      const s = JSON.parse(raw) as IndexState;
+      if (s.version !== 1) throw invalidArgument(`image index ${path.join(this.root, INDEX_FILE)}: unsupported version ${String(s.version)}`);
+      this.state = { version: 1, images: s.images ?? {}, tags: s.tags ?? {}, leases: s.leases ?? {} };
+    }
+    // Drop anything no image references (leftovers of a crash mid-remove or mid-import).
+    await this.collect(new Set(this.blobs.list()), new Set(this.layers.list()));
+  }
+
+  private async persist(): Promise<void> {
+    await writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1));
+  }
+
+  /** Serialises mutations. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(fn, fn);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  private toImage(r: ImageRecord): Image {
+    const repoTags = Object.entries(this.state.tags)
+      .filter(([, id]) => id === r.id)
+      .map(([t]) => t)
+      .sort();
+    const img: Image = {
+      id: r.id,
+      repoTags,
+      repoDigests: [...r.repoDigests].sort(),
+      size: r.configSize + r.layers.reduce((a, l) => a + l.size, 0),
+      config: r.config,
+      manifestDigest: r.manifestDigest,
+      chainIds: r.layers.map((l) => l.chainId),
+    };
+    if (r.os) img.os = r.os;
+    if (r.architecture) img.architecture = r.architecture;
+    const user = (r.config.User ?? '').split(':')[0] ?? '';
+    if (/^\d+$/.test(user)) img.uid = Number(user);
+    else if (user !== '') img.username = user;
+    return img;
+  }
+
+  list(filterRef?: string): Image[] {
+    if (filterRef) {
+      const one = this.resolve(filterRef);
+      return one ? [one] : [];
+    }
+    return Object.values(this.state.images)
+      .map((r) => this.toImage(r))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  private resolveId(ref: string): string | undefined {
+    const s = ref.trim();
+    if (s === '') return undefined;
+    const full = /^(?:sha256:)?([a-f0-9]{64})$/.exec(s);
+    if (full && this.state.images[`sha256:${full[1]}`]) return `sha256:${full[1]}`;
+    const r = tryParseReference(s);
+    if (r) {
+      if (r.digest !== undefined) {
+        const repo = repository(r);
+        const want = `${repo}@${r.digest}`;
+        for (const img of Object.values(this.state.images)) if (img.repoDigests.includes(want)) return img.id;
+        for (const img of Object.values(this.state.images)) {
+          if (img.manifestDigest === r.digest && Object.entries(this.state.tags).some(([t, id]) => id === img.id && t.startsWith(`${repo}:`))) {
+            return img.id;
+          }
+        }
+      } else {
+        const id = this.state.tags[formatReference(r)];
+        if (id) return id;
+      }
+    }
+    const prefix = /^(?:sha256:)?([a-f0-9]{3,64})$/.exec(s);
+    if (prefix) {
+      const hits = Object.keys(this.state.images).filter((id) => id.startsWith(`sha256:${prefix[1]}`));
+      if (hits.length === 1) return hits[0];
+    }
+    return undefined;
+  }
+
+  resolve(ref: string): Image | undefined {
+    const id = this.resolveId(ref);
+    const r = id ? this.state.images[id] : undefined;
+    return r ? this.toImage(r) : undefined;
+  }
+
+  hasBlob(digest: string): boolean {
+    return this.blobs.has(digest);
+  }
+
+  // -------------------------------------------------------------- mutations
+
+  /** Loads an OCI-layout or docker-archive tarball (optionally gzipped). */
+  import(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { name?: string } = {}): Promise<Image[]> {
+    if (opts.name !== undefined) parseReference(opts.name); // validate early
+    return this.locked(async () => {
+      const archive = await readArchive(asAsyncIterable(stream), this.blobs);
+      try {
+        const plan = await planImport(archive, this.blobs, { name: opts.name, log: this.log });
+        const ids: string[] = [];
+        for (const c of plan) ids.push(await this.commit(c.manifestDigest, c.names));
+        this.log('info', 'images imported', { images: ids.map((id) => this.toImage(this.state.images[id]!).repoTags.join(',') || id) });
+        return ids.map((id) => this.toImage(this.state.images[id]!));
+      } finally {
+        // Blobs this import brought that no image references (oci-layout,
+        // index.json, unchosen platforms, or everything after a failure).
+        const refd = this.referencedBlobs();
+        for (const d of archive.added) if (!refd.has(d)) await this.blobs.delete(d);
+      }
+    });
+  }
+
+  /** Points the tag `ref` at image `imageId` (moving it from any other image). */
+  tag(imageId: string, ref: string): Promise<void> {
+    return this.locked(async () => {
+      const id = this.resolveId(imageId);
+      if (!id) throw notFound(`image ${imageId} not found`);
+      const r = parseReference(ref);
+      if (r.digest !== undefined || r.tag === undefined) throw invalidArgument(`cannot tag with a digest reference: ${ref}`);
+      this.state.tags[formatReference(r)] = id;
+      const img = this.state.images[id]!;
+      const rd = `${repository(r)}@${img.manifestDigest}`;
+      if (!img.repoDigests.includes(rd)) img.repoDigests.push(rd);
+      await this.persist();
+    });
+  }
+
+  /** Removes the image `ref` resolves to, with all its tags. Missing → no-op. */
+  remove(ref: string): Promise<void> {
+    return this.locked(async () => {
+      const id = this.resolveId(ref);
+      if (!id) return;
+      const holders = Object.entries(this.state.leases)
+        .filter(([, i]) => i === id)
+        .map(([c]) => c);
+      if (holders.length) {
+        throw failedPrecondition(`image ${id} is in use by container(s) ${holders.join(', ')}`);
+      }
+      const rec = this.state.images[id]!;
+      delete this.state.images[id];
+      for (const [t, i] of Object.entries(this.state.tags)) if (i === id) delete this.state.tags[t];
+      await this.persist(); // index first: a crash below only leaves orphans, collected on open
+      const blobs = new Set([rec.manifestDigest, rec.configDigest, ...rec.layers.map((l) => l.digest)]);
+      await this.collect(blobs, new Set(rec.layers.map((l) => l.chainId)));
+      this.log('info', 'image removed', { id });
+    });
+  }
+
+  retain(imageId: string, containerId: string): Promise<void> {
+    return this.locked(async () => {
+      const id = this.resolveId(imageId);
+      if (!id) throw notFound(`image ${imageId} not found`);
+      if (this.state.leases[containerId] === id) return;
+      this.state.leases[containerId] = id;
+      await this.persist();
+    });
+  }
+
+  release(containerId: string): Promise<void> {
+    return this.locked(async () => {
+      if (!(containerId in this.state.leases)) return;
+      delete this.state.leases[containerId];
+      await this.persist();
+    });
+  }
+
+  /**
+   * Root filesystem for a container: an overlay spec (upper/work created under
+   * containerDir) or, where the kernel has no overlayfs, a copy at containerDir/rootfs.
+   */
+  async rootfsSpec(imageId: string, containerDir: string): Promise<RootfsSpec> {
+    const id = this.resolveId(imageId);
+    if (!id) throw notFound(`image ${imageId} not found`);
+    const rec = this.state.images[id]!;
+    // Re-unpack layers that vanished from the cache (blobs are kept).
+    const chains = await this.layers.ensure(rec.layers.map((l) => ({ digest: l.digest, diffId: l.diffId })));
+    if (overlayAvailable()) return overlaySpec(this.layers, chains, containerDir);
+    const rootfs = path.join(containerDir, 'rootfs');
+    this.log('warn', 'overlayfs unavailable: copying image layers into the container rootfs', { image: id, rootfs });
+    await copyRootfs(this.layers, chains, rootfs);
+    return { type: 'copy', rootfs };
+  }
+
+  async fsInfo(): Promise<{ mountpoint: string; usedBytes: number; inodesUsed: number; timestampNs: bigint }> {
+    let usedBytes = 0;
+    let inodesUsed = 0;
+    const seen = new Set<string>();
+    const walk = async (p: string): Promise<void> => {
+      let st: fs.Stats;
+      try {
+        st = await fsp.lstat(p);
+      } catch {
+        return;
+      }
+      const key = `${st.dev}:${st.ino}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        usedBytes += st.blocks * 512;
+        inodesUsed++;
+      }
+      if (st.isDirectory()) {
+        let names: string[];
+        try {
+          names = await fsp.readdir(p);
+        } catch {
+          return;
+        }
+        for (const n of names) await walk(path.join(p, n));
+      }
+    };
+    await walk(this.root);
+    return { mountpoint: this.root, usedBytes, inodesUsed, timestampNs: BigInt(Date.now()) * 1_000_000n };
+  }
+
+  /** For the registry client: stores a blob, verified against `digest` (and `size`). */
+  async ingestBlob(digest: string, size: number | undefined, stream: AsyncIterable<Uint8Array>): Promise<void> {
+    assertSha256Digest(digest);
+    const exp: { digest: string; size?: number } = { digest };
+    if (size !== undefined) exp.size = size;
+    await this.blobs.ingest(stream, exp);
+  }
+
+  /**
+   * For the registry client: stores an image manifest whose config and layers were
+   * ingested already, unpacks its layers and indexes it (tagged `ref` if given).
+   */
+  commitManifest(manifestBytes: Buffer, ref: string | undefined): Promise<Image> {
+    return this.locked(async () => {
+      const names = ref === undefined ? [] : [formatReference(parseReference(ref))];
+      const digest = sha256Digest(manifestBytes);
+      await this.blobs.ingestBuffer(manifestBytes, digest);
+      const id = await this.commit(digest, names);
+      return this.toImage(this.state.images[id]!);
+    });
+  }
+
+  // -------------------------------------------------------------- internals
+
+  private async commit(manifestDigest: string, names: string[]): Promise<string> {
+    let m = await this.blobs.readJson<ManifestJson | IndexJson>(manifestDigest);
+    if (Array.isArray((m as IndexJson).manifests)) {
+      const pick = pickPlatform(m as IndexJson, `index ${manifestDigest}`);
+      if (!this.blobs.has(pick.digest)) throw invalidArgument(`index ${manifestDigest} references manifest ${pick.digest}, which is missing`);
+      manifestDigest = pick.digest;
+      m = await this.blobs.readJson<ManifestJson>(manifestDigest);
+    }
+    const manifest = m as ManifestJson;
+    if (!manifest.config || !Array.isArray(manifest.layers)) throw invalidArgument(`blob ${manifestDigest} is not an image manifest`);
+    const what = `manifest ${manifestDigest}`;
+    for (const d of [manifest.config, ...manifest.layers]) {
+      assertSha256Digest(d.digest, what);
+      if (!this.blobs.has(d.digest)) throw invalidArgument(`${what} references blob ${d.digest}, which is missing`);
+      const size = this.blobs.size(d.digest);
+      if (typeof d.size === 'number' && d.size !== size) throw invalidArgument(`${what}: blob ${d.digest} is ${size} bytes, manifest says ${d.size}`);
+    }
+    const config = await this.blobs.readJson<ImageConfigJson>(manifest.config.digest);
+    const diffIds = config.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+      throw invalidArgument(`${what}: config ${manifest.config.digest} has ${diffIds?.length ?? 'no'} diff_ids for ${manifest.layers.length} layers`);
+    }
+    for (const d of diffIds) assertSha256Digest(d, `config ${manifest.config.digest} diff_id`);
+    const chains = await this.layers.ensure(manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i]! })));
+    const id = manifest.config.digest;
+    const prev = this.state.images[id];
+    const rec: ImageRecord = {
+      id,
+      manifestDigest,
+      manifestSize: this.blobs.size(manifestDigest),
+      configDigest: manifest.config.digest,
+      configSize: this.blobs.size(manifest.config.digest),
+      layers: manifest.layers.map((l, i) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType, diffId: diffIds[i]!, chainId: chains[i]! })),
+      repoDigests: prev ? [...prev.repoDigests] : [],
+      config: config.config ?? {},
+    };
+    if (config.os) rec.os = config.os;
+    if (config.architecture) rec.architecture = config.architecture;
+    for (const n of names) {
+      const r = parseReference(n);
+      const rd = `${repository(r)}@${r.digest ?? manifestDigest}`;
+      if (!rec.repoDigests.includes(rd)) rec.repoDigests.push(rd);
+      if (r.tag !== undefined) this.state.tags[formatReference({ domain: r.domain, path: r.path, tag: r.tag })] = id;
+    }
+    this.state.images[id] = rec;
+    // A replaced manifest (same config, other manifest) keeps its blob only if referenced.
+    await this.persist();
+    if (prev && prev.manifestDigest !== manifestDigest) await this.collect(new Set([prev.manifestDigest, ...prev.layers.map((l) => l.digest)]), new Set());
+    return id;
+  }
+
+  private referencedBlobs(): Set<string> {
+    const s = new Set<string>();
+    for (const r of Object.values(this.state.images)) {
+      s.add(r.manifestDigest);
+      s.add(r.configDigest);
+      for (const l of r.layers) s.add(l.digest);
+    }
+    return s;
+  }
+
+  /** Deletes the given blobs and layers unless an image still references them. */
+  private async collect(blobs: Set<string>, chains: Set<string>): Promise<void> {
+    const refBlobs = this.referencedBlobs();
+    const refChains = new Set(Object.values(this.state.images).flatMap((r) => r.layers.map((l) => l.chainId)));
+    for (const d of blobs) if (!refBlobs.has(d)) await this.blobs.delete(d);
+    for (const c of chains) if (!refChains.has(c)) await this.layers.remove(c);
+  }
+}
