@@ -1,0 +1,73 @@
+/*
+ * The container spec: what the TypeScript server decided, in a form the
+ * native launcher executes without judgement. The server writes it to a file
+ * (<container dir>/spec); the monitor and the exec helper parse it.
+ *
+ * Format: one directive per line, fields separated by single spaces, each
+ * field percent-encoded (every byte outside [A-Za-z0-9._/:=,+@-] as %XX;
+ * an empty field is "%").  Lines in order; unknown directives are an error.
+ *
+ *   pidns PATH|new|host        join the pinned pod PID namespace / a new one / stay
+ *   rootfs DIR                 where the root file system is assembled (the mount point)
+ *   overlay LOWERS UPPER WORK  overlay at rootfs; LOWERS colon-separated, top first
+ *   mount TYPE SRC DST FLAGS DATA
+ *                              DST is a container path (under rootfs); FLAGS a comma
+ *                              list of ro,nosuid,nodev,noexec,bind,rbind,private,
+ *                              rprivate,slave,rslave,shared,rshared,relatime,strictatime
+ *                              or "-"; DATA "-" for none. Missing targets are created
+ *                              (a file when a bind source is a file).
+ *   symlink TARGET LINKPATH    LINKPATH a container path
+ *   mask PATH                  /dev/null over a file, empty read-only tmpfs over a dir
+ *   readonly PATH              bind PATH onto itself read-only
+ *   readonly-rootfs            remount / read-only after everything else
+ *   cwd PATH
+ *   user UID GID [GID,GID...]  supplementary groups optional
+ *   env KEY=VALUE              repeatable, in order
+ *   arg VALUE                  repeatable; the first is the program (looked up in PATH
+ *                              of the container env when it has no slash)
+ *   caps HEXMASK               bounding, permitted, effective, inheritable sets
+ *   no-new-privs
+ *   seccomp default|unconfined
+ *   rlimit NAME SOFT HARD      NAME like RLIMIT_NOFILE; "unlimited" allowed
+ *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error
+ *   cgroup DIR                 repeatable: the init pid is written to DIR/cgroup.procs
+ *   log PATH                   CRI-format log file (monitor)
+ *   stdin 0|1  tty 0|1         (monitor; later)
+ */
+#ifndef PEAPOD_CONTAINER_H
+#define PEAPOD_CONTAINER_H
+
+#include <stddef.h>
+
+struct spec; /* defined in spec.c */
+
+/* Parses a spec file. NULL on error, with a message in err. */
+struct spec *spec_load(const char *path, char *err, size_t errlen);
+void spec_free(struct spec *s);
+
+/* Accessors the monitor needs. */
+const char *spec_pidns(const struct spec *s);      /* path, "new" or "host" */
+const char *spec_log_path(const struct spec *s);   /* NULL when absent */
+size_t spec_cgroup_count(const struct spec *s);
+const char *spec_cgroup(const struct spec *s, size_t i);
+
+/*
+ * In the freshly forked container init (already in the right PID namespace):
+ * new mount namespace, rootfs, mounts, pivot_root, cwd, rlimits, oom score,
+ * user and groups, capabilities, no_new_privs, seccomp. Returns 0 when the
+ * process is ready to exec, -1 with a message in err.
+ */
+int container_setup(const struct spec *s, char *err, size_t errlen);
+
+/* execve of the spec's args with its env; returns only on failure (errno set). */
+void container_exec(const struct spec *s);
+
+/*
+ * For exec into a running container: joins every namespace of `pid`
+ * (user excluded: mnt, pid for children, net, ipc, uts, cgroup) and its
+ * cgroups, then applies the process part of the spec (cwd, user, caps,
+ * no_new_privs, seccomp, rlimits) but builds no rootfs. 0 or -1 with err.
+ */
+int container_join(int pid, const struct spec *s, char *err, size_t errlen);
+
+#endif
