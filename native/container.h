@@ -63,11 +63,16 @@ int container_setup(const struct spec *s, char *err, size_t errlen);
 void container_exec(const struct spec *s);
 
 /*
- * For exec into a running container: joins every namespace of `pid`
- * (user excluded: mnt, pid for children, net, ipc, uts, cgroup) and its
- * cgroups, then applies the process part of the spec (cwd, user, caps,
- * no_new_privs, seccomp, rlimits) but builds no rootfs. 0 or -1 with err.
+ * For exec into a running container: joins every namespace of `pid` (user
+ * excluded: mnt, pid for children, net, ipc, uts, cgroup) and its cgroups.
+ * The caller forks afterwards so the child lands in the PID namespace.
  */
-int container_join(int pid, const struct spec *s, char *err, size_t errlen);
+int container_join(int pid, char *err, size_t errlen);
+
+/*
+ * The process part of the spec, shared by container_setup and exec: cwd,
+ * rlimits, oom score, user and groups, capabilities, no_new_privs, seccomp.
+ */
+int container_process_setup(const struct spec *s, char *err, size_t errlen);
 
 #endif
