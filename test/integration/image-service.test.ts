@@ -1,0 +1,388 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ImageService } from '../../src/image/service.js';
+import { copyRootfs, overlayAvailable, overlayMountOptions, type OverlaySpec } from '../../src/image/rootfs.js';
+import { LayerCache } from '../../src/image/layers.js';
+import { BlobStore } from '../../src/image/blobs.js';
+import { PeapodError } from '../../src/errors.js';
+import { chunks, describeTree, gzip, makeTar, tmpDir } from '../support/image-tar.js';
+import { ARCH, buildImage, builtImage, dockerArchive, manifestEntry, ociArchive, ociArchiveOf, sha } from '../support/image-archive.js';
+
+const isRoot = process.getuid?.() === 0;
+let root: string;
+let work: string;
+const mounts: string[] = [];
+const logs: Array<[string, string]> = [];
+const log = (level: string, msg: string) => void logs.push([level, msg]);
+
+beforeEach(() => {
+  work = tmpDir('peapod-imgsvc-');
+  root = path.join(work, 'root');
+  logs.length = 0;
+});
+afterEach(() => {
+  for (const m of mounts.splice(0)) {
+    try {
+      execFileSync('umount', [m]);
+    } catch {
+      execFileSync('umount', ['-l', m]);
+    }
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+});
+afterAll(() => {
+  for (const m of mounts) execFileSync('umount', ['-l', m]);
+});
+
+const open = () => ImageService.open({ root, log });
+const fileStream = (p: string) => fs.createReadStream(p);
+const blobCount = () => fs.readdirSync(path.join(root, 'blobs/sha256')).length;
+const layerDirs = () => fs.readdirSync(path.join(root, 'layers')).filter((n) => /^[a-f0-9]{64}$/.test(n));
+
+async function expectError(p: Promise<unknown>, kind: string, re: RegExp): Promise<void> {
+  let err: unknown;
+  try {
+    await p;
+  } catch (e) {
+    err = e;
+  }
+  expect(err, 'expected an error').toBeInstanceOf(PeapodError);
+  expect((err as PeapodError).kind).toBe(kind);
+  expect((err as Error).message).toMatch(re);
+}
+
+// Three layers exercising whiteouts and an opaque dir.
+async function layeredImage() {
+  const l1 = await makeTar([
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/a', content: 'A' },
+    { name: 'etc/b', content: 'B' },
+    { name: 'dir/', type: 'directory' },
+    { name: 'dir/x', content: 'X' },
+    { name: 'dir/sub/', type: 'directory' },
+    { name: 'dir/sub/y', content: 'Y' },
+    { name: 'keep/', type: 'directory' },
+    { name: 'keep/k', content: 'K' },
+  ]);
+  const l2 = await makeTar([
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/.wh.b', content: '' },
+    { name: 'dir/', type: 'directory' },
+    { name: 'dir/.wh..wh..opq', content: '' },
+    { name: 'dir/new', content: 'NEW' },
+  ]);
+  const l3 = await makeTar([
+    { name: 'etc/', type: 'directory' },
+    { name: 'etc/a', content: 'A2', mode: 0o600 },
+  ]);
+  return buildImage([l1, l2, l3], { config: { Cmd: ['true'], User: 'nobody', Env: ['A=1'] } });
+}
+
+function checkMergedTree(dir: string): void {
+  expect(fs.readFileSync(path.join(dir, 'etc/a'), 'utf8')).toBe('A2');
+  expect(fs.statSync(path.join(dir, 'etc/a')).mode & 0o777).toBe(0o600);
+  expect(fs.existsSync(path.join(dir, 'etc/b'))).toBe(false); // whited out
+  expect(fs.readdirSync(path.join(dir, 'dir')).sort()).toEqual(['new']); // opaque: x and sub hidden
+  expect(fs.readFileSync(path.join(dir, 'keep/k'), 'utf8')).toBe('K');
+}
+
+describe('ImageService with the busybox test image', () => {
+  const ociTar = builtImage('busybox.tar');
+  const dockerTar = builtImage('busybox-docker.tar');
+  const skip = !ociTar || !dockerTar;
+  if (skip) console.warn('SKIP busybox image tests: images/build.mjs could not build busybox (Debian package "busybox" missing?)');
+
+  it.skipIf(skip)('imports the OCI archive: names, config, size, layer contents', async () => {
+    const svc = await open();
+    const [img, ...rest] = await svc.import(fileStream(ociTar!));
+    expect(rest).toEqual([]);
+    expect(img!.repoTags).toEqual(['docker.io/library/busybox:latest']);
+    expect(img!.repoDigests).toEqual([`docker.io/library/busybox@${img!.manifestDigest}`]);
+    expect(img!.id).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect(img!.config.Cmd).toEqual(['sh']);
+    expect(img!.config.Env?.[0]).toMatch(/^PATH=/);
+    expect(img!.size).toBeGreaterThan(500_000);
+    expect(img!.chainIds).toHaveLength(1);
+    // resolution
+    for (const r of ['busybox', 'busybox:latest', 'docker.io/library/busybox', img!.id, img!.id.slice(7), img!.id.slice(7, 12), `busybox@${img!.manifestDigest}`]) {
+      expect(svc.resolve(r)?.id, r).toBe(img!.id);
+    }
+    expect(svc.resolve('busybox:other')).toBeUndefined();
+    expect(svc.list()).toHaveLength(1);
+    expect(svc.list('busybox')).toHaveLength(1);
+    expect(svc.list('nope')).toEqual([]);
+    // layer cache content: applets are hard links of /bin/busybox; modes and owners
+    const fsDir = path.join(root, 'layers', img!.chainIds[0]!.slice(7), 'fs');
+    const bb = fs.statSync(path.join(fsDir, 'bin/busybox'));
+    expect(fs.statSync(path.join(fsDir, 'bin/sh')).ino).toBe(bb.ino);
+    expect(bb.nlink).toBeGreaterThan(100);
+    expect(fs.statSync(path.join(fsDir, 'tmp')).mode & 0o7777).toBe(0o1777);
+    expect(fs.readFileSync(path.join(fsDir, 'etc/passwd'), 'utf8')).toContain('peapod:x:1000:1000:');
+    if (isRoot) expect(fs.statSync(path.join(fsDir, 'home/peapod')).uid).toBe(1000);
+    expect(fs.readFileSync(path.join(fsDir, 'bin/busybox')).equals(fs.readFileSync('/bin/busybox'))).toBe(true);
+  });
+
+  it.skipIf(skip)('docker-archive of the same image: same id, layer reused, both manifests digests known', async () => {
+    const svc = await open();
+    const [a] = await svc.import(fileStream(ociTar!));
+    const layersBefore = layerDirs();
+    const [b] = await svc.import(fileStream(dockerTar!));
+    expect(b!.id).toBe(a!.id); // same config bytes
+    expect(layerDirs()).toEqual(layersBefore); // same chain ID: unpacked once
+    expect(b!.repoTags).toEqual(['docker.io/library/busybox:latest']);
+    expect(b!.repoDigests).toHaveLength(2);
+    // only referenced blobs stay: docker manifest + config + uncompressed layer (the OCI ones were replaced)
+    expect(blobCount()).toBe(3);
+  });
+
+  it.skipIf(skip)('pause image: entrypoint and numeric user', async () => {
+    const pause = builtImage('pause.tar');
+    if (!pause) return console.warn('SKIP pause image: native/build/pause not available');
+    const svc = await open();
+    const [img] = await svc.import(fileStream(pause));
+    expect(img!.repoTags).toEqual(['registry.k8s.io/pause:3.9']);
+    expect(img!.config.Entrypoint).toEqual(['/pause']);
+    expect(img!.uid).toBe(65535);
+    expect(img!.username).toBeUndefined();
+  });
+});
+
+describe('ImageService: tags, removal, leases, restart', () => {
+  it('multi-tag; remove by one tag removes the image, all tags, its blobs and layers', async () => {
+    const svc = await open();
+    const img = buildImage([await makeTar([{ name: 'f', content: 'one' }])]);
+    const [i] = await svc.import(chunks(await ociArchiveOf(img, 'example.com/one:1')));
+    await svc.tag(i!.id, 'peapod.local/one:latest');
+    await svc.tag(i!.id.slice(7, 15), 'one:v1');
+    expect(svc.resolve('one:v1')!.repoTags).toEqual(['docker.io/library/one:v1', 'example.com/one:1', 'peapod.local/one:latest']);
+    expect(blobCount()).toBe(3);
+    expect(layerDirs()).toHaveLength(1);
+    await svc.remove('peapod.local/one');
+    expect(svc.list()).toEqual([]);
+    expect(svc.resolve('example.com/one:1')).toBeUndefined();
+    expect(blobCount()).toBe(0);
+    expect(layerDirs()).toEqual([]);
+    await svc.remove('peapod.local/one'); // idempotent
+    await svc.remove('sha256:' + 'f'.repeat(64));
+  });
+
+  it('tag moves between images; image stays with its other tags', async () => {
+    const svc = await open();
+    const a = buildImage([await makeTar([{ name: 'a', content: 'a' }])]);
+    const b = buildImage([await makeTar([{ name: 'b', content: 'b' }])]);
+    const [ia] = await svc.import(chunks(await ociArchiveOf(a, 'x.io/app:1')));
+    await svc.tag(ia!.id, 'x.io/app:latest');
+    const [ib] = await svc.import(chunks(await ociArchiveOf(b, 'x.io/app:latest')));
+    expect(svc.resolve('x.io/app:latest')!.id).toBe(ib!.id);
+    expect(svc.resolve(ia!.id)!.repoTags).toEqual(['x.io/app:1']);
+  });
+
+  it('shared layers survive removal of one image; a lease blocks removal; state survives restart', async () => {
+    const base = await makeTar([{ name: 'base', content: 'base' }]);
+    const top = await makeTar([{ name: 'top', content: 'top' }]);
+    const A = buildImage([base]);
+    const B = buildImage([base, top], { config: { Cmd: ['b'] } });
+    let svc = await open();
+    const [ia] = await svc.import(chunks(await ociArchiveOf(A, 'x.io/a:1')));
+    const [ib] = await svc.import(chunks(await ociArchiveOf(B, 'x.io/b:1')));
+    expect(ib!.chainIds[0]).toBe(ia!.chainIds[0]);
+    expect(layerDirs()).toHaveLength(2);
+    await svc.retain(ib!.id, 'ctr-1');
+    await svc.remove('x.io/a:1');
+    expect(layerDirs()).toHaveLength(2); // base still used by B
+    const baseBlob = [...B.blobs.keys()].find((d) => B.blobs.get(d)!.equals(gzip(base)))!;
+    expect(svc.hasBlob(baseBlob)).toBe(true);
+    await expectError(svc.remove('x.io/b:1'), 'FailedPrecondition', /in use by container\(s\) ctr-1/);
+
+    // restart: same images, same lease
+    svc = await open();
+    expect(svc.list().map((i) => i.id)).toEqual([ib!.id]);
+    expect(svc.resolve('x.io/b:1')!.config.Cmd).toEqual(['b']);
+    await expectError(svc.remove(ib!.id), 'FailedPrecondition', /ctr-1/);
+    await svc.release('ctr-1');
+    await svc.release('ctr-1'); // idempotent
+    svc = await open();
+    await svc.remove('x.io/b:1');
+    expect(layerDirs()).toEqual([]);
+    expect(blobCount()).toBe(0);
+    await expectError(svc.retain('sha256:' + '0'.repeat(64), 'c'), 'NotFound', /not found/);
+  });
+
+  it('open() cleans crash leftovers: ingest temps, half-unpacked layers, orphan blobs and layers', async () => {
+    let svc = await open();
+    const img = buildImage([await makeTar([{ name: 'f', content: 'kept' }])]);
+    await svc.import(chunks(await ociArchiveOf(img, 'x.io/kept:1')));
+    fs.writeFileSync(path.join(root, 'ingest/ingest-123'), 'partial');
+    fs.mkdirSync(path.join(root, 'layers/.tmp-1-abc/fs'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'blobs/sha256', 'e'.repeat(64)), 'orphan');
+    fs.mkdirSync(path.join(root, 'layers', 'd'.repeat(64), 'fs'), { recursive: true });
+    fs.writeFileSync(path.join(root, '.tmp-99-index'), '{');
+    svc = await open();
+    expect(fs.readdirSync(path.join(root, 'ingest'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, 'layers')).sort()).toEqual(layerDirs().sort());
+    expect(layerDirs()).toHaveLength(1);
+    expect(blobCount()).toBe(3);
+    expect(fs.existsSync(path.join(root, '.tmp-99-index'))).toBe(false);
+    expect(svc.resolve('x.io/kept:1')).toBeDefined();
+  });
+
+  it('fsInfo reports the root with bytes and inodes', async () => {
+    const svc = await open();
+    await svc.import(chunks(await ociArchiveOf(buildImage([await makeTar([{ name: 'f', content: Buffer.alloc(100_000, 1) }])]), 'x.io/f:1')));
+    const fi = await svc.fsInfo();
+    expect(fi.mountpoint).toBe(root);
+    expect(fi.usedBytes).toBeGreaterThan(100_000);
+    expect(fi.inodesUsed).toBeGreaterThan(5);
+    expect(fi.timestampNs).toBeGreaterThan(1_600_000_000_000_000_000n);
+  });
+});
+
+describe('ImageService: archive formats', () => {
+  it('multi-image OCI archive, nested index picks the runtime platform, ref.name tag completed by name', async () => {
+    const svc = await open();
+    const a = buildImage([await makeTar([{ name: 'a', content: 'a' }])]);
+    const b = buildImage([await makeTar([{ name: 'b', content: 'b' }])]);
+    const other = buildImage([await makeTar([{ name: 'arm', content: 'arm' }])], { arch: 'arm64' });
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          { ...manifestEntry(other), platform: { os: 'linux', architecture: ARCH === 'amd64' ? 'arm64' : 'amd64' } },
+          manifestEntry(b),
+        ],
+      }),
+    );
+    const blobs = new Map([...a.blobs, ...b.blobs, [sha(list), list]]);
+    const tarball = await ociArchive(
+      blobs,
+      [
+        manifestEntry(a, { 'org.opencontainers.image.ref.name': 'registry.example/a:1', 'io.containerd.image.name': 'registry.example/a:1' }),
+        { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha(list), size: list.length, annotations: { 'org.opencontainers.image.ref.name': '2.0' } },
+      ],
+    );
+    const imgs = await svc.import(chunks(tarball), { name: 'peapod.local/multi' });
+    expect(imgs.map((i) => i.repoTags)).toEqual([['registry.example/a:1'], ['peapod.local/multi:2.0']]);
+    expect(imgs[1]!.manifestDigest).toBe(b.manifestDigest);
+    // the other platform's blobs were not in the archive and nothing unreferenced is kept
+    expect(blobCount()).toBe(6);
+  });
+
+  it('docker-archive with two images, shared layer, manifest.json last', async () => {
+    const svc = await open();
+    const base = await makeTar([{ name: 'base', content: 'base' }]);
+    const top = await makeTar([{ name: 'top', content: 'top' }]);
+    const t = await dockerArchive([
+      { layers: [base], repoTags: ['busybox:1', 'busybox:latest'] },
+      { layers: [base, top], repoTags: ['host:5000/app:v2'], config: { Cmd: ['app'], User: '1000:1000' } },
+    ]);
+    const imgs = await svc.import(chunks(t));
+    expect(imgs.map((i) => i.repoTags)).toEqual([['docker.io/library/busybox:1', 'docker.io/library/busybox:latest'], ['host:5000/app:v2']]);
+    expect(imgs[1]!.uid).toBe(1000);
+    expect(imgs[1]!.chainIds[0]).toBe(imgs[0]!.chainIds[0]);
+    const fsDir = path.join(root, 'layers', imgs[1]!.chainIds[1]!.slice(7), 'fs');
+    expect(fs.readFileSync(path.join(fsDir, 'top'), 'utf8')).toBe('top');
+  });
+
+  it('gzipped outer archive and an unnamed image tagged by the name option', async () => {
+    const svc = await open();
+    const img = buildImage([await makeTar([{ name: 'f', content: 'z' }])], { gzipLayers: false });
+    const [i] = await svc.import(chunks(gzip(await ociArchiveOf(img))), { name: 'peapod.local/z' });
+    expect(i!.repoTags).toEqual(['peapod.local/z:latest']);
+  });
+
+  it('rejects: missing blob, wrong digest, bad layer, zstd, not an archive — leaving no blob or layer', async () => {
+    const svc = await open();
+    const img = buildImage([await makeTar([{ name: 'f', content: 'x' }])]);
+    const layerDigest = [...img.blobs.keys()].find((d) => d !== img.configDigest && d !== img.manifestDigest)!;
+    await expectError(
+      svc.import(chunks(await ociArchive(img.blobs, [manifestEntry(img, { 'org.opencontainers.image.ref.name': 'x.io/m:1' })], { omit: [layerDigest] }))),
+      'InvalidArgument',
+      new RegExp(`references blob ${layerDigest}, which is missing`),
+    );
+    // wrong digest: put other bytes under the layer's name
+    const tampered = new Map(img.blobs);
+    tampered.set(layerDigest, gzip(await makeTar([{ name: 'f', content: 'evil' }])));
+    const t2 = await ociArchive(tampered, [manifestEntry(img)]);
+    await expectError(svc.import(chunks(t2)), 'InvalidArgument', /digest mismatch/);
+    // layer with a path traversal
+    const bad = buildImage([await makeTar([{ name: 'ok', content: 'fine' }, { name: '../../escape', content: 'x' }])]);
+    await expectError(svc.import(chunks(await ociArchiveOf(bad, 'x.io/bad:1'))), 'InvalidArgument', /entry "\.\.\/\.\.\/escape"/);
+    expect(fs.existsSync(path.join(root, '..', 'escape'))).toBe(false);
+    // zstd layer
+    const z = buildImage([Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4])], { gzipLayers: false });
+    await expectError(svc.import(chunks(await ociArchiveOf(z, 'x.io/z:1'))), 'InvalidArgument', /zstd/);
+    // not an archive
+    await expectError(svc.import(chunks(await makeTar([{ name: 'hello', content: 'x' }]))), 'InvalidArgument', /not an image archive/);
+    // truncated archive
+    const good = await ociArchiveOf(img, 'x.io/t:1');
+    await expectError(svc.import(chunks(good.subarray(0, 1500))), 'InvalidArgument', /truncated|size mismatch/);
+    expect(blobCount()).toBe(0);
+    expect(fs.readdirSync(path.join(root, 'layers'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, 'ingest'))).toEqual([]);
+    expect(svc.list()).toEqual([]);
+  });
+});
+
+describe('ImageService: registry-client API', () => {
+  it('ingestBlob verifies; commitManifest unpacks and indexes', async () => {
+    const svc = await open();
+    const img = buildImage([await makeTar([{ name: 'hello', content: 'world' }])]);
+    for (const [d, b] of img.blobs) {
+      if (d === img.manifestDigest) continue;
+      await expectError(svc.ingestBlob(d, b.length, chunks(Buffer.concat([b, Buffer.from('x')]))), 'InvalidArgument', /size mismatch/);
+      await expectError(svc.ingestBlob(d, undefined, chunks(Buffer.from('other'))), 'InvalidArgument', /digest mismatch/);
+      expect(svc.hasBlob(d)).toBe(false);
+      await svc.ingestBlob(d, b.length, chunks(b));
+      expect(svc.hasBlob(d)).toBe(true);
+    }
+    const i = await svc.commitManifest(img.manifest, 'quay.io/x/hello:1');
+    expect(i.id).toBe(img.configDigest);
+    expect(i.repoTags).toEqual(['quay.io/x/hello:1']);
+    expect(i.repoDigests).toEqual([`quay.io/x/hello@${img.manifestDigest}`]);
+    expect(svc.resolve(`quay.io/x/hello@${img.manifestDigest}`)?.id).toBe(i.id);
+    const missing = buildImage([await makeTar([{ name: 'nope', content: 'n' }])]);
+    await expectError(svc.commitManifest(missing.manifest, undefined), 'InvalidArgument', /which is missing/);
+  });
+});
+
+describe('rootfs', () => {
+  it.skipIf(!isRoot || !overlayAvailable())('rootfsSpec mounts with overlayfs: whiteouts and opaque dirs work, writes go to upper', async () => {
+    const svc = await open();
+    const img = await layeredImage();
+    const [i] = await svc.import(chunks(await ociArchiveOf(img, 'x.io/layered:1')));
+    expect(i!.username).toBe('nobody');
+    const cdir = path.join(work, 'ctr');
+    const spec = (await svc.rootfsSpec(i!.id, cdir)) as OverlaySpec;
+    expect(spec.type).toBe('overlay');
+    expect(spec.lowerdir).toEqual([...i!.chainIds].reverse().map((c) => path.join(root, 'layers', c.slice(7), 'fs')));
+    expect(fs.statSync(spec.upperdir).isDirectory()).toBe(true);
+    const target = path.join(cdir, 'merged');
+    fs.mkdirSync(target);
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', overlayMountOptions(spec), target]);
+    mounts.push(target);
+    checkMergedTree(target);
+    fs.writeFileSync(path.join(target, 'etc/new'), 'n');
+    fs.rmSync(path.join(target, 'keep/k'));
+    execFileSync('umount', [target]);
+    mounts.pop();
+    expect(fs.readFileSync(path.join(spec.upperdir, 'etc/new'), 'utf8')).toBe('n');
+    // the layer cache itself is untouched
+    expect(fs.readFileSync(path.join(spec.lowerdir[2]!, 'keep/k'), 'utf8')).toBe('K');
+  });
+
+  it.skipIf(!isRoot)('copyRootfs (no-overlay fallback) gives the same merged tree', async () => {
+    const img = await layeredImage();
+    const svc = await open();
+    const [i] = await svc.import(chunks(await ociArchiveOf(img, 'x.io/layered:1')));
+    const blobs = new BlobStore(root);
+    const cache = new LayerCache(root, blobs, {});
+    const dest = path.join(work, 'copy');
+    await copyRootfs(cache, i!.chainIds, dest);
+    checkMergedTree(dest);
+    const t = describeTree(dest);
+    expect([...t.keys()].some((k) => t.get(k)!.startsWith('chr'))).toBe(false); // no whiteout devices left
+  });
+});
