@@ -111,6 +111,19 @@ describe('unpackLayer: contents and metadata', () => {
     expect(Buffer.from(r.unappliedXattrs[0]!.value, 'base64').equals(cap)).toBe(true);
   });
 
+  it('keeps non-UTF-8 xattr bytes intact (tar-stream decodes PAX as UTF-8; we keep the raw bytes)', async () => {
+    // CAP_SETUID (bit 7) + CAP_NET_BIND_SERVICE (bit 10): byte 0x80 is not valid UTF-8 alone.
+    const cap = Buffer.from('0100000280040000800400000000000000000000', 'hex');
+    const placeholder = 'Q'.repeat(cap.length);
+    const t = await makeTar([{ name: 'bin/su', content: 's', mode: 0o4755, pax: { 'SCHILY.xattr.security.capability': placeholder } }]);
+    const at = t.indexOf(Buffer.from(placeholder));
+    expect(at).toBeGreaterThan(0);
+    cap.copy(t, at);
+    const r = await unpackLayer(chunks(t), dest, {});
+    expect(r.unappliedXattrs.map((x) => [x.path, x.name])).toEqual([['bin/su', 'security.capability']]);
+    expect(Buffer.from(r.unappliedXattrs[0]!.value, 'base64').toString('hex')).toBe(cap.toString('hex'));
+  });
+
   it('applies xattrs through an injected setxattr', async () => {
     const calls: Array<[string, string, string]> = [];
     await unpack([{ name: 'f', content: 'x', pax: { 'SCHILY.xattr.user.k': 'v' } }], {
