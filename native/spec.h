@@ -1,0 +1,83 @@
+/* The parsed container spec, shared by the launcher's files (not the monitor's
+ * business: it only uses the accessors of container.h). */
+#ifndef PEAPOD_SPEC_H
+#define PEAPOD_SPEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "container.h"
+
+struct spec_mount {
+	char *type, *src, *dst, *data; /* data NULL for "-" */
+	unsigned long flags;           /* MS_* for mount(2) / the remount */
+	unsigned long propagation;     /* MS_PRIVATE|MS_REC etc, 0 for none */
+	int line;                      /* for error messages at set-up time */
+};
+
+struct spec_symlink {
+	char *target, *linkpath;
+	int line;
+};
+
+struct spec_rlimit {
+	int resource;
+	const char *name;
+	struct rlimit lim;
+};
+
+enum spec_seccomp { SECCOMP_UNSET = 0, SECCOMP_DEFAULT, SECCOMP_UNCONFINED };
+
+struct spec {
+	char *pidns;  /* NULL = "host" */
+	char *rootfs; /* NULL when absent (exec-only specs) */
+	char *ov_lower, *ov_upper, *ov_work; /* all NULL without overlay */
+
+	struct spec_mount *mounts;
+	size_t nmounts;
+	struct spec_symlink *symlinks;
+	size_t nsymlinks;
+	char **masks;
+	size_t nmasks;
+	char **readonly;
+	size_t nreadonly;
+	int readonly_rootfs;
+
+	char *cwd;
+	int has_user;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	size_t ngroups;
+	char **env;  /* NULL-terminated */
+	size_t nenv;
+	char **args; /* NULL-terminated, at least one */
+	size_t nargs;
+	int has_caps;
+	uint64_t caps;
+	int no_new_privs;
+	enum spec_seccomp seccomp;
+	struct spec_rlimit *rlimits;
+	size_t nrlimits;
+	int has_oom;
+	int oom_score_adj;
+	char **cgroups;
+	size_t ncgroups;
+	char *log;
+	int stdin_open, tty;
+};
+
+/* snprintf into err; always returns -1 so callers can `return fail(...)`. */
+int spec_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Set-up steps, one per file; each returns 0 or -1 with a message in err. */
+int mounts_setup(const struct spec *s, char *err, size_t errlen);   /* mounts.c */
+int caps_drop_bounding(uint64_t keep, char *err, size_t errlen);     /* caps.c */
+int caps_set(uint64_t caps, char *err, size_t errlen);               /* caps.c */
+int user_switch(const struct spec *s, int keep_caps, char *err, size_t errlen); /* user.c */
+int seccomp_apply(const struct spec *s, char *err, size_t errlen);  /* seccomp.c */
+
+#endif
