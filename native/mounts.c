@@ -1,0 +1,381 @@
+/* The root file system of a container: mount namespace, overlay, the spec's
+ * mounts, symlinks, masks and read-only paths, then pivot_root.
+ *
+ * The image content is untrusted: a symlink in it (say /etc -> /host/dir)
+ * must never make us create files or mount outside the rootfs. So every
+ * container path is resolved by the kernel with openat2(RESOLVE_IN_ROOT)
+ * relative to an fd of the rootfs, missing components are created with
+ * *at() calls relative to already-resolved directory fds, and mounts target
+ * /proc/self/fd/N of the resolved fd rather than a path string. */
+#include "spec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define FDPATH_LEN 32
+
+static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve)
+{
+	struct open_how how = { .flags = (unsigned long long)flags, .resolve = resolve };
+
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
+static void fdpath(char buf[FDPATH_LEN], int fd)
+{
+	snprintf(buf, FDPATH_LEN, "/proc/self/fd/%d", fd);
+}
+
+/* Opens a container path (absolute) as O_PATH, resolved inside the rootfs:
+ * absolute symlinks and ".." stay below rootfd. Magic links (/proc/self/...)
+ * are refused: they would point anywhere. */
+static int open_in_root(int rootfd, const char *path)
+{
+	while (*path == '/')
+		path++;
+	return sys_openat2(rootfd, *path ? path : ".", O_PATH | O_CLOEXEC,
+			   RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+}
+
+/*
+ * Like open_in_root, but creates what is missing: directories, and for the
+ * last component an empty file when `file` is set. Returns an O_PATH fd.
+ */
+static int mkpath_in_root(int rootfd, const char *path, int file, char *err, size_t errlen)
+{
+	char *copy = strdup(path), *acc = malloc(strlen(path) + 2), *save = NULL;
+	int cur = -1, fd = -1;
+	size_t acclen = 0;
+
+	if (copy == NULL || acc == NULL) {
+		spec_err(err, errlen, "out of memory");
+		goto out;
+	}
+	cur = open_in_root(rootfd, "/");
+	if (cur < 0) {
+		spec_err(err, errlen, "open rootfs: %s", strerror(errno));
+		goto out;
+	}
+	acc[0] = '\0';
+	for (char *c = strtok_r(copy, "/", &save); c != NULL; c = strtok_r(NULL, "/", &save)) {
+		int last = save == NULL || strspn(save, "/") == strlen(save);
+		int next;
+
+		acclen += (size_t)sprintf(acc + acclen, "/%s", c);
+		next = open_in_root(rootfd, acc);
+		if (next < 0 && errno == ENOENT) {
+			struct stat st;
+
+			/* ENOENT with an existing entry: a dangling symlink. Creating its
+			 * target is what runc once got wrong; refuse. */
+			if (fstatat(cur, c, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+				spec_err(err, errlen, "%s: dangling symlink in the rootfs", acc);
+				goto out;
+			}
+			if (strcmp(c, "..") == 0 || strcmp(c, ".") == 0) {
+				errno = ENOENT; /* cannot happen: cur exists */
+			} else if (last && file) {
+				int f = openat(cur, c, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+				if (f >= 0)
+					close(f);
+				else if (errno != EEXIST)
+					goto create_failed;
+			} else if (mkdirat(cur, c, 0755) < 0 && errno != EEXIST) {
+				goto create_failed;
+			}
+			next = open_in_root(rootfd, acc);
+		}
+		if (next < 0) {
+			spec_err(err, errlen, "%s: %s", acc, strerror(errno));
+			goto out;
+		}
+		close(cur);
+		cur = next;
+	}
+	fd = cur;
+	cur = -1;
+	goto out;
+create_failed:
+	spec_err(err, errlen, "create %s: %s", acc, strerror(errno));
+out:
+	if (cur >= 0)
+		close(cur);
+	free(copy);
+	free(acc);
+	return fd;
+}
+
+/* Per-mount flags already on a mount: a bind remount must not clear them. */
+static unsigned long locked_flags(const char *target)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (statvfs(target, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_RDONLY)
+		f |= MS_RDONLY;
+	return f;
+}
+
+/* Remounts the bind mount now at container path `dst` with `flags`, keeping
+ * the restrictions it already has. The path is resolved again: the fd taken
+ * before the mount points at the covered directory, not the new mount. */
+static int bind_remount(int rootfd, const char *dst, unsigned long flags, char *err, size_t errlen)
+{
+	char p[FDPATH_LEN];
+	int fd = open_in_root(rootfd, dst), r;
+
+	if (fd < 0)
+		return spec_err(err, errlen, "reopen %s: %s", dst, strerror(errno));
+	fdpath(p, fd);
+	flags |= locked_flags(p);
+	r = mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | flags, NULL);
+	if (r < 0)
+		spec_err(err, errlen, "remount %s: %s", dst, strerror(errno));
+	close(fd);
+	return r;
+}
+
+static int set_propagation(int rootfd, const char *dst, unsigned long prop, char *err, size_t errlen)
+{
+	char p[FDPATH_LEN];
+	int fd = open_in_root(rootfd, dst), r;
+
+	if (fd < 0)
+		return spec_err(err, errlen, "reopen %s: %s", dst, strerror(errno));
+	fdpath(p, fd);
+	r = mount(NULL, p, NULL, prop, NULL);
+	if (r < 0)
+		spec_err(err, errlen, "set propagation of %s: %s", dst, strerror(errno));
+	close(fd);
+	return r;
+}
+
+#define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME | MS_STRICTATIME)
+
+static int do_mount(int rootfd, const struct spec_mount *m, char *err, size_t errlen)
+{
+	int bind = (m->flags & MS_BIND) != 0, file = 0, fd, r;
+	char p[FDPATH_LEN], e[400];
+
+	if (bind) {
+		struct stat st;
+
+		if (stat(m->src, &st) < 0)
+			return spec_err(err, errlen, "spec line %d: mount %s: source %s: %s", m->line,
+					m->dst, m->src, strerror(errno));
+		file = !S_ISDIR(st.st_mode);
+	}
+	fd = mkpath_in_root(rootfd, m->dst, file, e, sizeof(e));
+	if (fd < 0)
+		return spec_err(err, errlen, "spec line %d: mount target %s", m->line, e);
+	fdpath(p, fd);
+	if (bind) /* mount(2) ignores the other flags on a bind; they need a remount */
+		r = mount(m->src, p, NULL, m->flags & (MS_BIND | MS_REC), NULL);
+	else
+		r = mount(m->src, p, m->type, m->flags, m->data);
+	close(fd);
+	if (r < 0)
+		return spec_err(err, errlen, "spec line %d: mount %s %s on %s: %s", m->line, m->type,
+				m->src, m->dst, strerror(errno));
+	if (bind && (m->flags & REMOUNT_FLAGS) != 0 &&
+	    bind_remount(rootfd, m->dst, m->flags & REMOUNT_FLAGS, e, sizeof(e)) < 0)
+		return spec_err(err, errlen, "spec line %d: %s", m->line, e);
+	if (m->propagation != 0 && set_propagation(rootfd, m->dst, m->propagation, e, sizeof(e)) < 0)
+		return spec_err(err, errlen, "spec line %d: %s", m->line, e);
+	return 0;
+}
+
+static int do_symlink(int rootfd, const struct spec_symlink *l, char *err, size_t errlen)
+{
+	char *dir = strdup(l->linkpath), *name, e[400], buf[4096];
+	int dfd, r = 0;
+	ssize_t n;
+
+	if (dir == NULL)
+		return spec_err(err, errlen, "out of memory");
+	name = strrchr(dir, '/');
+	*name++ = '\0';
+	if (*name == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		free(dir);
+		return spec_err(err, errlen, "spec line %d: symlink: bad LINKPATH %s", l->line, l->linkpath);
+	}
+	dfd = mkpath_in_root(rootfd, dir, 0, e, sizeof(e));
+	if (dfd < 0) {
+		r = spec_err(err, errlen, "spec line %d: symlink %s: %s", l->line, l->linkpath, e);
+	} else if (symlinkat(l->target, dfd, name) < 0) {
+		/* An image may already have the same link (e.g. /dev/fd): fine. */
+		n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+		if (n < 0 || (buf[n] = '\0', strcmp(buf, l->target) != 0))
+			r = spec_err(err, errlen, "spec line %d: symlink %s -> %s: %s", l->line,
+				     l->linkpath, l->target, strerror(EEXIST));
+	}
+	if (dfd >= 0)
+		close(dfd);
+	free(dir);
+	return r;
+}
+
+/* Hides a path: /dev/null over a file, an empty read-only tmpfs over a
+ * directory. Missing paths need no hiding. */
+static int do_mask(int rootfd, const char *path, char *err, size_t errlen)
+{
+	char p[FDPATH_LEN];
+	struct stat st;
+	int fd = open_in_root(rootfd, path), r;
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return spec_err(err, errlen, "mask %s: %s", path, strerror(errno));
+	fdpath(p, fd);
+	if (fstat(fd, &st) < 0)
+		r = -1;
+	else if (S_ISDIR(st.st_mode))
+		r = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=755");
+	else
+		r = mount("/dev/null", p, NULL, MS_BIND, NULL);
+	if (r < 0)
+		spec_err(err, errlen, "mask %s: %s", path, strerror(errno));
+	close(fd);
+	return r;
+}
+
+static int do_readonly(int rootfd, const char *path, char *err, size_t errlen)
+{
+	char p[FDPATH_LEN];
+	int fd = open_in_root(rootfd, path), r;
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return spec_err(err, errlen, "readonly %s: %s", path, strerror(errno));
+	fdpath(p, fd);
+	r = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+	close(fd);
+	if (r < 0)
+		return spec_err(err, errlen, "readonly %s: bind: %s", path, strerror(errno));
+	if (bind_remount(rootfd, path, MS_RDONLY, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static int mount_rootfs(const struct spec *s, char *err, size_t errlen)
+{
+	char *data;
+	int r;
+
+	if (s->ov_lower == NULL) {
+		/* pivot_root needs a mount point. */
+		if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+			return spec_err(err, errlen, "bind rootfs %s: %s", s->rootfs, strerror(errno));
+		return 0;
+	}
+	if (asprintf(&data, "lowerdir=%s,upperdir=%s,workdir=%s", s->ov_lower, s->ov_upper,
+		     s->ov_work) < 0)
+		return spec_err(err, errlen, "out of memory");
+	/* The kernel takes one page of options; containerd shortens paths by
+	 * chdir-ing to the layer dir, which the server can do for us with short
+	 * layer paths if images ever get that deep. */
+	if (strlen(data) >= 4096) {
+		spec_err(err, errlen, "overlay options are %zu bytes, the kernel takes < 4096",
+			 strlen(data));
+		free(data);
+		return -1;
+	}
+	r = mount("overlay", s->rootfs, "overlay", 0, data);
+	if (r < 0)
+		spec_err(err, errlen, "mount overlay on %s (%s): %s", s->rootfs, data, strerror(errno));
+	free(data);
+	return r;
+}
+
+int mounts_setup(const struct spec *s, char *err, size_t errlen)
+{
+	int rootfd = -1;
+
+	if (s->rootfs == NULL)
+		return spec_err(err, errlen, "spec has no rootfs");
+	if (unshare(CLONE_NEWNS) < 0)
+		return spec_err(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
+	/* Nothing we mount may propagate back to the host. Slave rather than
+	 * private, as runc does: host mounts still propagate in, which is what
+	 * rslave (HostToContainer) user mounts need to work at all. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return spec_err(err, errlen, "make / rslave: %s", strerror(errno));
+	if (mount_rootfs(s, err, errlen) < 0)
+		return -1;
+	/* Opened after the overlay/bind so it refers to the new mount. */
+	rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return spec_err(err, errlen, "open rootfs %s: %s", s->rootfs, strerror(errno));
+	for (size_t i = 0; i < s->nmounts; i++)
+		if (do_mount(rootfd, &s->mounts[i], err, errlen) < 0)
+			goto fail;
+	for (size_t i = 0; i < s->nsymlinks; i++)
+		if (do_symlink(rootfd, &s->symlinks[i], err, errlen) < 0)
+			goto fail;
+	for (size_t i = 0; i < s->nmasks; i++)
+		if (do_mask(rootfd, s->masks[i], err, errlen) < 0)
+			goto fail;
+	for (size_t i = 0; i < s->nreadonly; i++)
+		if (do_readonly(rootfd, s->readonly[i], err, errlen) < 0)
+			goto fail;
+
+	/* pivot_root(".", ".") stacks the old root on top of the new one; the
+	 * detach below then removes it, with no directory needed for it. */
+	if (fchdir(rootfd) < 0) {
+		spec_err(err, errlen, "chdir rootfs: %s", strerror(errno));
+		goto fail;
+	}
+	if (syscall(SYS_pivot_root, ".", ".") < 0) {
+		spec_err(err, errlen, "pivot_root %s: %s", s->rootfs, strerror(errno));
+		goto fail;
+	}
+	/* So the unmount cannot propagate anywhere. */
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+		spec_err(err, errlen, "make old root rslave: %s", strerror(errno));
+		goto fail;
+	}
+	if (umount2(".", MNT_DETACH) < 0) {
+		spec_err(err, errlen, "detach old root: %s", strerror(errno));
+		goto fail;
+	}
+	if (chdir("/") < 0) {
+		spec_err(err, errlen, "chdir /: %s", strerror(errno));
+		goto fail;
+	}
+	close(rootfd);
+	if (s->readonly_rootfs &&
+	    mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags("/"), NULL) < 0)
+		return spec_err(err, errlen, "remount / read-only: %s", strerror(errno));
+	return 0;
+fail:
+	close(rootfd);
+	return -1;
+}
+
+int container_setup(const struct spec *s, char *err, size_t errlen)
+{
+	if (mounts_setup(s, err, errlen) < 0)
+		return -1;
+	return container_process_setup(s, err, errlen);
+}
