@@ -1,4 +1,4 @@
-import { promises as fsp, writeFileSync } from 'node:fs';
+import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { alreadyExists, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
@@ -102,8 +102,8 @@ export class SandboxManager {
     };
     const nsDir = join(this.store.runtimeDir(id), 'ns');
     undo.add('remove files', () => this.store.removeFiles(id));
-    await fsp.mkdir(nsDir, { recursive: true });
-    await this.store.save(sb);
+    mkdirSync(nsDir, { recursive: true });
+    this.store.save(sb);
     failpoint('sandbox.after-record');
 
     const fresh = owned.filter((ns): ns is SwitchableNamespace => ns !== 'pid');
@@ -118,7 +118,7 @@ export class SandboxManager {
     reaper.watch(pause.pid);
     undo.add('kill pause', () => reaper.kill(pause));
     sb.pause = pause;
-    await this.store.save(sb);
+    this.store.save(sb);
     failpoint('sandbox.after-pause');
 
     for (const ns of owned) {
@@ -132,7 +132,7 @@ export class SandboxManager {
     if (!isAlive(pause)) throw new Error(`pause (pid ${pause.pid}) died during start-up`);
 
     sb.complete = true;
-    await this.store.save(sb);
+    this.store.save(sb);
     failpoint('sandbox.after-commit');
     this.sandboxes.set(id, sb);
     log.info('pod sandbox ready', { id, pod: `${spec.metadata.namespace}/${spec.metadata.name}`, pid: pause.pid });
@@ -150,7 +150,7 @@ export class SandboxManager {
       if (!sb.stopped || sb.pause) {
         sb.stopped = true;
         sb.pause = null;
-        await this.store.save(sb);
+        this.store.save(sb);
         this.deps.log.info('pod sandbox stopped', { id });
       }
     });

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { mountsUnder, unmount } from '../linux/mount.js';
@@ -23,10 +23,14 @@ export class SandboxStore {
     return join(this.state, 'sandboxes', id);
   }
 
-  async save(sb: Sandbox): Promise<void> {
-    await fsp.mkdir(this.recordDir(sb.id), { recursive: true });
-    // Incomplete records only matter to a restart of this same boot.
-    await writeJsonAtomic(join(this.recordDir(sb.id), 'sandbox.json'), sb, sb.complete);
+  /**
+   * Not fsync'd: a record only matters within one boot (after a reboot every
+   * pause is gone and the pins lived in the state dir), and a torn record is
+   * dropped at load like one never written.
+   */
+  save(sb: Sandbox): void {
+    mkdirSync(this.recordDir(sb.id), { recursive: true });
+    writeJsonAtomic(join(this.recordDir(sb.id), 'sandbox.json'), sb);
   }
 
   async loadAll(log: Logger): Promise<Sandbox[]> {

@@ -1,46 +1,42 @@
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, promises as fsp } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /**
- * Writes a file so that readers see the old or the new content, never a mix:
- * temp file in the same directory, rename over the old one. `durable` adds the
- * fsyncs that make it survive a machine crash too (a process crash needs none).
+ * Writes a small file so that readers see the old or the new content, never
+ * a mix: temp file in the same directory, rename over the old one. `durable`
+ * adds the fsyncs that make it survive a machine crash too (a process crash
+ * needs none). Synchronous on purpose: records are a few KiB, and a sync write
+ * costs microseconds where a thread-pool round trip per step costs more.
  */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  opts: { mode?: number; durable?: boolean } = {},
-): Promise<void> {
-  const { mode = 0o600, durable = true } = opts;
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; durable?: boolean } = {}): void {
+  const { mode = 0o600, durable = false } = opts;
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
   try {
-    await fh.writeFile(data);
-    if (durable) await fh.sync();
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
   } catch (err) {
-    await fh.close();
-    await fsp.rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
-  await fh.close();
-  try {
-    await fsp.rename(tmp, path);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  if (!durable) return;
-  const dir = await fsp.open(dirname(path), fsc.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
+  if (durable) {
+    const dir = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 }
 
-export async function writeJsonAtomic(path: string, value: unknown, durable = true): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, bigintReplacer, 2) + '\n', { durable });
+export function writeJsonAtomic(path: string, value: unknown, durable = false): void {
+  writeFileAtomic(path, JSON.stringify(value, bigintReplacer, 2) + '\n', { durable });
 }
 
 /** bigint values (nanosecond times) are stored as decimal strings. */

@@ -1,0 +1,87 @@
+// Shared helpers for the bench scripts: start a peapod server on temporary
+// roots under a chosen JavaScript runtime, and latency statistics.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { criClient } from '../dist/cri/client.js';
+
+export const repoRoot = resolve(import.meta.dirname, '..');
+
+export function runtimeCommand(rt) {
+  const cli = join(repoRoot, 'dist', 'cli.js');
+  const bin = (n) => join(repoRoot, 'node_modules', '.bin', n);
+  return { node: [process.execPath, cli], bun: [bin('bun'), cli], deno: [bin('deno'), 'run', '-A', cli] }[rt];
+}
+
+export async function startPeapod(rt = 'node') {
+  const base = mkdtempSync(join(tmpdir(), 'peapod-bench-'));
+  const socket = join(base, 'peapod.sock');
+  const [cmd, ...args] = runtimeCommand(rt);
+  const child = spawn(cmd, [...args, 'serve', '--socket', socket, '--root', join(base, 'root'), '--state', join(base, 'state'), '--log-level', 'warn'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const client = criClient(socket);
+  for (let i = 0; ; i++) {
+    if (existsSync(socket)) {
+      try {
+        await client.runtime.Version({});
+        break;
+      } catch {}
+    }
+    if (i > 600) throw new Error('server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    client,
+    pid: child.pid,
+    socket,
+    async stop() {
+      client.close();
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resident set size of a process and all its descendants, in KiB. */
+export function treeRssKiB(rootPid) {
+  const parent = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {}
+  }
+  let total = 0;
+  for (const pid of parent.keys()) {
+    let q = pid;
+    while (q && q !== rootPid) q = parent.get(q);
+    if (q === rootPid) total += rssKiB(pid);
+  }
+  return total;
+}
+
+export function rssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function stats(samplesMs) {
+  const s = [...samplesMs].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  return { n: s.length, p50: q(0.5), p99: q(0.99), min: s[0], max: s[s.length - 1] };
+}
+
+export const fmt = (x) => x.toFixed(2).padStart(8);
+
+export function podConfig(name) {
+  return { metadata: { name, namespace: 'bench', uid: `uid-${name}`, attempt: 0 }, hostname: name, labels: {}, annotations: {} };
+}
