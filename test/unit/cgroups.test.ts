@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { isKind } from '../../src/errors.js';
+import { normalizeCgroupPath, parseMountinfo, sharesToWeight } from '../../src/linux/cgroups.js';
+
+describe('sharesToWeight', () => {
+  it('follows the kubelet/runc formula 1 + ((shares-2)*9999)/262142', () => {
+    expect(sharesToWeight(2)).toBe(1);
+    expect(sharesToWeight(262144)).toBe(10000);
+    expect(sharesToWeight(1024)).toBe(39);
+    expect(sharesToWeight(512)).toBe(20);
+    expect(sharesToWeight(102)).toBe(4);
+    for (let s = 2; s <= 262144; s += 997) {
+      expect(sharesToWeight(s)).toBe(1 + Math.floor(((s - 2) * 9999) / 262142));
+    }
+  });
+});
+
+describe('normalizeCgroupPath', () => {
+  it('accepts relative and absolute cgroupfs paths', () => {
+    expect(normalizeCgroupPath('kubepods/besteffort/pod1/abc')).toBe('kubepods/besteffort/pod1/abc');
+    expect(normalizeCgroupPath('/kubepods/besteffort/pod1/')).toBe('kubepods/besteffort/pod1');
+    expect(normalizeCgroupPath('//kubepods//./burstable')).toBe('kubepods/burstable');
+  });
+
+  it.each([
+    ['..', '../etc'],
+    ['inner ..', 'kubepods/../../x'],
+    ['NUL', 'kube\0pods'],
+    ['slice', 'x.slice'],
+    ['nested slice', '/kubepods.slice/kubepods-besteffort.slice'],
+    ['systemd cgroupsPath', 'kubepods-pod1.slice:cri-containerd:abc'],
+    ['root', '/'],
+    ['empty', ''],
+  ])('rejects %s', (_, path) => {
+    let caught: unknown;
+    try {
+      normalizeCgroupPath(path);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isKind(caught, 'InvalidArgument')).toBe(true);
+  });
+
+  it('says the driver is cgroupfs for slice syntax', () => {
+    expect(() => normalizeCgroupPath('x.slice')).toThrow(/cgroupfs/);
+  });
+});
+
+describe('parseMountinfo', () => {
+  it('reads a hybrid layout with named and separate cpu/cpuacct hierarchies', () => {
+    const text = [
+      '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+      '32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu',
+      '33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct',
+      '35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+      '40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd',
+      '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate',
+      '99 31 0:32 / /mnt/memory\\040copy rw - cgroup cgroup rw,memory',
+    ].join('\n');
+    expect(parseMountinfo(text)).toEqual({
+      v1: [
+        { mount: '/sys/fs/cgroup/cpu', controllers: ['cpu'] },
+        { mount: '/sys/fs/cgroup/cpuacct', controllers: ['cpuacct'] },
+        { mount: '/sys/fs/cgroup/memory', controllers: ['memory'] },
+        { mount: '/sys/fs/cgroup/systemd', controllers: ['name=systemd'] },
+      ],
+      unified: '/sys/fs/cgroup/unified',
+    });
+  });
+
+  it('reads pure v2 and co-mounted v1 layouts', () => {
+    expect(parseMountinfo('29 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n')).toEqual({
+      v1: [],
+      unified: '/sys/fs/cgroup',
+    });
+    expect(
+      parseMountinfo('32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n').v1,
+    ).toEqual([{ mount: '/sys/fs/cgroup/cpu,cpuacct', controllers: ['cpu', 'cpuacct'] }]);
+  });
+});
