@@ -24,7 +24,6 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 import { invalidArgument, PeapodError } from '../errors.js';
-import { errnoCode } from './fsutil.js';
 import { patchTarStreamPax, type SetXattr, xattrsFromPax } from './xattr.js';
 
 const execFileP = promisify(execFile);
@@ -188,15 +187,10 @@ class Unpacker {
       const next = rel === '' ? p : `${rel}/${p}`;
       if (!this.safeDirs.has(next)) {
         const abs = path.join(this.root, next);
-        let st: fs.Stats | undefined;
-        try {
-          st = await fsp.lstat(abs);
-        } catch (e) {
-          if (errnoCode(e) !== 'ENOENT') throw e;
-        }
+        const st = fs.lstatSync(abs, { throwIfNoEntry: false });
         if (st === undefined) {
           if (!create) throw this.fail(entry, `path component "${next}" does not exist`);
-          await fsp.mkdir(abs, { mode: 0o755 });
+          fs.mkdirSync(abs, { mode: 0o755 });
         } else if (st.isSymbolicLink()) {
           throw this.fail(entry, `path component "${next}" is a symlink; refusing to write through it`);
         } else if (!st.isDirectory()) {
@@ -211,22 +205,17 @@ class Unpacker {
 
   /** Removes whatever is at abs (if anything). Returns the previous lstat. */
   private async clear(abs: string, keepDir: boolean): Promise<fs.Stats | undefined> {
-    let st: fs.Stats;
-    try {
-      st = await fsp.lstat(abs);
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') return undefined;
-      throw e;
-    }
+    const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+    if (st === undefined) return undefined;
     if (st.isDirectory()) {
       if (keepDir) return st;
-      await fsp.rm(abs, { recursive: true, force: true });
+      fs.rmSync(abs, { recursive: true, force: true });
       // Anything cached below it is gone.
       this.safeDirs.clear();
       this.safeDirs.add('');
       for (const k of [...this.dirs.keys()]) if (k === abs || k.startsWith(abs + '/')) this.dirs.delete(k);
     } else {
-      await fsp.unlink(abs);
+      fs.unlinkSync(abs);
     }
     return st;
   }
@@ -247,7 +236,7 @@ class Unpacker {
   }
 
   private async own(abs: string, hdr: tar.Header): Promise<void> {
-    if (this.isRoot) await fsp.lchown(abs, hdr.uid ?? 0, hdr.gid ?? 0);
+    if (this.isRoot) fs.lchownSync(abs, hdr.uid ?? 0, hdr.gid ?? 0);
   }
 
   async entry(hdr: tar.Header, body: AsyncIterable<Uint8Array>): Promise<void> {
@@ -282,7 +271,7 @@ class Unpacker {
       const victim = base.slice(WHITEOUT_PREFIX.length);
       if (victim === '' || victim === '.' || victim === '..') throw this.fail(entry, 'invalid whiteout name');
       const abs = path.join(parent, victim);
-      if (await existsL(abs)) return; // this layer itself has it; a whiteout only hides lower content
+      if (fs.lstatSync(abs, { throwIfNoEntry: false })) return; // this layer itself has it; a whiteout only hides lower content
       await mknodWhiteout(abs);
       return;
     }
@@ -293,7 +282,7 @@ class Unpacker {
     switch (hdr.type) {
       case 'directory': {
         const prev = await this.clear(abs, true);
-        if (!prev) await fsp.mkdir(abs, { mode: 0o700 });
+        if (!prev) fs.mkdirSync(abs, { mode: 0o700 });
         this.safeDirs.add(rel);
         await this.own(abs, hdr);
         await this.applyXattrs(abs, rel, hdr);
@@ -304,26 +293,26 @@ class Unpacker {
       case 'file':
       case 'contiguous-file': {
         await this.clear(abs, false);
-        const fh = await fsp.open(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
         try {
-          for await (const c of body) await fh.write(c);
+          for await (const c of body) writeAll(fd, c);
         } finally {
-          await fh.close();
+          fs.closeSync(fd);
         }
         await this.own(abs, hdr);
-        await fsp.chmod(abs, mode); // after chown: chown clears setuid/setgid
+        fs.chmodSync(abs, mode); // after chown: chown clears setuid/setgid
         await this.applyXattrs(abs, rel, hdr);
-        await fsp.utimes(abs, mtime, mtime);
+        fs.utimesSync(abs, mtime, mtime);
         return;
       }
       case 'symlink': {
         await drain(body);
         if (!hdr.linkname) throw this.fail(entry, 'symlink without target');
         await this.clear(abs, false);
-        await fsp.symlink(hdr.linkname, abs);
+        fs.symlinkSync(hdr.linkname, abs);
         await this.own(abs, hdr);
         await this.applyXattrs(abs, rel, hdr);
-        await fsp.lutimes(abs, mtime, mtime);
+        fs.lutimesSync(abs, mtime, mtime);
         return;
       }
       case 'link': {
@@ -335,16 +324,12 @@ class Unpacker {
         if (tparts.length === 0) throw this.fail(entry, 'hardlink to the layer root');
         const tparent = await this.dir(tparts.slice(0, -1), entry, false);
         const target = path.join(tparent, tparts[tparts.length - 1]!);
-        let tst: fs.Stats;
-        try {
-          tst = await fsp.lstat(target);
-        } catch {
-          throw this.fail(entry, `hardlink target "${hdr.linkname}" does not exist in this layer`);
-        }
+        const tst = fs.lstatSync(target, { throwIfNoEntry: false });
+        if (!tst) throw this.fail(entry, `hardlink target "${hdr.linkname}" does not exist in this layer`);
         if (tst.isDirectory()) throw this.fail(entry, `hardlink target "${hdr.linkname}" is a directory`);
         if (target === abs) return;
         await this.clear(abs, false);
-        await fsp.link(target, abs); // link(2) does not follow a symlink target
+        fs.linkSync(target, abs); // link(2) does not follow a symlink target
         return;
       }
       case 'character-device':
@@ -363,9 +348,9 @@ class Unpacker {
             : [abs, hdr.type === 'character-device' ? 'c' : 'b', String(hdr.devmajor ?? 0), String(hdr.devminor ?? 0)];
         await execFileP('mknod', ['-m', '0600', ...args]);
         await this.own(abs, hdr);
-        await fsp.chmod(abs, mode);
+        fs.chmodSync(abs, mode);
         await this.applyXattrs(abs, rel, hdr);
-        await fsp.utimes(abs, mtime, mtime);
+        fs.utimesSync(abs, mtime, mtime);
         return;
       }
       default:
@@ -409,19 +394,15 @@ class Unpacker {
   async finishDirs(): Promise<void> {
     const all = [...this.dirs.values()].sort((a, b) => b.abs.length - a.abs.length);
     for (const d of all) {
-      await fsp.chmod(d.abs, d.mode);
-      await fsp.utimes(d.abs, d.mtime, d.mtime);
+      fs.chmodSync(d.abs, d.mode);
+      fs.utimesSync(d.abs, d.mtime, d.mtime);
     }
   }
 }
 
-async function existsL(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
+function writeAll(fd: number, c: Uint8Array): void {
+  let off = 0;
+  while (off < c.byteLength) off += fs.writeSync(fd, c, off, c.byteLength - off);
 }
 
 export function isWhiteoutStat(st: fs.Stats): boolean {
