@@ -286,6 +286,24 @@ describe('ImageService: archive formats', () => {
     expect(fs.readFileSync(path.join(fsDir, 'top'), 'utf8')).toBe('top');
   });
 
+  it('docker >= 25 save format: OCI layout plus manifest.json naming the image', async () => {
+    const svc = await open();
+    const img = buildImage([await makeTar([{ name: 'd25', content: 'x' }])], { gzipLayers: false });
+    const layer = [...img.blobs.keys()].find((d) => d !== img.configDigest && d !== img.manifestDigest)!;
+    const entries = [
+      { name: 'oci-layout', content: JSON.stringify({ imageLayoutVersion: '1.0.0' }) },
+      { name: 'index.json', content: JSON.stringify({ schemaVersion: 2, manifests: [manifestEntry(img)] }) },
+      ...[...img.blobs].map(([d, b]) => ({ name: `blobs/sha256/${d.slice(7)}`, content: b })),
+      {
+        name: 'manifest.json',
+        content: JSON.stringify([{ Config: `blobs/sha256/${img.configDigest.slice(7)}`, RepoTags: ['d25:v1'], Layers: [`blobs/sha256/${layer.slice(7)}`] }]),
+      },
+    ];
+    const [i] = await svc.import(chunks(await makeTar(entries)));
+    expect(i!.repoTags).toEqual(['docker.io/library/d25:v1']);
+    expect(i!.manifestDigest).toBe(img.manifestDigest);
+  });
+
   it('gzipped outer archive and an unnamed image tagged by the name option', async () => {
     const svc = await open();
     const img = buildImage([await makeTar([{ name: 'f', content: 'z' }])], { gzipLayers: false });
