@@ -190,7 +190,7 @@ class Unpacker {
         const st = fs.lstatSync(abs, { throwIfNoEntry: false });
         if (st === undefined) {
           if (!create) throw this.fail(entry, `path component "${next}" does not exist`);
-          fs.mkdirSync(abs, { mode: 0o755 });
+          this.implicitDir(abs, next);
         } else if (st.isSymbolicLink()) {
           throw this.fail(entry, `path component "${next}" is a symlink; refusing to write through it`);
         } else if (!st.isDirectory()) {
@@ -201,6 +201,33 @@ class Unpacker {
       rel = next;
     }
     return path.join(this.root, rel);
+  }
+
+  /**
+   * Creates a parent directory the archive has no entry for. Its attributes come
+   * from the lower layers' directory of that path if there is one (as an overlay
+   * copy-up would keep them), else 0755 root:root.
+   */
+  private implicitDir(abs: string, rel: string): void {
+    fs.mkdirSync(abs, { mode: 0o700 });
+    let mode = 0o755;
+    let uid = 0;
+    let gid = 0;
+    let mtime: Date | undefined;
+    for (const lower of this.opts.lowers ?? []) {
+      const st = lstatBelow(lower.fs, rel);
+      if (st === undefined) continue;
+      if (st.isDirectory()) {
+        mode = st.mode & 0o7777;
+        uid = st.uid;
+        gid = st.gid;
+        mtime = st.mtime;
+      }
+      break;
+    }
+    if (this.isRoot) fs.lchownSync(abs, uid, gid);
+    // mode and mtime are applied with the other directories, after their content
+    this.dirs.set(abs, { abs, mode, mtime: mtime ?? new Date() });
   }
 
   /** Removes whatever is at abs (if anything). Returns the previous lstat. */
@@ -398,6 +425,19 @@ class Unpacker {
       fs.utimesSync(d.abs, d.mtime, d.mtime);
     }
   }
+}
+
+/** lstat of base/rel, or undefined if it or a parent is missing or a parent is not a real directory. */
+function lstatBelow(base: string, rel: string): fs.Stats | undefined {
+  const parts = rel.split('/');
+  let cur = base;
+  for (let i = 0; i < parts.length; i++) {
+    cur = path.join(cur, parts[i]!);
+    const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+    if (st === undefined || i === parts.length - 1) return st;
+    if (!st.isDirectory()) return undefined;
+  }
+  return undefined;
 }
 
 function writeAll(fd: number, c: Uint8Array): void {

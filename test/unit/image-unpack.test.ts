@@ -167,6 +167,27 @@ describe('unpackLayer: whiteouts', () => {
     expect(fs.existsSync(path.join(dest, 'etc/.wh..wh..opq'))).toBe(false);
   });
 
+  it('implicit parent dirs take their attributes from the lower layers (like a copy-up)', async () => {
+    const lower = path.join(work, 'lower');
+    fs.mkdirSync(path.join(lower, 'srv/data'), { recursive: true });
+    fs.chmodSync(path.join(lower, 'srv/data'), 0o710);
+    if (isRoot) fs.chownSync(path.join(lower, 'srv/data'), 33, 33);
+    fs.utimesSync(path.join(lower, 'srv/data'), MTIME, MTIME);
+    process.umask(0o077);
+    try {
+      await unpack([{ name: 'srv/data/.wh.old', content: '' }, { name: 'new/dir/f', content: 'x' }], {
+        lowers: [{ fs: lower, opaque: new Set() }],
+      });
+    } finally {
+      process.umask(0o022);
+    }
+    const st = fs.statSync(path.join(dest, 'srv/data'));
+    expect(st.mode & 0o7777).toBe(0o710);
+    expect(st.mtimeMs).toBe(MTIME.getTime());
+    if (isRoot) expect([st.uid, st.gid]).toEqual([33, 33]);
+    expect(fs.statSync(path.join(dest, 'new/dir')).mode & 0o7777).toBe(0o755); // not the umask's 0700
+  });
+
   it('opaque dir with setxattr sets trusted.overlay.opaque=y', async () => {
     const calls: string[] = [];
     await unpack([{ name: 'd/', type: 'directory' }, { name: 'd/.wh..wh..opq', content: '' }], {
