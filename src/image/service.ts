@@ -18,7 +18,7 @@
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { failedPrecondition, internal, invalidArgument, notFound } from '../errors.js';
 import { pickPlatform, planImport, readArchive } from './archive.js';
 import { assertSha256Digest, BlobStore, sha256Digest } from './blobs.js';
 import { asAsyncIterable, writeFileAtomic } from './fsutil.js';
@@ -101,7 +101,12 @@ export class ImageService {
       raw = undefined;
     }
     if (raw !== undefined) {
-      const s = JSON.parse(raw) as IndexState;
+      let s: IndexState;
+      try {
+        s = JSON.parse(raw) as IndexState;
+      } catch (e) {
+        throw internal(`image index ${path.join(this.root, INDEX_FILE)} is not valid JSON: ${(e as Error).message}`, e);
+      }
       if (s.version !== 1) throw invalidArgument(`image index ${path.join(this.root, INDEX_FILE)}: unsupported version ${String(s.version)}`);
       this.state = { version: 1, images: s.images ?? {}, tags: s.tags ?? {}, leases: s.leases ?? {} };
     }
