@@ -69,6 +69,13 @@ async function packTar(entries) {
   return Buffer.concat(chunks);
 }
 
+/** temp + rename, so concurrent readers (parallel tests) never see a partial file */
+function writeAtomic(file, buf) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, buf);
+  fs.renameSync(tmp, file);
+}
+
 /** gzip with a fixed header (mtime 0, OS=unix) so output depends on input only. */
 function gzip(buf) {
   const gz = zlib.gzipSync(buf, { level: 9 });
@@ -131,7 +138,7 @@ async function writeOciArchive(file, { ref, layers, config }) {
     { name: 'index.json', content: Buffer.from(JSON.stringify(index)) },
     ...[...blobs].map(([d, b]) => ({ name: `blobs/sha256/${d}`, content: b })),
   ];
-  fs.writeFileSync(file, await packTar(entries));
+  writeAtomic(file, await packTar(entries));
   return man.digest;
 }
 
@@ -157,7 +164,7 @@ async function writeDockerArchive(file, { ref, familiar, layers, config }) {
   entries.push({ name: 'manifest.json', content: Buffer.from(JSON.stringify([{ Config: `${cfgHex}.json`, RepoTags: [familiar], Layers: layerPaths }])) });
   entries.push({ name: 'repositories', content: Buffer.from(JSON.stringify({ [repo]: { [tag]: parent } })) });
   void ref;
-  fs.writeFileSync(file, await packTar(entries));
+  writeAtomic(file, await packTar(entries));
 }
 
 // ------------------------------------------------------------------ busybox
