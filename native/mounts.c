@@ -350,11 +350,10 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen)
 		spec_err(err, errlen, "pivot_root %s: %s", s->rootfs, strerror(errno));
 		goto fail;
 	}
-	/* So the unmount cannot propagate anywhere. */
-	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) {
-		spec_err(err, errlen, "make old root rslave: %s", strerror(errno));
-		goto fail;
-	}
+	/* No "make . rslave" here as runc does: mount(2) resolves "." to the new
+	 * root, and MS_REC would turn the spec's rshared mounts private. The old
+	 * root's mounts are already slaves (see above), so the detach cannot
+	 * propagate to the host. */
 	if (umount2(".", MNT_DETACH) < 0) {
 		spec_err(err, errlen, "detach old root: %s", strerror(errno));
 		goto fail;
