@@ -521,11 +521,12 @@ static int parse_line(struct parser *p, char *line)
 		*sp = '\0';
 		c = sp + 1;
 	}
-	for (int i = 0; i < n; i++) {
-		/* Directive names are plain; decode them too so errors are uniform. */
+	if (decode_field(p, f[0], 0) < 0)
+		return -1;
+	p->directive = f[0]; /* so field errors name it */
+	for (int i = 1; i < n; i++)
 		if (decode_field(p, f[i], i) < 0)
 			return -1;
-	}
 	return directive(p, f, n);
 }
 
