@@ -1,0 +1,575 @@
+// Integration test of the native container launcher (native/spec.c, mounts.c,
+// caps.c, user.c, seccomp.c, join.c) against the real kernel, through the
+// native/tests/run-spec.c driver built here with a direct cc command line.
+//
+// The image is Debian's dynamic /bin/busybox plus the glibc pieces `ldd`
+// names, with one hard link per applet. Every container runs in a new PID
+// namespace as PID 1, so when it exits the kernel kills whatever it left.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const NATIVE = join(ROOT, 'native');
+const SOURCES = ['tests/run-spec.c', 'spec.c', 'mounts.c', 'caps.c', 'user.c', 'seccomp.c', 'join.c', 'util.c'];
+const CFLAGS = ['-Wall', '-Wextra', '-Werror', '-D_GNU_SOURCE', '-std=gnu11', '-O2'];
+const isRoot = process.getuid?.() === 0;
+const BUSYBOX = '/bin/busybox';
+
+let base = '';
+let runSpec = '';
+let image = '';
+let mountsBefore = new Set<string>();
+let specCount = 0;
+
+// ---- spec writing ---------------------------------------------------------
+
+function enc(field: string): string {
+  if (field === '') return '%';
+  let out = '';
+  for (const b of Buffer.from(field, 'utf8')) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9._/:=,+@-]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+type Directive = string[];
+
+function writeSpec(directives: Directive[]): string {
+  const path = join(base, `spec-${++specCount}`);
+  writeFileSync(path, directives.map((d) => d.map(enc).join(' ')).join('\n') + '\n');
+  return path;
+}
+
+// The standard set the TypeScript server emits, in the order that works.
+function standard(rootfs: string, shm: string, etc: string): Directive[] {
+  const d: Directive[] = [
+    ['pidns', 'new'],
+    ['rootfs', rootfs],
+    ['mount', 'proc', 'proc', '/proc', 'nosuid,noexec,nodev', '-'],
+    ['mount', 'tmpfs', 'tmpfs', '/dev', 'nosuid', 'mode=755,size=65536k'],
+  ];
+  for (const dev of ['null', 'zero', 'full', 'random', 'urandom', 'tty'])
+    d.push(['mount', 'bind', `/dev/${dev}`, `/dev/${dev}`, 'bind', '-']);
+  d.push(
+    ['mount', 'devpts', 'devpts', '/dev/pts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620,gid=5'],
+    ['mount', 'mqueue', 'mqueue', '/dev/mqueue', 'nosuid,nodev,noexec', '-'],
+    ['mount', 'bind', shm, '/dev/shm', 'rbind,nosuid,nodev,noexec', '-'],
+    ['mount', 'sysfs', 'sysfs', '/sys', 'ro,nosuid,nodev,noexec', '-'],
+    ['mount', 'bind', join(etc, 'hosts'), '/etc/hosts', 'bind', '-'],
+    ['mount', 'bind', join(etc, 'resolv.conf'), '/etc/resolv.conf', 'bind', '-'],
+    ['mount', 'bind', join(etc, 'hostname'), '/etc/hostname', 'bind', '-'],
+    ['symlink', '/dev/pts/ptmx', '/dev/ptmx'],
+    ['symlink', '/proc/self/fd', '/dev/fd'],
+    ['symlink', '/proc/self/fd/0', '/dev/stdin'],
+    ['symlink', '/proc/self/fd/1', '/dev/stdout'],
+    ['symlink', '/proc/self/fd/2', '/dev/stderr'],
+    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+  );
+  return d;
+}
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(directives: Directive[]): Run {
+  const r = spawnSync(runSpec, [writeSpec(directives)], { encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function sh(script: string): Directive[] {
+  return [['arg', '/bin/sh'], ['arg', '-c'], ['arg', script]];
+}
+
+// ---- fixtures -------------------------------------------------------------
+
+// A fresh, writable copy of the image (hard links inside are kept).
+let rootfsCount = 0;
+function freshRootfs(): string {
+  const dir = join(base, `rootfs-${++rootfsCount}`);
+  // cp -a keeps the applet hard links (cpSync would copy busybox 400 times).
+  const cp = spawnSync('cp', ['-a', image, dir], { encoding: 'utf8' });
+  if (cp.status !== 0) throw new Error(`cp -a failed: ${cp.stderr}`);
+  return dir;
+}
+
+// Host-side pod files: the shm dir and the /etc files a pod gets.
+function podDirs(): { shm: string; etc: string } {
+  const d = mkdtempSync(join(base, 'pod-'));
+  const shm = join(d, 'shm');
+  const etc = join(d, 'etc');
+  mkdirSync(shm);
+  mkdirSync(etc);
+  writeFileSync(join(etc, 'hosts'), '127.0.0.1 localhost\n10.1.2.3 peapod-test-pod\n');
+  writeFileSync(join(etc, 'resolv.conf'), 'nameserver 10.96.0.10\nsearch peapod.test\n');
+  writeFileSync(join(etc, 'hostname'), 'peapod-test-pod\n');
+  return { shm, etc };
+}
+
+function buildImage(dir: string): void {
+  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root', 'run', 'var', 'data/secretdir'])
+    mkdirSync(join(dir, d), { recursive: true });
+  const bb = join(dir, 'bin/busybox');
+  cpSync(BUSYBOX, bb);
+  const applets = spawnSync(BUSYBOX, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+  for (const a of applets) if (a !== 'busybox') linkSync(bb, join(dir, 'bin', a));
+  // glibc pieces: "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" and the loader line.
+  const ldd = spawnSync('ldd', [BUSYBOX], { encoding: 'utf8' }).stdout;
+  for (const m of ldd.matchAll(/(\/\S+) \(0x/g)) {
+    const lib = m[1]!;
+    mkdirSync(join(dir, dirname(lib)), { recursive: true });
+    cpSync(lib, join(dir, lib), { dereference: true });
+  }
+  symlinkSync('/run', join(dir, 'var/run'));
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\n');
+  writeFileSync(join(dir, 'data/secret.txt'), 's3cret\n');
+  writeFileSync(join(dir, 'data/secretdir/inner'), 'inner\n');
+  writeFileSync(join(dir, 'data/plain.txt'), 'plain\n');
+}
+
+function mountinfoLines(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean);
+}
+
+function statusField(status: string, key: string): string | undefined {
+  return new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim();
+}
+
+beforeAll(() => {
+  if (!isRoot) return;
+  base = mkdtempSync(join(tmpdir(), 'peapod-nc-'));
+  mountsBefore = new Set(mountinfoLines());
+  runSpec = join(base, 'run-spec');
+  const cc = spawnSync(
+    'cc',
+    [...CFLAGS, '-static', '-o', runSpec, ...SOURCES, '-lseccomp'],
+    { cwd: NATIVE, encoding: 'utf8' },
+  );
+  if (cc.status !== 0) throw new Error(`building run-spec failed:\n${cc.stderr}`);
+  image = join(base, 'image');
+  buildImage(image);
+});
+
+afterAll(() => {
+  if (!isRoot || base === '') return;
+  // Nothing of ours may be left mounted on the host: no mount point under our
+  // temp dir, and none at the container paths (a leak would show up there).
+  const containerPaths = new Set(['/proc', '/dev', '/sys', '/dev/pts', '/dev/shm', '/dev/mqueue', '/etc/hosts']);
+  const leaked = mountinfoLines().filter((l) => {
+    if (mountsBefore.has(l)) return false;
+    const mp = l.split(' ')[4]!;
+    return mp.startsWith(base) || containerPaths.has(mp);
+  });
+  rmSync(base, { recursive: true, force: true });
+  expect(leaked).toEqual([]);
+  expect(existsSync(base)).toBe(false);
+});
+
+// ---- tests ----------------------------------------------------------------
+
+describe.skipIf(!isRoot)('native container launcher', () => {
+  it('shows only the container rootfs, with the container init as PID 1', () => {
+    expect(existsSync('/etc/debian_version')).toBe(true); // else the check below proves nothing
+    const { shm, etc } = podDirs();
+    const r = run([
+      ...standard(freshRootfs(), shm, etc),
+      ...sh('echo pid=$$; test -e /etc/debian_version && echo HOSTFILE; ls /; cat /proc/1/cmdline | tr "\\0" " "; echo; ls /proc | grep -c "^[0-9]"'),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toBe('pid=1');
+    expect(lines).not.toContain('HOSTFILE');
+    const top = readdirSync(image).sort();
+    expect(lines.slice(1, 1 + top.length).sort()).toEqual(top);
+    expect(lines[1 + top.length]).toMatch(/^\/bin\/sh -c echo pid/);
+    // sh, ls|grep pipeline... a handful of processes, not the host's hundreds.
+    expect(Number(lines[2 + top.length])).toBeLessThan(10);
+  });
+
+  it('mounts /proc, a read-only /sys and a working /dev with pts, shm and the pod files', () => {
+    const { shm, etc } = podDirs();
+    writeFileSync(join(shm, 'from-host'), 'hi from host\n');
+    const r = run([
+      ...standard(freshRootfs(), shm, etc),
+      ...sh(
+        [
+          'head -c 4 /dev/zero | od -An -tx1',
+          'echo discard > /dev/null && echo null-ok',
+          'head -c 16 /dev/urandom | wc -c',
+          'head -c 8 /dev/random | wc -c',
+          'echo x > /dev/full 2>/dev/null; echo full=$?',
+          'test -c /dev/tty && echo tty-ok',
+          'ls /dev/pts',
+          'for l in /dev/ptmx /dev/fd /dev/stdin /dev/stdout /dev/stderr; do readlink $l; done',
+          'touch /sys/kernel/x 2>&1; echo sys=$?',
+          'cat /dev/shm/from-host; echo hi from container > /dev/shm/from-container',
+          'cat /etc/hosts /etc/resolv.conf /etc/hostname',
+          'grep -E " /(proc|sys|dev|dev/pts|dev/mqueue|dev/shm) " /proc/self/mountinfo',
+        ].join('; '),
+      ),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = r.stdout;
+    expect(out).toContain(' 00 00 00 00\n');
+    expect(out).toContain('null-ok\n');
+    expect(out).toMatch(/^16$/m);
+    expect(out).toMatch(/^8$/m);
+    expect(out).toMatch(/^full=1$/m);
+    expect(out).toContain('tty-ok\n');
+    expect(out).toMatch(/^ptmx$/m);
+    expect(out).toContain('/dev/pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n');
+    expect(out).toMatch(/Read-only file system\nsys=1/);
+    expect(out).toContain('hi from host\n');
+    expect(readFileSync(join(shm, 'from-container'), 'utf8')).toBe('hi from container\n');
+    expect(out).toContain('10.1.2.3 peapod-test-pod\nnameserver 10.96.0.10\nsearch peapod.test\npeapod-test-pod\n');
+    const mi = (mp: string) => out.split('\n').find((l) => l.split(' ')[4] === mp) ?? '';
+    expect(mi('/proc')).toMatch(/ rw,nosuid,nodev,noexec,relatime - proc /);
+    expect(mi('/sys')).toMatch(/ ro,nosuid,nodev,noexec,relatime - sysfs /);
+    expect(mi('/dev')).toMatch(/ rw,nosuid,relatime - tmpfs tmpfs rw,size=65536k,mode=755/);
+    expect(mi('/dev/pts')).toMatch(/- devpts devpts rw,gid=5,mode=620,ptmxmode=666/);
+    expect(mi('/dev/mqueue')).toMatch(/- mqueue /);
+    expect(mi('/dev/shm')).toMatch(/ rw,nosuid,nodev,noexec,relatime /);
+  });
+
+  it('refuses to follow a rootfs symlink out of the rootfs when creating a mount target', () => {
+    const hostdir = mkdtempSync(join(base, 'hostdir-'));
+    const src = mkdtempSync(join(base, 'src-'));
+    writeFileSync(join(src, 'f'), 'file\n');
+    for (const [link, target] of [
+      ['etc', hostdir], // absolute
+      ['etc', `../../../../../../../..${hostdir}`], // relative, climbing
+    ] as const) {
+      const rootfs = freshRootfs();
+      rmSync(join(rootfs, link), { recursive: true });
+      symlinkSync(target, join(rootfs, link));
+      for (const m of [
+        ['mount', 'tmpfs', 'tmpfs', '/etc/x', '-', '-'],
+        ['mount', 'bind', join(src, 'f'), '/etc/x/file', 'bind', '-'],
+      ]) {
+        const r = run([['pidns', 'new'], ['rootfs', rootfs], m, ['arg', '/bin/true']]);
+        // Either refused, or (were the link followed inside the rootfs) harmless.
+        expect(r.status === 125 || r.status === 0).toBe(true);
+        expect(readdirSync(hostdir)).toEqual([]);
+      }
+    }
+  });
+
+  it('resolves symlinks in mount targets inside the rootfs', () => {
+    const rootfs = freshRootfs(); // var/run -> /run
+    const src = mkdtempSync(join(base, 'secret-'));
+    writeFileSync(join(src, 'token'), 'tok\n');
+    const r = run([
+      ['pidns', 'new'],
+      ['rootfs', rootfs],
+      ['mount', 'bind', src, '/var/run/secrets/kubernetes.io', 'rbind,ro', '-'],
+      ...sh('cat /run/secrets/kubernetes.io/token'),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('tok\n');
+    expect(existsSync(join(rootfs, 'run/secrets/kubernetes.io'))).toBe(true);
+  });
+
+  it('masks files and directories, and makes paths read-only', () => {
+    const { shm, etc } = podDirs();
+    const script =
+      'cat /data/secret.txt; ls /data/secretdir; echo x > /data/secret.txt 2>&1; echo w=$?; ' +
+      'touch /data/new 2>&1; echo ro=$?; touch /tmp/ok && echo tmp-ok';
+    const plain = run([...standard(freshRootfs(), shm, etc), ...sh(script)]);
+    expect(plain.stdout).toContain('s3cret\ninner\nw=0\nro=0\ntmp-ok\n');
+    const masked = run([
+      ...standard(freshRootfs(), shm, etc),
+      ['mask', '/data/secret.txt'],
+      ['mask', '/data/secretdir'],
+      ['mask', '/does/not/exist'],
+      ['readonly', '/data'],
+      ...sh(script),
+    ]);
+    expect(masked.stderr).toBe('');
+    expect(masked.stdout).not.toContain('s3cret');
+    expect(masked.stdout).not.toContain('inner');
+    expect(masked.stdout).toMatch(/touch: \/data\/new: Read-only file system\nro=1\ntmp-ok\n/);
+  });
+
+  it('remounts the root read-only with readonly-rootfs', () => {
+    const { shm, etc } = podDirs();
+    const script = 'touch /newfile 2>&1; echo root=$?; touch /dev/shm/ok && echo shm-ok';
+    const rw = run([...standard(freshRootfs(), shm, etc), ...sh(script)]);
+    expect(rw.stdout).toBe('root=0\nshm-ok\n');
+    const ro = run([...standard(freshRootfs(), shm, etc), ['readonly-rootfs'], ...sh(script)]);
+    expect(ro.stderr).toBe('');
+    expect(ro.stdout).toBe('touch: /newfile: Read-only file system\nroot=1\nshm-ok\n');
+  });
+
+  it('switches user and supplementary groups', () => {
+    const { shm, etc } = podDirs();
+    const r = run([...standard(freshRootfs(), shm, etc), ['user', '1000', '1000', '10,20,30'], ['arg', 'id']]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('uid=1000 gid=1000 groups=10,20,30\n');
+    const nogroups = run([...standard(freshRootfs(), shm, etc), ['user', '1000', '1001'], ['arg', 'id']]);
+    expect(nogroups.stdout).toBe('uid=1000 gid=1001\n'); // no supplementary groups at all
+  });
+
+  it('sets capabilities and no_new_privs', () => {
+    const { shm, etc } = podDirs();
+    const mask = '00000000a80425fb'; // Docker's default set
+    const script = 'grep -E "^(Cap|NoNewPrivs)" /proc/self/status';
+    const r = run([...standard(freshRootfs(), shm, etc), ['caps', mask], ['no-new-privs'], ...sh(script)]);
+    expect(r.stderr).toBe('');
+    for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd']) expect(statusField(r.stdout, k)).toBe(mask);
+    expect(statusField(r.stdout, 'CapAmb')).toBe('0000000000000000');
+    expect(statusField(r.stdout, 'NoNewPrivs')).toBe('1');
+    const plain = run([...standard(freshRootfs(), shm, etc), ...sh(script)]);
+    expect(statusField(plain.stdout, 'CapEff')).not.toBe(mask);
+    expect(statusField(plain.stdout, 'NoNewPrivs')).toBe('0');
+    // A non-root user keeps the bounding set but, like Kubernetes, no effective caps.
+    const user = run([...standard(freshRootfs(), shm, etc), ['user', '1000', '1000'], ['caps', mask], ...sh(script)]);
+    expect(user.stderr).toBe('');
+    expect(statusField(user.stdout, 'CapBnd')).toBe(mask);
+    expect(statusField(user.stdout, 'CapEff')).toBe('0000000000000000');
+  });
+
+  it('applies the default seccomp profile, and nothing when unconfined', () => {
+    const { shm, etc } = podDirs();
+    const script =
+      'grep "^Seccomp:" /proc/self/status; unshare -U true 2>&1; echo unshare=$?; ' +
+      'mount -t tmpfs none /tmp 2>&1; echo mount=$?; linux32 true; echo linux32=$?; ' +
+      'sh -c "echo child-ok" & wait';
+    const def = run([...standard(freshRootfs(), shm, etc), ['seccomp', 'default'], ...sh(script)]);
+    expect(def.stderr).toBe('');
+    expect(def.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(def.stdout).toMatch(/Operation not permitted\nunshare=1\n/);
+    expect(def.stdout).toMatch(/(Operation not permitted|permission denied).*\nmount=\d+\n/);
+    expect(def.stdout).not.toMatch(/^mount=0$/m);
+    expect(def.stdout).toMatch(/^linux32=0$/m); // personality(PER_LINUX32) stays allowed
+    expect(def.stdout).toContain('child-ok\n'); // fork works (clone3 -> ENOSYS -> clone)
+    const unc = run([...standard(freshRootfs(), shm, etc), ['seccomp', 'unconfined'], ...sh(script)]);
+    expect(unc.stdout).toMatch(/^Seccomp:\s+0$/m);
+    expect(unc.stdout).toMatch(/^unshare=0$/m);
+    expect(unc.stdout).toMatch(/^mount=0$/m);
+  });
+
+  it('sets rlimits, the exact env and argv, the cwd and PATH lookup in the container env', () => {
+    const { shm, etc } = podDirs();
+    const rootfs = freshRootfs();
+    mkdirSync(join(rootfs, 'custom'));
+    writeFileSync(join(rootfs, 'custom/only-here'), '#!/bin/sh\necho only-here "$@"; ulimit -n; ulimit -Hn; pwd; env\n', {
+      mode: 0o755,
+    });
+    const r = run([
+      ...standard(rootfs, shm, etc).filter((d) => d[0] !== 'env'),
+      ['rlimit', 'RLIMIT_NOFILE', '1234', '2345'],
+      ['cwd', '/data'],
+      ['env', 'PATH=/custom:/bin'],
+      ['env', 'A=with space'],
+      ['env', 'EMPTY='],
+      ['env', 'UTF=ü%;$x'],
+      ['arg', 'only-here'],
+      ['arg', 'a b'],
+      ['arg', ''],
+      ['arg', '%25 ü'],
+    ]);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.split('\n');
+    expect(lines.slice(0, 4)).toEqual(['only-here a b  %25 ü', '1234', '2345', '/data']);
+    // The shell adds PWD/SHLVL of its own; everything else is exactly the spec's.
+    const env = lines.slice(4).filter((l) => l && !/^(PWD|SHLVL|OLDPWD)=/.test(l));
+    expect(env.sort()).toEqual(['A=with space', 'EMPTY=', 'PATH=/custom:/bin', 'UTF=ü%;$x'].sort());
+  });
+
+  it('fails cleanly on a missing cwd or program', () => {
+    const { shm, etc } = podDirs();
+    const cwd = run([...standard(freshRootfs(), shm, etc), ['cwd', '/nope'], ['arg', 'true']]);
+    expect(cwd.status).toBe(125);
+    expect(cwd.stderr).toContain('chdir to cwd /nope');
+    const prog = run([...standard(freshRootfs(), shm, etc), ['arg', 'no-such-program']]);
+    expect(prog.status).toBe(127);
+    expect(prog.stderr).toContain('No such file or directory');
+  });
+
+  it('sets oom_score_adj, warning instead of failing when not allowed', () => {
+    const { shm, etc } = podDirs();
+    const up = run([...standard(freshRootfs(), shm, etc), ['oom-score-adj', '500'], ['arg', 'cat'], ['arg', '/proc/self/oom_score_adj']]);
+    expect(up.stdout).toBe('500\n');
+    const down = run([...standard(freshRootfs(), shm, etc), ['oom-score-adj', '-998'], ['arg', 'cat'], ['arg', '/proc/self/oom_score_adj']]);
+    expect(down.status).toBe(0);
+    // Without CAP_SYS_RESOURCE (as on this host) the write is refused: warning.
+    if (down.stdout !== '-998\n') expect(down.stderr).toMatch(/warning: cannot set oom_score_adj to -998/);
+  });
+
+  it('mounts an overlay rootfs: writes land in the upper dir, the lower is untouched', () => {
+    const { shm, etc } = podDirs();
+    const ov = mkdtempSync(join(base, 'ov-'));
+    for (const d of ['upper', 'work', 'merged']) mkdirSync(join(ov, d));
+    const passwd = readFileSync(join(image, 'etc/passwd'), 'utf8');
+    const r = run([
+      ...standard(join(ov, 'merged'), shm, etc).filter((d) => d[0] !== 'rootfs'),
+      ['rootfs', join(ov, 'merged')],
+      ['overlay', image, join(ov, 'upper'), join(ov, 'work')],
+      ...sh('echo new > /newfile; echo "u:x:1:1::/:/bin/sh" >> /etc/passwd; rm /data/plain.txt; cat /etc/passwd'),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(passwd + 'u:x:1:1::/:/bin/sh\n');
+    expect(readFileSync(join(ov, 'upper/newfile'), 'utf8')).toBe('new\n');
+    expect(readFileSync(join(ov, 'upper/etc/passwd'), 'utf8')).toBe(passwd + 'u:x:1:1::/:/bin/sh\n');
+    expect(readFileSync(join(image, 'etc/passwd'), 'utf8')).toBe(passwd);
+    expect(existsSync(join(image, 'newfile'))).toBe(false);
+    expect(existsSync(join(image, 'data/plain.txt'))).toBe(true);
+    expect(readdirSync(join(ov, 'merged'))).toEqual([]); // the overlay was only ever in the container
+  });
+
+  it('honours bind flags and propagation on user mounts', () => {
+    const { shm, etc } = podDirs();
+    const vol = mkdtempSync(join(base, 'vol-'));
+    writeFileSync(join(vol, 'v'), 'vol\n');
+    const r = run([
+      ...standard(freshRootfs(), shm, etc),
+      ['mount', 'bind', vol, '/mnt/ro', 'rbind,ro,rprivate', '-'],
+      ['mount', 'bind', vol, '/mnt/rw', 'rbind,rshared', '-'],
+      ['mount', 'bind', vol, '/mnt/slave', 'rbind,rslave', '-'],
+      ...sh(
+        'cat /mnt/ro/v; touch /mnt/ro/x 2>&1; echo ro=$?; touch /mnt/rw/y && echo rw-ok; ' +
+          'grep " /mnt/" /proc/self/mountinfo',
+      ),
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^vol\ntouch: \/mnt\/ro\/x: Read-only file system\nro=1\nrw-ok\n/);
+    expect(existsSync(join(vol, 'y'))).toBe(true);
+    const mi = (mp: string) => r.stdout.split('\n').find((l) => l.split(' ')[4] === mp) ?? '';
+    expect(mi('/mnt/ro')).toMatch(/^\S+ \S+ \S+ \S+ \/mnt\/ro ro,/);
+    expect(mi('/mnt/rw')).toMatch(/ shared:\d+ /);
+    expect(mi('/mnt/ro')).not.toMatch(/shared:/);
+  });
+
+  it('rejects bad specs naming the line and directive', () => {
+    const cases: [string, RegExp][] = [
+      ['arg true\nfrobnicate x\n', /spec line 2: unknown directive 'frobnicate'/],
+      ['mount tmpfs tmpfs /x\narg true\n', /spec line 1: mount: expected 5 field\(s\), got 3/],
+      ['mount tmpfs tmpfs /x nosuid,bogus -\narg true\n', /spec line 1: mount: unknown mount flag 'bogus'/],
+      ['arg true\nenv A=%zz\n', /spec line 2: env: field 1: bad percent escape/],
+      ['arg a b\n', /spec line 1: arg: expected 1 field\(s\), got 2/],
+      ['arg true\nrlimit RLIMIT_NOFILE 10 5\n', /spec line 2: rlimit: SOFT is above HARD/],
+      ['arg true\nuser 1000\n', /spec line 2: user: expected 2 to 3 fields, got 1/],
+      ['arg true\ncaps xyz\n', /spec line 2: caps: bad HEXMASK 'xyz'/],
+      ['rootfs relative\narg true\n', /spec line 1: rootfs: DIR must be an absolute path/],
+      ['arg true\noom-score-adj 1001\n', /spec line 2: oom-score-adj: expected an integer/],
+      ['env A=1\n', /no 'arg' directive/],
+    ];
+    for (const [text, re] of cases) {
+      const path = join(base, `bad-${++specCount}`);
+      writeFileSync(path, text);
+      const r = spawnSync(runSpec, [path], { encoding: 'utf8' });
+      expect(r.status, text).toBe(125);
+      expect(r.stderr, text).toMatch(re);
+    }
+  });
+
+  it('joins a running container: its namespaces, rootfs and cgroups', async () => {
+    const { shm, etc } = podDirs();
+    const rootfs = freshRootfs();
+    const tag = `peapod-nc-${process.pid}-${Date.now()}`;
+    const cgroups = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']
+      .filter((h, i, all) => existsSync(join(h, 'cgroup.procs')) && !(h === '/sys/fs/cgroup' && all.slice(0, 2).some((x) => existsSync(join(x, 'cgroup.procs')))))
+      .map((h) => join(h, tag));
+    for (const c of cgroups) mkdirSync(c);
+    const spec = writeSpec([
+      ...standard(rootfs, shm, etc),
+      ...cgroups.map((c) => ['cgroup', c]),
+      ...sh('echo inside > /tmp/marker; exec sleep 60'),
+    ]);
+    const box = spawn(runSpec, [spec], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let initPid = 0;
+    let pidns = '';
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const kids = readOrEmpty(`/proc/${box.pid}/task/${box.pid}/children`).trim();
+        if (kids !== '') {
+          initPid = Number(kids.split(' ')[0]);
+          if (existsSync(join(rootfs, 'tmp/marker')) && readOrEmpty(`/proc/${initPid}/comm`).trim() === 'sleep') break;
+        }
+        if (Date.now() > deadline) throw new Error('container did not start');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      pidns = readlinkSync(`/proc/${initPid}/ns/pid`);
+      const joinSpec = writeSpec([
+        ['env', 'PATH=/bin'],
+        ['cwd', '/tmp'],
+        ...sh('cat marker; cat /proc/1/comm; echo pid=$$; cat /proc/self/cgroup; ls /dev/shm >/dev/null && echo dev-ok'),
+      ]);
+      const r = spawnSync(runSpec, ['-j', String(initPid), joinSpec], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const lines = r.stdout.split('\n');
+      expect(lines[0]).toBe('inside');
+      expect(lines[1]).toBe('sleep');
+      expect(Number(lines[2]!.slice(4))).toBeGreaterThan(1); // pid in the container's namespace
+      expect(r.stdout).toContain('dev-ok\n');
+      expect(readFileSync(`/proc/${initPid}/cgroup`, 'utf8')).toContain(`/${tag}\n`);
+      for (const c of cgroups) {
+        const hierarchy = c.includes('/pids/') ? /^\d+:pids:(.*)$/m : /^0::(.*)$/m;
+        // Shown relative to the container's cgroup namespace root: the host's here.
+        expect(hierarchy.exec(r.stdout)?.[1]).toBe(`/${tag}`);
+      }
+    } finally {
+      box.kill('SIGKILL');
+      await new Promise((r) => box.once('exit', r));
+      // The init died with run-spec (PDEATHSIG); its PID namespace is empty.
+      const deadline = Date.now() + 5000;
+      const inNs = () =>
+        readdirSync('/proc').filter((p) => /^\d+$/.test(p) && pidns !== '' && readLinkOrEmpty(`/proc/${p}/ns/pid`) === pidns);
+      while (inNs().length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(inNs()).toEqual([]);
+      for (const c of cgroups) {
+        for (let i = 0; i < 100; i++) {
+          try {
+            rmdirSync(c);
+            break;
+          } catch {
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+        expect(existsSync(c)).toBe(false);
+      }
+    }
+  });
+});
+
+function readOrEmpty(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function readLinkOrEmpty(p: string): string {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+}
