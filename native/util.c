@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -60,7 +61,8 @@ static int sys_close_range(unsigned int lo, unsigned int hi)
 #endif
 }
 
-static int close_fds_proc(int keep)
+/* Close every fd >= lo except keep, walking /proc/self/fd. */
+static int close_fds_proc(int lo, int keep)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *e;
@@ -73,7 +75,7 @@ static int close_fds_proc(int keep)
 
 		if (*e->d_name == '\0' || *end != '\0')
 			continue;
-		if (fd < 3 || fd == keep || fd == dirfd(d))
+		if (fd < lo || fd == keep || fd == dirfd(d))
 			continue;
 		close((int)fd);
 	}
@@ -96,7 +98,50 @@ int close_fds_except(int keep)
 		return 0;
 	if (errno != ENOSYS && errno != EINVAL)
 		return -1;
-	return close_fds_proc(keep);
+	return close_fds_proc(3, keep);
+}
+
+int close_fds_from(int lo)
+{
+	if (lo < 0)
+		lo = 0;
+	if (sys_close_range((unsigned int)lo, UINT_MAX) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	return close_fds_proc(lo, -1);
+}
+
+int write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, int mode)
+{
+	char tmp[256];
+	int fd, err;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", name) >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, buf, len) < 0 || fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	return 0;
+fail:
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	errno = err;
+	return -1;
 }
 
 int stdio_to_devnull(void)

@@ -15,6 +15,13 @@ ssize_t read_all(int fd, void *buf, size_t len);
  * Uses close_range(2) and falls back to walking /proc/self/fd. */
 int close_fds_except(int keep);
 
+/* Close every file descriptor >= lo. */
+int close_fds_from(int lo);
+
+/* Write buf to dirfd/name atomically: a temporary file in the same
+ * directory, fsync, rename. Returns 0 or -1 (errno set). */
+int write_file_atomic(int dirfd, const char *name, const void *buf, size_t len, int mode);
+
 /* Point fds 0, 1 and 2 at /dev/null. */
 int stdio_to_devnull(void);
 
