@@ -1,4 +1,5 @@
-import { mkdirSync, promises as fsp, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { alreadyExists, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
@@ -11,10 +12,11 @@ import type { Reaper } from '../linux/reaper.js';
 import { failpoint } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
+import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs } from '../util/time.js';
 import { awaitPause, spawnPauseLauncher } from './pause.js';
-import { SandboxStore } from './store.js';
+import { podFiles, preparePodFiles, type PodFiles } from './podfiles.js';
 import type { Sandbox, SandboxFilter, SandboxSpec, SandboxState } from './types.js';
 import { validateSpec } from './validate.js';
 
@@ -40,15 +42,17 @@ export class SandboxManager {
   /** name_namespace_uid_attempt → id: the kubelet's retry guard. */
   private readonly names = new Map<string, string>();
   private readonly locks = new KeyedMutex();
-  private readonly store: SandboxStore;
+  private readonly store: RecordStore<Sandbox>;
 
   constructor(private readonly deps: SandboxManagerDeps) {
-    this.store = new SandboxStore(deps.root, deps.state);
+    this.store = new RecordStore<Sandbox>(deps.root, deps.state, 'sandboxes', (raw) => ({
+      ...raw,
+      createdAt: BigInt(raw.createdAt),
+    }));
   }
 
   /** Loads every sandbox recorded on disk; finishes the clean-up of half-built ones. */
   async load(): Promise<void> {
-    await fsp.mkdir(join(this.deps.state, 'sandboxes'), { recursive: true });
     for (const sb of await this.store.loadAll(this.deps.log)) {
       if (!sb.complete) {
         this.deps.log.warn('removing sandbox left half-built by a previous server', { id: sb.id });
@@ -59,10 +63,6 @@ export class SandboxManager {
       this.sandboxes.set(sb.id, sb);
       this.names.set(nameKey(sb.spec), sb.id);
       if (sb.pause) this.deps.reaper.watch(sb.pause.pid);
-    }
-    // Runtime dirs with no record at all: nothing references them.
-    for (const id of await fsp.readdir(join(this.deps.state, 'sandboxes'))) {
-      if (!this.sandboxes.has(id)) await this.store.removeFiles(id);
     }
   }
 
@@ -130,6 +130,8 @@ export class SandboxManager {
     // The pins must name pause's namespaces, and pause must still be the
     // process we started (it could have died and its pid been reused).
     if (!isAlive(pause)) throw new Error(`pause (pid ${pause.pid}) died during start-up`);
+    preparePodFiles(this.store.runtimeDir(id), sb, hostname());
+    failpoint('sandbox.after-files');
 
     sb.complete = true;
     this.store.save(sb);
@@ -177,6 +179,10 @@ export class SandboxManager {
 
   get(idOrPrefix: string): Sandbox {
     return this.sandboxes.get(resolveId(this.sandboxes.keys(), idOrPrefix, 'pod sandbox'))!;
+  }
+
+  files(sb: Sandbox): PodFiles {
+    return podFiles(this.store.runtimeDir(sb.id), sb);
   }
 
   stateOf(sb: Sandbox): SandboxState {

@@ -88,12 +88,12 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
   it('stop reaps pause; remove leaves no mount, directory or process; both are idempotent', async () => {
     const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: podConfig('lifecycle') });
     const pid = await pausePid(s, id);
-    expect(mountsContaining(id)).toHaveLength(4);
+    expect(mountsContaining(id)).toHaveLength(5); // four namespaces and the pod's /dev/shm
     await s.runtime.StopPodSandbox({ podSandboxId: id });
     expect(existsSync(`/proc/${pid}`)).toBe(false); // reaped, not a zombie
     const st = await s.runtime.PodSandboxStatus({ podSandboxId: id });
     expect(st.status!.state).toBe('SANDBOX_NOTREADY');
-    expect(mountsContaining(id)).toHaveLength(4); // stop keeps the namespaces pinned
+    expect(mountsContaining(id)).toHaveLength(5); // stop keeps the namespaces pinned
     await s.runtime.StopPodSandbox({ podSandboxId: id });
     await s.runtime.RemovePodSandbox({ podSandboxId: id });
     expect(mountsContaining(id)).toEqual([]);
@@ -314,6 +314,7 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
     'sandbox.after-pause',
     'sandbox.after-pin-net',
     'sandbox.after-pin-pid',
+    'sandbox.after-files',
     'sandbox.after-commit',
   ];
   it.each(failpoints)('leaves nothing behind when RunPodSandbox fails at %s', async (fp) => {

@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { failedPrecondition, internal } from '../errors.js';
+import { identify, type ProcessIdentity } from '../linux/proc.js';
+
+/**
+ * The per-container native monitor (native/monitor.c): it forks the container
+ * init, owns its stdio and log, and records its exit in <dir>/exit.json, so
+ * none of that depends on the server staying alive.
+ */
+export function spawnMonitor(nativeDir: string, specPath: string, dir: string): ChildProcess {
+  return spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Waits until the monitor reports the container init ready to exec (CREATED). */
+export function awaitCreated(child: ChildProcess): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    let settled = false;
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stdout!.on('end', () => {
+      const pid = Number(out.trim());
+      const init = Number.isInteger(pid) && pid > 0 ? identify(pid) : undefined;
+      const monitor = identify(child.pid!);
+      if (init && monitor) {
+        settled = true;
+        resolve({ monitor, init });
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.on('error', (e) => reject(internal(`cannot start the container monitor: ${e.message}`, e)));
+    child.on('close', (code) => {
+      if (settled) return;
+      const msg = err.trim().replace(/^peapod-monitor: /, '') || `monitor exited with ${code}`;
+      reject(failedPrecondition(`container set-up failed: ${msg}`));
+    });
+  });
+}
+
+/** One request on the monitor's control socket: "start", "reopen", "ping". */
+export function control(dir: string, command: string, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(join(dir, 'control.sock'));
+    let reply = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(internal(`container monitor did not answer "${command}" within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(command + '\n'));
+    sock.on('data', (d: string) => {
+      reply += d;
+      const nl = reply.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.destroy();
+      const line = reply.slice(0, nl);
+      if (line === 'ok' || line.startsWith('ok ')) resolve(line.slice(3));
+      else reject(failedPrecondition(line.replace(/^error /, '')));
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(failedPrecondition(`container monitor is not reachable: ${e.message}`));
+    });
+  });
+}
+
+export interface ExitRecord {
+  exitCode: number;
+  signal: number;
+  finishedAt: bigint;
+  startedAt: bigint;
+}
+
+/** The exit the monitor recorded, or undefined while the container runs. */
+export function readExit(dir: string): ExitRecord | undefined {
+  let raw: { exitCode: number; signal: number; finishedAt: string; startedAt: string };
+  try {
+    raw = JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  return { exitCode: raw.exitCode, signal: raw.signal, finishedAt: BigInt(raw.finishedAt), startedAt: BigInt(raw.startedAt) };
+}

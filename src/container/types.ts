@@ -1,0 +1,104 @@
+import type { ProcessIdentity } from '../linux/proc.js';
+
+export type Propagation = 'PRIVATE' | 'HOST_TO_CONTAINER' | 'BIDIRECTIONAL';
+
+export interface MountSpec {
+  containerPath: string;
+  hostPath: string;
+  readonly: boolean;
+  propagation: Propagation;
+}
+
+export type SeccompMode = 'unconfined' | 'default';
+
+/** Container security settings, as the CRI LinuxContainerSecurityContext asks. */
+export interface SecuritySpec {
+  privileged: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  runAsUser: number | null;
+  runAsUsername: string;
+  runAsGroup: number | null;
+  supplementalGroups: number[];
+  readonlyRootfs: boolean;
+  noNewPrivs: boolean;
+  /** null: the runtime's defaults (masked unless privileged). */
+  maskedPaths: string[] | null;
+  readonlyPaths: string[] | null;
+  seccomp: SeccompMode;
+  pidMode: 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+}
+
+export interface ResourceSpec {
+  cpuPeriod: number;
+  cpuQuota: number;
+  cpuShares: number;
+  memoryLimitBytes: number;
+  cpusetCpus: string;
+  cpusetMems: string;
+  oomScoreAdj: number;
+}
+
+/** The container as asked for: the domain form of CRI ContainerConfig. */
+export interface ContainerSpec {
+  name: string;
+  attempt: number;
+  /** The image reference as the client gave it. */
+  image: string;
+  command: string[];
+  args: string[];
+  workingDir: string;
+  env: Array<{ key: string; value: string }>;
+  mounts: MountSpec[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Relative to the sandbox's log directory. */
+  logPath: string;
+  stdin: boolean;
+  stdinOnce: boolean;
+  tty: boolean;
+  security: SecuritySpec;
+  resources: ResourceSpec;
+  stopSignal: string;
+}
+
+/** The process peapod decided to run, after merging the image config. */
+export interface ProcessSpec {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  capabilities: bigint;
+  noNewPrivs: boolean;
+  seccomp: SeccompMode;
+}
+
+export interface ExitStatus {
+  exitCode: number;
+  signal: number;
+  finishedAt: bigint;
+  reason: 'Completed' | 'Error' | 'OOMKilled';
+  message: string;
+}
+
+export type ContainerState = 'CREATED' | 'RUNNING' | 'EXITED' | 'UNKNOWN';
+
+export interface Container {
+  id: string;
+  sandboxId: string;
+  spec: ContainerSpec;
+  imageId: string;
+  /** The canonical image reference (repo digest, or the id) reported as image_ref. */
+  imageRef: string;
+  process: ProcessSpec;
+  createdAt: bigint;
+  startedAt: bigint;
+  /** Absolute CRI log path, '' when the pod or container gave none. */
+  logPath: string;
+  cgroup: string;
+  monitor: ProcessIdentity | null;
+  init: ProcessIdentity | null;
+  exit: ExitStatus | null;
+}
