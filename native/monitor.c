@@ -1,0 +1,754 @@
+/* peapod-monitor: the per-container monitor (conmon-style).
+ *
+ *   peapod-monitor --spec SPECFILE --dir DIR
+ *
+ * The server starts it while sitting in the pod's net/IPC/UTS namespaces.
+ * The monitor becomes a session leader, enters the PID namespace of the spec
+ * (for its child only), forks the container init, puts it into the spec's
+ * cgroups and lets it set itself up (container_setup). The init then waits
+ * for "start" before it executes the container's program, so create and
+ * start are separate steps. From then on the monitor owns the container's
+ * stdout/stderr (written to the CRI log file of the spec) and its exit
+ * status, and needs the server no more.
+ *
+ * Stdout contract: on success, "<init pid>\n" (pid as seen by the caller),
+ * then stdout and stderr are closed (stderr goes on into DIR/monitor.log).
+ * On failure: a message on stderr, nothing on stdout, exit status 1 (2 for
+ * usage errors), nothing left running.
+ *
+ * Files in DIR (the server creates DIR):
+ *   control.sock   unix stream socket, mode 0600; one command per line, one
+ *                  reply line each:
+ *                    start   -> "ok" once the program was executed, or
+ *                               "error <message>" (the init then exits
+ *                               127 for a missing program, else 126)
+ *                    reopen  -> "ok" when the log path was opened anew
+ *                               (after a rename by log rotation), or
+ *                               "error <message>"
+ *                    ping    -> "ok <init pid>"
+ *                    other   -> "error unknown command"
+ *                  removed when the monitor exits.
+ *   monitor.json   {"monitorPid":N,"initPid":N}, plus "startedAt":"<ns>"
+ *                  once started; written atomically.
+ *   monitor.log    the monitor's own messages after start-up.
+ *   exit.json      written atomically when the init has exited and its
+ *                  output is in the log:
+ *                  {"exitCode":N,"signal":S,"finishedAt":"<ns>","startedAt":"<ns>"}
+ *                  exitCode is 128+S for death by signal S (S is 0 otherwise);
+ *                  times are nanoseconds since the epoch as decimal strings,
+ *                  startedAt "0" when the program never ran; when the exec
+ *                  failed, "error":"<message>" is added.
+ *
+ * SIGTERM/SIGINT to the monitor kill the init with SIGKILL (and the monitor
+ * then records the exit as usual). The monitor does not set a parent-death
+ * signal on the container: a crashed monitor does not take the workload down.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "control.h"
+#include "log.h"
+#include "util.h"
+
+#define PROG "peapod-monitor"
+#define CONTROL_SOCK "control.sock"
+#define DRAIN_QUIET_MS 250 /* after the exit: stop reading once this quiet */
+#define DRAIN_MAX_MS 2000  /* ... or after this long in any case */
+
+/* ---- init <-> monitor sync records (over a CLOEXEC pipe) ------------------ */
+
+enum { REC_READY = 'R', REC_SETUP_FAILED = 'S', REC_EXEC_FAILED = 'E' };
+
+struct rec {
+	char type;
+	char pad;
+	unsigned short len;
+	int err;
+	char msg[1024];
+};
+#define REC_HDR 8
+
+static void report(int fd, char type, int err, const char *msg)
+{
+	struct rec r;
+	size_t len = strlen(msg);
+
+	memset(&r, 0, REC_HDR);
+	if (len > sizeof(r.msg))
+		len = sizeof(r.msg);
+	r.type = type;
+	r.len = (unsigned short)len;
+	r.err = err;
+	memcpy(r.msg, msg, len);
+	/* One write of at most PIPE_BUF bytes: read back in one piece. */
+	write_all(fd, &r, REC_HDR + len);
+}
+
+/* Reads one record; 1 on a record, 0 at EOF, -1 with errno (EAGAIN too). */
+static int read_rec(int fd, struct rec *r)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, r, sizeof(*r));
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return (int)n;
+	if (n < REC_HDR || (size_t)n < REC_HDR + (size_t)r->len) {
+		r->type = REC_SETUP_FAILED;
+		r->err = EPROTO;
+		r->len = 0;
+	}
+	r->msg[r->len < sizeof(r->msg) ? r->len : sizeof(r->msg) - 1] = '\0';
+	return 1;
+}
+
+/* ---- the container init ----------------------------------------------------- */
+
+static __attribute__((noreturn)) void init_fail(int fd, const char *what)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, strerror(errno));
+	report(fd, REC_SETUP_FAILED, errno, msg);
+	_exit(1);
+}
+
+static __attribute__((noreturn)) void container_init(const struct spec *s, int devnull, int out_w,
+						    int err_w, int go_r, int sync_w)
+{
+	char err[1024];
+	ssize_t n;
+	char c;
+	int sync;
+
+	/* Move every fd out of the way first, then to stable numbers:
+	 * 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = go (read),
+	 * 4 = sync (write); 3 and 4 CLOEXEC. */
+	int src[5] = { devnull, out_w, err_w, go_r, sync_w }, hi[5];
+
+	for (int i = 0; i < 5; i++) {
+		hi[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 10);
+		if (hi[i] < 0)
+			init_fail(sync_w, "dup");
+	}
+	for (int i = 0; i < 5; i++) {
+		if (dup3(hi[i], i, i >= 3 ? O_CLOEXEC : 0) < 0)
+			init_fail(hi[4], "dup stdio");
+	}
+	sync = 4;
+	if (close_fds_from(5) < 0)
+		init_fail(sync, "close file descriptors");
+	if (reset_signals() < 0)
+		init_fail(sync, "reset signals");
+	if (setsid() < 0)
+		init_fail(sync, "setsid");
+
+	if (container_setup(s, err, sizeof(err)) < 0) {
+		report(sync, REC_SETUP_FAILED, errno, err);
+		_exit(1);
+	}
+	report(sync, REC_READY, 0, "");
+
+	do
+		n = read(3, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != 'G')
+		_exit(1); /* the monitor is gone, or never said go */
+	close(3);
+
+	container_exec(s);
+	{
+		int e = errno;
+
+		snprintf(err, sizeof(err), "exec: %s", strerror(e));
+		report(sync, REC_EXEC_FAILED, e, err);
+		_exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
+	}
+}
+
+/* ---- the monitor --------------------------------------------------------------- */
+
+enum start_state { NOT_STARTED, STARTING, STARTED, START_FAILED };
+
+struct monitor {
+	const struct spec *spec;
+	int dirfd;
+	pid_t init;
+	int sigfd;
+	int go_w;
+	int sync_r;
+	int out_r, err_r;
+	struct log_file log;
+	struct log_stream out, err;
+	struct ctl ctl;
+
+	enum start_state start;
+	unsigned waiters; /* bitmask of control clients waiting for "start" */
+	char start_error[1024];
+	long long started_at;
+
+	int exited;
+	int exit_code, exit_signal;
+	long long finished_at;
+	long long last_data_ms, exited_ms;
+	char reply[1200];
+};
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void json_string(char *out, size_t cap, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 8 < cap; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20) {
+			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int write_monitor_json(struct monitor *m)
+{
+	char buf[256];
+	int n;
+
+	if (m->start == STARTED)
+		n = snprintf(buf, sizeof(buf), "{\"monitorPid\":%d,\"initPid\":%d,\"startedAt\":\"%lld\"}\n",
+			     (int)getpid(), (int)m->init, m->started_at);
+	else
+		n = snprintf(buf, sizeof(buf), "{\"monitorPid\":%d,\"initPid\":%d}\n",
+			     (int)getpid(), (int)m->init);
+	return write_file_atomic(m->dirfd, "monitor.json", buf, (size_t)n, 0644);
+}
+
+static int write_exit_json(struct monitor *m)
+{
+	char buf[4096], esc[2100];
+	int n;
+
+	n = snprintf(buf, sizeof(buf),
+		     "{\"exitCode\":%d,\"signal\":%d,\"finishedAt\":\"%lld\",\"startedAt\":\"%lld\"",
+		     m->exit_code, m->exit_signal, m->finished_at,
+		     m->start == STARTED ? m->started_at : 0LL);
+	if (m->start == START_FAILED) {
+		json_string(esc, sizeof(esc), m->start_error);
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ",\"error\":\"%s\"", esc);
+	}
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "}\n");
+	return write_file_atomic(m->dirfd, "exit.json", buf, (size_t)n, 0644);
+}
+
+static void reply_waiters(struct monitor *m, const char *reply)
+{
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
+		if (m->waiters & (1u << i))
+			ctl_reply(&m->ctl, i, reply);
+	m->waiters = 0;
+}
+
+static const char *start_error_reply(struct monitor *m)
+{
+	snprintf(m->reply, sizeof(m->reply), "error %s", m->start_error);
+	return m->reply;
+}
+
+static const char *handle_command(void *ctx, int client, const char *line)
+{
+	struct monitor *m = ctx;
+
+	if (strcmp(line, "ping") == 0) {
+		snprintf(m->reply, sizeof(m->reply), "ok %d", (int)m->init);
+		return m->reply;
+	}
+	if (strcmp(line, "reopen") == 0) {
+		if (log_reopen(&m->log) < 0) {
+			snprintf(m->reply, sizeof(m->reply), "error reopen %s: %s",
+				 m->log.path, strerror(errno));
+			return m->reply;
+		}
+		return "ok";
+	}
+	if (strcmp(line, "start") == 0) {
+		switch (m->start) {
+		case STARTED:
+			return "error container already started";
+		case START_FAILED:
+			return start_error_reply(m);
+		case STARTING:
+			m->waiters |= 1u << client;
+			return NULL;
+		case NOT_STARTED:
+			break;
+		}
+		if (m->exited)
+			return "error container init has exited";
+		if (write_all(m->go_w, "G", 1) < 0) {
+			snprintf(m->reply, sizeof(m->reply), "error signal container init: %s",
+				 strerror(errno));
+			return m->reply;
+		}
+		close(m->go_w);
+		m->go_w = -1;
+		m->start = STARTING;
+		m->waiters |= 1u << client;
+		return NULL;
+	}
+	return "error unknown command";
+}
+
+/* Reads the sync pipe after "start": an exec failure record or EOF (exec). */
+static void handle_sync(struct monitor *m)
+{
+	struct rec r;
+	int n = read_rec(m->sync_r, &r);
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0 && r.type == REC_EXEC_FAILED) {
+		snprintf(m->start_error, sizeof(m->start_error), "%s", r.msg);
+		m->start = START_FAILED;
+		reply_waiters(m, start_error_reply(m));
+		return;
+	}
+	/* EOF (or an error): the CLOEXEC write end closed with the exec. */
+	close(m->sync_r);
+	m->sync_r = -1;
+	if (m->start == STARTING) {
+		m->start = STARTED;
+		m->started_at = now_ns();
+		if (write_monitor_json(m) < 0)
+			fprintf(stderr, PROG ": write monitor.json: %s\n", strerror(errno));
+		reply_waiters(m, "ok");
+	}
+}
+
+static void reap(struct monitor *m)
+{
+	int st;
+	pid_t p;
+
+	while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (p != m->init || m->exited)
+			continue;
+		m->exited = 1;
+		m->finished_at = now_ns();
+		m->exited_ms = mono_ms();
+		m->last_data_ms = m->exited_ms;
+		if (WIFSIGNALED(st)) {
+			m->exit_signal = WTERMSIG(st);
+			m->exit_code = 128 + m->exit_signal;
+		} else {
+			m->exit_code = WEXITSTATUS(st);
+		}
+	}
+}
+
+static void handle_signals(struct monitor *m)
+{
+	struct signalfd_siginfo si;
+
+	while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reap(m);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (!m->exited)
+				kill(m->init, SIGKILL);
+			break;
+		default:
+			break; /* SIGHUP, SIGQUIT: ignored */
+		}
+	}
+	reap(m);
+}
+
+/* One read from a container stream; closes it at EOF. */
+static void pump(struct monitor *m, int *fd, struct log_stream *st)
+{
+	static char buf[65536];
+	ssize_t n = read(*fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n > 0) {
+		log_feed(&m->log, st, buf, (size_t)n);
+		m->last_data_ms = mono_ms();
+		return;
+	}
+	close(*fd);
+	*fd = -1;
+	log_stream_end(&m->log, st);
+}
+
+static void event_loop(struct monitor *m)
+{
+	struct pollfd pfds[4 + 1 + CTL_MAX_CLIENTS];
+
+	for (;;) {
+		int timeout = -1, nctl;
+
+		if (m->exited) {
+			long long now = mono_ms();
+			long long end = m->last_data_ms + DRAIN_QUIET_MS;
+
+			if (end > m->exited_ms + DRAIN_MAX_MS)
+				end = m->exited_ms + DRAIN_MAX_MS;
+			if ((m->out_r < 0 && m->err_r < 0) || now >= end)
+				break;
+			timeout = (int)(end - now);
+		}
+		pfds[0] = (struct pollfd){ .fd = m->sigfd, .events = POLLIN };
+		pfds[1] = (struct pollfd){ .fd = m->out_r, .events = POLLIN };
+		pfds[2] = (struct pollfd){ .fd = m->err_r, .events = POLLIN };
+		pfds[3] = (struct pollfd){ .fd = m->start == STARTING ? m->sync_r : -1, .events = POLLIN };
+		nctl = ctl_pollfds(&m->ctl, &pfds[4]);
+
+		if (poll(pfds, (nfds_t)(4 + nctl), timeout) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
+			sleep(1);
+			continue;
+		}
+		if (pfds[1].revents)
+			pump(m, &m->out_r, &m->out);
+		if (pfds[2].revents)
+			pump(m, &m->err_r, &m->err);
+		if (pfds[3].revents)
+			handle_sync(m);
+		if (pfds[0].revents)
+			handle_signals(m);
+		ctl_handle(&m->ctl, &pfds[4], nctl);
+		log_flush(&m->log);
+	}
+	/* An exec failure record may still sit in the sync pipe. */
+	if (m->start == STARTING)
+		handle_sync(m);
+	if (m->start == STARTING) {
+		/* The init died between "G" and the exec. */
+		m->start = START_FAILED;
+		snprintf(m->start_error, sizeof(m->start_error), "container init exited before exec");
+		reply_waiters(m, start_error_reply(m));
+	}
+	if (m->out_r >= 0)
+		log_stream_end(&m->log, &m->out);
+	if (m->err_r >= 0)
+		log_stream_end(&m->log, &m->err);
+	log_close(&m->log);
+}
+
+/* ---- start-up -------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR\n");
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t len = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, len) != 0)
+		return NULL;
+	if (a[len] == '=')
+		return a + len + 1;
+	if (a[len] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, PROG ": %s needs a value\n", name);
+		usage(stderr);
+		exit(2);
+	}
+	return argv[++*i];
+}
+
+/* Kills and reaps the init after a start-up failure, then exits 1. */
+static __attribute__((noreturn)) void abort_start(struct monitor *m, const char *fmt, const char *arg)
+{
+	int err = errno;
+
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, arg, strerror(err));
+	fputc('\n', stderr);
+	if (m->init > 0) {
+		kill(m->init, SIGKILL);
+		while (waitpid(m->init, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (m->dirfd >= 0)
+		unlinkat(m->dirfd, CONTROL_SOCK, 0);
+	exit(1);
+}
+
+static int enter_pidns(const char *ns)
+{
+	int fd, r;
+
+	if (ns == NULL || strcmp(ns, "host") == 0)
+		return 0;
+	if (strcmp(ns, "new") == 0)
+		return unshare(CLONE_NEWPID);
+	fd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = setns(fd, CLONE_NEWPID);
+	close(fd);
+	return r;
+}
+
+static int join_cgroups(const struct spec *s, pid_t pid, const char **which)
+{
+	char path[4096], num[32];
+	int n = snprintf(num, sizeof(num), "%d\n", (int)pid);
+
+	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
+		int fd, r;
+
+		*which = spec_cgroup(s, i);
+		if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", *which) >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		r = write_all(fd, num, (size_t)n);
+		if (close(fd) < 0)
+			r = -1;
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Waits for the init's set-up result; 0 when ready, else -1 with msg. */
+static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
+{
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = sync_r, .events = POLLIN },
+			{ .fd = m->sigfd, .events = POLLIN },
+		};
+		struct rec r;
+		int n;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(msg, cap, "poll: %s", strerror(errno));
+			return -1;
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+
+			while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+					kill(m->init, SIGKILL);
+		}
+		if (!p[0].revents)
+			continue;
+		n = read_rec(sync_r, &r);
+		if (n < 0) {
+			snprintf(msg, cap, "read from container init: %s", strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			snprintf(msg, cap, "container init exited during set-up");
+			return -1;
+		}
+		if (r.type == REC_READY)
+			return 0;
+		snprintf(msg, cap, "container set-up: %.900s", r.msg);
+		return -1;
+	}
+}
+
+static void detach_stdio(int dirfd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int log = openat(dirfd, "monitor.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (null >= 0)
+		dup2(null, 1);
+	if (log >= 0)
+		dup2(log, 2);
+	else if (null >= 0)
+		dup2(null, 2);
+	if (null > 2)
+		close(null);
+	if (log > 2)
+		close(log);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+}
+
+int main(int argc, char **argv)
+{
+	static struct monitor mon;
+	struct monitor *m = &mon;
+	const char *spec_path = NULL, *dir = NULL, *which = NULL;
+	char err[1024];
+	int outp[2], errp[2], gop[2], syncp[2], devnull;
+	sigset_t mask;
+	struct spec *s;
+
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if ((v = opt_value(argc, argv, &i, "--spec")) != NULL) {
+			spec_path = v;
+		} else if ((v = opt_value(argc, argv, &i, "--dir")) != NULL) {
+			dir = v;
+		} else {
+			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (spec_path == NULL || dir == NULL || !*spec_path || !*dir) {
+		usage(stderr);
+		return 2;
+	}
+
+	m->init = -1;
+	m->dirfd = -1;
+	m->go_w = m->sync_r = m->out_r = m->err_r = -1;
+	signal(SIGPIPE, SIG_IGN);
+	if (setsid() < 0 && errno != EPERM) /* EPERM: already a group leader */
+		abort_start(m, "setsid%s: %s", "");
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		abort_start(m, "open %s: %s", "/dev/null");
+	if (dup2(devnull, 0) < 0)
+		abort_start(m, "stdin %s: %s", "/dev/null");
+
+	m->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->dirfd < 0)
+		abort_start(m, "open %s: %s", dir);
+	s = spec_load(spec_path, err, sizeof(err));
+	if (s == NULL) {
+		fprintf(stderr, PROG ": spec %s: %s\n", spec_path, err);
+		return 1;
+	}
+	m->spec = s;
+	if (log_open(&m->log, spec_log_path(s)) < 0)
+		abort_start(m, "open log %s: %s", spec_log_path(s));
+	log_stream_init(&m->out, "stdout");
+	log_stream_init(&m->err, "stderr");
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGQUIT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		abort_start(m, "sigprocmask%s: %s", "");
+	m->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m->sigfd < 0)
+		abort_start(m, "signalfd%s: %s", "");
+
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    pipe2(gop, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0)
+		abort_start(m, "pipe%s: %s", "");
+	/* Bigger pipes: fewer stalls of a chatty container (best effort). */
+	fcntl(outp[0], F_SETPIPE_SZ, 1 << 20);
+	fcntl(errp[0], F_SETPIPE_SZ, 1 << 20);
+
+	if (enter_pidns(spec_pidns(s)) < 0)
+		abort_start(m, "enter pid namespace %s: %s", spec_pidns(s));
+
+	fflush(NULL);
+	m->init = fork();
+	if (m->init < 0)
+		abort_start(m, "fork%s: %s", "");
+	if (m->init == 0) {
+		close(outp[0]);
+		close(errp[0]);
+		close(gop[1]);
+		close(syncp[0]);
+		container_init(s, devnull, outp[1], errp[1], gop[0], syncp[1]);
+	}
+	close(outp[1]);
+	close(errp[1]);
+	close(gop[0]);
+	close(syncp[1]);
+	m->out_r = outp[0];
+	m->err_r = errp[0];
+	m->go_w = gop[1];
+
+	/* Before the exec, that is what matters; the init waits for "start". */
+	if (join_cgroups(s, m->init, &which) < 0)
+		abort_start(m, "join cgroup %s: %s", which);
+
+	if (wait_setup(m, syncp[0], err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": %s\n", err);
+		kill(m->init, SIGKILL);
+		while (waitpid(m->init, NULL, 0) < 0 && errno == EINTR)
+			;
+		unlinkat(m->dirfd, CONTROL_SOCK, 0);
+		return 1;
+	}
+	m->sync_r = syncp[0];
+	fcntl(m->sync_r, F_SETFL, O_NONBLOCK);
+	fcntl(m->out_r, F_SETFL, O_NONBLOCK);
+	fcntl(m->err_r, F_SETFL, O_NONBLOCK);
+
+	if (ctl_listen(&m->ctl, m->dirfd, CONTROL_SOCK, handle_command, m) < 0)
+		abort_start(m, "listen on %s/" CONTROL_SOCK ": %s", dir);
+	if (write_monitor_json(m) < 0)
+		abort_start(m, "write %s/monitor.json: %s", dir);
+	if (printf("%d\n", (int)m->init) < 0 || fflush(stdout) == EOF)
+		abort_start(m, "write pid to %s: %s", "stdout");
+	detach_stdio(m->dirfd);
+
+	event_loop(m);
+
+	if (write_exit_json(m) < 0)
+		fprintf(stderr, PROG ": write exit.json: %s\n", strerror(errno));
+	ctl_close(&m->ctl);
+	unlinkat(m->dirfd, CONTROL_SOCK, 0);
+	spec_free(s);
+	return 0;
+}
