@@ -491,9 +491,9 @@ describe.skipIf(!isRoot)('native container launcher', () => {
     const { shm, etc } = podDirs();
     const rootfs = freshRootfs();
     const tag = `peapod-nc-${process.pid}-${Date.now()}`;
-    const cgroups = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified', '/sys/fs/cgroup']
-      .filter((h, i, all) => existsSync(join(h, 'cgroup.procs')) && !(h === '/sys/fs/cgroup' && all.slice(0, 2).some((x) => existsSync(join(x, 'cgroup.procs')))))
-      .map((h) => join(h, tag));
+    // Hybrid host: a v1 hierarchy and the v2 one at unified/; pure v2: the root.
+    const hybrid = ['/sys/fs/cgroup/pids', '/sys/fs/cgroup/unified'].filter((h) => existsSync(join(h, 'cgroup.procs')));
+    const cgroups = (hybrid.length > 0 ? hybrid : ['/sys/fs/cgroup']).map((h) => join(h, tag));
     for (const c of cgroups) mkdirSync(c);
     const spec = writeSpec([
       ...standard(rootfs, shm, etc),
