@@ -363,6 +363,23 @@ describe.skipIf(!isRoot)('peapod-monitor: CRI log', () => {
     expect(lines[3]!.content).toBe('next');
   });
 
+  it('handles the edges of the 16 KiB limit like containerd', async () => {
+    const script =
+      'BEGIN { s = "a"; while (length(s) < 16384) s = s s; ' +
+      'printf "%s\\n", s; printf "%s\\r\\n", s; printf "%sb\\n", s; printf "%s\\rx\\n", s; printf "%s", s }';
+    const { lines } = await run({ args: ['awk', script] });
+    const a = 'a'.repeat(16384);
+    expect(lines.map((l) => [l.tag, l.content])).toEqual([
+      ['F', a],
+      ['F', a],
+      ['P', a],
+      ['F', 'b'],
+      ['P', a],
+      ['F', '\rx'],
+      ['P', a],
+    ]);
+  });
+
   it('drops the \\r of a \\r\\n line ending, and only that one', async () => {
     const { lines } = await run({ args: ['sh', '-c', "printf 'a\\r\\nb\\rc\\r\\n\\r\\n\\n\\rd\\n'"] });
     expect(lines.map((l) => l.content)).toEqual(['a', 'b\rc', '', '', '\rd']);
