@@ -153,6 +153,8 @@ class Unpacker {
   readonly opaque = new Set<string>();
   readonly unapplied: UnpackResult['unappliedXattrs'] = [];
   readonly skippedDevices: string[] = [];
+  /** Whiteouts to create (relative paths), see flushWhiteouts. */
+  private readonly pendingWhiteouts = new Set<string>();
   entries = 0;
 
   constructor(
@@ -297,9 +299,10 @@ class Unpacker {
       if (base.startsWith(WHITEOUT_META_PREFIX)) return; // aufs internals (.wh..wh.plnk …)
       const victim = base.slice(WHITEOUT_PREFIX.length);
       if (victim === '' || victim === '.' || victim === '..') throw this.fail(entry, 'invalid whiteout name');
-      const abs = path.join(parent, victim);
-      if (fs.lstatSync(abs, { throwIfNoEntry: false })) return; // this layer itself has it; a whiteout only hides lower content
-      await mknodWhiteout(abs);
+      void parent;
+      // Created in one batch at the end (a process per mknod is slow); skipped then
+      // if this layer itself has the name (a whiteout only hides lower content).
+      this.pendingWhiteouts.add([...parentParts, victim].join('/'));
       return;
     }
 
@@ -403,18 +406,34 @@ class Unpacker {
 
   private async whiteoutLowers(dirRel: string): Promise<void> {
     const lowerEntries = await mergedListing(this.opts.lowers ?? [], dirRel);
-    const here = path.join(this.root, dirRel);
     for (const [name, isDir] of lowerEntries) {
-      const abs = path.join(here, name);
-      let st: fs.Stats | undefined;
-      try {
-        st = await fsp.lstat(abs);
-      } catch {
-        st = undefined;
-      }
-      if (!st) await mknodWhiteout(abs);
-      else if (st.isDirectory() && isDir) await this.whiteoutLowers(dirRel === '' ? name : `${dirRel}/${name}`);
+      const rel = dirRel === '' ? name : `${dirRel}/${name}`;
+      const st = fs.lstatSync(path.join(this.root, rel), { throwIfNoEntry: false });
+      if (!st) this.pendingWhiteouts.add(rel);
+      else if (st.isDirectory() && isDir) await this.whiteoutLowers(rel);
     }
+  }
+
+  /**
+   * Creates the pending whiteouts (0/0 character devices) whose name this layer
+   * does not itself provide, below parents that are still real directories — in
+   * one GNU tar process rather than a mknod process each.
+   */
+  async flushWhiteouts(): Promise<void> {
+    const todo: string[] = [];
+    for (const rel of [...this.pendingWhiteouts].sort()) {
+      const parts = rel.split('/');
+      if (!realDirBelow(this.root, parts.slice(0, -1))) continue;
+      if (fs.lstatSync(path.join(this.root, rel), { throwIfNoEntry: false })) continue;
+      todo.push(rel);
+    }
+    this.pendingWhiteouts.clear();
+    if (todo.length === 0) return;
+    if (todo.length <= 2) {
+      for (const rel of todo) await mknodWhiteout(path.join(this.root, rel));
+      return;
+    }
+    await extractWhiteouts(this.root, todo);
   }
 
   /** Directory modes and mtimes, after all their content was written. */
@@ -447,6 +466,34 @@ function writeAll(fd: number, c: Uint8Array): void {
 
 export function isWhiteoutStat(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
+}
+
+/** True if every component of parts below root is a directory (not a symlink). */
+function realDirBelow(root: string, parts: string[]): boolean {
+  let cur = root;
+  for (const p of parts) {
+    cur = path.join(cur, p);
+    const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+    if (!st || !st.isDirectory()) return false;
+  }
+  return true;
+}
+
+/** Creates many whiteout devices with one `tar -x` (paths verified by the caller). */
+async function extractWhiteouts(root: string, rels: string[]): Promise<void> {
+  const pack = tar.pack();
+  for (const name of rels) {
+    pack.entry({ name, type: 'character-device', mode: 0, uid: 0, gid: 0, devmajor: 0, devminor: 0, mtime: new Date(0) });
+  }
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack as unknown as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('tar', ['-x', '-f', '-', '-C', root], (err, _o, stderr) =>
+      err ? reject(new Error(`creating whiteouts with tar failed: ${String(stderr).trim() || err.message}`)) : resolve(),
+    );
+    child.stdin!.end(Buffer.concat(chunks));
+  });
 }
 
 async function mknodWhiteout(abs: string): Promise<void> {
@@ -573,6 +620,7 @@ export async function unpackLayer(src: AsyncIterable<Uint8Array>, dest: string, 
     throw invalidArgument(`${label}: ${(e as Error).message}`);
   });
   const opaqueXattr = await u.finishOpaque();
+  await u.flushWhiteouts();
   await u.finishDirs();
   if (u.unapplied.length) {
     opts.log?.('warn', 'xattrs in layer not applied: no setxattr available (install "attr" for setfattr, or provide setxattr)', {

@@ -188,6 +188,28 @@ describe('unpackLayer: whiteouts', () => {
     expect(fs.statSync(path.join(dest, 'new/dir')).mode & 0o7777).toBe(0o755); // not the umask's 0700
   });
 
+  it('many whiteouts (batched); none is created through a parent replaced by a symlink later', async () => {
+    if (!isRoot) return;
+    const names = Array.from({ length: 20 }, (_, i) => `f${i}`);
+    const r = await unpack([
+      { name: 'etc/', type: 'directory' },
+      ...names.map((n) => ({ name: `etc/.wh.${n}`, content: '' })),
+      { name: 'etc/.wh.kept', content: '' },
+      { name: 'etc/kept', content: 'this layer has it' },
+      { name: 'a/', type: 'directory' },
+      { name: 'a/.wh.x', content: '' },
+      { name: 'a', type: 'symlink', linkname: outside },
+    ]);
+    expect(r.entries).toBe(26);
+    for (const n of names) {
+      const st = fs.lstatSync(path.join(dest, 'etc', n));
+      expect(st.isCharacterDevice() && st.rdev === 0, n).toBe(true);
+    }
+    expect(fs.readFileSync(path.join(dest, 'etc/kept'), 'utf8')).toBe('this layer has it');
+    expect(fs.readdirSync(outside)).toEqual([]);
+    expect(fs.lstatSync(path.join(dest, 'a')).isSymbolicLink()).toBe(true);
+  });
+
   it('opaque dir with setxattr sets trusted.overlay.opaque=y', async () => {
     const calls: string[] = [];
     await unpack([{ name: 'd/', type: 'directory' }, { name: 'd/.wh..wh..opq', content: '' }], {
