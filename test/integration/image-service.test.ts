@@ -168,6 +168,26 @@ describe('ImageService: tags, removal, leases, restart', () => {
     await svc.remove('sha256:' + 'f'.repeat(64));
   });
 
+  it('id prefixes: unique ones resolve, ambiguous ones do not, fewer than 3 hex chars never', async () => {
+    const svc = await open();
+    const layer = await makeTar([{ name: 'p', content: 'p' }]);
+    const a = buildImage([layer], { gzipLayers: false, config: { Labels: { n: 'a' } } });
+    let b = a;
+    for (let i = 0; b.configDigest.slice(7, 10) !== a.configDigest.slice(7, 10) || b === a; i++) {
+      b = buildImage([layer], { gzipLayers: false, config: { Labels: { n: String(i) } } });
+    }
+    await svc.import(chunks(await ociArchiveOf(a, 'x.io/a:1')));
+    await svc.import(chunks(await ociArchiveOf(b, 'x.io/b:1')));
+    const common = a.configDigest.slice(7, 10);
+    expect(svc.resolve(common)).toBeUndefined();
+    expect(svc.resolve(`sha256:${common}`)).toBeUndefined();
+    let n = 10;
+    while (a.configDigest.slice(7, 7 + n) === b.configDigest.slice(7, 7 + n)) n++;
+    expect(svc.resolve(a.configDigest.slice(7, 7 + n + 1))?.id).toBe(a.configDigest);
+    expect(svc.resolve(b.configDigest.slice(0, 7 + n + 1))?.id).toBe(b.configDigest);
+    expect(svc.resolve(a.configDigest.slice(7, 9))).toBeUndefined();
+  });
+
   it('tag moves between images; image stays with its other tags', async () => {
     const svc = await open();
     const a = buildImage([await makeTar([{ name: 'a', content: 'a' }])]);
