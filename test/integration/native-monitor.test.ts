@@ -675,6 +675,10 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
     expect(readlinkSync(`/proc/${m.initPid}/fd/1`)).not.toBe(readlinkSync(`/proc/${m.initPid}/fd/2`));
     const st = procOf(m.initPid)!;
     expect(st.pgrp).toBe(m.initPid); // its own session and group
+    // No signal blocked or ignored: nothing of the monitor's own set-up leaks.
+    const status = readFileSync(`/proc/${m.initPid}/status`, 'utf8');
+    expect(/^SigBlk:\s*(\S+)$/m.exec(status)?.[1]).toMatch(/^0+$/);
+    expect(/^SigIgn:\s*(\S+)$/m.exec(status)?.[1]).toMatch(/^0+$/);
   });
 
   it('passes the exit code, stdout and stderr through', async () => {
