@@ -1,11 +1,17 @@
 import type * as grpc from '@grpc/grpc-js';
 import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
 import type { ServerConfig } from './config.js';
+import { ContainerManager } from './container/manager.js';
+import { containerHandlers } from './cri/container.js';
+import { imageHandlers } from './cri/image.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
 import { loadLibc } from './ffi/index.js';
+import { ImageService } from './image/service.js';
 import type { Logger } from './log.js';
+import { Cgroups } from './linux/cgroups.js';
 import { HostNamespaces } from './linux/namespaces.js';
 import { Reaper } from './linux/reaper.js';
 import { networkStatus } from './network/status.js';
@@ -13,6 +19,8 @@ import { SandboxManager } from './sandbox/manager.js';
 
 export interface Daemon {
   sandboxes: SandboxManager;
+  containers: ContainerManager;
+  images: ImageService;
   close(): Promise<void>;
 }
 
@@ -24,16 +32,36 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   const hostNs = HostNamespaces.open();
   const reaper = new Reaper();
   reaper.start();
-  const sandboxes = new SandboxManager({ ...config, log, hostNs, reaper });
+  const images = await ImageService.open({
+    root: join(config.root, 'images'),
+    log: (level, msg, fields) => log[level](msg, fields),
+  });
+  // Sandboxes and containers refer to each other through these hooks only.
+  let containers!: ContainerManager;
+  const sandboxes = new SandboxManager({
+    ...config,
+    log,
+    hostNs,
+    reaper,
+    beforeStop: async (id) => {
+      for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
+    },
+    beforeRemove: async (id) => {
+      for (const c of containers.inSandbox(id)) await containers.remove(c.id);
+    },
+  });
+  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect() });
   await sandboxes.load();
+  await containers.load();
 
   const runtime = {
     ...runtimeInfoHandlers(networkStatus, () => ({ ...config, ffi: libc.backend })),
     ...sandboxHandlers(sandboxes),
+    ...containerHandlers(containers, (id) => join(config.root, 'containers', id)),
   };
   let server: grpc.Server;
   try {
-    server = await serveCri(config.socket, { runtime, image: {} }, log);
+    server = await serveCri(config.socket, { runtime, image: imageHandlers(images) }, log);
   } catch (err) {
     reaper.stop();
     throw err;
@@ -42,6 +70,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
 
   return {
     sandboxes,
+    containers,
+    images,
     async close() {
       // Pods outlive the server: only the socket and timers go.
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

@@ -27,6 +27,9 @@ export interface SandboxManagerDeps {
   log: Logger;
   hostNs: HostNamespaces;
   reaper: Reaper;
+  /** The pod's containers go first: stopped before pause, removed before the sandbox. */
+  beforeStop?: (id: string) => Promise<void>;
+  beforeRemove?: (id: string) => Promise<void>;
 }
 
 /** The user pause runs as, like the upstream pause image. */
@@ -145,6 +148,7 @@ export class SandboxManager {
   async stop(idOrPrefix: string): Promise<void> {
     const id = this.find(idOrPrefix);
     if (id === undefined) return;
+    await this.deps.beforeStop?.(id);
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
@@ -163,6 +167,7 @@ export class SandboxManager {
     const id = this.find(idOrPrefix);
     if (id === undefined) return;
     await this.stop(id);
+    await this.deps.beforeRemove?.(id);
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;

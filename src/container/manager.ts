@@ -1,0 +1,444 @@
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { libc } from '../ffi/index.js';
+import { SIGKILL, SIGTERM, signalNumber } from '../ffi/constants.js';
+import type { ImageService } from '../image/service.js';
+import type { Logger } from '../log.js';
+import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
+import type { HostNamespaces } from '../linux/namespaces.js';
+import { isAlive, type ProcessIdentity } from '../linux/proc.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import { matchesLabels } from '../sandbox/manager.js';
+import { failpoint } from '../util/failpoint.js';
+import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
+import { KeyedMutex } from '../util/mutex.js';
+import { RecordStore } from '../util/records.js';
+import { Rollback } from '../util/rollback.js';
+import { nowNs, sleep } from '../util/time.js';
+import { awaitCreated, control, readExit, spawnMonitor } from './monitor.js';
+import { addFilesystem, validateMounts } from './mounts.js';
+import { buildProcess, layerFileReader } from './process.js';
+import { addProcess, NativeSpec } from './spec.js';
+import type { Container, ContainerSpec, ContainerState, ExitStatus, ResourceSpec } from './types.js';
+
+export interface ContainerManagerDeps {
+  root: string;
+  state: string;
+  nativeDir: string;
+  log: Logger;
+  hostNs: HostNamespaces;
+  sandboxes: SandboxManager;
+  images: ImageService;
+  cgroups: Cgroups;
+}
+
+export interface ContainerFilter {
+  id?: string;
+  state?: ContainerState;
+  sandboxId?: string;
+  labelSelector?: Record<string, string>;
+}
+
+/** Caps ExecSync output per stream, as the kubelet expects (16 MiB). */
+const EXEC_OUTPUT_LIMIT = 16 * 1024 * 1024;
+
+function reviveContainer(raw: any): Container {
+  return {
+    ...raw,
+    createdAt: BigInt(raw.createdAt),
+    startedAt: BigInt(raw.startedAt),
+    process: { ...raw.process, capabilities: BigInt('0x' + raw.process.capabilities) },
+    exit: raw.exit && { ...raw.exit, finishedAt: BigInt(raw.exit.finishedAt) },
+  };
+}
+
+/**
+ * Containers: each one a native monitor (its own process, outliving the
+ * server) that forks the container init into the pod's namespaces.
+ */
+export class ContainerManager {
+  private readonly containers = new Map<string, Container>();
+  /** name_sandbox_attempt → id. */
+  private readonly names = new Map<string, string>();
+  private readonly locks = new KeyedMutex();
+  private readonly store: RecordStore<Container>;
+
+  constructor(private readonly deps: ContainerManagerDeps) {
+    this.store = new RecordStore<Container>(deps.root, deps.state, 'containers', reviveContainer);
+  }
+
+  async load(): Promise<void> {
+    for (const c of await this.store.loadAll(this.deps.log)) {
+      if (c.monitor === null && c.exit === null) {
+        // Create died before the monitor reported: nothing of it runs.
+        await this.cleanup(c);
+        continue;
+      }
+      this.containers.set(c.id, c);
+      this.names.set(nameKey(c), c.id);
+      this.refresh(c);
+    }
+  }
+
+  runtimeDir(id: string): string {
+    return this.store.runtimeDir(id);
+  }
+
+  async create(sandboxId: string, spec: ContainerSpec): Promise<Container> {
+    const { sandboxes, images, log } = this.deps;
+    const sb = sandboxes.get(sandboxId);
+    if (sandboxes.stateOf(sb) !== 'READY') throw failedPrecondition(`pod sandbox ${sb.id} is not ready`);
+    if (!spec.name) throw invalidArgument('config.metadata.name is required');
+    if (!spec.image) throw invalidArgument('config.image.image is required');
+    validateMounts(spec);
+    const image = images.resolve(spec.image);
+    if (!image) throw notFound(`image "${spec.image}" not found`);
+
+    const id = newId();
+    const c: Container = {
+      id,
+      sandboxId: sb.id,
+      spec,
+      imageId: image.id,
+      imageRef: image.repoDigests[0] ?? image.id,
+      process: undefined!,
+      createdAt: nowNs(),
+      startedAt: 0n,
+      logPath: sb.spec.logDirectory && spec.logPath ? join(sb.spec.logDirectory, spec.logPath) : '',
+      cgroup: join(sb.spec.cgroupParent || `peapod/${sb.id}`, id),
+      monitor: null,
+      init: null,
+      exit: null,
+    };
+    const key = nameKey(c);
+    const holder = this.names.get(key);
+    if (holder !== undefined) throw alreadyExists(`container name "${key}" is reserved by container ${holder}`);
+    this.names.set(key, id);
+
+    const undo = new Rollback();
+    undo.add('release name', () => this.names.delete(key));
+    try {
+      const recordDir = this.store.recordDir(id);
+      const runDir = this.store.runtimeDir(id);
+      undo.add('remove files', () => this.store.removeFiles(id));
+      mkdirSync(recordDir, { recursive: true });
+      mkdirSync(join(runDir, 'rootfs'), { recursive: true });
+      await images.retain(image.id, id);
+      undo.add('release image', () => images.release(id));
+      const rootfs = await images.rootfsSpec(image.id, recordDir);
+      const reader = layerFileReader(rootfs.type === 'overlay' ? rootfs.lowerdir : [rootfs.rootfs]);
+      c.process = buildProcess(spec, image.config, reader);
+      failpoint('container.after-prepare');
+
+      const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
+      undo.add('remove cgroup', async () => {
+        await cgroup.killAll();
+        await cgroup.remove();
+      });
+      if (c.logPath) mkdirSync(dirname(c.logPath), { recursive: true });
+
+      const native = new NativeSpec();
+      const pidMode = spec.security.pidMode;
+      native.add('pidns', pidMode === 'NODE' ? 'host' : pidMode === 'CONTAINER' ? 'new' : sb.namespaces.pid ?? 'host');
+      addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb));
+      addProcess(native, c.process);
+      if (spec.resources.oomScoreAdj) native.add('oom-score-adj', spec.resources.oomScoreAdj);
+      for (const dir of cgroup.procsDirs()) native.add('cgroup', dir);
+      if (c.logPath) native.add('log', c.logPath);
+      const specPath = join(runDir, 'spec');
+      writeFileSync(specPath, native.toString(), { mode: 0o600 });
+      this.store.save(c);
+      failpoint('container.after-record');
+
+      // The monitor and the init it forks inherit the pod's net/IPC/UTS.
+      const child = this.deps.hostNs.inExisting(
+        { net: sb.namespaces.net, ipc: sb.namespaces.ipc, uts: sb.namespaces.uts },
+        () => spawnMonitor(this.deps.nativeDir, specPath, runDir),
+      );
+      child.on('exit', () => this.refresh(c));
+      const { monitor, init } = await awaitCreated(child);
+      undo.add('kill monitor', () => killAndWait(monitor));
+      c.monitor = monitor;
+      c.init = init;
+      this.store.save(c);
+      failpoint('container.after-monitor');
+      this.containers.set(id, c);
+      undo.commit();
+      log.info('container created', { id, name: spec.name, sandbox: sb.id, pid: init.pid });
+      return c;
+    } catch (err) {
+      await undo.run((what, e) => log.error('rollback step failed', { id, what, err: e }));
+      throw err;
+    }
+  }
+
+  async start(idOrPrefix: string): Promise<void> {
+    const c = this.get(idOrPrefix);
+    await this.locks.run(c.id, async () => {
+      const state = this.stateOf(c);
+      if (state !== 'CREATED') throw failedPrecondition(`container ${c.id} is ${state}, not CREATED`);
+      try {
+        await control(this.store.runtimeDir(c.id), 'start');
+      } finally {
+        // Even a failed exec is a start attempt: the monitor records the exit.
+        c.startedAt = nowNs();
+        this.store.save(c);
+      }
+      this.deps.log.info('container started', { id: c.id });
+    });
+  }
+
+  /** Signal, grace period, SIGKILL; idempotent on an exited or missing container. */
+  async stop(idOrPrefix: string, timeoutSeconds: number): Promise<void> {
+    const id = this.find(idOrPrefix);
+    if (id === undefined) return;
+    const c = this.containers.get(id)!;
+    await this.locks.run(id, async () => {
+      this.refresh(c);
+      if (c.exit === null && c.init) {
+        if (c.startedAt === 0n || timeoutSeconds <= 0) {
+          signal(c.init, SIGKILL);
+        } else {
+          signal(c.init, this.stopSignal(c));
+          if (!(await this.waitExit(c, timeoutSeconds * 1000))) signal(c.init, SIGKILL);
+        }
+        if (!(await this.waitExit(c, 10_000))) throw deadlineExceeded(`container ${id} did not exit after SIGKILL`);
+      }
+      // In a shared PID namespace the init's children outlive it: end them too.
+      await this.cgroup(c)?.killAll();
+    });
+  }
+
+  async remove(idOrPrefix: string): Promise<void> {
+    const id = this.find(idOrPrefix);
+    if (id === undefined) return;
+    await this.stop(id, 0);
+    await this.locks.run(id, async () => {
+      const c = this.containers.get(id);
+      if (!c) return;
+      await this.cleanup(c);
+      this.containers.delete(id);
+      this.names.delete(nameKey(c));
+      this.deps.log.info('container removed', { id });
+    });
+  }
+
+  private async cleanup(c: Container): Promise<void> {
+    if (c.monitor) await killAndWait(c.monitor);
+    const cg = this.cgroup(c);
+    if (cg) {
+      await cg.killAll();
+      await cg.remove();
+    }
+    await this.deps.images.release(c.id);
+    await this.store.removeFiles(c.id);
+  }
+
+  get(idOrPrefix: string): Container {
+    const c = this.containers.get(resolveId(this.containers.keys(), idOrPrefix, 'container'))!;
+    this.refresh(c);
+    return c;
+  }
+
+  stateOf(c: Container): ContainerState {
+    if (c.exit) return 'EXITED';
+    if (c.startedAt > 0n) return 'RUNNING';
+    return c.monitor && isAlive(c.monitor) ? 'CREATED' : 'UNKNOWN';
+  }
+
+  list(filter: ContainerFilter = {}): Container[] {
+    const out: Container[] = [];
+    let id: string | undefined;
+    try {
+      id = filter.id ? matchIdPrefix(this.containers.keys(), filter.id) : undefined;
+    } catch {
+      return [];
+    }
+    if (filter.id && !id) return [];
+    for (const c of id ? [this.containers.get(id)!] : this.containers.values()) {
+      this.refresh(c);
+      if (filter.sandboxId && !c.sandboxId.startsWith(filter.sandboxId)) continue;
+      if (filter.state && this.stateOf(c) !== filter.state) continue;
+      if (filter.labelSelector && !matchesLabels(c.spec.labels, filter.labelSelector)) continue;
+      out.push(c);
+    }
+    return out;
+  }
+
+  inSandbox(sandboxId: string): Container[] {
+    return [...this.containers.values()].filter((c) => c.sandboxId === sandboxId);
+  }
+
+  async reopenLog(idOrPrefix: string): Promise<void> {
+    const c = this.get(idOrPrefix);
+    if (this.stateOf(c) !== 'RUNNING') throw failedPrecondition(`container ${c.id} is not running`);
+    await control(this.store.runtimeDir(c.id), 'reopen');
+  }
+
+  updateResources(idOrPrefix: string, res: ResourceSpec): void {
+    const c = this.get(idOrPrefix);
+    const cg = this.cgroup(c);
+    if (!cg || c.exit) throw failedPrecondition(`container ${c.id} is not running`);
+    cg.update(cgroupResources(res));
+    c.spec.resources = res;
+    this.store.save(c);
+  }
+
+  stats(c: Container): CgroupStats | undefined {
+    try {
+      return this.cgroup(c)?.stats();
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Runs a command in a running container (ExecSync and exec probes). */
+  async execSync(
+    idOrPrefix: string,
+    cmd: string[],
+    timeoutSeconds: number,
+  ): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
+    const c = this.get(idOrPrefix);
+    if (this.stateOf(c) !== 'RUNNING' || !c.init) throw failedPrecondition(`container ${c.id} is not running`);
+    if (cmd.length === 0) throw invalidArgument('cmd is required');
+    const native = new NativeSpec();
+    addProcess(native, { ...c.process, args: cmd });
+    const specPath = join(this.store.runtimeDir(c.id), `exec-${newId().slice(0, 16)}.spec`);
+    writeFileSync(specPath, native.toString(), { mode: 0o600 });
+    try {
+      return await runExec(join(this.deps.nativeDir, 'peapod-exec'), ['--pid', String(c.init.pid), '--spec', specPath], timeoutSeconds);
+    } finally {
+      await import('node:fs/promises').then((f) => f.rm(specPath, { force: true }));
+    }
+  }
+
+  private stopSignal(c: Container): number {
+    const name = c.spec.stopSignal || this.deps.images.resolve(c.imageId)?.config.StopSignal || 'SIGTERM';
+    return signalNumber(name) ?? SIGTERM;
+  }
+
+  private cgroup(c: Container): Cgroup | undefined {
+    try {
+      return this.deps.cgroups.open(c.cgroup);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Takes in the exit the monitor recorded; a monitor gone without one means the state is unknown. */
+  private refresh(c: Container): void {
+    if (c.exit || !c.monitor) return;
+    const rec = readExit(this.store.runtimeDir(c.id));
+    if (rec) {
+      const oom = rec.exitCode !== 0 && (this.cgroup(c)?.oomKilled() ?? false);
+      c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
+      if (c.startedAt === 0n && rec.startedAt > 0n) c.startedAt = rec.startedAt;
+      this.store.save(c);
+    } else if (!isAlive(c.monitor) && c.startedAt > 0n && !(c.init && isAlive(c.init))) {
+      c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
+      this.store.save(c);
+    }
+  }
+
+  private async waitExit(c: Container, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {
+      this.refresh(c);
+      if (c.exit) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(delay);
+    }
+  }
+
+  private find(idOrPrefix: string): string | undefined {
+    if (idOrPrefix === '') throw invalidArgument('container id is required');
+    return matchIdPrefix(this.containers.keys(), idOrPrefix);
+  }
+}
+
+function nameKey(c: Container): string {
+  return `${c.spec.name}_${c.sandboxId}_${c.spec.attempt}`;
+}
+
+export function exitStatus(exitCode: number, sig: number, finishedAt: bigint, oom: boolean): ExitStatus {
+  const reason = oom ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error';
+  return { exitCode, signal: sig, finishedAt, reason, message: '' };
+}
+
+function cgroupResources(r: ResourceSpec) {
+  return {
+    cpuShares: r.cpuShares,
+    cpuQuota: r.cpuQuota,
+    cpuPeriod: r.cpuPeriod,
+    cpusetCpus: r.cpusetCpus || undefined,
+    cpusetMems: r.cpusetMems || undefined,
+    memoryLimitBytes: r.memoryLimitBytes,
+  };
+}
+
+/** Signals through a pidfd, so a reused pid is never hit. */
+function signal(id: ProcessIdentity, sig: number): void {
+  if (!isAlive(id)) return;
+  const c = libc();
+  let fd: number;
+  try {
+    fd = c.pidfdOpen(id.pid);
+  } catch {
+    return;
+  }
+  try {
+    if (isAlive(id)) c.pidfdSendSignal(fd, sig);
+  } finally {
+    c.close(fd);
+  }
+}
+
+async function killAndWait(id: ProcessIdentity): Promise<void> {
+  signal(id, SIGKILL);
+  for (let i = 0; i < 500 && isAlive(id); i++) await sleep(2);
+}
+
+/**
+ * Runs the exec helper, collecting at most 16 MiB per stream. It stops
+ * reading when the helper exits: a background child holding the pipes open
+ * must not hold the call.
+ */
+function runExec(helper: string, args: string[], timeoutSeconds: number) {
+  return new Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }>((resolve, reject) => {
+    const child = spawn(helper, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const collect = (into: Buffer[]) => {
+      let size = 0;
+      return (d: Buffer) => {
+        if (size >= EXEC_OUTPUT_LIMIT) return;
+        const part = d.subarray(0, EXEC_OUTPUT_LIMIT - size);
+        size += part.length;
+        into.push(part);
+      };
+    };
+    child.stdout!.on('data', collect(out));
+    child.stderr!.on('data', collect(err));
+    let timedOut = false;
+    const timer =
+      timeoutSeconds > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGTERM'); // the helper kills the exec's whole process group
+          }, timeoutSeconds * 1000)
+        : undefined;
+    child.on('error', reject);
+    child.on('exit', (code, sig) => {
+      if (timer) clearTimeout(timer);
+      // Give the pipes a moment to drain, but never wait on a background child.
+      setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        if (timedOut) reject(deadlineExceeded(`command timed out after ${timeoutSeconds} s`));
+        else resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code ?? 128 + (sig ? signalNumber(sig) ?? 0 : 0) });
+      }, 20);
+    });
+  });
+}

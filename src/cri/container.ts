@@ -1,0 +1,277 @@
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerManager } from '../container/manager.js';
+import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, ResourceSpec, SecuritySpec, SeccompMode } from '../container/types.js';
+import { invalidArgument } from '../errors.js';
+import { nowNs } from '../util/time.js';
+import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
+import type { ContainerStats } from './generated/runtime/v1/ContainerStats.js';
+import type { LinuxContainerResources__Output } from './generated/runtime/v1/LinuxContainerResources.js';
+import type { LinuxContainerSecurityContext__Output } from './generated/runtime/v1/LinuxContainerSecurityContext.js';
+import type { Implementation } from './handlers.js';
+
+const propagation: Record<string, Propagation> = {
+  PROPAGATION_PRIVATE: 'PRIVATE',
+  PROPAGATION_HOST_TO_CONTAINER: 'HOST_TO_CONTAINER',
+  PROPAGATION_BIDIRECTIONAL: 'BIDIRECTIONAL',
+};
+const propagationName = Object.fromEntries(Object.entries(propagation).map(([k, v]) => [v, k]));
+
+const stateName: Record<ContainerState, string> = {
+  CREATED: 'CONTAINER_CREATED',
+  RUNNING: 'CONTAINER_RUNNING',
+  EXITED: 'CONTAINER_EXITED',
+  UNKNOWN: 'CONTAINER_UNKNOWN',
+};
+const stateOfName = Object.fromEntries(Object.entries(stateName).map(([k, v]) => [v, k as ContainerState]));
+
+function int(value: string | undefined, field: string, min = -Infinity): number {
+  const n = Number(value ?? 0);
+  if (!Number.isSafeInteger(n) || n < min) throw invalidArgument(`${field} ${value} is out of range`);
+  return n;
+}
+
+function resources(r: LinuxContainerResources__Output | null | undefined): ResourceSpec {
+  return {
+    cpuPeriod: int(r?.cpuPeriod, 'resources.cpu_period', 0),
+    cpuQuota: int(r?.cpuQuota, 'resources.cpu_quota', -1),
+    cpuShares: int(r?.cpuShares, 'resources.cpu_shares', 0),
+    memoryLimitBytes: int(r?.memoryLimitInBytes, 'resources.memory_limit_in_bytes', 0),
+    cpusetCpus: r?.cpusetCpus ?? '',
+    cpusetMems: r?.cpusetMems ?? '',
+    oomScoreAdj: int(r?.oomScoreAdj, 'resources.oom_score_adj', -1000),
+  };
+}
+
+/** The CRI seccomp fields (the profile and the deprecated path) → what the launcher can apply. */
+function seccompMode(sc: LinuxContainerSecurityContext__Output | null | undefined): SeccompMode {
+  const profile = sc?.seccomp;
+  if (profile && profile.profileType) {
+    if (profile.profileType === 'RuntimeDefault') return 'default';
+    if (profile.profileType === 'Unconfined') return 'unconfined';
+    throw invalidArgument(`seccomp profile ${profile.profileType} "${profile.localhostRef}" is not supported by peapod`);
+  }
+  const path = sc?.seccompProfilePath ?? '';
+  if (path === '' || path === 'unconfined') return 'unconfined';
+  if (path === 'runtime/default' || path === 'docker/default') return 'default';
+  if (path.startsWith('localhost/')) throw invalidArgument(`seccomp profile "${path}": localhost profiles are not supported by peapod`);
+  throw invalidArgument(`seccomp_profile_path "${path}" must be runtime/default, docker/default, unconfined or localhost/<path>`);
+}
+
+function security(sc: LinuxContainerSecurityContext__Output | null | undefined): SecuritySpec {
+  const groups = (sc?.supplementalGroups ?? []).map((g) => int(g, 'supplemental_groups', 0));
+  const ns = sc?.namespaceOptions;
+  if (ns && ns.pid === 'TARGET') throw invalidArgument('namespace_options.pid TARGET is not supported by peapod');
+  if (sc?.apparmor?.profileType === 'Localhost' || sc?.apparmorProfile.startsWith('localhost/')) {
+    throw invalidArgument('AppArmor profiles are not supported: this host has no AppArmor');
+  }
+  return {
+    privileged: sc?.privileged ?? false,
+    capAdd: sc?.capabilities?.addCapabilities ?? [],
+    capDrop: sc?.capabilities?.dropCapabilities ?? [],
+    runAsUser: sc?.runAsUser ? int(sc.runAsUser.value, 'run_as_user', 0) : null,
+    runAsUsername: sc?.runAsUsername ?? '',
+    runAsGroup: sc?.runAsGroup ? int(sc.runAsGroup.value, 'run_as_group', 0) : null,
+    supplementalGroups: groups,
+    readonlyRootfs: sc?.readonlyRootfs ?? false,
+    noNewPrivs: sc?.noNewPrivs ?? false,
+    maskedPaths: sc?.maskedPaths.length ? sc.maskedPaths : null,
+    readonlyPaths: sc?.readonlyPaths.length ? sc.readonlyPaths : null,
+    seccomp: seccompMode(sc),
+    pidMode: (ns?.pid as SecuritySpec['pidMode']) ?? 'POD',
+  };
+}
+
+export function toContainerSpec(config: ContainerConfig__Output | null): ContainerSpec {
+  if (!config) throw invalidArgument('config is required');
+  if (!config.metadata) throw invalidArgument('config.metadata is required');
+  if (!config.image?.image) throw invalidArgument('config.image.image is required');
+  if (config.devices.length || config.CDIDevices.length) throw invalidArgument('devices are not supported by peapod');
+  if (config.stdin || config.tty) throw invalidArgument('stdin and tty containers need attach, which peapod does not support yet');
+  const mounts: MountSpec[] = config.mounts.map((m) => {
+    if (m.image) throw invalidArgument('image volume mounts are not supported by peapod');
+    return {
+      containerPath: m.containerPath,
+      hostPath: m.hostPath,
+      readonly: m.readonly,
+      propagation: propagation[m.propagation] ?? 'PRIVATE',
+    };
+  });
+  return {
+    name: config.metadata.name,
+    attempt: config.metadata.attempt,
+    image: config.image.image,
+    command: config.command,
+    args: config.args,
+    workingDir: config.workingDir,
+    env: config.envs.map((e) => ({ key: e.key, value: Buffer.from(e.value).toString('utf8') })),
+    mounts,
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    logPath: config.logPath,
+    stdin: config.stdin,
+    stdinOnce: config.stdinOnce,
+    tty: config.tty,
+    security: security(config.linux?.securityContext),
+    resources: resources(config.linux?.resources),
+    stopSignal: config.stopSignal && config.stopSignal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stopSignal.replace(/^SIGNAL_/, '') : '',
+  };
+}
+
+function resourcesOut(r: ResourceSpec) {
+  return {
+    linux: {
+      cpuPeriod: String(r.cpuPeriod),
+      cpuQuota: String(r.cpuQuota),
+      cpuShares: String(r.cpuShares),
+      memoryLimitInBytes: String(r.memoryLimitBytes),
+      oomScoreAdj: String(r.oomScoreAdj),
+      cpusetCpus: r.cpusetCpus,
+      cpusetMems: r.cpusetMems,
+    },
+  };
+}
+
+/** Bytes and inodes of a container's writable layer. */
+function diskUsage(dir: string): { bytes: number; inodes: number } {
+  let bytes = 0;
+  let inodes = 0;
+  const walk = (d: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      inodes++;
+      bytes += st.blocks * 512;
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return { bytes, inodes };
+}
+
+export function containerHandlers(containers: ContainerManager, recordDir: (id: string) => string): Implementation {
+  const metadata = (c: Container) => ({ name: c.spec.name, attempt: c.spec.attempt });
+  const imageSpec = (c: Container) => ({ image: c.spec.image, userSpecifiedImage: c.spec.image });
+
+  const stats = (c: Container): ContainerStats => {
+    const ts = nowNs().toString();
+    const cg = containers.stats(c);
+    const disk = diskUsage(join(recordDir(c.id), 'upper'));
+    return {
+      attributes: { id: c.id, metadata: metadata(c), labels: c.spec.labels, annotations: c.spec.annotations },
+      cpu: cg ? { timestamp: ts, usageCoreNanoSeconds: { value: cg.cpuUsageNs.toString() } } : null,
+      memory: cg
+        ? { timestamp: ts, workingSetBytes: { value: String(cg.memoryWorkingSetBytes) }, usageBytes: { value: String(cg.memoryUsageBytes) } }
+        : null,
+      writableLayer: {
+        timestamp: ts,
+        fsId: { mountpoint: recordDir(c.id) },
+        usedBytes: { value: String(disk.bytes) },
+        inodesUsed: { value: String(disk.inodes) },
+      },
+    };
+  };
+
+  return {
+    async CreateContainer(req) {
+      const c = await containers.create(req.podSandboxId, toContainerSpec(req.config));
+      return { containerId: c.id };
+    },
+    async StartContainer(req) {
+      await containers.start(req.containerId);
+      return {};
+    },
+    async StopContainer(req) {
+      await containers.stop(req.containerId, Number(req.timeout));
+      return {};
+    },
+    async RemoveContainer(req) {
+      await containers.remove(req.containerId);
+      return {};
+    },
+    async ContainerStatus(req) {
+      const c = containers.get(req.containerId);
+      const state = containers.stateOf(c);
+      return {
+        status: {
+          id: c.id,
+          metadata: metadata(c),
+          state: stateName[state],
+          createdAt: c.createdAt.toString(),
+          startedAt: c.startedAt.toString(),
+          finishedAt: (c.exit?.finishedAt ?? 0n).toString(),
+          exitCode: c.exit?.exitCode ?? 0,
+          image: imageSpec(c),
+          imageRef: c.imageRef,
+          imageId: c.imageId,
+          reason: c.exit?.reason ?? '',
+          message: c.exit?.message ?? '',
+          labels: c.spec.labels,
+          annotations: c.spec.annotations,
+          mounts: c.spec.mounts.map((m) => ({
+            containerPath: m.containerPath,
+            hostPath: m.hostPath,
+            readonly: m.readonly,
+            propagation: propagationName[m.propagation],
+          })),
+          logPath: c.logPath,
+          resources: resourcesOut(c.spec.resources),
+          user: { linux: { uid: String(c.process.uid), gid: String(c.process.gid), supplementalGroups: c.process.groups.map(String) } },
+        },
+        info: req.verbose
+          ? { info: JSON.stringify({ pid: c.init?.pid ?? 0, monitorPid: c.monitor?.pid ?? 0, sandboxId: c.sandboxId, process: c.process, cgroup: c.cgroup, spec: c.spec }, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v)) }
+          : {},
+      };
+    },
+    async ListContainers(req) {
+      const f = req.filter;
+      const items = containers.list({
+        id: f?.id || undefined,
+        state: f?.state ? stateOfName[f.state.state] : undefined,
+        sandboxId: f?.podSandboxId || undefined,
+        labelSelector: f?.labelSelector,
+      });
+      return {
+        containers: items.map((c) => ({
+          id: c.id,
+          podSandboxId: c.sandboxId,
+          metadata: metadata(c),
+          image: imageSpec(c),
+          imageRef: c.imageRef,
+          imageId: c.imageId,
+          state: stateName[containers.stateOf(c)],
+          createdAt: c.createdAt.toString(),
+          labels: c.spec.labels,
+          annotations: c.spec.annotations,
+        })),
+      };
+    },
+    async UpdateContainerResources(req) {
+      containers.updateResources(req.containerId, resources(req.linux));
+      return {};
+    },
+    async ReopenContainerLog(req) {
+      await containers.reopenLog(req.containerId);
+      return {};
+    },
+    async ExecSync(req) {
+      const r = await containers.execSync(req.containerId, req.cmd, Number(req.timeout));
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
+    },
+    async ContainerStats(req) {
+      return { stats: stats(containers.get(req.containerId)) };
+    },
+    async ListContainerStats(req) {
+      const f = req.filter;
+      const items = containers.list({ id: f?.id || undefined, sandboxId: f?.podSandboxId || undefined, labelSelector: f?.labelSelector });
+      return { stats: items.filter((c) => containers.stateOf(c) === 'RUNNING').map(stats) };
+    },
+  };
+}

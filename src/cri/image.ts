@@ -1,0 +1,52 @@
+import { invalidArgument } from '../errors.js';
+import type { Image } from '../image/types.js';
+import type { ImageService } from '../image/service.js';
+import type { Implementation } from './handlers.js';
+
+function imageOut(img: Image) {
+  return {
+    id: img.id,
+    repoTags: img.repoTags,
+    repoDigests: img.repoDigests,
+    size: String(img.size),
+    uid: img.uid !== undefined ? { value: String(img.uid) } : null,
+    username: img.username ?? '',
+    spec: { image: img.id },
+    pinned: false,
+  };
+}
+
+export function imageHandlers(images: ImageService): Implementation {
+  return {
+    async ListImages(req) {
+      return { images: images.list(req.filter?.image?.image || undefined).map(imageOut) };
+    },
+    async ImageStatus(req) {
+      const ref = req.image?.image;
+      if (!ref) throw invalidArgument('image.image is required');
+      const img = images.resolve(ref);
+      // A missing image is not an error: clients read an empty answer as "pull needed".
+      if (!img) return { image: null, info: {} };
+      return {
+        image: imageOut(img),
+        info: req.verbose ? { info: JSON.stringify({ imageSpec: img.config, chainIds: img.chainIds, manifestDigest: img.manifestDigest }) } : {},
+      };
+    },
+    async RemoveImage(req) {
+      const ref = req.image?.image;
+      if (!ref) throw invalidArgument('image.image is required');
+      await images.remove(ref);
+      return {};
+    },
+    async ImageFsInfo() {
+      const fs = await images.fsInfo();
+      const usage = {
+        timestamp: fs.timestampNs.toString(),
+        fsId: { mountpoint: fs.mountpoint },
+        usedBytes: { value: String(fs.usedBytes) },
+        inodesUsed: { value: String(fs.inodesUsed) },
+      };
+      return { imageFilesystems: [usage], containerFilesystems: [] };
+    },
+  };
+}
