@@ -5,6 +5,7 @@ import type { ServerConfig } from './config.js';
 import { ContainerManager } from './container/manager.js';
 import { containerHandlers } from './cri/container.js';
 import { imageHandlers } from './cri/image.js';
+import { peapodHandlers } from './cri/peapod.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
@@ -61,7 +62,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   };
   let server: grpc.Server;
   try {
-    server = await serveCri(config.socket, { runtime, image: imageHandlers(images) }, log);
+    server = await serveCri(config.socket, { runtime, image: imageHandlers(images), peapod: peapodHandlers(images) }, log);
   } catch (err) {
     reaper.stop();
     throw err;

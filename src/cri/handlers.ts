@@ -2,13 +2,21 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
 import { toServiceError } from './status.js';
 
+/**
+ * A method implementation: takes the decoded request and resolves to the
+ * response. For a client-streaming method the argument is instead an
+ * AsyncIterable of the decoded requests (flow-controlled: the client is held
+ * back while the implementation does not read); it ends when the client
+ * half-closes and throws if the client cancels.
+ */
 type UnaryImpl = (request: any) => Promise<unknown>;
 export type Implementation = Record<string, UnaryImpl>;
 
 /**
- * Builds the full handler table of a service: the implemented unary methods
- * wrapped with logging and error mapping, and every other method answering
- * UNIMPLEMENTED at once (streaming ones included), so no call ever hangs.
+ * Builds the full handler table of a service: the implemented unary and
+ * client-streaming methods wrapped with logging and error mapping, and every
+ * other method answering UNIMPLEMENTED at once (server-streaming ones
+ * included), so no call ever hangs.
  */
 export function serviceHandlers(
   service: grpc.ServiceDefinition,
@@ -20,6 +28,8 @@ export function serviceHandlers(
     const fn = impl[name];
     if (fn && !method.requestStream && !method.responseStream) {
       handlers[name] = wrapUnary(name, fn, log);
+    } else if (fn && method.requestStream && !method.responseStream) {
+      handlers[name] = wrapClientStream(name, fn, log);
     } else if (method.responseStream) {
       handlers[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by peapod` });
@@ -34,9 +44,21 @@ export function serviceHandlers(
 }
 
 function wrapUnary(name: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
-  return (call, callback) => {
-    const start = performance.now();
-    fn(call.request).then(
+  return (call, callback) => settle(name, () => fn(call.request), callback, log);
+}
+
+function wrapClientStream(name: string, fn: UnaryImpl, log: Logger): grpc.handleClientStreamingCall<unknown, unknown> {
+  // The call is a Readable in object mode: async iteration reads one message
+  // at a time and grpc-js pauses the HTTP/2 stream while nothing reads.
+  return (call, callback) => settle(name, () => fn(call), callback, log);
+}
+
+/** Runs one call's implementation, logging it and mapping its error (if any) to a status. */
+function settle(name: string, run: () => Promise<unknown>, callback: grpc.sendUnaryData<unknown>, log: Logger): void {
+  const start = performance.now();
+  Promise.resolve()
+    .then(run)
+    .then(
       (res) => {
         log.debug('rpc', { method: name, ms: +(performance.now() - start).toFixed(3) });
         callback(null, res);
@@ -48,5 +70,4 @@ function wrapUnary(name: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCa
         callback(status);
       },
     );
-  };
 }

@@ -4,11 +4,13 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { serviceHandlers, type Implementation } from './handlers.js';
-import { criProto } from './proto.js';
+import { criProto, peapodProto } from './proto.js';
 
 export interface CriServices {
   runtime: Implementation;
   image: Implementation;
+  /** peapod.v1.Peapod (proto/peapod.proto): the CLI's own service; methods left out answer UNIMPLEMENTED. */
+  peapod?: Implementation;
 }
 
 /** Resolves true when something accepts connections on the unix socket. */
@@ -24,7 +26,8 @@ function socketIsLive(path: string): Promise<boolean> {
 }
 
 /**
- * Serves CRI RuntimeService and ImageService on a unix socket (mode 0660).
+ * Serves CRI RuntimeService and ImageService, and peapod's own service beside
+ * them, on a unix socket (mode 0660).
  * A stale socket file is replaced; a live one is refused, so two servers
  * never share one set of roots by accident.
  */
@@ -39,6 +42,8 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   const v1 = criProto().runtime.v1;
   server.addService(v1.RuntimeService.service, serviceHandlers(v1.RuntimeService.service, services.runtime, log));
   server.addService(v1.ImageService.service, serviceHandlers(v1.ImageService.service, services.image, log));
+  const own = peapodProto().peapod.v1.Peapod.service;
+  server.addService(own, serviceHandlers(own, services.peapod ?? {}, log));
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
   );
