@@ -1,4 +1,6 @@
 import { parseArgs } from 'node:util';
+import { imageCommand, imageUsage } from './cli/image.js';
+import { UsageError } from './cli/usage.js';
 import { defaultConfig, version, type ServerConfig } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger, isLogLevel } from './log.js';
@@ -7,11 +9,15 @@ const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
 
 Usage:
   peapod serve [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
+${imageUsage}
   peapod --version
   peapod --help
 
 serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           defaults: --socket ${defaultConfig.socket} --root ${defaultConfig.root} --state ${defaultConfig.state}
+image     talks to a running server on --socket: load imports OCI-layout or docker-archive
+          tarballs (optionally gzipped; --name names an unnamed archive or completes a
+          tag-only ref.name); ls, rm and pull use CRI ImageService, as crictl does
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -50,8 +56,6 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-class UsageError extends Error {}
-
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
@@ -59,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'serve':
         await serve(rest);
         return -1; // keeps running
+      case 'image':
+        return await imageCommand(rest);
       case '--version':
       case 'version':
         process.stdout.write(`peapod ${version}\n`);
