@@ -121,6 +121,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* The command runs in the container: no server descriptor may reach it. */
+	if (close_fds_from(3) < 0) {
+		fprintf(stderr, PROG ": closing inherited descriptors: %s\n", strerror(errno));
+		return 126;
+	}
+
 	/* Nothing may slip between the fork and the signal loop. */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);

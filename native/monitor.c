@@ -651,6 +651,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* The monitor outlives the server: it must not hold the server's files
+	 * (its listening socket, say), whatever the runtime forgot to mark CLOEXEC. */
+	if (close_fds_from(3) < 0)
+		fprintf(stderr, PROG ": warning: closing inherited descriptors: %s\n", strerror(errno));
 	m->init = -1;
 	m->dirfd = -1;
 	m->go_w = m->sync_r = m->out_r = m->err_r = -1;

@@ -4,6 +4,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { failedPrecondition, internal } from '../errors.js';
 import { identify, type ProcessIdentity } from '../linux/proc.js';
+import { libc } from '../ffi/index.js';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../ffi/constants.js';
 
 /**
  * The per-container native monitor (native/monitor.c): it forks the container
@@ -42,10 +44,15 @@ export function awaitCreated(child: ChildProcess): Promise<{ monitor: ProcessIde
   });
 }
 
-/** One request on the monitor's control socket: "start", "reopen", "ping". */
+/**
+ * One request on the monitor's control socket: "start", "reopen", "ping".
+ * Connects through /proc/self/fd/<dir fd>/ because the full path can exceed
+ * the 108 bytes a unix socket address holds.
+ */
 export function control(dir: string, command: string, timeoutMs = 30_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(join(dir, 'control.sock'));
+  const dirFd = libc().open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return new Promise<string>((resolve, reject) => {
+    const sock = connect(`/proc/self/fd/${dirFd}/control.sock`);
     let reply = '';
     const timer = setTimeout(() => {
       sock.destroy();
@@ -67,7 +74,7 @@ export function control(dir: string, command: string, timeoutMs = 30_000): Promi
       clearTimeout(timer);
       reject(failedPrecondition(`container monitor is not reachable: ${e.message}`));
     });
-  });
+  }).finally(() => libc().close(dirFd));
 }
 
 export interface ExitRecord {

@@ -40,7 +40,10 @@ export interface TestServer {
 }
 
 /** Starts `peapod serve` under the matrix runtime on fresh temporary roots. */
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+export async function startServer(
+  env: Record<string, string> = {},
+  prepare?: (root: string) => Promise<void>,
+): Promise<TestServer> {
   const base = mkdtempSync(join(tmpdir(), 'peapod-test-'));
   const socket = join(base, 'peapod.sock');
   const root = join(base, 'root');
@@ -84,6 +87,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
     client = criClient(socket);
   };
 
+  if (prepare) await prepare(root);
   await launch(env);
   const server: TestServer = {
     get runtime() {

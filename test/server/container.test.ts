@@ -1,0 +1,370 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grpcCode, podConfig } from '../support/cri-client.js';
+import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe(`containers [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let logDir: string;
+  beforeAll(async () => {
+    s = await startServer({}, preloadBusybox);
+    logDir = mkdtempSync(join(tmpdir(), 'peapod-logs-'));
+  });
+  afterAll(async () => {
+    await s?.cleanup();
+    rmSync(logDir, { recursive: true, force: true });
+  });
+
+  async function pod(name: string, extra: Record<string, unknown> = {}) {
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig(name, { logDirectory: join(logDir, name), ...extra }) });
+    return podSandboxId;
+  }
+
+  async function run(podId: string, name: string, command: string[], extra: Record<string, unknown> = {}) {
+    const { containerId } = await s.runtime.CreateContainer({
+      podSandboxId: podId,
+      config: { metadata: { name }, image: { image: BUSYBOX }, command, logPath: `${name}.log`, ...extra },
+    });
+    await s.runtime.StartContainer({ containerId });
+    return containerId;
+  }
+
+  async function waitExited(id: string, ms = 10_000) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const st = (await s.runtime.ContainerStatus({ containerId: id })).status!;
+      if (st.state === 'CONTAINER_EXITED') return st;
+      if (Date.now() > deadline) throw new Error(`container ${id} still ${st.state}`);
+      await sleep(20);
+    }
+  }
+
+  const exec = async (id: string, cmd: string[], timeout = 10) => {
+    const r = await s.runtime.ExecSync({ containerId: id, cmd, timeout: String(timeout) });
+    return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
+  };
+
+  const initPid = async (id: string) =>
+    JSON.parse((await s.runtime.ContainerStatus({ containerId: id, verbose: true })).info.info!).pid as number;
+
+  it('runs two containers that share the pod network, UTS, IPC and PID namespaces', async () => {
+    const p = await pod('shared-ns');
+    try {
+      const a = await run(p, 'a', ['sleep', '300']);
+      const b = await run(p, 'b', ['sleep', '300']);
+      const [pa, pb] = [await initPid(a), await initPid(b)];
+      for (const ns of ['net', 'uts', 'ipc', 'pid']) expect(nsOf(pa, ns), ns).toBe(nsOf(pb, ns));
+      expect(nsOf(pa, 'mnt')).not.toBe(nsOf(pb, 'mnt'));
+      expect(nsOf(pa, 'net')).not.toBe(nsOf('self', 'net'));
+      expect((await exec(b, ['hostname'])).out.trim()).toBe('shared-ns');
+      // A System V segment made in the pod's IPC namespace is seen by both containers, not by the host.
+      const ipcNs = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).namespaces.ipc;
+      execFileSync('nsenter', [`--ipc=${ipcNs}`, 'ipcmk', '-M', '4321']);
+      expect((await exec(a, ['cat', '/proc/sysvipc/shm'])).out).toMatch(/\b4321\b/);
+      expect((await exec(b, ['cat', '/proc/sysvipc/shm'])).out).toMatch(/\b4321\b/);
+      expect(readFileSync('/proc/sysvipc/shm', 'utf8')).not.toMatch(/\b4321\b/);
+      const ps = (await exec(b, ['ps', '-o', 'pid,comm'])).out;
+      expect(ps).toMatch(/^\s*1\s+pause$/m);
+      expect(ps.match(/^\s*\d+\s+sleep$/gm)).toHaveLength(2); // a's and b's
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('shares a host directory between containers and hides host files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-shared-'));
+    const p = await pod('volume');
+    try {
+      const mount = { containerPath: '/data', hostPath: dir };
+      const w = await run(p, 'writer', ['sh', '-c', 'echo from-writer > /data/msg; sleep 300'], { mounts: [mount] });
+      const r = await run(p, 'reader', ['sleep', '300'], { mounts: [{ ...mount, readonly: true }] });
+      await sleep(200);
+      expect((await exec(r, ['cat', '/data/msg'])).out).toBe('from-writer\n');
+      expect(readFileSync(join(dir, 'msg'), 'utf8')).toBe('from-writer\n');
+      expect((await exec(r, ['sh', '-c', 'echo x > /data/y'])).code).not.toBe(0);
+      expect((await exec(w, ['cat', '/etc/debian_version'])).code).not.toBe(0);
+      expect(existsSync('/etc/debian_version')).toBe(true);
+      const st = await s.runtime.ContainerStatus({ containerId: r });
+      expect(st.status!.mounts).toEqual([
+        expect.objectContaining({ containerPath: '/data', hostPath: dir, readonly: true, propagation: 'PROPAGATION_PRIVATE' }),
+      ]);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports exit codes, reasons and times', async () => {
+    const p = await pod('exits');
+    try {
+      const ok = await run(p, 'ok', ['true']);
+      const three = await run(p, 'three', ['sh', '-c', 'exit 3']);
+      const killed = await run(p, 'killed', ['sh', '-c', 'kill -9 $$']);
+      const missing = await run(p, 'missing', ['/no/such/binary']).catch((e) => e);
+      const a = await waitExited(ok);
+      expect([a.exitCode, a.reason]).toEqual([0, 'Completed']);
+      expect(BigInt(a.finishedAt!)).toBeGreaterThanOrEqual(BigInt(a.startedAt!));
+      expect(BigInt(a.startedAt!)).toBeGreaterThanOrEqual(BigInt(a.createdAt!));
+      expect(a.imageRef).toMatch(/sha256:[0-9a-f]{64}$/);
+      expect(a.image!.image).toBe(BUSYBOX);
+      expect(a.logPath).toBe(join(logDir, 'exits', 'ok.log'));
+      const b = await waitExited(three);
+      expect([b.exitCode, b.reason]).toEqual([3, 'Error']);
+      const c = await waitExited(killed);
+      expect(c.exitCode).toBe(137);
+      expect(grpcCode(missing)).toBe('FAILED_PRECONDITION');
+      const { containers } = await s.runtime.ListContainers({ filter: { podSandboxId: p } });
+      const d = await waitExited(containers.find((x) => x.metadata!.name === 'missing')!.id!);
+      expect(d.exitCode).toBe(127);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('stops with the grace period both ways: a TERM trap exits cleanly, a TERM-ignoring process is killed', async () => {
+    const p = await pod('grace');
+    try {
+      const polite = await run(p, 'polite', ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
+      const stubborn = await run(p, 'stubborn', ['sh', '-c', "trap '' TERM; while true; do sleep 0.1; done"]);
+      const instant = await run(p, 'instant', ['sleep', '300']);
+      await sleep(200);
+      let t = Date.now();
+      await s.runtime.StopContainer({ containerId: polite, timeout: '10' });
+      expect(Date.now() - t).toBeLessThan(3000);
+      expect((await waitExited(polite)).exitCode).toBe(0);
+      t = Date.now();
+      await s.runtime.StopContainer({ containerId: stubborn, timeout: '1' });
+      const took = Date.now() - t;
+      expect(took).toBeGreaterThanOrEqual(1000);
+      expect(took).toBeLessThan(4000);
+      expect((await waitExited(stubborn)).exitCode).toBe(137);
+      t = Date.now();
+      await s.runtime.StopContainer({ containerId: instant, timeout: '0' });
+      expect(Date.now() - t).toBeLessThan(1000);
+      expect((await waitExited(instant)).exitCode).toBe(137);
+      await s.runtime.StopContainer({ containerId: instant, timeout: '0' }); // idempotent
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('writes CRI logs byte for byte, long lines split into P pieces, and reopens after rotation', async () => {
+    const p = await pod('logs');
+    try {
+      const id = await run(p, 'printer', ['sh', '-c', "printf 'one\\ntwo\\r\\n'; printf 'err\\n' >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; printf 'tail-no-newline'"]);
+      const st = await waitExited(id);
+      const lines = readFileSync(st.logPath!, 'utf8').split('\n').filter(Boolean);
+      const parsed = lines.map((l) => l.match(/^(\S+) (stdout|stderr) ([PF]) (.*)$/)!);
+      for (const m of parsed) expect(m[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$/);
+      const out = parsed.filter((m) => m[2] === 'stdout').map((m) => [m[3], m[4]]);
+      expect(out[0]).toEqual(['F', 'one']);
+      expect(out[1]).toEqual(['F', 'two']);
+      expect(out[2]).toEqual(['P', 'x'.repeat(16384)]);
+      expect(out[3]).toEqual(['F', 'x'.repeat(20000 - 16384)]);
+      expect(out[4]).toEqual(['P', 'tail-no-newline']);
+      expect(parsed.filter((m) => m[2] === 'stderr').map((m) => [m[3], m[4]])).toEqual([['F', 'err']]);
+
+      const rot = await run(p, 'rotated', ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done']);
+      const path = (await s.runtime.ContainerStatus({ containerId: rot })).status!.logPath!;
+      await sleep(300);
+      renameSync(path, path + '.1');
+      await s.runtime.ReopenContainerLog({ containerId: rot });
+      expect(existsSync(path)).toBe(true);
+      await sleep(300);
+      expect(readFileSync(path, 'utf8')).toMatch(/stdout F tick \d+/);
+      await expect(s.runtime.ReopenContainerLog({ containerId: id })).rejects.toSatisfy((e) => grpcCode(e) === 'FAILED_PRECONDITION');
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('passes no server file descriptor to a container and keeps the server in its own namespaces', async () => {
+    const before = threadNamespaces(s.pid);
+    const p = await pod('fds', { linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } });
+    try {
+      const id = await run(p, 'c', ['sleep', '300'], { linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } });
+      const pid = await initPid(id);
+      expect(readdirSync(`/proc/${pid}/fd`).sort()).toEqual(['0', '1', '2']);
+      expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
+      expect((await exec(id, ['cat', '/proc/1/comm'])).out.trim()).toBe('sleep');
+      expect((await exec(id, ['ls', '/proc/1/fd'])).out.split(/\s+/).filter(Boolean).sort()).toEqual(['0', '1', '2']);
+      expect(threadNamespaces(s.pid)).toEqual(before);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+    expect(threadNamespaces(s.pid)).toEqual(before);
+  });
+
+  it('applies the security context: user, read-only root, capabilities', async () => {
+    const p = await pod('security');
+    try {
+      const id = await run(p, 'c', ['sleep', '300'], {
+        linux: {
+          securityContext: {
+            runAsUser: { value: '1000' },
+            supplementalGroups: ['4242'],
+            readonlyRootfs: true,
+            capabilities: { dropCapabilities: ['ALL'] },
+            noNewPrivs: true,
+          },
+        },
+      });
+      const ids = (await exec(id, ['id'])).out;
+      expect(ids).toMatch(/uid=1000/);
+      expect(ids).toMatch(/4242/);
+      expect((await exec(id, ['touch', '/x'])).err).toMatch(/Read-only file system/);
+      const status = (await exec(id, ['cat', '/proc/self/status'])).out;
+      expect(status).toMatch(/CapBnd:\s+0000000000000000/);
+      expect(status).toMatch(/NoNewPrivs:\s+1/);
+      const root = await run(p, 'root', ['sleep', '300'], { linux: { securityContext: { seccomp: { profileType: 'RuntimeDefault' } } } });
+      const rootStatus = (await exec(root, ['cat', '/proc/self/status'])).out;
+      expect(rootStatus).toMatch(/CapEff:\s+00000000a80425fb/);
+      expect(rootStatus).toMatch(/Seccomp:\s+2/);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('ExecSync: exit codes, separate streams, timeout kills every process of the exec, background children do not hold it', async () => {
+    const p = await pod('exec');
+    try {
+      const id = await run(p, 'c', ['sleep', '300']);
+      expect(await exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 5'])).toEqual({ out: 'out\n', err: 'err\n', code: 5 });
+      const t = Date.now();
+      await expect(exec(id, ['sh', '-c', 'sleep 401 & sleep 402'], 1)).rejects.toSatisfy((e) => grpcCode(e) === 'DEADLINE_EXCEEDED');
+      expect(Date.now() - t).toBeLessThan(5000);
+      await sleep(100);
+      const ps = (await exec(id, ['ps', '-o', 'args'])).out;
+      expect(ps).toMatch(/sleep 300/);
+      expect(ps).not.toMatch(/sleep 40[12]/);
+      const t2 = Date.now();
+      expect((await exec(id, ['sh', '-c', 'sleep 302 >/dev/null 2>&1 & echo started'])).out).toBe('started\n');
+      expect(Date.now() - t2).toBeLessThan(3000);
+      const big = await exec(id, ['sh', '-c', 'head -c 3000000 /dev/zero']);
+      expect(big.out.length).toBe(3_000_000);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('reports OOMKilled when the memory limit is hit, and stats for a running container', async () => {
+    const p = await pod('oom');
+    try {
+      const id = await run(p, 'hog', ['sh', '-c', 'head -c 200m /dev/zero | tail'], {
+        linux: { resources: { memoryLimitInBytes: String(32 * 1024 * 1024) } },
+      });
+      const st = await waitExited(id, 20_000);
+      expect(st.reason).toBe('OOMKilled');
+      expect(st.exitCode).toBe(137);
+      const busy = await run(p, 'busy', ['sh', '-c', 'while true; do :; done']);
+      await sleep(300);
+      const stats = (await s.runtime.ContainerStats({ containerId: busy })).stats!;
+      expect(BigInt(stats.cpu!.usageCoreNanoSeconds!.value!)).toBeGreaterThan(50_000_000n);
+      expect(Number(stats.memory!.workingSetBytes!.value)).toBeGreaterThan(0);
+      expect(stats.writableLayer!.inodesUsed).toBeDefined();
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('rejects bad input with the right status and leaves nothing behind', async () => {
+    const p = await pod('bad');
+    const code = (x: Promise<unknown>) => x.then(() => 'OK', (e) => grpcCode(e));
+    const cfg = (extra: Record<string, unknown> = {}) => ({ metadata: { name: 'x' }, image: { image: BUSYBOX }, command: ['true'], ...extra });
+    try {
+      expect(await code(s.runtime.CreateContainer({ podSandboxId: 'f'.repeat(64), config: cfg() }))).toBe('NOT_FOUND');
+      expect(await code(s.runtime.CreateContainer({ podSandboxId: p, config: cfg({ image: { image: 'nope:1' } }) }))).toBe('NOT_FOUND');
+      const missing = s.runtime.CreateContainer({ podSandboxId: p, config: cfg({ mounts: [{ containerPath: '/x', hostPath: '/no/such/dir' }] }) });
+      await expect(missing).rejects.toThrow(/\/no\/such\/dir/);
+      expect(await code(s.runtime.CreateContainer({ podSandboxId: p, config: cfg({ mounts: [{ containerPath: 'rel', hostPath: '/tmp' }] }) }))).toBe('INVALID_ARGUMENT');
+      expect(await code(s.runtime.CreateContainer({ podSandboxId: p, config: { image: { image: BUSYBOX } } }))).toBe('INVALID_ARGUMENT');
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p, config: cfg() });
+      expect(await code(s.runtime.CreateContainer({ podSandboxId: p, config: cfg() }))).toBe('ALREADY_EXISTS');
+      await s.runtime.StartContainer({ containerId });
+      expect(await code(s.runtime.StartContainer({ containerId }))).toBe('FAILED_PRECONDITION');
+      expect(await code(s.runtime.ContainerStatus({ containerId: 'e'.repeat(64) }))).toBe('NOT_FOUND');
+      expect(await code(s.runtime.StopContainer({ containerId: 'e'.repeat(64), timeout: '0' }))).toBe('OK');
+      expect(await code(s.runtime.RemoveContainer({ containerId: 'e'.repeat(64) }))).toBe('OK');
+      await s.runtime.RemoveContainer({ containerId });
+      await s.runtime.RemoveContainer({ containerId });
+      expect(existsSync(join(s.root, 'containers', containerId))).toBe(false);
+      expect(existsSync(join(s.state, 'containers', containerId))).toBe(false);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+    expect(readdirSync(join(s.root, 'containers'))).toEqual([]);
+  });
+});
+
+describe(`container failures and restarts [server on ${runtime}]`, () => {
+  const cfg = { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] };
+
+  it.each(['container.after-prepare', 'container.after-record', 'container.after-monitor'])(
+    'leaves nothing behind when CreateContainer fails at %s',
+    async (fp) => {
+      const s = await startServer({ PEAPOD_FAILPOINTS: fp }, preloadBusybox);
+      try {
+        const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('fp') });
+        await expect(s.runtime.CreateContainer({ podSandboxId, config: cfg })).rejects.toThrow(new RegExp(fp));
+        expect(readdirSync(join(s.root, 'containers'))).toEqual([]);
+        expect(readdirSync(join(s.state, 'containers'))).toEqual([]);
+        const cgDir = `/sys/fs/cgroup/memory/peapod/${podSandboxId}`;
+        expect(existsSync(cgDir) ? readdirSync(cgDir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : []).toEqual([]);
+        expect(mountsContaining(join(s.state, 'containers'))).toEqual([]);
+        // The name is free again once the fault is gone.
+        await s.restart();
+        const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });
+        await s.runtime.RemoveContainer({ containerId });
+        await s.runtime.RemovePodSandbox({ podSandboxId });
+      } finally {
+        await s.cleanup();
+      }
+    },
+  );
+
+  it('keeps containers, logs and exit codes across a kill -9 of the server', async () => {
+    const logs = mkdtempSync(join(tmpdir(), 'peapod-logs-'));
+    const s = await startServer({}, preloadBusybox);
+    try {
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('restart', { logDirectory: logs }) });
+      const mk = async (name: string, script: string) => {
+        const { containerId } = await s.runtime.CreateContainer({
+          podSandboxId,
+          config: { metadata: { name }, image: { image: BUSYBOX }, command: ['sh', '-c', script], logPath: `${name}.log` },
+        });
+        await s.runtime.StartContainer({ containerId });
+        return containerId;
+      };
+      const short = await mk('short', 'i=0; while [ $i -lt 20 ]; do echo line $i; i=$((i+1)); sleep 0.05; done; exit 7');
+      const long = await mk('long', 'sleep 300');
+      await sleep(200);
+      const before = await s.runtime.ContainerStatus({ containerId: long });
+      await s.kill9();
+      await sleep(1500); // "short" finishes while no server runs
+      await s.restart();
+      const st = (await s.runtime.ContainerStatus({ containerId: short })).status!;
+      expect(st.state).toBe('CONTAINER_EXITED');
+      expect(st.exitCode).toBe(7);
+      expect(BigInt(st.finishedAt!)).toBeGreaterThan(BigInt(st.startedAt!));
+      const lines = readFileSync(join(logs, 'short.log'), 'utf8').trim().split('\n');
+      expect(lines.map((l) => l.split(' ').slice(3).join(' '))).toEqual(Array.from({ length: 20 }, (_, i) => `line ${i}`));
+      const after = await s.runtime.ContainerStatus({ containerId: long });
+      expect(after.status).toEqual(before.status);
+      expect(after.status!.state).toBe('CONTAINER_RUNNING');
+      const r = await s.runtime.ExecSync({ containerId: long, cmd: ['echo', 'alive'], timeout: '5' });
+      expect(Buffer.from(r.stdout).toString()).toBe('alive\n');
+      await s.runtime.StopContainer({ containerId: long, timeout: '0' });
+      expect((await s.runtime.ContainerStatus({ containerId: long })).status!.exitCode).toBe(137);
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      await s.cleanup();
+      rmSync(logs, { recursive: true, force: true });
+    }
+  });
+});
