@@ -58,7 +58,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   const runtime = {
     ...runtimeInfoHandlers(networkStatus, () => ({ ...config, ffi: libc.backend })),
     ...sandboxHandlers(sandboxes),
-    ...containerHandlers(containers, (id) => join(config.root, 'containers', id)),
+    ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
   };
   let server: grpc.Server;
   try {

@@ -10,6 +10,7 @@ import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
 import type { HostNamespaces } from '../linux/namespaces.js';
 import { isAlive, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
+import type { Sandbox } from '../sandbox/types.js';
 import { matchesLabels } from '../sandbox/manager.js';
 import { failpoint } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
@@ -18,7 +19,7 @@ import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
 import { awaitCreated, control, readExit, spawnMonitor } from './monitor.js';
-import { addFilesystem, validateMounts } from './mounts.js';
+import { addFilesystem, INIT_ANNOTATION, INIT_PATH, validateMounts } from './mounts.js';
 import { buildProcess, layerFileReader } from './process.js';
 import { addProcess, NativeSpec } from './spec.js';
 import type { Container, ContainerSpec, ContainerState, ExitStatus, ResourceSpec } from './types.js';
@@ -107,7 +108,7 @@ export class ContainerManager {
       createdAt: nowNs(),
       startedAt: 0n,
       logPath: sb.spec.logDirectory && spec.logPath ? join(sb.spec.logDirectory, spec.logPath) : '',
-      cgroup: join(sb.spec.cgroupParent || `peapod/${sb.id}`, id),
+      cgroup: join(podCgroupPath(sb), id),
       monitor: null,
       init: null,
       exit: null,
@@ -130,6 +131,8 @@ export class ContainerManager {
       const rootfs = await images.rootfsSpec(image.id, recordDir);
       const reader = layerFileReader(rootfs.type === 'overlay' ? rootfs.lowerdir : [rootfs.rootfs]);
       c.process = buildProcess(spec, image.config, reader);
+      const wantsInit = spec.annotations[INIT_ANNOTATION] === 'true';
+      if (wantsInit) c.process.args = [INIT_PATH, '--', ...c.process.args];
       failpoint('container.after-prepare');
 
       const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
@@ -142,7 +145,8 @@ export class ContainerManager {
       const native = new NativeSpec();
       const pidMode = spec.security.pidMode;
       native.add('pidns', pidMode === 'NODE' ? 'host' : pidMode === 'CONTAINER' ? 'new' : sb.namespaces.pid ?? 'host');
-      addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb));
+      const initBinary = wantsInit ? join(this.deps.nativeDir, 'peapod-init') : undefined;
+      addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb), initBinary);
       addProcess(native, c.process);
       if (spec.resources.oomScoreAdj) native.add('oom-score-adj', spec.resources.oomScoreAdj);
       for (const dir of cgroup.procsDirs()) native.add('cgroup', dir);
@@ -287,8 +291,17 @@ export class ContainerManager {
   }
 
   stats(c: Container): CgroupStats | undefined {
+    return this.cgroupStats(c.cgroup);
+  }
+
+  /** The pod cgroup holds every container's cgroup: its figures are the pod's. */
+  podStats(sb: Sandbox): CgroupStats | undefined {
+    return this.cgroupStats(podCgroupPath(sb));
+  }
+
+  private cgroupStats(path: string): CgroupStats | undefined {
     try {
-      return this.cgroup(c)?.stats();
+      return this.deps.cgroups.open(path).stats();
     } catch {
       return undefined;
     }
@@ -356,6 +369,11 @@ export class ContainerManager {
     if (idOrPrefix === '') throw invalidArgument('container id is required');
     return matchIdPrefix(this.containers.keys(), idOrPrefix);
   }
+}
+
+/** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
+function podCgroupPath(sb: Sandbox): string {
+  return sb.spec.cgroupParent || `peapod/${sb.id}`;
 }
 
 function nameKey(c: Container): string {

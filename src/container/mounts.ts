@@ -23,6 +23,11 @@ export const DEFAULT_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/p
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 
+/** Where a container's optional init lives (as docker-init does). */
+export const INIT_PATH = '/dev/init';
+/** The annotation that asks for it, like `docker run --init`. */
+export const INIT_ANNOTATION = 'peapod.io/init';
+
 const propagationFlag: Record<Propagation, string> = {
   PRIVATE: 'rprivate',
   HOST_TO_CONTAINER: 'rslave',
@@ -59,6 +64,8 @@ export function addFilesystem(
   rootfsDir: string,
   rootfs: RootfsSpec,
   pod: PodFiles,
+  /** peapod-init, bind-mounted at INIT_PATH for containers that ask for an init. */
+  initBinary?: string,
 ): void {
   const sec = c.security;
   spec.add('rootfs', rootfsDir);
@@ -66,6 +73,8 @@ export function addFilesystem(
   spec.add('mount', 'proc', 'proc', '/proc', 'nosuid,noexec,nodev', '-');
   spec.add('mount', 'tmpfs', 'tmpfs', '/dev', 'nosuid,strictatime', 'mode=755,size=65536k');
   for (const d of DEVICES) spec.add('mount', 'bind', `/dev/${d}`, `/dev/${d}`, 'bind', '-');
+  // In the /dev tmpfs, so the image's own file system never sees it.
+  if (initBinary) spec.add('mount', 'bind', initBinary, INIT_PATH, 'bind,ro', '-');
   spec.add('mount', 'devpts', 'devpts', '/dev/pts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620,gid=5');
   spec.add('symlink', 'pts/ptmx', '/dev/ptmx');
   spec.add('symlink', '/proc/self/fd', '/dev/fd');

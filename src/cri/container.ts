@@ -6,6 +6,9 @@ import { invalidArgument } from '../errors.js';
 import { nowNs } from '../util/time.js';
 import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
 import type { ContainerStats } from './generated/runtime/v1/ContainerStats.js';
+import type { PodSandboxStats } from './generated/runtime/v1/PodSandboxStats.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { Sandbox } from '../sandbox/types.js';
 import type { LinuxContainerResources__Output } from './generated/runtime/v1/LinuxContainerResources.js';
 import type { LinuxContainerSecurityContext__Output } from './generated/runtime/v1/LinuxContainerSecurityContext.js';
 import type { Implementation } from './handlers.js';
@@ -156,7 +159,11 @@ function diskUsage(dir: string): { bytes: number; inodes: number } {
   return { bytes, inodes };
 }
 
-export function containerHandlers(containers: ContainerManager, recordDir: (id: string) => string): Implementation {
+export function containerHandlers(
+  containers: ContainerManager,
+  sandboxes: SandboxManager,
+  recordDir: (id: string) => string,
+): Implementation {
   const metadata = (c: Container) => ({ name: c.spec.name, attempt: c.spec.attempt });
   const imageSpec = (c: Container) => ({ image: c.spec.image, userSpecifiedImage: c.spec.image });
 
@@ -179,7 +186,32 @@ export function containerHandlers(containers: ContainerManager, recordDir: (id: 
     };
   };
 
+  const podStats = (sb: Sandbox): PodSandboxStats => {
+    const ts = nowNs().toString();
+    const cg = containers.podStats(sb);
+    const running = containers.inSandbox(sb.id).filter((c) => containers.stateOf(c) === 'RUNNING');
+    return {
+      attributes: { id: sb.id, metadata: { ...sb.spec.metadata }, labels: sb.spec.labels, annotations: sb.spec.annotations },
+      linux: {
+        cpu: cg ? { timestamp: ts, usageCoreNanoSeconds: { value: cg.cpuUsageNs.toString() } } : null,
+        memory: cg
+          ? { timestamp: ts, workingSetBytes: { value: String(cg.memoryWorkingSetBytes) }, usageBytes: { value: String(cg.memoryUsageBytes) } }
+          : null,
+        process: cg ? { timestamp: ts, processCount: { value: String(cg.pids) } } : null,
+        containers: running.map(stats),
+      },
+    };
+  };
+
   return {
+    async PodSandboxStats(req) {
+      return { stats: podStats(sandboxes.get(req.podSandboxId)) };
+    },
+    async ListPodSandboxStats(req) {
+      const f = req.filter;
+      const items = sandboxes.list({ id: f?.id || undefined, labelSelector: f?.labelSelector, state: 'READY' });
+      return { stats: items.map(podStats) };
+    },
     async CreateContainer(req) {
       const c = await containers.create(req.podSandboxId, toContainerSpec(req.config));
       return { containerId: c.id };

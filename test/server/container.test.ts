@@ -201,6 +201,25 @@ describe(`containers [server on ${runtime}]`, () => {
     expect(threadNamespaces(s.pid)).toEqual(before);
   });
 
+  it('puts the opt-in init in front of a container with its own PID namespace: it reaps and forwards signals', async () => {
+    const own = { linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } };
+    const p = await pod('init', own);
+    try {
+      const id = await run(p, 'c', ['sh', '-c', "(sleep 0.1 &); trap 'exit 42' TERM; while true; do sleep 0.1; done"], {
+        ...own,
+        annotations: { 'peapod.io/init': 'true' },
+      });
+      await sleep(600);
+      expect((await exec(id, ['cat', '/proc/1/comm'])).out.trim()).toBe('init');
+      const states = (await exec(id, ['sh', '-c', 'cat /proc/[0-9]*/stat'])).out;
+      expect(states).not.toMatch(/\) Z /); // the orphaned sleep was reaped by init
+      await s.runtime.StopContainer({ containerId: id, timeout: '10' });
+      expect((await waitExited(id)).exitCode).toBe(42); // TERM reached sh through init
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
   it('applies the security context: user, read-only root, capabilities', async () => {
     const p = await pod('security');
     try {
@@ -268,6 +287,11 @@ describe(`containers [server on ${runtime}]`, () => {
       expect(BigInt(stats.cpu!.usageCoreNanoSeconds!.value!)).toBeGreaterThan(50_000_000n);
       expect(Number(stats.memory!.workingSetBytes!.value)).toBeGreaterThan(0);
       expect(stats.writableLayer!.inodesUsed).toBeDefined();
+      const podStats = (await s.runtime.PodSandboxStats({ podSandboxId: p })).stats!;
+      expect(podStats.attributes!.id).toBe(p);
+      expect(podStats.linux!.containers!.map((c) => c.attributes!.id)).toEqual([busy]);
+      expect(BigInt(podStats.linux!.cpu!.usageCoreNanoSeconds!.value!)).toBeGreaterThanOrEqual(BigInt(stats.cpu!.usageCoreNanoSeconds!.value!));
+      expect(Number(podStats.linux!.process!.processCount!.value)).toBeGreaterThanOrEqual(1);
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
