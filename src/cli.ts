@@ -1,20 +1,30 @@
 import { parseArgs } from 'node:util';
+import { doctorCommand } from './cli/doctor.js';
 import { imageCommand, imageUsage } from './cli/image.js';
 import { UsageError } from './cli/usage.js';
-import { defaultConfig, version, type ServerConfig } from './config.js';
+import { defaultConfig, defaultConfigPath, loadConfig, version, type ServerConfig } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger, isLogLevel } from './log.js';
 
 const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
 
 Usage:
-  peapod serve [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
+  peapod serve [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
+               [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
+  peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
 ${imageUsage}
   peapod --version
   peapod --help
 
 serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           defaults: --socket ${defaultConfig.socket} --root ${defaultConfig.root} --state ${defaultConfig.state}
+          --config: a JSON file of ServerConfig keys (default ${defaultConfigPath} if it exists);
+          flags override the file, the file overrides the defaults
+          --network cni (default): pods get their network from the CNI config in --cni-conf-dir
+          (default ${defaultConfig.cniConfDir}), plugins from --cni-bin-dir (repeatable, default
+          ${defaultConfig.cniBinDirs.join(':')}); none: pods get loopback only
+doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with a fix each;
+          exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
           tarballs (optionally gzipped; --name names an unnamed archive or completes a
           tag-only ref.name); ls, rm and pull use CRI ImageService, as crictl does
@@ -28,19 +38,31 @@ async function serve(argv: string[]): Promise<void> {
       root: { type: 'string' },
       state: { type: 'string' },
       'log-level': { type: 'string' },
+      config: { type: 'string' },
+      network: { type: 'string' },
+      'cni-conf-dir': { type: 'string' },
+      'cni-bin-dir': { type: 'string', multiple: true },
     },
     strict: true,
   });
-  const level = values['log-level'] ?? defaultConfig.logLevel;
-  if (!isLogLevel(level)) throw new UsageError(`--log-level must be debug, info, warn or error (got "${level}")`);
-  const config: ServerConfig = {
-    ...defaultConfig,
-    socket: values.socket ?? defaultConfig.socket,
-    root: values.root ?? defaultConfig.root,
-    state: values.state ?? defaultConfig.state,
-    logLevel: level,
-  };
-  const log = createLogger(level);
+  const level = values['log-level'];
+  if (level !== undefined && !isLogLevel(level)) {
+    throw new UsageError(`--log-level must be debug, info, warn or error (got "${level}")`);
+  }
+  // Flags override the config file (--config, else /etc/peapod/config.json if present), which overrides defaults.
+  const config: ServerConfig = loadConfig(
+    {
+      socket: values.socket,
+      root: values.root,
+      state: values.state,
+      logLevel: level,
+      network: values.network as ServerConfig['network'] | undefined,
+      cniConfDir: values['cni-conf-dir'],
+      cniBinDirs: values['cni-bin-dir']?.flatMap((d) => d.split(':')).filter((d) => d !== ''),
+    },
+    values.config,
+  );
+  const log = createLogger(config.logLevel);
   const daemon = await startDaemon(config, log);
   let closing = false;
   const shutdown = (signal: string) => {
@@ -65,6 +87,8 @@ export async function main(argv: string[]): Promise<number> {
         return -1; // keeps running
       case 'image':
         return await imageCommand(rest);
+      case 'doctor':
+        return await doctorCommand(rest);
       case '--version':
       case 'version':
         process.stdout.write(`peapod ${version}\n`);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type { LogLevel } from './log.js';
@@ -15,6 +16,18 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Native helpers built from native/. */
   nativeDir: string;
+  /** Registry host → mirror endpoints tried first, e.g. {"registry.k8s.io": ["http://127.0.0.1:5000"]}. */
+  registryMirrors: Record<string, string[]>;
+  /** Registries (host[:port]) reached over plain HTTP. */
+  insecureRegistries: string[];
+  /** Node-level registry credentials, in docker's config.json format (ignored when absent). */
+  dockerConfig: string;
+  /** Pod networking: CNI plugins, or "none" (every pod gets loopback only; NetworkReady is true). */
+  network: 'cni' | 'none';
+  /** CNI network configs: the first .conflist/.conf/.json by file name is used. */
+  cniConfDir: string;
+  /** Where CNI plugin executables are looked up, in order (CNI_PATH). */
+  cniBinDirs: string[];
 }
 
 export const defaultConfig: ServerConfig = {
@@ -23,6 +36,119 @@ export const defaultConfig: ServerConfig = {
   state: '/run/peapod',
   logLevel: 'info',
   nativeDir: process.env.PEAPOD_NATIVE_DIR ?? join(packageRoot, 'native', 'build'),
+  registryMirrors: {},
+  insecureRegistries: [],
+  dockerConfig: '/root/.docker/config.json',
+  network: 'cni',
+  cniConfDir: '/etc/cni/net.d',
+  cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
 };
 
 export const version = '0.1.0';
+
+// ------------------------------------------------------------ config file
+
+/** Where `peapod serve` and `peapod doctor` look for a config file unless --config names one. */
+export const defaultConfigPath = '/etc/peapod/config.json';
+
+/** A config file that cannot be read, is not JSON, or has unknown keys or wrong types. */
+export class ConfigError extends Error {}
+
+type Check = (value: unknown) => string | undefined;
+
+const isStringArray = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const oneOf =
+  (...allowed: string[]): Check =>
+  (v) =>
+    typeof v === 'string' && allowed.includes(v) ? undefined : `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`;
+
+/**
+ * Keys whose value needs more than the type of its default. Every other key
+ * of `defaultConfig` is checked against the JSON type of its default value
+ * (string, number, boolean, array of strings, object), so a field added to
+ * ServerConfig and defaultConfig is accepted in the file without more code.
+ * A field that is optional (absent from defaultConfig) needs an entry here.
+ */
+export const configFieldChecks: Record<string, Check> = {
+  logLevel: oneOf('debug', 'info', 'warn', 'error'),
+  network: oneOf('cni', 'none'),
+  registryMirrors: (v) =>
+    isPlainObject(v) && Object.values(v).every(isStringArray) ? undefined : 'must map registry hosts to arrays of endpoint URLs',
+};
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function checkByDefault(def: unknown): Check {
+  if (typeof def === 'string') return (v) => (typeof v === 'string' && v !== '' ? undefined : 'must be a non-empty string');
+  if (typeof def === 'number') return (v) => (typeof v === 'number' && Number.isFinite(v) ? undefined : 'must be a number');
+  if (typeof def === 'boolean') return (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
+  if (Array.isArray(def) && def.every((x) => typeof x === 'string')) {
+    return (v) => (isStringArray(v) ? undefined : 'must be an array of strings');
+  }
+  if (Array.isArray(def)) return (v) => (Array.isArray(v) ? undefined : 'must be an array');
+  return (v) => (isPlainObject(v) ? undefined : 'must be an object');
+}
+
+/** The keys a config file may set, each with its check. */
+function knownFields(): Map<string, Check> {
+  const fields = new Map<string, Check>();
+  for (const [key, def] of Object.entries(defaultConfig)) fields.set(key, checkByDefault(def));
+  for (const [key, check] of Object.entries(configFieldChecks)) fields.set(key, check);
+  return fields;
+}
+
+/** Validates a parsed config file; `source` names it in errors. Returns the accepted fields. */
+export function validateConfig(data: unknown, source: string): Partial<ServerConfig> {
+  if (!isPlainObject(data)) throw new ConfigError(`${source}: must hold a JSON object, not ${describe(data)}`);
+  const fields = knownFields();
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(data)) {
+    const check = fields.get(key);
+    if (check === undefined) {
+      problems.push(`unknown key "${key}" (known: ${[...fields.keys()].sort().join(', ')})`);
+      continue;
+    }
+    const why = check(value);
+    if (why !== undefined) problems.push(`"${key}" ${why} (got ${describe(value)})`);
+  }
+  if (problems.length > 0) throw new ConfigError(`${source}: ${problems.join('; ')}`);
+  return data as Partial<ServerConfig>;
+}
+
+/** Reads and validates a config file; undefined when `path` is the default path and does not exist. */
+export function readConfigFile(path: string | undefined): Partial<ServerConfig> | undefined {
+  const file = path ?? defaultConfigPath;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (path === undefined && (err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid JSON: ${(err as Error).message}`);
+  }
+  return validateConfig(data, file);
+}
+
+/**
+ * The server's configuration: command-line flags override the config file,
+ * which overrides the defaults. `path` is --config; without it
+ * /etc/peapod/config.json is read when it exists. Flags that are undefined
+ * are not given. Throws ConfigError for a bad file or flag value.
+ */
+export function loadConfig(flags: Partial<ServerConfig> = {}, path?: string): ServerConfig {
+  const file = readConfigFile(path) ?? {};
+  const given = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) as Partial<ServerConfig>;
+  validateConfig(given, 'command line');
+  return { ...defaultConfig, ...file, ...given };
+}
