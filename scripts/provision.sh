@@ -46,6 +46,22 @@ if [ -f images/build.mjs ]; then
   node images/build.mjs
 fi
 
+# Pod networking (CNI): install the example network (bridge peapod0 with
+# host-local IPAM on 10.88.0.0/16, portmap for hostPorts) when the node has no
+# CNI config yet; never touch an existing one. Pods need IP forwarding, and a
+# hostPort on 127.0.0.1 needs route_localnet=1 (DNAT'd loopback traffic may
+# then leave lo) plus a masquerade rule giving it a source the pod can answer.
+mkdir -p /etc/cni/net.d
+if ! compgen -G '/etc/cni/net.d/*.conflist' >/dev/null && ! compgen -G '/etc/cni/net.d/*.conf' >/dev/null &&
+  ! compgen -G '/etc/cni/net.d/*.json' >/dev/null; then
+  echo "provision: installing the example CNI network /etc/cni/net.d/10-peapod.conflist"
+  install -m 0644 examples/cni/10-peapod.conflist /etc/cni/net.d/10-peapod.conflist
+fi
+printf 'net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.route_localnet = 1\n' >/etc/sysctl.d/90-peapod.conf
+sysctl -q -w net.ipv4.ip_forward=1 net.ipv4.conf.all.route_localnet=1
+localhost_masq=(POSTROUTING -s 127.0.0.0/8 ! -d 127.0.0.0/8 -m comment --comment "peapod: hostPort on 127.0.0.1" -j MASQUERADE)
+iptables -t nat -C "${localhost_masq[@]}" 2>/dev/null || iptables -t nat -A "${localhost_masq[@]}"
+
 # crictl talks to peapod by default.
 if [ ! -f /etc/crictl.yaml ] || grep -q peapod /etc/crictl.yaml; then
   printf 'runtime-endpoint: unix:///run/peapod/peapod.sock\nimage-endpoint: unix:///run/peapod/peapod.sock\ntimeout: 30\n' >/etc/crictl.yaml

@@ -11,11 +11,13 @@ import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
 import { loadLibc } from './ffi/index.js';
 import { ImageService } from './image/service.js';
+import type { RegistryConfig } from './image/registry.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './linux/cgroups.js';
 import { HostNamespaces } from './linux/namespaces.js';
 import { Reaper } from './linux/reaper.js';
-import { networkStatus } from './network/status.js';
+import { CniNetwork } from './network/cni.js';
+import { loopbackOnlyNetwork } from './network/status.js';
 import { SandboxManager } from './sandbox/manager.js';
 
 export interface Daemon {
@@ -23,6 +25,10 @@ export interface Daemon {
   containers: ContainerManager;
   images: ImageService;
   close(): Promise<void>;
+}
+
+function registryConfig(config: ServerConfig): RegistryConfig {
+  return { mirrors: config.registryMirrors, insecure: config.insecureRegistries, dockerConfigPath: config.dockerConfig };
 }
 
 /** Builds every subsystem from its state on disk, then opens the socket. */
@@ -39,8 +45,13 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   });
   // Sandboxes and containers refer to each other through these hooks only.
   let containers!: ContainerManager;
+  const network =
+    config.network === 'none'
+      ? loopbackOnlyNetwork()
+      : new CniNetwork({ confDir: config.cniConfDir, binDirs: config.cniBinDirs, state: config.state, log });
   const sandboxes = new SandboxManager({
     ...config,
+    network: config.network === 'none' ? undefined : network,
     log,
     hostNs,
     reaper,
@@ -56,13 +67,17 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   await containers.load();
 
   const runtime = {
-    ...runtimeInfoHandlers(networkStatus, () => ({ ...config, ffi: libc.backend })),
+    ...runtimeInfoHandlers(
+      () => network.status(),
+      () => ({ ...config, ffi: libc.backend, podNetwork: network.info() }),
+      (cidr) => network.setPodCidr(cidr),
+    ),
     ...sandboxHandlers(sandboxes),
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
   };
   let server: grpc.Server;
   try {
-    server = await serveCri(config.socket, { runtime, image: imageHandlers(images), peapod: peapodHandlers(images) }, log);
+    server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: peapodHandlers(images) }, log);
   } catch (err) {
     reaper.stop();
     throw err;

@@ -2,6 +2,7 @@ import { version } from '../config.js';
 import type { NetworkStatus } from '../network/status.js';
 import type { StatusRequest__Output } from './generated/runtime/v1/StatusRequest.js';
 import type { StatusResponse } from './generated/runtime/v1/StatusResponse.js';
+import type { UpdateRuntimeConfigRequest__Output } from './generated/runtime/v1/UpdateRuntimeConfigRequest.js';
 import type { VersionResponse } from './generated/runtime/v1/VersionResponse.js';
 import type { Implementation } from './handlers.js';
 import { runtimeHandlers } from './sandbox.js';
@@ -9,8 +10,19 @@ import { runtimeHandlers } from './sandbox.js';
 /** The kubelet's CRI API version string, which every runtime reports. */
 const KUBE_API_VERSION = '0.1.0';
 
-export function runtimeInfoHandlers(network: () => NetworkStatus, info: () => Record<string, unknown>): Implementation {
+export function runtimeInfoHandlers(
+  network: () => NetworkStatus,
+  info: () => Record<string, unknown>,
+  setPodCidr: (cidr: string) => void = () => {},
+): Implementation {
   return {
+    /** Only network_config.pod_cidr exists in it; stored and reported in Status verbose info. */
+    async UpdateRuntimeConfig(req: UpdateRuntimeConfigRequest__Output) {
+      const cidr = req.runtimeConfig?.networkConfig?.podCidr;
+      if (cidr) setPodCidr(cidr);
+      return {};
+    },
+
     async Version(): Promise<VersionResponse> {
       return { version: KUBE_API_VERSION, runtimeName: 'peapod', runtimeVersion: version, runtimeApiVersion: 'v1' };
     },

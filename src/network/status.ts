@@ -1,16 +1,40 @@
+import type { Sandbox } from '../sandbox/types.js';
+
 export interface NetworkStatus {
   ready: boolean;
   message: string;
 }
 
+export interface PodIps {
+  ip: string;
+  additionalIps: string[];
+}
+
 /**
- * Pod networking as the runtime reports it to the kubelet. CNI is not wired
- * in yet: every pod gets its own network namespace with only loopback, so
- * the network is honestly reported as not ready.
+ * Pod networking behind the sandbox manager: set up after the pod's network
+ * namespace is pinned, torn down when the sandbox stops. Both idempotent.
  */
-export function networkStatus(): NetworkStatus {
+export interface PodNetwork {
+  /** Whether pods can get a network now; re-evaluated on every call (a config may appear later). */
+  status(): NetworkStatus;
+  setUp(sb: Sandbox): Promise<PodIps>;
+  tearDown(sb: Sandbox): Promise<void>;
+  /** UpdateRuntimeConfig's pod CIDR: stored and reported. */
+  setPodCidr(cidr: string): void;
+  /** For Status verbose info. */
+  info(): Record<string, unknown>;
+}
+
+/** `--network none`: every pod gets a network namespace with loopback only. */
+export function loopbackOnlyNetwork(): PodNetwork {
+  let podCidr = '';
   return {
-    ready: false,
-    message: 'CNI pod networking is not implemented yet: pod network namespaces have loopback only',
+    status: () => ({ ready: true, message: 'network mode "none": pods get a network namespace with loopback only (no CNI)' }),
+    setUp: async () => ({ ip: '', additionalIps: [] }),
+    tearDown: async () => {},
+    setPodCidr: (cidr) => {
+      podCidr = cidr;
+    },
+    info: () => ({ mode: 'none', podCidr }),
   };
 }

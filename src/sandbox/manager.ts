@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { alreadyExists, invalidArgument } from '../errors.js';
+import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import type { Logger } from '../log.js';
 import { bindFile, unmount } from '../linux/mount.js';
@@ -9,6 +9,7 @@ import { HostNamespaces, podNamespaces, type PodNamespace, type SwitchableNamesp
 import { linkUp } from '../linux/netif.js';
 import { isAlive } from '../linux/proc.js';
 import type { Reaper } from '../linux/reaper.js';
+import type { PodNetwork } from '../network/status.js';
 import { failpoint } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
@@ -30,6 +31,8 @@ export interface SandboxManagerDeps {
   /** The pod's containers go first: stopped before pause, removed before the sandbox. */
   beforeStop?: (id: string) => Promise<void>;
   beforeRemove?: (id: string) => Promise<void>;
+  /** Pod networking (CNI) for pods with their own network namespace; without it they have loopback only. */
+  network?: PodNetwork;
 }
 
 /** The user pause runs as, like the upstream pause image. */
@@ -60,6 +63,7 @@ export class SandboxManager {
       if (!sb.complete) {
         this.deps.log.warn('removing sandbox left half-built by a previous server', { id: sb.id });
         if (sb.pause) await this.deps.reaper.kill(sb.pause);
+        await this.detachNetwork(sb).catch((err) => this.deps.log.error('network teardown failed', { id: sb.id, err }));
         await this.store.removeFiles(sb.id);
         continue;
       }
@@ -93,6 +97,9 @@ export class SandboxManager {
   private async create(id: string, spec: SandboxSpec, undo: Rollback): Promise<Sandbox> {
     const { log, hostNs, reaper } = this.deps;
     const owned = ownedNamespaces(spec);
+    const network = owned.includes('net') ? this.deps.network : undefined;
+    const netStatus = network?.status();
+    if (netStatus && !netStatus.ready) throw failedPrecondition(`pod network is not ready: ${netStatus.message}`);
     const sb: Sandbox = {
       id,
       spec,
@@ -133,6 +140,15 @@ export class SandboxManager {
     // The pins must name pause's namespaces, and pause must still be the
     // process we started (it could have died and its pid been reused).
     if (!isAlive(pause)) throw new Error(`pause (pid ${pause.pid}) died during start-up`);
+    if (network) {
+      // Recorded before ADD, so that a server dying mid-ADD still gets its DEL at load.
+      sb.networkAttached = true;
+      this.store.save(sb);
+      undo.add('tear down network', () => this.detachNetwork(sb));
+      sb.network = await network.setUp(sb);
+      this.store.save(sb);
+      failpoint('sandbox.after-network');
+    }
     preparePodFiles(this.store.runtimeDir(id), sb, hostname());
     failpoint('sandbox.after-files');
 
@@ -159,6 +175,9 @@ export class SandboxManager {
         this.store.save(sb);
         this.deps.log.info('pod sandbox stopped', { id });
       }
+      // After the containers and pause: the netns stays pinned until remove. A failure fails
+      // the stop, and the next stop (or remove) tries again.
+      await this.detachNetwork(sb);
     });
   }
 
@@ -180,6 +199,14 @@ export class SandboxManager {
       this.names.delete(nameKey(sb.spec));
       this.deps.log.info('pod sandbox removed', { id });
     });
+  }
+
+  /** CNI DEL once per ADD; idempotent. */
+  private async detachNetwork(sb: Sandbox): Promise<void> {
+    if (!sb.networkAttached || !this.deps.network) return;
+    await this.deps.network.tearDown(sb);
+    sb.networkAttached = false;
+    this.store.save(sb);
   }
 
   get(idOrPrefix: string): Sandbox {

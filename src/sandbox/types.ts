@@ -65,6 +65,8 @@ export interface Sandbox {
    */
   complete: boolean;
   network: { ip: string; additionalIps: string[] };
+  /** Pod networking (CNI ADD) was started and not yet torn down (DEL). */
+  networkAttached?: boolean;
 }
 
 export interface SandboxFilter {

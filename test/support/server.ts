@@ -39,10 +39,20 @@ export interface TestServer {
   cleanup(): Promise<void>;
 }
 
+export interface ServerOptions {
+  /** Prefix to the server command, e.g. `unshare --net --` to give it a network namespace of its own. */
+  wrapper?: string[];
+  /** More `peapod serve` flags. */
+  args?: string[];
+  /** Pod networking; 'none' (loopback-only pods, the default here) unless a test asks for CNI. */
+  network?: 'cni' | 'none';
+}
+
 /** Starts `peapod serve` under the matrix runtime on fresh temporary roots. */
 export async function startServer(
   env: Record<string, string> = {},
   prepare?: (root: string) => Promise<void>,
+  opts: ServerOptions = {},
 ): Promise<TestServer> {
   const base = mkdtempSync(join(tmpdir(), 'peapod-test-'));
   const socket = join(base, 'peapod.sock');
@@ -54,7 +64,10 @@ export async function startServer(
 
   const launch = async (extraEnv: Record<string, string>) => {
     const [cmd, ...args] = command(runtime);
-    child = spawn(cmd!, [...args, 'serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'], {
+    const serve = ['serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'];
+    serve.push('--network', opts.network ?? 'none', ...(opts.args ?? []));
+    const argv = [...(opts.wrapper ?? []), cmd!, ...args, ...serve];
+    child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
