@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, defaultConfig, loadConfig, validateConfig } from '../../src/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'peapod-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+function file(content: unknown): string {
+  const path = join(dir, `config-${n++}.json`);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+describe('loadConfig precedence', () => {
+  it('gives the defaults without a file and without flags', () => {
+    expect(loadConfig({}, file({}))).toEqual(defaultConfig);
+  });
+
+  it('the file overrides the defaults', () => {
+    const cfg = loadConfig({}, file({ socket: '/tmp/f.sock', logLevel: 'debug' }));
+    expect(cfg.socket).toBe('/tmp/f.sock');
+    expect(cfg.logLevel).toBe('debug');
+    expect(cfg.root).toBe(defaultConfig.root);
+  });
+
+  it('flags override the file; undefined flags are not given', () => {
+    const path = file({ socket: '/tmp/f.sock', root: '/tmp/froot', logLevel: 'warn' });
+    const cfg = loadConfig({ socket: '/tmp/flag.sock', root: undefined, logLevel: undefined }, path);
+    expect(cfg.socket).toBe('/tmp/flag.sock');
+    expect(cfg.root).toBe('/tmp/froot');
+    expect(cfg.logLevel).toBe('warn');
+  });
+
+  it('accepts every key of defaultConfig with its own default value', () => {
+    expect(loadConfig({}, file(defaultConfig))).toEqual(defaultConfig);
+  });
+
+  it('an explicit --config that does not exist is an error', () => {
+    expect(() => loadConfig({}, join(dir, 'nope.json'))).toThrow(ConfigError);
+    expect(() => loadConfig({}, join(dir, 'nope.json'))).toThrow(/cannot read config file .*nope\.json/);
+  });
+});
+
+describe('config validation', () => {
+  it('rejects an unknown key, naming it and the known ones', () => {
+    expect(() => loadConfig({}, file({ sockett: '/x' }))).toThrow(/unknown key "sockett" \(known: .*socket/);
+  });
+
+  it('rejects wrong types with the key, the expectation and what was given', () => {
+    expect(() => loadConfig({}, file({ root: 42 }))).toThrow(/"root" must be a non-empty string \(got number 42\)/);
+    expect(() => loadConfig({}, file({ root: '' }))).toThrow(/"root" must be a non-empty string/);
+    expect(() => loadConfig({}, file({ logLevel: 'loud' }))).toThrow(/"logLevel" must be one of "debug", "info", "warn", "error"/);
+  });
+
+  it('reports every problem at once, with the file name', () => {
+    const path = file({ root: [], nope: 1 });
+    let err: unknown;
+    try {
+      loadConfig({}, path);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg.startsWith(`${path}: `)).toBe(true);
+    expect(msg).toMatch(/"root" must be a non-empty string \(got an array\)/);
+    expect(msg).toMatch(/unknown key "nope"/);
+  });
+
+  it('rejects a file that is not JSON or not an object', () => {
+    expect(() => loadConfig({}, file('{ socket: '))).toThrow(/not valid JSON/);
+    expect(() => loadConfig({}, file([]))).toThrow(/must hold a JSON object, not an array/);
+    expect(() => loadConfig({}, file('null'))).toThrow(/not null/);
+  });
+
+  it('checks array and object fields by the type of their default', () => {
+    const arrays = Object.entries(defaultConfig).filter(([, v]) => Array.isArray(v));
+    for (const [key] of arrays) {
+      expect(() => validateConfig({ [key]: 'x' }, 'f')).toThrow(new RegExp(`"${key}" must be an array`));
+      expect(() => validateConfig({ [key]: [1] }, 'f')).toThrow(new RegExp(`"${key}" must be an array`));
+    }
+    const objects = Object.entries(defaultConfig).filter(([, v]) => typeof v === 'object' && v !== null && !Array.isArray(v));
+    for (const [key] of objects) expect(() => validateConfig({ [key]: [] }, 'f')).toThrow(new RegExp(`"${key}" must`));
+  });
+
+  it('validates flags too', () => {
+    expect(() => loadConfig({ socket: 7 as unknown as string }, file({}))).toThrow(/command line: "socket"/);
+  });
+});
