@@ -66,4 +66,40 @@ iptables -t nat -C "${localhost_masq[@]}" 2>/dev/null || iptables -t nat -A "${l
 if [ ! -f /etc/crictl.yaml ] || grep -q peapod /etc/crictl.yaml; then
   printf 'runtime-endpoint: unix:///run/peapod/peapod.sock\nimage-endpoint: unix:///run/peapod/peapod.sock\ntimeout: 30\n' >/etc/crictl.yaml
 fi
+
+# crictl: fetched from the cri-tools releases only when asked (PEAPOD_FETCH_CRICTL=1,
+# as the Vagrantfile does); a failure here is a warning, never an error.
+if ! command -v crictl >/dev/null && [ "${PEAPOD_FETCH_CRICTL:-}" = 1 ]; then
+  crictl_version=${PEAPOD_CRICTL_VERSION:-v1.31.1}
+  crictl_tgz="crictl-${crictl_version}-linux-$(dpkg --print-architecture).tar.gz"
+  crictl_url="https://github.com/kubernetes-sigs/cri-tools/releases/download/${crictl_version}/${crictl_tgz}"
+  crictl_tmp=$(mktemp -d)
+  command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl ca-certificates >/dev/null || true
+  echo "provision: fetching ${crictl_url}"
+  if (cd "$crictl_tmp" && curl -fsSLo "$crictl_tgz" "$crictl_url" && curl -fsSLo "$crictl_tgz.sha256" "$crictl_url.sha256" &&
+    echo "$(cut -d' ' -f1 "$crictl_tgz.sha256")  $crictl_tgz" | sha256sum -c --quiet - && tar -xzf "$crictl_tgz" -C /usr/local/bin crictl); then
+    echo "provision: installed /usr/local/bin/crictl ${crictl_version}"
+  else
+    echo "provision: warning: could not fetch crictl; install it from ${crictl_url%/*}" >&2
+  fi
+  rm -rf "$crictl_tmp"
+fi
+
+# The systemd unit, where systemd is PID 1, with a drop-in that runs this
+# checkout. Started only when asked (PEAPOD_ENABLE_SERVICE=1, as the
+# Vagrantfile does): otherwise `npm start` runs the server on the same socket.
+if [ -d /run/systemd/system ]; then
+  install -D -m 0644 packaging/peapod.service /etc/systemd/system/peapod.service
+  mkdir -p /etc/systemd/system/peapod.service.d
+  printf '[Service]\nExecStart=\nExecStart=%s %s/dist/cli.js serve\n' "$(command -v node)" "$PWD" \
+    >/etc/systemd/system/peapod.service.d/10-checkout.conf
+  systemctl daemon-reload
+  if [ "${PEAPOD_ENABLE_SERVICE:-}" = 1 ]; then
+    systemctl enable --now peapod.service
+  else
+    echo "provision: installed peapod.service (not started; systemctl enable --now peapod runs it instead of npm start)"
+  fi
+else
+  echo "provision: systemd is not PID 1 here: start the server directly (npm start, as the README says)"
+fi
 echo "provision: done"
