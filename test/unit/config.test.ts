@@ -89,3 +89,15 @@ describe('config validation', () => {
     expect(() => loadConfig({ socket: 7 as unknown as string }, file({}))).toThrow(/command line: "socket"/);
   });
 });
+
+describe('the README example', () => {
+  it('is a valid config file', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+    const m = /For example:\n\n((?: {4}.*\n)+)/.exec(readme);
+    expect(m).not.toBeNull();
+    const text = m![1]!.split('\n').map((l) => l.slice(4)).join('\n');
+    const cfg = loadConfig({}, file(text));
+    expect(cfg.socket).toBe(defaultConfig.socket);
+  });
+});
