@@ -14,11 +14,11 @@ export function runtimeCommand(rt) {
   return { node: [process.execPath, cli], bun: [bin('bun'), cli], deno: [bin('deno'), 'run', '-A', cli] }[rt];
 }
 
-export async function startPeapod(rt = 'node') {
+export async function startPeapod(rt = 'node', extraArgs = []) {
   const base = mkdtempSync(join(tmpdir(), 'peapod-bench-'));
   const socket = join(base, 'peapod.sock');
   const [cmd, ...args] = runtimeCommand(rt);
-  const child = spawn(cmd, [...args, 'serve', '--socket', socket, '--root', join(base, 'root'), '--state', join(base, 'state'), '--log-level', 'warn'], {
+  const child = spawn(cmd, [...args, 'serve', '--socket', socket, '--root', join(base, 'root'), '--state', join(base, 'state'), '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const client = criClient(socket);
@@ -36,6 +36,7 @@ export async function startPeapod(rt = 'node') {
     client,
     pid: child.pid,
     socket,
+    base,
     async stop() {
       client.close();
       const gone = new Promise((r) => child.once('exit', r));
@@ -82,6 +83,25 @@ export function stats(samplesMs) {
 
 export const fmt = (x) => x.toFixed(2).padStart(8);
 
-export function podConfig(name) {
-  return { metadata: { name, namespace: 'bench', uid: `uid-${name}`, attempt: 0 }, hostname: name, labels: {}, annotations: {} };
+export function podConfig(name, hostNetwork = false) {
+  const linux = hostNetwork ? { securityContext: { namespaceOptions: { network: 'NODE' } } } : {};
+  return { metadata: { name, namespace: 'bench', uid: `uid-${name}`, attempt: 0 }, hostname: name, labels: {}, annotations: {}, linux };
+}
+
+/** Every pid whose command line contains `needle`, with their descendants' RSS added, in KiB. */
+export function rssOfMatching(needle) {
+  let total = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) total += treeRssKiB(Number(name));
+    } catch {}
+  }
+  return total;
+}
+
+export async function timed(fn) {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
 }

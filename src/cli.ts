@@ -4,6 +4,7 @@ import { imageCommand, imageUsage } from './cli/image.js';
 import { UsageError } from './cli/usage.js';
 import { defaultConfig, defaultConfigPath, loadConfig, version, type ServerConfig } from './config.js';
 import { startDaemon } from './daemon.js';
+import { parseMirrorFlag } from './image/registry.js';
 import { createLogger, isLogLevel } from './log.js';
 
 const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
@@ -11,6 +12,7 @@ const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
 Usage:
   peapod serve [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
                [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
+               [--registry-mirror HOST=URL]... [--insecure-registry HOST]...
   peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
 ${imageUsage}
   peapod --version
@@ -23,12 +25,30 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           --network cni (default): pods get their network from the CNI config in --cni-conf-dir
           (default ${defaultConfig.cniConfDir}), plugins from --cni-bin-dir (repeatable, default
           ${defaultConfig.cniBinDirs.join(':')}); none: pods get loopback only
+          --registry-mirror registry.k8s.io=http://127.0.0.1:5000: try that endpoint first for
+          pulls from that registry (repeatable); --insecure-registry: reach HOST over plain HTTP
 doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with a fix each;
           exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
           tarballs (optionally gzipped; --name names an unnamed archive or completes a
           tag-only ref.name); ls, rm and pull use CRI ImageService, as crictl does
 `;
+
+/** Repeated `--registry-mirror registry.k8s.io=http://127.0.0.1:5000` flags, grouped by registry. */
+function mirrorFlags(flags: string[] | undefined): Record<string, string[]> | undefined {
+  if (!flags) return undefined;
+  const out: Record<string, string[]> = {};
+  for (const f of flags) {
+    let m: { host: string; endpoint: string };
+    try {
+      m = parseMirrorFlag(f);
+    } catch (err) {
+      throw new UsageError(`--registry-mirror: ${(err as Error).message}`);
+    }
+    (out[m.host] ??= []).push(m.endpoint);
+  }
+  return out;
+}
 
 async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -42,6 +62,8 @@ async function serve(argv: string[]): Promise<void> {
       network: { type: 'string' },
       'cni-conf-dir': { type: 'string' },
       'cni-bin-dir': { type: 'string', multiple: true },
+      'registry-mirror': { type: 'string', multiple: true },
+      'insecure-registry': { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -59,6 +81,8 @@ async function serve(argv: string[]): Promise<void> {
       network: values.network as ServerConfig['network'] | undefined,
       cniConfDir: values['cni-conf-dir'],
       cniBinDirs: values['cni-bin-dir']?.flatMap((d) => d.split(':')).filter((d) => d !== ''),
+      registryMirrors: mirrorFlags(values['registry-mirror']),
+      insecureRegistries: values['insecure-registry'],
     },
     values.config,
   );

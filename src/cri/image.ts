@@ -1,6 +1,8 @@
 import { invalidArgument } from '../errors.js';
 import type { Image } from '../image/types.js';
 import type { ImageService } from '../image/service.js';
+import { pullImage, type RegistryConfig } from '../image/registry.js';
+import type { Logger } from '../log.js';
 import type { Implementation } from './handlers.js';
 
 function imageOut(img: Image) {
@@ -16,8 +18,26 @@ function imageOut(img: Image) {
   };
 }
 
-export function imageHandlers(images: ImageService): Implementation {
+export function imageHandlers(images: ImageService, registry: () => RegistryConfig, log: Logger): Implementation {
   return {
+    async PullImage(req) {
+      const ref = req.image?.image;
+      if (!ref) throw invalidArgument('image.image is required');
+      const a = req.auth;
+      const auth = a && {
+        username: a.username || undefined,
+        password: a.password || undefined,
+        auth: a.auth || undefined,
+        identityToken: a.identityToken || undefined,
+        registryToken: a.registryToken || undefined,
+      };
+      const img = await pullImage(images, ref, {
+        config: registry(),
+        auth,
+        log: (level, msg, fields) => log[level](msg, fields),
+      });
+      return { imageRef: img.id };
+    },
     async ListImages(req) {
       return { images: images.list(req.filter?.image?.image || undefined).map(imageOut) };
     },

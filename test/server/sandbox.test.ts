@@ -224,8 +224,8 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
 
   it('answers unimplemented RPCs with UNIMPLEMENTED at once', async () => {
     const t = Date.now();
-    await expect(s.runtime.CreateContainer({ podSandboxId: 'x' })).rejects.toSatisfy((e) => grpcCode(e) === 'UNIMPLEMENTED');
-    await expect(s.runtime.Attach({})).rejects.toSatisfy((e) => grpcCode(e) === 'UNIMPLEMENTED');
+    await expect(s.runtime.CheckpointContainer({ containerId: 'x' })).rejects.toSatisfy((e) => grpcCode(e) === 'UNIMPLEMENTED');
+    await expect(s.runtime.CheckpointPod({})).rejects.toSatisfy((e) => grpcCode(e) === 'UNIMPLEMENTED');
     expect(Date.now() - t).toBeLessThan(5000);
   });
 

@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// peapod against containerd + runc (Debian's), same scenarios, same CRI client,
+// same pause and busybox images, in one run. Prints a table with ratios.
+// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd]
+// Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { criClient } from '../dist/cri/client.js';
+import { podConfig, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '100' },
+    runtime: { type: 'string', default: 'node' },
+    'no-containerd': { type: 'boolean', default: false },
+  },
+});
+const N = Number(values.pods);
+const BUSYBOX = 'docker.io/library/busybox:latest';
+const images = join(repoRoot, 'images', 'build');
+
+async function startContainerd() {
+  const base = mkdtempSync(join(tmpdir(), 'peapod-bench-containerd-'));
+  const sock = join(base, 'containerd.sock');
+  mkdirSync(join(base, 'cni'));
+  writeFileSync(
+    join(base, 'config.toml'),
+    `version = 2
+root = "${base}/root"
+state = "${base}/state"
+[grpc]
+  address = "${sock}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.9"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "${base}/cni"
+`,
+  );
+  const child = spawn('containerd', ['--config', join(base, 'config.toml'), '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const client = criClient(sock);
+  for (let i = 0; ; i++) {
+    try {
+      await client.runtime.Version({});
+      break;
+    } catch {}
+    if (i > 300) throw new Error('containerd did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const tar of ['pause.tar', 'busybox.tar']) {
+    execFileSync('ctr', ['--address', sock, '-n', 'k8s.io', 'images', 'import', join(images, tar)], { stdio: 'ignore' });
+  }
+  return {
+    client,
+    pid: child.pid,
+    base,
+    memory: () => rssOfMatching(base),
+    async stop() {
+      client.close();
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+      try {
+        execFileSync('sh', ['-c', `grep -o ' ${base}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
+      } catch {}
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+async function loadPeapodImages(server) {
+  for (const tar of ['busybox.tar']) {
+    execFileSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'image', 'load', join(images, tar), '--socket', server.socket], { stdio: 'ignore' });
+  }
+}
+
+/** The scenarios, on one CRI endpoint. */
+async function scenarios(label, target, hostNetwork) {
+  const rt = target.client.runtime;
+  const res = { label };
+  const pods = [];
+  const ctrs = [];
+  // Warm-up: lazy loading and caches, on both sides.
+  for (let i = 0; i < 3; i++) {
+    const { podSandboxId } = await rt.RunPodSandbox({ config: podConfig(`warm-${i}`, hostNetwork) });
+    await rt.StopPodSandbox({ podSandboxId });
+    await rt.RemovePodSandbox({ podSandboxId });
+  }
+  const memBefore = target.memory();
+  const run = [];
+  for (let i = 0; i < N; i++) {
+    const cfg = podConfig(`pod-${i}`, hostNetwork);
+    run.push(await timed(async () => pods.push((await rt.RunPodSandbox({ config: cfg })).podSandboxId)));
+  }
+  res.run = stats(run);
+  const create = [];
+  for (let i = 0; i < N; i++) {
+    const cfg = podConfig(`pod-${i}`, hostNetwork);
+    create.push(
+      await timed(async () => {
+        const { containerId } = await rt.CreateContainer({
+          podSandboxId: pods[i],
+          config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] },
+          sandboxConfig: cfg,
+        });
+        await rt.StartContainer({ containerId });
+        ctrs.push(containerId);
+      }),
+    );
+  }
+  res.createStart = stats(create);
+  await new Promise((r) => setTimeout(r, 1000));
+  res.memPerPodKiB = (target.memory() - memBefore) / N;
+  res.idleKiB = memBefore;
+  const exec = [];
+  for (let i = 0; i < Math.min(N, 100); i++) {
+    exec.push(await timed(() => rt.ExecSync({ containerId: ctrs[i % ctrs.length], cmd: ['true'], timeout: '10' })));
+  }
+  res.exec = stats(exec);
+  const stopRemove = [];
+  for (const id of ctrs) stopRemove.push(await timed(async () => {
+    await rt.StopContainer({ containerId: id, timeout: '0' });
+    await rt.RemoveContainer({ containerId: id });
+  }));
+  res.stopRemove = stats(stopRemove);
+  const podStop = [];
+  for (const id of pods) podStop.push(await timed(async () => {
+    await rt.StopPodSandbox({ podSandboxId: id });
+    await rt.RemovePodSandbox({ podSandboxId: id });
+  }));
+  res.podStopRemove = stats(podStop);
+  const clients = 8;
+  const per = Math.max(1, Math.floor(N / 10));
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, async (_, c) => {
+    for (let i = 0; i < per; i++) {
+      const cfg = podConfig(`churn-${c}-${i}`, hostNetwork);
+      const { podSandboxId } = await rt.RunPodSandbox({ config: cfg });
+      const { containerId } = await rt.CreateContainer({ podSandboxId, config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] }, sandboxConfig: cfg });
+      await rt.StartContainer({ containerId });
+      await rt.StopPodSandbox({ podSandboxId });
+      await rt.RemovePodSandbox({ podSandboxId });
+    }
+  }));
+  res.churn = (clients * per) / ((performance.now() - t0) / 1000);
+  return res;
+}
+
+const rows = [];
+const peapod = await startPeapod(values.runtime, ['--network', 'none']);
+peapod.memory = () => treeRssKiB(peapod.pid);
+try {
+  await loadPeapodImages(peapod);
+  rows.push(await scenarios(`peapod (${values.runtime}), host network`, peapod, true));
+  rows.push(await scenarios(`peapod (${values.runtime}), pod netns`, peapod, false));
+} finally {
+  await peapod.stop();
+}
+if (!values['no-containerd']) {
+  const ctrd = await startContainerd();
+  try {
+    rows.push(await scenarios('containerd 1.6 + runc, host network', ctrd, true));
+  } finally {
+    await ctrd.stop();
+  }
+}
+
+const f = (x) => (x === undefined ? '-' : x.toFixed(2));
+console.log(`\nCRI bench, ${N} pods, one busybox container each (ms unless said)`);
+const header = ['scenario', ...rows.map((r) => r.label)];
+const line = (name, get) => [name, ...rows.map((r) => f(get(r)))];
+const table = [
+  line('RunPodSandbox p50', (r) => r.run.p50),
+  line('RunPodSandbox p99', (r) => r.run.p99),
+  line('Create+Start p50', (r) => r.createStart.p50),
+  line('Create+Start p99', (r) => r.createStart.p99),
+  line('ExecSync true p50', (r) => r.exec.p50),
+  line('ExecSync true p99', (r) => r.exec.p99),
+  line('Stop+Remove ctr p50', (r) => r.stopRemove.p50),
+  line('Stop+Remove pod p50', (r) => r.podStopRemove.p50),
+  line('churn pods/s', (r) => r.churn),
+  line('memory/pod MiB', (r) => r.memPerPodKiB / 1024),
+  line('idle RSS MiB', (r) => r.idleKiB / 1024),
+];
+console.log([header, ...table].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(14))).join(' ')).join('\n'));
+const ctrd = rows.find((r) => r.label.startsWith('containerd'));
+if (ctrd) {
+  const mine = rows[0];
+  console.log('\nratios peapod/containerd (host network, lower is better):');
+  for (const [name, get] of [
+    ['RunPodSandbox p50', (r) => r.run.p50],
+    ['Create+Start p50', (r) => r.createStart.p50],
+    ['ExecSync p50', (r) => r.exec.p50],
+    ['Stop+Remove ctr p50', (r) => r.stopRemove.p50],
+    ['memory/pod', (r) => r.memPerPodKiB],
+  ]) {
+    console.log(`  ${name.padEnd(22)} ${(get(mine) / get(ctrd)).toFixed(3)}`);
+  }
+  console.log(`  ${'churn (higher better)'.padEnd(22)} ${(mine.churn / ctrd.churn).toFixed(2)}x`);
+}
