@@ -91,14 +91,15 @@ describe('peapod doctor on this machine', () => {
 
 describe('packaging files', () => {
   const analyze = which('systemd-analyze');
-  it.skipIf(!analyze)('packaging/peapod.service passes systemd-analyze verify without a warning (skipped: systemd-analyze missing, apt-get install systemd)', () => {
+  const noAnalyze = analyze ? '' : ' [SKIPPED: systemd-analyze is not installed; apt-get install systemd provides it]';
+  it.skipIf(!analyze)(`packaging/peapod.service passes systemd-analyze verify without a warning${noAnalyze}`, () => {
     // verify wants every ExecStart binary present: /usr/bin/env and /bin/sh are.
     const r = spawnSync(analyze!, ['verify', join(repo, 'packaging', 'peapod.service')], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
 
-  it.skipIf(!analyze)('systemd-analyze verify does catch a broken unit (the check above means something)', () => {
+  it.skipIf(!analyze)(`systemd-analyze verify does catch a broken unit (the check above means something)${noAnalyze}`, () => {
     const bad = join(tmp, 'bad.service');
     writeFileSync(bad, '[Service]\nExecStart=/usr/bin/env true\nKillMode=bogus\n');
     const r = spawnSync(analyze!, ['verify', bad], { encoding: 'utf8' });
@@ -132,7 +133,8 @@ describe('packaging files', () => {
   });
 
   const ruby = which('ruby');
-  it.skipIf(!ruby)('the Vagrantfile is valid Ruby (skipped: ruby missing, apt-get install ruby)', () => {
+  const noRuby = ruby ? '' : ' [SKIPPED: ruby is not installed; apt-get install ruby]';
+  it.skipIf(!ruby)(`the Vagrantfile is valid Ruby (ruby -c)${noRuby}`, () => {
     const r = spawnSync(ruby!, ['-c', join(repo, 'Vagrantfile')], { encoding: 'utf8' });
     expect(r.stdout.trim()).toBe('Syntax OK');
     expect(r.status).toBe(0);
