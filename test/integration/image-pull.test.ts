@@ -25,6 +25,8 @@ import {
   skopeoPush,
   startFakeRegistry,
   startRegistry,
+  startTokenServer,
+  type TokenServer,
 } from '../support/registry.js';
 
 const OTHER_ARCH = ARCH === 'arm64' ? 'amd64' : 'arm64';
@@ -69,9 +71,9 @@ describe.skipIf(!canReal || !busyboxTar || !pauseTar)('pull from a real distribu
 
   beforeAll(async () => {
     reg = await startRegistry();
-    skopeoPush(busyboxTar!, `${reg.host}/library/busybox:latest`);
-    skopeoPush(busyboxTar!, `${reg.host}/library/multi:native`);
-    skopeoPush(pauseTar!, `${reg.host}/pause:3.9`);
+    await skopeoPush(busyboxTar!, `${reg.host}/library/busybox:latest`);
+    await skopeoPush(busyboxTar!, `${reg.host}/library/multi:native`);
+    await skopeoPush(pauseTar!, `${reg.host}/pause:3.9`);
     refDir = tmpDir('peapod-pull-ref-');
     ref = await ImageService.open({ root: refDir });
     busyboxId = (await ref.import(fs.createReadStream(busyboxTar!)))[0]!.id;
@@ -163,6 +165,51 @@ describe.skipIf(!canReal || !busyboxTar || !pauseTar)('pull from a real distribu
     expect(e2.kind).toBe('NotFound');
     expect(e2.message).toContain('registry.k8s.io/nothing-here:1');
     expect(svc.list()).toEqual([]);
+  });
+});
+
+describe.skipIf(!canReal || !busyboxTar || !hasBinary('openssl', ['version']))('pull from a real registry behind a token server', () => {
+  let reg: RealRegistry;
+  let tok: TokenServer;
+  let dir: string;
+  let busyboxId: string;
+  beforeAll(async () => {
+    dir = tmpDir('peapod-pull-token-');
+    tok = await startTokenServer(dir, { pusher: 'push-pw', reader: 'read-pw' });
+    reg = await startRegistry({ token: { realm: tok.realm, service: tok.service, issuer: tok.issuer, rootCertBundle: tok.certPath } });
+    await skopeoPush(busyboxTar!, `${reg.host}/library/busybox:latest`, 'pusher:push-pw');
+    await skopeoPush(busyboxTar!, `${reg.host}/private/busybox:1`, 'pusher:push-pw');
+    const imp = await ImageService.open({ root: path.join(dir, 'imp') });
+    busyboxId = (await imp.import(fs.createReadStream(busyboxTar!)))[0]!.id;
+  }, 120_000);
+  afterAll(async () => {
+    await reg?.stop();
+    await tok?.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('anonymous token for a public repository', async () => {
+    tok.requests.length = 0;
+    const img = await pullImage(svc, `${reg.host}/library/busybox:latest`, { config: noConfig, tokenCache: new TokenCache() });
+    expect(img.id).toBe(busyboxId);
+    expect(tok.requests).toEqual([{ scope: ['repository:library/busybox:pull'] }]);
+  });
+
+  it('a private repository: denied anonymously, pulled with PullAuth or docker config.json credentials', async () => {
+    const ref = `${reg.host}/private/busybox:1`;
+    const e = await failure(pullImage(svc, ref, { config: noConfig, tokenCache: new TokenCache() }));
+    expect(e.kind).toBe('FailedPrecondition');
+    expect(e.message).toMatch(/pull access denied for 127\.0\.0\.1:\d+\/private\/busybox/);
+    const bad = await failure(pullImage(svc, ref, { config: noConfig, auth: { username: 'reader', password: 'wrong' }, tokenCache: new TokenCache() }));
+    expect(bad.kind).toBe('FailedPrecondition');
+    expect(bad.message).toMatch(/incorrect username or password/);
+    const img = await pullImage(svc, ref, { config: noConfig, auth: { username: 'reader', password: 'read-pw' }, tokenCache: new TokenCache() });
+    expect(img.id).toBe(busyboxId);
+    expect(img.repoTags).toEqual([ref]);
+    const cfg = path.join(work, 'config.json');
+    fs.writeFileSync(cfg, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from('reader:read-pw').toString('base64') } } }));
+    const svc2 = await ImageService.open({ root: path.join(work, 'root2') });
+    expect((await pullImage(svc2, ref, { config: { ...noConfig, dockerConfigPath: cfg }, tokenCache: new TokenCache() })).id).toBe(busyboxId);
   });
 });
 

@@ -4,8 +4,8 @@
 //                        front, a token server, redirects, corruption and counters
 //   pushBlob/putManifest the distribution push API (monolithic upload), to put
 //                        hand-made manifests and indexes into a real registry
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash, randomBytes, sign, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -45,8 +45,19 @@ export interface RealRegistry {
   stop(): Promise<void>;
 }
 
-/** Starts `docker-registry serve` on a free 127.0.0.1 port with filesystem storage in a temp dir. */
-export async function startRegistry(): Promise<RealRegistry> {
+export interface RegistryTokenAuth {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM certificate(s) the registry trusts for token signatures */
+  rootCertBundle: string;
+}
+
+/**
+ * Starts `docker-registry serve` on a free 127.0.0.1 port with filesystem storage
+ * in a temp dir; with `token`, the registry requires bearer tokens from that realm.
+ */
+export async function startRegistry(opts: { token?: RegistryTokenAuth } = {}): Promise<RealRegistry> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peapod-registry-'));
   let lastErr = '';
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -65,6 +76,16 @@ export async function startRegistry(): Promise<RealRegistry> {
       'http:',
       `  addr: 127.0.0.1:${port}`,
       `  secret: ${randomBytes(16).toString('hex')}`,
+      ...(opts.token
+        ? [
+            'auth:',
+            '  token:',
+            `    realm: ${opts.token.realm}`,
+            `    service: ${opts.token.service}`,
+            `    issuer: ${opts.token.issuer}`,
+            `    rootcertbundle: ${opts.token.rootCertBundle}`,
+          ]
+        : []),
       '',
     ].join('\n');
     const cfgPath = path.join(dir, 'config.yml');
@@ -141,9 +162,17 @@ export async function putManifest(url: string, repo: string, ref: string, data: 
   return sha256(data);
 }
 
-/** skopeo copy of an OCI archive into the registry (plain HTTP). */
-export function skopeoPush(archive: string, dest: string): void {
-  execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${dest}`], { stdio: 'pipe' });
+/**
+ * skopeo copy of an OCI archive into the registry (plain HTTP). Asynchronous: a
+ * token server in this process must keep answering while skopeo runs.
+ */
+export function skopeoPush(archive: string, dest: string, creds?: string): Promise<void> {
+  const c = creds ? [`--dest-creds=${creds}`] : [];
+  return new Promise((resolve, reject) => {
+    execFile('skopeo', ['copy', '-q', '--dest-tls-verify=false', ...c, `oci-archive:${archive}`, `docker://${dest}`], { timeout: 60_000 }, (err, _out, stderr) =>
+      err ? reject(new Error(`skopeo copy to ${dest} failed: ${err.message} ${stderr}`)) : resolve(),
+    );
+  });
 }
 
 // ------------------------------------------------------------ fake registry
@@ -349,4 +378,93 @@ export async function startFakeRegistry(opts: FakeRegistryOptions = {}): Promise
       server.close(() => r());
     });
   return reg;
+}
+
+// ------------------------------------------------------------ token server
+
+export interface TokenServer {
+  url: string;
+  /** the realm for the registry config */
+  realm: string;
+  service: string;
+  issuer: string;
+  certPath: string;
+  requests: Array<{ scope: string[]; account?: string; authorization?: string }>;
+  stop(): Promise<void>;
+}
+
+const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+
+/**
+ * A distribution token server (https://distribution.github.io/distribution/spec/auth/jwt/):
+ * RS256 JWTs with the signing certificate in the x5c header, trusted by the
+ * registry through its rootcertbundle. Users (basic auth) get every action they
+ * ask for; anonymous callers get `pull` on repositories not under `private/`.
+ * The key and self-signed certificate are made with the openssl CLI in `dir`.
+ */
+export async function startTokenServer(dir: string, users: Record<string, string>): Promise<TokenServer> {
+  const keyPath = path.join(dir, 'token-key.pem');
+  const certPath = path.join(dir, 'token-cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=peapod-test-token'], {
+    stdio: 'pipe',
+  });
+  const key = fs.readFileSync(keyPath);
+  const der = new X509Certificate(fs.readFileSync(certPath)).raw;
+  const service = 'peapod-test-registry';
+  const issuer = 'peapod-test-issuer';
+  const requests: TokenServer['requests'] = [];
+  const server = http.createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    if (u.pathname !== '/token') {
+      res.writeHead(404);
+      return res.end();
+    }
+    const scopes = u.searchParams.getAll('scope');
+    const rec: TokenServer['requests'][number] = { scope: scopes };
+    if (u.searchParams.get('account')) rec.account = u.searchParams.get('account')!;
+    if (req.headers.authorization) rec.authorization = req.headers.authorization;
+    requests.push(rec);
+    let user: string | undefined;
+    const m = /^Basic (.+)$/.exec(req.headers.authorization ?? '');
+    if (m) {
+      const dec = Buffer.from(m[1]!, 'base64').toString();
+      const i = dec.indexOf(':');
+      if (users[dec.slice(0, i)] !== dec.slice(i + 1)) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        return res.end(JSON.stringify({ details: 'incorrect username or password' }));
+      }
+      user = dec.slice(0, i);
+    }
+    const access: Array<{ type: string; name: string; actions: string[] }> = [];
+    for (const sc of scopes.flatMap((x) => x.split(' '))) {
+      const parts = sc.split(':');
+      if (parts.length < 3 || parts[0] !== 'repository') continue;
+      const actions = parts[parts.length - 1]!.split(',');
+      const name = parts.slice(1, -1).join(':');
+      const granted = user ? actions : name.startsWith('private/') ? [] : actions.filter((a) => a === 'pull');
+      access.push({ type: 'repository', name, actions: granted });
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const header = { typ: 'JWT', alg: 'RS256', x5c: [der.toString('base64')] };
+    const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const payload = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+    const sig = sign('sha256', Buffer.from(payload), key);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ token: `${payload}.${b64url(sig)}`, expires_in: 300, issued_at: new Date().toISOString() }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return {
+    url,
+    realm: `${url}/token`,
+    service,
+    issuer,
+    certPath,
+    requests,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
