@@ -28,6 +28,13 @@ if ! command -v node >/dev/null; then
   echo "provision: installing nodejs and npm from Debian"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
+# Debian 12 ships Node 18; peapod needs 20 or later. The npm registry's "node"
+# package carries the official binaries.
+if [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "provision: Node $(node --version) is too old; installing Node 20 from the npm registry"
+  npm install -g --no-audit --no-fund --loglevel=error node@20
+  hash -r
+fi
 
 # A kubelet host has shared mount propagation on / (systemd does it at boot);
 # Bidirectional and HostToContainer mounts need it.

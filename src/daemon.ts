@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
-import { promises as fsp } from 'node:fs';
+import { createReadStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { ServerConfig } from './config.js';
+import { packageRoot, type ServerConfig } from './config.js';
 import { ContainerManager } from './container/manager.js';
 import { containerHandlers } from './cri/container.js';
 import { imageHandlers } from './cri/image.js';
@@ -31,6 +31,20 @@ function registryConfig(config: ServerConfig): RegistryConfig {
   return { mirrors: config.registryMirrors, insecure: config.insecureRegistries, dockerConfigPath: config.dockerConfig };
 }
 
+/** The pause image peapod ships (images/build/pause.tar), so sandboxes never need a pull. */
+export const PAUSE_IMAGE = 'registry.k8s.io/pause:3.9';
+
+async function importEmbeddedPause(images: ImageService, log: Logger): Promise<void> {
+  const tar = join(packageRoot, 'images', 'build', 'pause.tar');
+  if (images.resolve(PAUSE_IMAGE) || !existsSync(tar)) return;
+  try {
+    await images.import(createReadStream(tar));
+    log.info('imported the embedded pause image', { image: PAUSE_IMAGE });
+  } catch (err) {
+    log.warn('cannot import the embedded pause image', { tar, err });
+  }
+}
+
 /** Builds every subsystem from its state on disk, then opens the socket. */
 export async function startDaemon(config: ServerConfig, log: Logger): Promise<Daemon> {
   const libc = await loadLibc();
@@ -43,6 +57,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     root: join(config.root, 'images'),
     log: (level, msg, fields) => log[level](msg, fields),
   });
+  await importEmbeddedPause(images, log);
   // Sandboxes and containers refer to each other through these hooks only.
   let containers!: ContainerManager;
   const network =

@@ -53,6 +53,12 @@ describe(`containers [server on ${runtime}]`, () => {
   const initPid = async (id: string) =>
     JSON.parse((await s.runtime.ContainerStatus({ containerId: id, verbose: true })).info.info!).pid as number;
 
+  it('has the embedded pause image without any pull', async () => {
+    const st = await s.image.ImageStatus({ image: { image: 'registry.k8s.io/pause:3.9' } });
+    expect(st.image!.repoTags).toContain('registry.k8s.io/pause:3.9');
+    expect(st.image!.username === '' ? Number(st.image!.uid!.value) : -1).toBe(65535);
+  });
+
   it('runs two containers that share the pod network, UTS, IPC and PID namespaces', async () => {
     const p = await pod('shared-ns');
     try {
