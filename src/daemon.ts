@@ -56,6 +56,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   const images = await ImageService.open({
     root: join(config.root, 'images'),
     log: (level, msg, fields) => log[level](msg, fields),
+    // security.capability and overlay's opaque-dir marker need a real setxattr.
+    setxattr: (file, name, value) => libc.lsetxattr(file, name, value),
   });
   await importEmbeddedPause(images, log);
   // Sandboxes and containers refer to each other through these hooks only.

@@ -23,6 +23,8 @@ interface Symbols {
   sethostname(name: Uint8Array, len: number): number;
   mount(source: Uint8Array | null, target: Uint8Array, fstype: Uint8Array | null, flags: number, data: Uint8Array | null): number;
   umount2(target: Uint8Array, flags: number): number;
+  lsetxattr(path: Uint8Array, name: Uint8Array, value: Uint8Array, size: number, flags: number): number;
+  mknod(path: Uint8Array, mode: number, dev: number): number;
   open(path: Uint8Array, flags: number, mode: number): number;
   close(fd: number): number;
   syscall(nr: number, a1: number, a2: number, a3: number, a4: number): bigint;
@@ -44,6 +46,8 @@ export function createRawLibc(): RawLibc {
     sethostname: { parameters: ['buffer', 'usize'], result: 'i32' },
     mount: { parameters: ['buffer', 'buffer', 'buffer', 'u64', 'buffer'], result: 'i32' },
     umount2: { parameters: ['buffer', 'i32'], result: 'i32' },
+    lsetxattr: { parameters: ['buffer', 'buffer', 'buffer', 'usize', 'i32'], result: 'i32' },
+    mknod: { parameters: ['buffer', 'u32', 'u64'], result: 'i32' },
     open: { parameters: ['buffer', 'i32', 'u32'], result: 'i32' },
     close: { parameters: ['i32'], result: 'i32' },
     syscall: { parameters: ['i64', 'i64', 'i64', 'i64', 'i64'], result: 'i64' },
@@ -69,6 +73,8 @@ export function createRawLibc(): RawLibc {
     sethostname: (name, len) => c.sethostname(name, len),
     mount: (source, target, fstype, flags, data) => c.mount(source, target, fstype, flags, data),
     umount2: (target, flags) => c.umount2(target, flags),
+    lsetxattr: (path, name, value, size, flags) => c.lsetxattr(path, name, value, size, flags),
+    mknod: (path, mode, dev) => c.mknod(path, mode, dev),
     open: (path, flags, mode) => c.open(path, flags, mode),
     close: (fd) => c.close(fd),
     syscall: (nr, a1, a2, a3, a4) => Number(c.syscall(nr, a1, a2, a3, a4)),

@@ -20,6 +20,8 @@ export function createRawLibc(): RawLibc {
   const sethostname = lib.func('sethostname', 'int', ['const char *', 'size_t']);
   const mount = lib.func('mount', 'int', ['const char *', 'const char *', 'const char *', 'unsigned long', 'const char *']);
   const umount2 = lib.func('umount2', 'int', ['const char *', 'int']);
+  const lsetxattr = lib.func('lsetxattr', 'int', ['const char *', 'const char *', 'void *', 'size_t', 'int']);
+  const mknod = lib.func('mknod', 'int', ['const char *', 'unsigned int', 'unsigned long']);
   const open = lib.func('open', 'int', ['const char *', 'int', 'unsigned int']);
   const close = lib.func('close', 'int', ['int']);
   const syscall = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
@@ -40,6 +42,8 @@ export function createRawLibc(): RawLibc {
     sethostname: (name, len) => sethostname(name, len) as number,
     mount: (source, target, fstype, flags, data) => mount(source, target, fstype, flags, data) as number,
     umount2: (target, flags) => umount2(target, flags) as number,
+    lsetxattr: (path, name, value, size, flags) => lsetxattr(path, name, value, size, flags) as number,
+    mknod: (path, mode, dev) => mknod(path, mode, dev) as number,
     open: (path, flags, mode) => open(path, flags, mode) as number,
     close: (fd) => close(fd) as number,
     syscall: (nr, a1, a2, a3, a4) => Number(syscall(nr, a1, a2, a3, a4)),

@@ -21,6 +21,10 @@ export interface Libc {
   sethostname(name: string): void;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
+  /** lsetxattr(2): sets an extended attribute without following a final symlink. */
+  lsetxattr(path: string, name: string, value: Uint8Array): void;
+  /** mknod(2); `dev` is makedev(major, minor). */
+  mknod(path: string, mode: number, dev: number): void;
   /** open(2); returns the fd. `mode` defaults to 0 (only meaningful with O_CREAT/O_TMPFILE). */
   open(path: string, flags: number, mode?: number): number;
   close(fd: number): void;

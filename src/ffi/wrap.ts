@@ -31,6 +31,8 @@ export interface RawLibc {
   sethostname(name: Uint8Array, len: number): number;
   mount(source: CString | null, target: CString, fstype: CString | null, flags: number, data: CString | null): number;
   umount2(target: CString, flags: number): number;
+  lsetxattr(path: CString, name: CString, value: Uint8Array, size: number, flags: number): number;
+  mknod(path: CString, mode: number, dev: number): number;
   open(path: CString, flags: number, mode: number): number;
   close(fd: number): number;
   /** long syscall(long nr, long a1, long a2, long a3, long a4) */
@@ -98,6 +100,16 @@ export function wrapLibc(raw: RawLibc): Libc {
 
     umount2(target: string, flags: number): void {
       if (raw.umount2(cstr(target), flags) === -1) fail('umount2', () => `${q(target)}, ${formatFlags(flags, UMOUNT_FLAGS)}`);
+    },
+
+    lsetxattr(path: string, name: string, value: Uint8Array): void {
+      if (raw.lsetxattr(cstr(path), cstr(name), value, value.length, 0) === -1) {
+        fail('lsetxattr', () => `${q(path)}, ${q(name)}, <${value.length} bytes>`);
+      }
+    },
+
+    mknod(path: string, mode: number, dev: number): void {
+      if (raw.mknod(cstr(path), mode, dev) === -1) fail('mknod', () => `${q(path)}, 0${mode.toString(8)}, ${dev}`);
     },
 
     open(path: string, flags: number, mode = 0): number {

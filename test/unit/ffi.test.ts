@@ -3,9 +3,11 @@
 // changes the host: every call that could (mount, sethostname, unshare) is
 // made to fail before it does anything.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readlinkSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   AF_INET,
@@ -261,6 +263,22 @@ describe('libc via koffi (Node)', () => {
       expect(syscallError(() => c.ioctl(fd, SIOCGIFFLAGS, ifreq('nosuchif0'))).code).toBe('ENODEV');
     } finally {
       c.close(fd);
+    }
+  });
+  it('lsetxattr sets an attribute that the kernel reports back, and mknod makes a fifo', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-ffi-'));
+    try {
+      const f = join(dir, 'file');
+      writeFileSync(f, '');
+      c.lsetxattr(f, 'user.peapod', new TextEncoder().encode('value-1'));
+      const got = execFileSync('python3', ['-c', `import os,sys; sys.stdout.write(os.getxattr(${JSON.stringify(f)}, 'user.peapod').decode())`]);
+      expect(got.toString()).toBe('value-1');
+      expect(syscallError(() => c.lsetxattr(join(dir, 'missing'), 'user.x', new Uint8Array(1))).code).toBe('ENOENT');
+      c.mknod(join(dir, 'fifo'), 0o010600, 0);
+      expect(statSync(join(dir, 'fifo')).isFIFO()).toBe(true);
+      expect(syscallError(() => c.mknod(join(dir, 'fifo'), 0o010600, 0)).code).toBe('EEXIST');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
