@@ -86,6 +86,18 @@ async function main(): Promise<void> {
     out.ebadf = isSyscallError(err) ? { call: err.call, code: err.code, errno: err.errno, message: err.message } : String(err);
   }
 
+  // lsetxattr and mknod, read back by other tools.
+  const scratch = run('mktemp', ['-d']);
+  try {
+    run('touch', [`${scratch}/f`]);
+    libc.lsetxattr(`${scratch}/f`, 'user.probe', new TextEncoder().encode(libc.backend));
+    out.xattr = run('python3', ['-c', `import os,sys; sys.stdout.write(os.getxattr('${scratch}/f','user.probe').decode())`]);
+    libc.mknod(`${scratch}/fifo`, 0o010600, 0);
+    out.fifo = run('stat', ['-c', '%F', `${scratch}/fifo`]);
+  } finally {
+    run('rm', ['-rf', scratch]);
+  }
+
   out.hostnameBefore = run('hostname', []);
   out.before = threadInodes();
 

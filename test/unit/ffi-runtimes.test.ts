@@ -109,6 +109,11 @@ for (const rt of RUNTIMES) {
       expect(r.ebadf?.message).toMatch(/^setns\(.*\): EBADF \(Bad file descriptor\)$/);
     });
 
+    it(`${rt.name}: lsetxattr and mknod work`, () => {
+      expect(r.xattr).toBe(rt.backend);
+      expect(r.fifo).toBe('fifo');
+    });
+
     it(`${rt.name}: unshare gives new net/uts/ipc namespaces`, () => {
       for (const ns of ['net', 'uts', 'ipc'] as const) expect(r.inside[ns], ns).not.toBe(r.before[ns]);
     });
