@@ -51,6 +51,8 @@ interface ProbeResult {
   pid: number;
   tid: number;
   ebadf: { call: string; code: string; errno: number; message: string } | null;
+  xattr: string;
+  fifo: string;
   hostnameBefore: string;
   hostnameSet: string;
   hostnameAfter: string;
