@@ -4,21 +4,27 @@ import { join } from 'node:path';
 import { packageRoot, type ServerConfig } from './config.js';
 import { ContainerManager } from './container/manager.js';
 import { containerHandlers } from './cri/container.js';
+import { eventHandlers } from './cri/events.js';
 import { imageHandlers } from './cri/image.js';
 import { peapodHandlers } from './cri/peapod.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
+import { streamHandlers } from './cri/stream.js';
 import { loadLibc } from './ffi/index.js';
 import { ImageService } from './image/service.js';
+import { StreamBackend } from './stream/backend.js';
+import { StreamServer } from './stream/server.js';
 import type { RegistryConfig } from './image/registry.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './linux/cgroups.js';
 import { HostNamespaces } from './linux/namespaces.js';
 import { Reaper } from './linux/reaper.js';
 import { CniNetwork } from './network/cni.js';
+import { serveMetrics } from './metrics.js';
 import { loopbackOnlyNetwork } from './network/status.js';
 import { SandboxManager } from './sandbox/manager.js';
+import { EventBus } from './util/events.js';
 
 export interface Daemon {
   sandboxes: SandboxManager;
@@ -45,6 +51,16 @@ async function importEmbeddedPause(images: ImageService, log: Logger): Promise<v
   }
 }
 
+function metricGauges(sandboxes: SandboxManager, containers: ContainerManager, images: ImageService) {
+  const byState: Record<string, number> = { CREATED: 0, RUNNING: 0, EXITED: 0, UNKNOWN: 0 };
+  for (const c of containers.list()) byState[containers.stateOf(c)]!++;
+  return {
+    pods: sandboxes.list().length,
+    containers: byState,
+    imageBytes: images.list().reduce((sum, i) => sum + i.size, 0),
+  };
+}
+
 /** Builds every subsystem from its state on disk, then opens the socket. */
 export async function startDaemon(config: ServerConfig, log: Logger): Promise<Daemon> {
   const libc = await loadLibc();
@@ -60,6 +76,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     setxattr: (file, name, value) => libc.lsetxattr(file, name, value),
   });
   await importEmbeddedPause(images, log);
+  const events = new EventBus((err) => log.error('event listener failed', { err }));
   // Sandboxes and containers refer to each other through these hooks only.
   let containers!: ContainerManager;
   const network =
@@ -72,6 +89,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     log,
     hostNs,
     reaper,
+    events,
     beforeStop: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
     },
@@ -79,9 +97,11 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       for (const c of containers.inSandbox(id)) await containers.remove(c.id);
     },
   });
-  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect() });
+  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events });
   await sandboxes.load();
   await containers.load();
+  const streamBackend = new StreamBackend({ containers, sandboxes, nativeDir: config.nativeDir });
+  const streaming = await StreamServer.start({ port: config.streamingPort, backend: streamBackend, log });
 
   const runtime = {
     ...runtimeInfoHandlers(
@@ -90,13 +110,27 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       (cidr) => network.setPodCidr(cidr),
     ),
     ...sandboxHandlers(sandboxes),
+    ...streamHandlers(streamBackend, streaming),
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
+    ...eventHandlers(events, containers, sandboxes, log),
   };
+  // Exits of monitors this server did not start (after a restart) are noticed
+  // by polling exit.json, while anyone listens for events.
+  const exitPoll = setInterval(() => {
+    if (events.listenerCount > 0) containers.list();
+  }, 500);
+  exitPoll.unref?.();
+  const metricsServer = config.metricsAddress
+    ? await serveMetrics(config.metricsAddress, () => metricGauges(sandboxes, containers, images), log)
+    : undefined;
   let server: grpc.Server;
   try {
     server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: peapodHandlers(images) }, log);
   } catch (err) {
+    await streaming.close();
     reaper.stop();
+    clearInterval(exitPoll);
+    metricsServer?.close();
     throw err;
   }
   log.info('peapod serving', { socket: config.socket, root: config.root, state: config.state, ffi: libc.backend });
@@ -108,7 +142,10 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     async close() {
       // Pods outlive the server: only the socket and timers go.
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await streaming.close();
       reaper.stop();
+      clearInterval(exitPoll);
+      await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
       await fsp.rm(config.socket, { force: true });
     },
   };

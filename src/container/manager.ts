@@ -12,6 +12,7 @@ import { isAlive, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { matchesLabels } from '../sandbox/manager.js';
+import type { ContainerEventType, EventBus } from '../util/events.js';
 import { failpoint } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
@@ -33,6 +34,8 @@ export interface ContainerManagerDeps {
   sandboxes: SandboxManager;
   images: ImageService;
   cgroups: Cgroups;
+  /** Lifecycle events (CRI GetContainerEvents). */
+  events?: EventBus;
 }
 
 export interface ContainerFilter {
@@ -170,6 +173,7 @@ export class ContainerManager {
       failpoint('container.after-monitor');
       this.containers.set(id, c);
       undo.commit();
+      this.emit('CONTAINER_CREATED_EVENT', c);
       log.info('container created', { id, name: spec.name, sandbox: sb.id, pid: init.pid });
       return c;
     } catch (err) {
@@ -190,6 +194,8 @@ export class ContainerManager {
         c.startedAt = nowNs();
         this.store.save(c);
       }
+      failpoint('container.after-start');
+      this.emit('CONTAINER_STARTED_EVENT', c);
       this.deps.log.info('container started', { id: c.id });
     });
   }
@@ -208,6 +214,7 @@ export class ContainerManager {
           signal(c.init, this.stopSignal(c));
           if (!(await this.waitExit(c, timeoutSeconds * 1000))) signal(c.init, SIGKILL);
         }
+        failpoint('container.after-stop-signal');
         if (!(await this.waitExit(c, 10_000))) throw deadlineExceeded(`container ${id} did not exit after SIGKILL`);
       }
       // In a shared PID namespace the init's children outlive it: end them too.
@@ -225,6 +232,7 @@ export class ContainerManager {
       await this.cleanup(c);
       this.containers.delete(id);
       this.names.delete(nameKey(c));
+      this.emit('CONTAINER_DELETED_EVENT', c);
       this.deps.log.info('container removed', { id });
     });
   }
@@ -353,6 +361,11 @@ export class ContainerManager {
       c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
       this.store.save(c);
     }
+    if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
+  }
+
+  private emit(type: ContainerEventType, c: Container): void {
+    this.deps.events?.emit({ type, id: c.id, sandboxId: c.sandboxId, at: nowNs(), subject: c });
   }
 
   private async waitExit(c: Container, timeoutMs: number): Promise<boolean> {

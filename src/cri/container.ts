@@ -6,6 +6,8 @@ import { invalidArgument } from '../errors.js';
 import { nowNs } from '../util/time.js';
 import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
 import type { ContainerStats } from './generated/runtime/v1/ContainerStats.js';
+import type { ContainerStatus } from './generated/runtime/v1/ContainerStatus.js';
+import type { MountPropagation } from './generated/runtime/v1/MountPropagation.js';
 import type { PodSandboxStats } from './generated/runtime/v1/PodSandboxStats.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
@@ -159,6 +161,37 @@ function diskUsage(dir: string): { bytes: number; inodes: number } {
   return { bytes, inodes };
 }
 
+/** The CRI ContainerStatus of a container in `state` (shared by ContainerStatus and container events). */
+export function containerStatus(c: Container, state: ContainerState): ContainerStatus {
+  const metadata = { name: c.spec.name, attempt: c.spec.attempt };
+  const imageSpec = { image: c.spec.image, userSpecifiedImage: c.spec.image };
+  return {
+    id: c.id,
+    metadata,
+    state: stateName[state] as ContainerStatus['state'],
+    createdAt: c.createdAt.toString(),
+    startedAt: c.startedAt.toString(),
+    finishedAt: (c.exit?.finishedAt ?? 0n).toString(),
+    exitCode: c.exit?.exitCode ?? 0,
+    image: imageSpec,
+    imageRef: c.imageRef,
+    imageId: c.imageId,
+    reason: c.exit?.reason ?? '',
+    message: c.exit?.message ?? '',
+    labels: c.spec.labels,
+    annotations: c.spec.annotations,
+    mounts: c.spec.mounts.map((m) => ({
+      containerPath: m.containerPath,
+      hostPath: m.hostPath,
+      readonly: m.readonly,
+      propagation: propagationName[m.propagation] as MountPropagation,
+    })),
+    logPath: c.logPath,
+    resources: resourcesOut(c.spec.resources),
+    user: { linux: { uid: String(c.process.uid), gid: String(c.process.gid), supplementalGroups: c.process.groups.map(String) } },
+  };
+}
+
 export function containerHandlers(
   containers: ContainerManager,
   sandboxes: SandboxManager,
@@ -232,31 +265,7 @@ export function containerHandlers(
       const c = containers.get(req.containerId);
       const state = containers.stateOf(c);
       return {
-        status: {
-          id: c.id,
-          metadata: metadata(c),
-          state: stateName[state],
-          createdAt: c.createdAt.toString(),
-          startedAt: c.startedAt.toString(),
-          finishedAt: (c.exit?.finishedAt ?? 0n).toString(),
-          exitCode: c.exit?.exitCode ?? 0,
-          image: imageSpec(c),
-          imageRef: c.imageRef,
-          imageId: c.imageId,
-          reason: c.exit?.reason ?? '',
-          message: c.exit?.message ?? '',
-          labels: c.spec.labels,
-          annotations: c.spec.annotations,
-          mounts: c.spec.mounts.map((m) => ({
-            containerPath: m.containerPath,
-            hostPath: m.hostPath,
-            readonly: m.readonly,
-            propagation: propagationName[m.propagation],
-          })),
-          logPath: c.logPath,
-          resources: resourcesOut(c.spec.resources),
-          user: { linux: { uid: String(c.process.uid), gid: String(c.process.gid), supplementalGroups: c.process.groups.map(String) } },
-        },
+        status: containerStatus(c, state),
         info: req.verbose
           ? { info: JSON.stringify({ pid: c.init?.pid ?? 0, monitorPid: c.monitor?.pid ?? 0, sandboxId: c.sandboxId, process: c.process, cgroup: c.cgroup, spec: c.spec }, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v)) }
           : {},

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
+import { metrics } from '../metrics.js';
 import { toServiceError } from './status.js';
 
 /**
@@ -8,8 +9,13 @@ import { toServiceError } from './status.js';
  * AsyncIterable of the decoded requests (flow-controlled: the client is held
  * back while the implementation does not read); it ends when the client
  * half-closes and throws if the client cancels.
+ *
+ * For a server-streaming method the implementation gets the request and the
+ * call (a grpc-js ServerWritableStream: `write`, 'drain', 'cancelled'); it
+ * writes its responses and resolves when the stream is done (the call is then
+ * ended) or rejects (the call ends with the mapped status).
  */
-type UnaryImpl = (request: any) => Promise<unknown>;
+type UnaryImpl = (request: any, call?: any) => Promise<unknown>;
 export type Implementation = Record<string, UnaryImpl>;
 
 /**
@@ -27,9 +33,11 @@ export function serviceHandlers(
   for (const [name, method] of Object.entries(service)) {
     const fn = impl[name];
     if (fn && !method.requestStream && !method.responseStream) {
-      handlers[name] = wrapUnary(name, fn, log);
+      handlers[name] = wrapUnary(method.path, fn, log);
     } else if (fn && method.requestStream && !method.responseStream) {
-      handlers[name] = wrapClientStream(name, fn, log);
+      handlers[name] = wrapClientStream(method.path, fn, log);
+    } else if (fn && !method.requestStream && method.responseStream) {
+      handlers[name] = wrapServerStream(method.path, fn, log);
     } else if (method.responseStream) {
       handlers[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
         call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by peapod` });
@@ -43,30 +51,40 @@ export function serviceHandlers(
   return handlers;
 }
 
-function wrapUnary(name: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
-  return (call, callback) => settle(name, () => fn(call.request), callback, log);
+function wrapUnary(path: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => settle(path, () => fn(call.request), callback, log);
 }
 
-function wrapClientStream(name: string, fn: UnaryImpl, log: Logger): grpc.handleClientStreamingCall<unknown, unknown> {
+function wrapClientStream(path: string, fn: UnaryImpl, log: Logger): grpc.handleClientStreamingCall<unknown, unknown> {
   // The call is a Readable in object mode: async iteration reads one message
   // at a time and grpc-js pauses the HTTP/2 stream while nothing reads.
-  return (call, callback) => settle(name, () => fn(call), callback, log);
+  return (call, callback) => settle(path, () => fn(call), callback, log);
 }
 
-/** Runs one call's implementation, logging it and mapping its error (if any) to a status. */
-function settle(name: string, run: () => Promise<unknown>, callback: grpc.sendUnaryData<unknown>, log: Logger): void {
+function wrapServerStream(path: string, fn: UnaryImpl, log: Logger): grpc.handleServerStreamingCall<unknown, unknown> {
+  return (call) =>
+    settle(path, () => fn(call.request, call), (err) => (err ? call.emit('error', err) : call.end()), log);
+}
+
+/** Runs one call's implementation, logging it, counting it and mapping its error (if any) to a status. */
+function settle(path: string, run: () => Promise<unknown>, callback: grpc.sendUnaryData<unknown>, log: Logger): void {
+  const name = path.slice(path.lastIndexOf('/') + 1);
   const start = performance.now();
   Promise.resolve()
     .then(run)
     .then(
       (res) => {
-        log.debug('rpc', { method: name, ms: +(performance.now() - start).toFixed(3) });
+        const ms = performance.now() - start;
+        metrics.rpc(path, 'OK', ms / 1000);
+        log.debug('rpc', { method: name, ms: +ms.toFixed(3) });
         callback(null, res);
       },
       (err: unknown) => {
         const status = toServiceError(err);
+        const code = grpc.status[status.code!];
+        metrics.rpc(path, code, (performance.now() - start) / 1000);
         const lvl = status.code === grpc.status.INTERNAL ? 'error' : 'debug';
-        log[lvl]('rpc failed', { method: name, code: grpc.status[status.code!], err: status.details });
+        log[lvl]('rpc failed', { method: name, code, err: status.details });
         callback(status);
       },
     );

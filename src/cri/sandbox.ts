@@ -9,6 +9,7 @@ import type { PodSandboxConfig__Output } from './generated/runtime/v1/PodSandbox
 import type { PodSandboxStatusRequest__Output } from './generated/runtime/v1/PodSandboxStatusRequest.js';
 import type { PodSandboxStatusResponse } from './generated/runtime/v1/PodSandboxStatusResponse.js';
 import type { PodSandboxState } from './generated/runtime/v1/PodSandboxState.js';
+import type { PodSandboxStatus } from './generated/runtime/v1/PodSandboxStatus.js';
 import type { RemovePodSandboxRequest__Output } from './generated/runtime/v1/RemovePodSandboxRequest.js';
 import type { RunPodSandboxRequest__Output } from './generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from './generated/runtime/v1/RunPodSandboxResponse.js';
@@ -97,6 +98,22 @@ function verboseInfo(sb: Sandbox): Record<string, string> {
   };
 }
 
+/** The CRI PodSandboxStatus of a sandbox in `state` (shared by PodSandboxStatus and container events). */
+export function sandboxStatus(sb: Sandbox, state: SandboxState): PodSandboxStatus {
+  const o = sb.spec.namespaceOptions;
+  return {
+    id: sb.id,
+    metadata: metadataOf(sb),
+    state: stateName[state],
+    createdAt: sb.createdAt.toString(),
+    network: { ip: sb.network.ip, additionalIps: sb.network.additionalIps.map((ip) => ({ ip })) },
+    linux: { namespaces: { options: { network: o.network, pid: o.pid, ipc: o.ipc, targetId: o.targetId } } },
+    labels: sb.spec.labels,
+    annotations: sb.spec.annotations,
+    runtimeHandler: sb.spec.runtimeHandler,
+  };
+}
+
 export function sandboxHandlers(sandboxes: SandboxManager): Implementation {
   return {
     async RunPodSandbox(req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
@@ -116,19 +133,8 @@ export function sandboxHandlers(sandboxes: SandboxManager): Implementation {
 
     async PodSandboxStatus(req: PodSandboxStatusRequest__Output): Promise<PodSandboxStatusResponse> {
       const sb = sandboxes.get(req.podSandboxId);
-      const o = sb.spec.namespaceOptions;
       return {
-        status: {
-          id: sb.id,
-          metadata: metadataOf(sb),
-          state: stateName[sandboxes.stateOf(sb)],
-          createdAt: sb.createdAt.toString(),
-          network: { ip: sb.network.ip, additionalIps: sb.network.additionalIps.map((ip) => ({ ip })) },
-          linux: { namespaces: { options: { network: o.network, pid: o.pid, ipc: o.ipc, targetId: o.targetId } } },
-          labels: sb.spec.labels,
-          annotations: sb.spec.annotations,
-          runtimeHandler: sb.spec.runtimeHandler,
-        },
+        status: sandboxStatus(sb, sandboxes.stateOf(sb)),
         info: req.verbose ? verboseInfo(sb) : {},
         containersStatuses: [],
         timestamp: nowNs().toString(),

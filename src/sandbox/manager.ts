@@ -10,6 +10,7 @@ import { linkUp } from '../linux/netif.js';
 import { isAlive } from '../linux/proc.js';
 import type { Reaper } from '../linux/reaper.js';
 import type { PodNetwork } from '../network/status.js';
+import type { ContainerEventType, EventBus } from '../util/events.js';
 import { failpoint } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
@@ -33,6 +34,8 @@ export interface SandboxManagerDeps {
   beforeRemove?: (id: string) => Promise<void>;
   /** Pod networking (CNI) for pods with their own network namespace; without it they have loopback only. */
   network?: PodNetwork;
+  /** Lifecycle events (CRI GetContainerEvents), with the sandbox id as container id. */
+  events?: EventBus;
 }
 
 /** The user pause runs as, like the upstream pause image. */
@@ -156,6 +159,7 @@ export class SandboxManager {
     this.store.save(sb);
     failpoint('sandbox.after-commit');
     this.sandboxes.set(id, sb);
+    this.emit('CONTAINER_STARTED_EVENT', sb);
     log.info('pod sandbox ready', { id, pod: `${spec.metadata.namespace}/${spec.metadata.name}`, pid: pause.pid });
     return sb;
   }
@@ -173,6 +177,7 @@ export class SandboxManager {
         sb.stopped = true;
         sb.pause = null;
         this.store.save(sb);
+        this.emit('CONTAINER_STOPPED_EVENT', sb);
         this.deps.log.info('pod sandbox stopped', { id });
       }
       // After the containers and pause: the netns stays pinned until remove. A failure fails
@@ -187,6 +192,7 @@ export class SandboxManager {
     if (id === undefined) return;
     await this.stop(id);
     await this.deps.beforeRemove?.(id);
+    failpoint('sandbox.remove-after-containers');
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
@@ -197,8 +203,13 @@ export class SandboxManager {
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
       this.names.delete(nameKey(sb.spec));
+      this.emit('CONTAINER_DELETED_EVENT', sb);
       this.deps.log.info('pod sandbox removed', { id });
     });
+  }
+
+  private emit(type: ContainerEventType, sb: Sandbox): void {
+    this.deps.events?.emit({ type, id: sb.id, sandboxId: sb.id, at: nowNs(), subject: sb });
   }
 
   /** CNI DEL once per ADD; idempotent. */
