@@ -1,5 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { criClient, type ImageApi, type RuntimeApi } from './cri-client.js';
@@ -130,11 +130,33 @@ export async function startServer(
       } finally {
         await kill9();
         client.close();
-        rmSync(base, { recursive: true, force: true });
+        reclaim(base);
       }
     },
   };
   return server;
+}
+
+/**
+ * Whatever a failed test left under `base` goes, so one failure does not leak
+ * onto the machine: processes of its pods (found by their pinned PID
+ * namespaces) and its monitors (by their command line), then its mounts.
+ * After a clean RemovePodSandbox there is nothing to do.
+ */
+export function reclaim(base: string): void {
+  const pidNs = new Set<number>();
+  for (const mp of mountsContaining(base)) if (mp.endsWith('/ns/pid')) pidNs.add(statSync(mp).ino);
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      const ours = pidNs.has(statSync(`/proc/${p}/ns/pid`).ino) || readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(base);
+      if (ours) process.kill(Number(p), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  for (const mp of mountsContaining(base).reverse()) spawnSync('umount', ['-l', mp]);
+  rmSync(base, { recursive: true, force: true });
 }
 
 /** Namespace inode of /proc/<pid>/ns/<ns> (for a thread: pass "pid/task/tid"). */
