@@ -1,6 +1,6 @@
 /* peapod-exec: run a command in a running container (ExecSync, probes).
  *
- *   peapod-exec --pid PID --spec SPECFILE [--timeout-kill]
+ *   peapod-exec --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]
  *
  * Joins the namespaces and cgroups of the container whose init is PID
  * (container_join), then forks the command: it becomes the leader of a new
@@ -14,18 +14,33 @@
  * With --timeout-kill, whatever is left of the process group (background
  * processes) is also killed when the command itself exits.
  *
+ * With --tty the command gets a new pseudo-terminal of the container (its
+ * /dev/ptmx is opened after joining the mount namespace, so the pair lives in
+ * the container's own devpts instance) as controlling terminal and as stdin,
+ * stdout and stderr; peapod-exec relays its own stdin to the master and the
+ * master to its own stdout until the command has exited and the master is
+ * drained. EOF on stdin stops that direction only.
+ * --resize-fd N names an inherited descriptor carrying lines "WIDTH HEIGHT\n":
+ * each sets the terminal's window size (TIOCSWINSZ; ignored without --tty).
+ * Pending resizes are applied before pending input.
+ *
  * Exit status: the command's, or 128+N when it died of signal N; 126 when
  * the set-up failed (spec, join, process set-up, or exec failed for another
  * reason than a missing program); 127 when the program was not found; 2 for
  * usage errors. Failures are reported as "peapod-exec: <message>" on stderr.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "container.h"
@@ -35,7 +50,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill]\n");
+	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]\n");
 }
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
@@ -57,7 +72,24 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
 	return argv[++*i];
 }
 
-static __attribute__((noreturn)) void child(const struct spec *s)
+/* The slave side becomes the controlling terminal and stdin/stdout/stderr. */
+static void attach_tty(int slave)
+{
+	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
+		fprintf(stderr, PROG ": controlling terminal: %s\n", strerror(errno));
+		_exit(126);
+	}
+	for (int fd = 0; fd <= 2; fd++) {
+		if (dup2(slave, fd) < 0) {
+			fprintf(stderr, PROG ": dup2 terminal: %s\n", strerror(errno));
+			_exit(126);
+		}
+	}
+	if (slave > 2)
+		close(slave);
+}
+
+static __attribute__((noreturn)) void child(const struct spec *s, int slave)
 {
 	char err[1024];
 	int e;
@@ -66,7 +98,10 @@ static __attribute__((noreturn)) void child(const struct spec *s)
 		fprintf(stderr, PROG ": reset signals: %s\n", strerror(errno));
 		_exit(126);
 	}
-	setpgid(0, 0);
+	if (slave >= 0)
+		attach_tty(slave); /* setsid: a new session and process group */
+	else
+		setpgid(0, 0);
 	/* The parent is outside the container's PID namespace (getppid() is 0
 	 * here), so a parent that died before this call goes unnoticed: a
 	 * window of a few instructions. */
@@ -81,10 +116,208 @@ static __attribute__((noreturn)) void child(const struct spec *s)
 	_exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
+/*
+ * A pseudo-terminal pair from the devpts instance behind /dev/ptmx of the
+ * mount namespace we are in (the container's). The slave is opened through
+ * the master (TIOCGPTPEER) when the kernel can, else by its name.
+ */
+static int open_pty(int *master, int *slave, char *err, size_t errlen)
+{
+	char name[64];
+
+	*master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*master < 0) {
+		snprintf(err, errlen, "open /dev/ptmx: %s", strerror(errno));
+		return -1;
+	}
+	if (unlockpt(*master) < 0) {
+		snprintf(err, errlen, "unlockpt: %s", strerror(errno));
+		return -1;
+	}
+	*slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*slave < 0) {
+		if (ptsname_r(*master, name, sizeof(name)) != 0) {
+			snprintf(err, errlen, "ptsname: %s", strerror(errno));
+			return -1;
+		}
+		*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (*slave < 0) {
+			snprintf(err, errlen, "open %s: %s", name, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* write_all for a possibly non-blocking descriptor. */
+static int relay_write(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+				poll(&p, 1, -1);
+				continue;
+			}
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Applies every complete "W H" line of the resize channel; 0 at EOF. */
+static int read_resizes(int fd, int master, char *line, size_t *used, size_t cap)
+{
+	ssize_t n = read(fd, line + *used, cap - 1 - *used);
+	char *nl;
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? 1 : 0;
+	if (n == 0)
+		return 0;
+	*used += (size_t)n;
+	line[*used] = '\0';
+	while ((nl = memchr(line, '\n', *used)) != NULL) {
+		unsigned w, h;
+
+		*nl = '\0';
+		if (sscanf(line, "%u %u", &w, &h) == 2 && w <= 0xffff && h <= 0xffff) {
+			struct winsize ws = { .ws_row = (unsigned short)h, .ws_col = (unsigned short)w };
+
+			ioctl(master, TIOCSWINSZ, &ws);
+		}
+		*used -= (size_t)(nl + 1 - line);
+		memmove(line, nl + 1, *used);
+	}
+	if (*used >= cap - 1)
+		*used = 0; /* an overlong line: drop it */
+	return 1;
+}
+
+/* Copies what the master has now to stdout; -1 once it is done (EIO, EOF). */
+static int pump_master(int master)
+{
+	char buf[16384];
+
+	for (;;) {
+		ssize_t n = read(master, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return -1;
+		if (relay_write(1, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+static int exit_code(int st)
+{
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+/*
+ * The --tty loop: stdin → master, master → stdout, resize lines → window
+ * size, signals as in the plain loop. Ends when the command has exited and
+ * the master has nothing more (every holder of the slave gone, or nothing
+ * buffered once the command is gone: background holders do not hold it).
+ */
+static int relay(pid_t pid, int master, int slave, int resize_fd, const sigset_t *mask, int timeout_kill,
+		 struct spec *s)
+{
+	char line[256];
+	size_t used = 0;
+	int sfd, in_open = 1, master_open = 1, killed = 0, status = -1;
+
+	close(slave);
+	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	sfd = signalfd(-1, mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		return 126;
+	}
+	for (;;) {
+		struct pollfd p[4] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = resize_fd, .events = POLLIN },
+			{ .fd = in_open ? 0 : -1, .events = POLLIN },
+			{ .fd = master_open ? master : -1, .events = POLLIN },
+		};
+
+		if (poll(p, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
+			kill(-pid, SIGKILL);
+			return 126;
+		}
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				int st;
+
+				if (si.ssi_signo != SIGCHLD) {
+					if (!killed) {
+						kill(-pid, SIGKILL);
+						kill(pid, SIGKILL);
+						killed = 1;
+					}
+				} else if (status < 0 && waitpid(pid, &st, WNOHANG) == pid) {
+					status = st;
+				}
+				break;
+			}
+		}
+		if (status >= 0) {
+			/* Whatever the command wrote is in the master now. */
+			if (master_open)
+				pump_master(master);
+			if (timeout_kill || killed)
+				kill(-pid, SIGKILL);
+			spec_free(s);
+			return exit_code(status);
+		}
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (!read_resizes(resize_fd, master, line, &used, sizeof(line))) {
+				close(resize_fd);
+				resize_fd = -1;
+			}
+		}
+		if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			char buf[16384];
+			ssize_t n = read(0, buf, sizeof(buf));
+
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0 || relay_write(master, buf, (size_t)n) < 0)
+				in_open = 0;
+		}
+		if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+			/* EIO: no holder of the slave left; the command's exit follows. */
+			if (pump_master(master) < 0)
+				master_open = 0;
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *spec_path = NULL, *pid_arg = NULL;
-	int timeout_kill = 0, killed = 0;
+	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL;
+	int timeout_kill = 0, killed = 0, tty = 0, resize_fd = -1, master = -1, slave = -1;
 	char err[1024], *end;
 	struct spec *s;
 	sigset_t mask;
@@ -99,6 +332,10 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--timeout-kill") == 0) {
 			timeout_kill = 1;
+		} else if (strcmp(argv[i], "--tty") == 0) {
+			tty = 1;
+		} else if ((v = opt_value(argc, argv, &i, "--resize-fd")) != NULL) {
+			resize_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, "--pid")) != NULL) {
 			pid_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, "--spec")) != NULL) {
@@ -121,8 +358,27 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (resize_arg != NULL) {
+		errno = 0;
+		resize_fd = (int)strtol(resize_arg, &end, 10);
+		if (errno || *end || end == resize_arg || resize_fd < 3 || fcntl(resize_fd, F_GETFD) < 0) {
+			fprintf(stderr, PROG ": --resize-fd needs an open descriptor >= 3, got '%s'\n", resize_arg);
+			return 2;
+		}
+		/* Keep it as descriptor 3, never inherited by the command. */
+		if (resize_fd != 3 && (dup2(resize_fd, 3) < 0 || close(resize_fd) < 0)) {
+			fprintf(stderr, PROG ": --resize-fd: %s\n", strerror(errno));
+			return 126;
+		}
+		resize_fd = 3;
+		if (fcntl(resize_fd, F_SETFD, FD_CLOEXEC) < 0) {
+			fprintf(stderr, PROG ": --resize-fd: %s\n", strerror(errno));
+			return 126;
+		}
+	}
+
 	/* The command runs in the container: no server descriptor may reach it. */
-	if (close_fds_from(3) < 0) {
+	if (close_fds_from(resize_fd >= 0 ? 4 : 3) < 0) {
 		fprintf(stderr, PROG ": closing inherited descriptors: %s\n", strerror(errno));
 		return 126;
 	}
@@ -150,6 +406,11 @@ int main(int argc, char **argv)
 		return 126;
 	}
 
+	if (tty && open_pty(&master, &slave, err, sizeof(err)) < 0) {
+		fprintf(stderr, PROG ": terminal: %s\n", err);
+		return 126;
+	}
+
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -157,9 +418,13 @@ int main(int argc, char **argv)
 		return 126;
 	}
 	if (pid == 0)
-		child(s);
-	/* Also here, so a kill right away reaches the group. */
-	setpgid(pid, pid);
+		child(s, slave);
+	/* Also here, so a kill right away reaches the group (with a tty the
+	 * child's setsid does it). */
+	if (!tty)
+		setpgid(pid, pid);
+	else
+		return relay(pid, master, slave, resize_fd, &mask, timeout_kill, s);
 
 	for (;;) {
 		siginfo_t si;
