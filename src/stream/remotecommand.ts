@@ -1,0 +1,208 @@
+// Kubernetes remote command (exec, attach) over SPDY: the stream-per-channel
+// protocol of k8s.io/apimachinery/pkg/util/remotecommand, versions
+// channel.k8s.io (v1), v2, v3 (adds resize) and v4 (exit status as a
+// metav1.Status JSON on the error stream).
+import type { Readable, Writable } from 'node:stream';
+import type { Logger } from '../log.js';
+import { RstStatus, type SpdySession, type SpdyStream } from './spdy.js';
+
+export const SPDY_EXEC_PROTOCOLS = ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
+
+export interface ExecOptions {
+  tty: boolean;
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+}
+
+/** A running exec (or attach): what the protocols relay. */
+export interface ExecProcess {
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+  resize(width: number, height: number): void;
+  /** The exit code, once the process has exited and its output is drained. */
+  exited: Promise<number>;
+  /** Ends the command (the client went away). */
+  kill(): void;
+}
+
+/** Starts the command of a stream request; throws (domain errors) when it cannot. */
+export type ExecStarter = (opts: ExecOptions) => ExecProcess;
+
+/** How long a client may take to open its streams after the upgrade. */
+export const STREAM_CREATION_TIMEOUT_MS = 30_000;
+
+/**
+ * The client offers versions in X-Stream-Protocol-Version (repeated headers,
+ * joined with commas by the HTTP parser); its first one the server knows wins.
+ */
+export function negotiate(offered: string | string[] | undefined, supported: readonly string[]): string | null {
+  const list = (Array.isArray(offered) ? offered : [offered ?? ''])
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
+  return list.find((p) => supported.includes(p)) ?? null;
+}
+
+export function isStatusProtocol(protocol: string): boolean {
+  return protocol === 'v4.channel.k8s.io' || protocol === 'v5.channel.k8s.io' || protocol === 'v4.base64.channel.k8s.io';
+}
+
+/**
+ * What goes on the error stream when the command is over: v4 and later a
+ * metav1.Status JSON (always), older versions the message of a failure only.
+ */
+export function exitReport(protocol: string, exitCode: number | Error, cmd: string[]): Buffer | null {
+  let status: Record<string, unknown>;
+  if (exitCode instanceof Error) {
+    status = { metadata: {}, status: 'Failure', message: `error executing command in container: ${exitCode.message}`, reason: 'InternalError', code: 500 };
+  } else if (exitCode === 0) {
+    status = { metadata: {}, status: 'Success' };
+  } else {
+    status = {
+      metadata: {},
+      status: 'Failure',
+      message: `command terminated with non-zero exit code: error executing command [${cmd.join(' ')}], exit code ${exitCode}`,
+      reason: 'NonZeroExitCode',
+      details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
+    };
+  }
+  if (isStatusProtocol(protocol)) return Buffer.from(JSON.stringify(status));
+  return status.status === 'Success' ? null : Buffer.from(String(status.message));
+}
+
+/** Terminal size messages: a sequence of JSON objects {"Width":W,"Height":H}. */
+export class ResizeDecoder {
+  private buf = '';
+
+  push(chunk: Buffer): { width: number; height: number }[] {
+    this.buf += chunk.toString('utf8');
+    const out: { width: number; height: number }[] = [];
+    for (;;) {
+      const start = this.buf.indexOf('{');
+      const end = this.buf.indexOf('}', start);
+      if (start < 0 || end < 0) break;
+      const text = this.buf.slice(start, end + 1);
+      this.buf = this.buf.slice(end + 1);
+      try {
+        const v = JSON.parse(text) as { Width?: unknown; Height?: unknown };
+        const width = Number(v.Width);
+        const height = Number(v.Height);
+        if (Number.isInteger(width) && Number.isInteger(height) && width >= 0 && height >= 0 && width <= 0xffff && height <= 0xffff) {
+          out.push({ width, height });
+        }
+      } catch {
+        // a malformed message is dropped, as the kubelet does
+      }
+    }
+    if (this.buf.length > 4096) this.buf = '';
+    return out;
+  }
+}
+
+/**
+ * Serves one exec/attach over an upgraded SPDY session: waits for the
+ * client's streams (error, plus stdin/stdout/stderr/resize as the request
+ * asked), starts the command, relays, then reports the exit on the error
+ * stream and closes the session.
+ */
+export function serveSpdyExec(
+  session: SpdySession,
+  protocol: string,
+  opts: ExecOptions,
+  cmd: string[],
+  start: ExecStarter,
+  log: Logger,
+): void {
+  const withResize = opts.tty && (protocol === 'v3.channel.k8s.io' || protocol === 'v4.channel.k8s.io');
+  const expected = new Set<string>(['error']);
+  if (opts.stdin) expected.add('stdin');
+  if (opts.stdout) expected.add('stdout');
+  if (opts.stderr && !opts.tty) expected.add('stderr');
+  if (withResize) expected.add('resize');
+
+  const streams = new Map<string, SpdyStream>();
+  const stdinQueue: Buffer[] = [];
+  let stdinEnded = false;
+  let size: { width: number; height: number } | null = null;
+  let proc: ExecProcess | null = null;
+  let finished = false;
+
+  const timer = setTimeout(() => {
+    log.debug('stream: client did not open its streams in time', { protocol, have: [...streams.keys()] });
+    session.close();
+  }, STREAM_CREATION_TIMEOUT_MS);
+
+  const finish = (result: number | Error) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    for (const t of ['stdout', 'stderr', 'stdin', 'resize']) {
+      const s = streams.get(t);
+      if (s && !s.localClosed) s.end();
+    }
+    const err = streams.get('error');
+    const report = exitReport(protocol, result, cmd);
+    if (err) err.end(report ?? undefined);
+    session.close();
+  };
+
+  session.on('close', () => {
+    clearTimeout(timer);
+    if (!finished) {
+      finished = true;
+      proc?.kill();
+    }
+  });
+
+  const begin = () => {
+    clearTimeout(timer);
+    try {
+      proc = start(opts);
+    } catch (err) {
+      finish(err as Error);
+      return;
+    }
+    const p = proc;
+    if (size) p.resize(size.width, size.height);
+    if (p.stdin) {
+      p.stdin.on('error', () => {}); // the command may exit without reading
+      for (const chunk of stdinQueue) p.stdin.write(chunk);
+      if (stdinEnded) p.stdin.end();
+    }
+    const out = streams.get('stdout');
+    const errOut = streams.get('stderr');
+    p.stdout?.on('data', (d: Buffer) => out?.write(d));
+    p.stderr?.on('data', (d: Buffer) => (errOut ?? (opts.tty ? out : undefined))?.write(d));
+    p.exited.then(finish, (e: Error) => finish(e));
+  };
+
+  session.on('stream', (s: SpdyStream) => {
+    const type = s.header('streamtype') ?? '';
+    if (finished || !['error', 'stdin', 'stdout', 'stderr', 'resize'].includes(type) || streams.has(type)) {
+      s.rst(RstStatus.REFUSED_STREAM);
+      return;
+    }
+    s.reply();
+    streams.set(type, s);
+    if (type === 'stdin') {
+      s.on('data', (d: Buffer) => (proc ? proc.stdin?.write(d) : stdinQueue.push(d)));
+      s.on('end', () => {
+        stdinEnded = true;
+        proc?.stdin?.end();
+      });
+    } else if (type === 'resize') {
+      const dec = new ResizeDecoder();
+      s.on('data', (d: Buffer) => {
+        for (const r of dec.push(d)) {
+          if (proc) proc.resize(r.width, r.height);
+          else size = r;
+        }
+      });
+    } else {
+      s.on('data', () => {}); // nothing is expected from the client on these
+    }
+    if (!proc && [...expected].every((t) => streams.has(t))) begin();
+  });
+}

@@ -1,0 +1,98 @@
+// Remote command over WebSocket (k8s.io/apimachinery wsstream): every
+// message starts with a channel byte, 0 stdin, 1 stdout, 2 stderr, 3 error,
+// 4 resize. v5.channel.k8s.io adds the close signal (channel 255, then the
+// number of the channel the peer closed); v4 reports the exit as a
+// metav1.Status JSON on the error channel; the base64 variants send text
+// messages: the channel as an ASCII digit, then the data in base64.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Logger } from '../log.js';
+import { exitReport, ResizeDecoder, type ExecOptions, type ExecProcess, type ExecStarter } from './remotecommand.js';
+
+export const WS_EXEC_PROTOCOLS = [
+  'v5.channel.k8s.io',
+  'v4.channel.k8s.io',
+  'v4.base64.channel.k8s.io',
+  'base64.channel.k8s.io',
+  'channel.k8s.io',
+] as const;
+
+const STDIN = 0;
+const STDOUT = 1;
+const STDERR = 2;
+const ERROR = 3;
+const RESIZE = 4;
+const CLOSE = 255;
+
+export class WebSocketExec {
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    // The client's first protocol this server speaks.
+    handleProtocols: (offered: Set<string>) => [...offered].find((p) => (WS_EXEC_PROTOCOLS as readonly string[]).includes(p)) ?? false,
+  });
+
+  constructor(private readonly log: Logger) {}
+
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opts: ExecOptions, cmd: string[], start: ExecStarter): void {
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.serve(ws, opts, cmd, start));
+  }
+
+  close(): void {
+    for (const ws of this.wss.clients) ws.terminate();
+    this.wss.close();
+  }
+
+  private serve(ws: WebSocket, opts: ExecOptions, cmd: string[], start: ExecStarter): void {
+    const protocol = ws.protocol || 'channel.k8s.io';
+    const base64 = protocol.includes('base64');
+    const send = (channel: number, data: Buffer) => {
+      if (ws.readyState !== ws.OPEN) return;
+      if (base64) ws.send(String.fromCharCode(48 + channel) + data.toString('base64'));
+      else ws.send(Buffer.concat([Buffer.from([channel]), data]));
+    };
+    let proc: ExecProcess;
+    let done = false;
+    const finish = (result: number | Error) => {
+      if (done) return;
+      done = true;
+      const report = exitReport(protocol, result, cmd);
+      if (report) send(ERROR, report);
+      ws.close(1000);
+    };
+    try {
+      proc = start(opts);
+    } catch (err) {
+      finish(err as Error);
+      return;
+    }
+    proc.stdout?.on('data', (d: Buffer) => send(STDOUT, d));
+    proc.stderr?.on('data', (d: Buffer) => send(opts.tty ? STDOUT : STDERR, d));
+    proc.exited.then(finish, (e: Error) => finish(e));
+    const resize = new ResizeDecoder();
+    ws.on('message', (raw: RawData, isBinary: boolean) => {
+      let msg = Buffer.isBuffer(raw) ? raw : Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw);
+      if (msg.length === 0) return;
+      let channel = msg[0]!;
+      if (base64 && !isBinary) {
+        channel = msg[0]! - 48;
+        msg = Buffer.concat([Buffer.from([channel]), Buffer.from(msg.subarray(1).toString('latin1'), 'base64')]);
+      }
+      const data = msg.subarray(1);
+      if (channel === STDIN) {
+        if (data.length) proc.stdin?.write(data);
+      } else if (channel === RESIZE) {
+        for (const r of resize.push(data)) proc.resize(r.width, r.height);
+      } else if (channel === CLOSE && protocol === 'v5.channel.k8s.io') {
+        if (data[0] === STDIN) proc.stdin?.end();
+      }
+    });
+    ws.on('close', () => {
+      if (!done) {
+        done = true;
+        proc.kill();
+      }
+    });
+    ws.on('error', (err) => this.log.debug('websocket error', { err: err.message }));
+  }
+}
