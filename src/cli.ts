@@ -11,6 +11,7 @@ const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
 
 Usage:
   peapod serve [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
+               [--streaming-port PORT]
                [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
                [--registry-mirror HOST=URL]... [--insecure-registry HOST]... [--metrics-address HOST:PORT]
   peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
@@ -22,6 +23,7 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           defaults: --socket ${defaultConfig.socket} --root ${defaultConfig.root} --state ${defaultConfig.state}
           --config: a JSON file of ServerConfig keys (default ${defaultConfigPath} if it exists);
           flags override the file, the file overrides the defaults
+          --streaming-port: the 127.0.0.1 port of the exec/port-forward server (default 0: ephemeral)
           --network cni (default): pods get their network from the CNI config in --cni-conf-dir
           (default ${defaultConfig.cniConfDir}), plugins from --cni-bin-dir (repeatable, default
           ${defaultConfig.cniBinDirs.join(':')}); none: pods get loopback only
@@ -51,6 +53,13 @@ function mirrorFlags(flags: string[] | undefined): Record<string, string[]> | un
   return out;
 }
 
+function portFlag(flag: string | undefined): number | undefined {
+  if (flag === undefined) return undefined;
+  const n = Number(flag);
+  if (!/^\d+$/.test(flag) || n > 65535) throw new UsageError(`--streaming-port must be a port number, 0 for an ephemeral one (got "${flag}")`);
+  return n;
+}
+
 async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -59,6 +68,7 @@ async function serve(argv: string[]): Promise<void> {
       root: { type: 'string' },
       state: { type: 'string' },
       'log-level': { type: 'string' },
+      'streaming-port': { type: 'string' },
       config: { type: 'string' },
       network: { type: 'string' },
       'cni-conf-dir': { type: 'string' },
@@ -80,6 +90,7 @@ async function serve(argv: string[]): Promise<void> {
       root: values.root,
       state: values.state,
       logLevel: level,
+      streamingPort: portFlag(values['streaming-port']),
       network: values.network as ServerConfig['network'] | undefined,
       cniConfDir: values['cni-conf-dir'],
       cniBinDirs: values['cni-bin-dir']?.flatMap((d) => d.split(':')).filter((d) => d !== ''),

@@ -16,6 +16,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Native helpers built from native/. */
   nativeDir: string;
+  /** TCP port of the streaming server (exec, port-forward) on 127.0.0.1; 0: an ephemeral port. */
+  streamingPort: number;
   /** Registry host → mirror endpoints tried first, e.g. {"registry.k8s.io": ["http://127.0.0.1:5000"]}. */
   registryMirrors: Record<string, string[]>;
   /** Registries (host[:port]) reached over plain HTTP. */
@@ -38,6 +40,7 @@ export const defaultConfig: ServerConfig = {
   state: '/run/peapod',
   logLevel: 'info',
   nativeDir: process.env.PEAPOD_NATIVE_DIR ?? join(packageRoot, 'native', 'build'),
+  streamingPort: 0,
   registryMirrors: {},
   insecureRegistries: [],
   dockerConfig: '/root/.docker/config.json',
@@ -76,6 +79,7 @@ const oneOf =
  */
 export const configFieldChecks: Record<string, Check> = {
   logLevel: oneOf('debug', 'info', 'warn', 'error'),
+  streamingPort: (v) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? undefined : 'must be a port number (0: ephemeral)'),
   network: oneOf('cni', 'none'),
   metricsAddress: (v) => (typeof v === 'string' && (v === '' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/.test(v)) ? undefined : 'must be HOST:PORT or ""'),
   registryMirrors: (v) =>

@@ -10,8 +10,11 @@ import { peapodHandlers } from './cri/peapod.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
+import { streamHandlers } from './cri/stream.js';
 import { loadLibc } from './ffi/index.js';
 import { ImageService } from './image/service.js';
+import { StreamBackend } from './stream/backend.js';
+import { StreamServer } from './stream/server.js';
 import type { RegistryConfig } from './image/registry.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './linux/cgroups.js';
@@ -97,6 +100,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events });
   await sandboxes.load();
   await containers.load();
+  const streamBackend = new StreamBackend({ containers, sandboxes, nativeDir: config.nativeDir });
+  const streaming = await StreamServer.start({ port: config.streamingPort, backend: streamBackend, log });
 
   const runtime = {
     ...runtimeInfoHandlers(
@@ -105,6 +110,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       (cidr) => network.setPodCidr(cidr),
     ),
     ...sandboxHandlers(sandboxes),
+    ...streamHandlers(streamBackend, streaming),
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
     ...eventHandlers(events, containers, sandboxes, log),
   };
@@ -121,6 +127,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   try {
     server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: peapodHandlers(images) }, log);
   } catch (err) {
+    await streaming.close();
     reaper.stop();
     clearInterval(exitPoll);
     metricsServer?.close();
@@ -135,6 +142,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     async close() {
       // Pods outlive the server: only the socket and timers go.
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await streaming.close();
       reaper.stop();
       clearInterval(exitPoll);
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
