@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { criClient } from '../dist/cri/client.js';
-import { podConfig, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
+import { killMatching, podConfig, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -35,6 +35,8 @@ state = "${base}/state"
   address = "${sock}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.9"
+  # This host's root lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj to -998.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${base}/cni"
@@ -63,6 +65,7 @@ state = "${base}/state"
       const gone = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await gone;
+      killMatching(base); // shims outlive containerd, and their containers outlive them
       try {
         execFileSync('sh', ['-c', `grep -o ' ${base}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
       } catch {}

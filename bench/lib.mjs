@@ -84,8 +84,34 @@ export function stats(samplesMs) {
 export const fmt = (x) => x.toFixed(2).padStart(8);
 
 export function podConfig(name, hostNetwork = false) {
-  const linux = hostNetwork ? { securityContext: { namespaceOptions: { network: 'NODE' } } } : {};
-  return { metadata: { name, namespace: 'bench', uid: `uid-${name}`, attempt: 0 }, hostname: name, labels: {}, annotations: {}, linux };
+  const meta = { metadata: { name, namespace: 'bench', uid: `uid-${name}`, attempt: 0 }, labels: {}, annotations: {} };
+  // A host-network pod keeps the node's name, as the kubelet sends it.
+  if (hostNetwork) return { ...meta, linux: { securityContext: { namespaceOptions: { network: 'NODE' } } } };
+  return { ...meta, hostname: name, linux: {} };
+}
+
+/** SIGKILLs every process whose command line contains `needle`, and all their descendants. */
+export function killMatching(needle) {
+  const parent = new Map();
+  const roots = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) roots.push(Number(name));
+    } catch {}
+  }
+  for (const pid of parent.keys()) {
+    for (let q = pid; q; q = parent.get(q)) {
+      if (roots.includes(q)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {}
+        break;
+      }
+    }
+  }
 }
 
 /** Every pid whose command line contains `needle`, with their descendants' RSS added, in KiB. */

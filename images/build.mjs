@@ -45,12 +45,17 @@ async function packTar(entries) {
   const done = (async () => {
     for await (const c of pack) chunks.push(Buffer.from(c));
   })();
+  const named = new Map(entries.map((e) => [e.name, e]));
   for (const e of sorted) {
     const type = e.type ?? 'file';
+    // A hard link shares its target's inode: its header must carry the
+    // target's mode, as docker save writes it, for unpackers (containerd's
+    // among them) that chmod the link and so the target.
+    const self = type === 'link' ? { ...named.get(e.linkname), ...e } : e;
     const hdr = {
       name: e.name,
       type,
-      mode: e.mode ?? (type === 'directory' ? 0o755 : 0o644),
+      mode: self.mode ?? (type === 'directory' ? 0o755 : 0o644),
       uid: e.uid ?? 0,
       gid: e.gid ?? 0,
       uname: '',

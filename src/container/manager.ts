@@ -461,15 +461,19 @@ function runExec(helper: string, args: string[], timeoutSeconds: number) {
           }, timeoutSeconds * 1000)
         : undefined;
     child.on('error', reject);
-    child.on('exit', (code, sig) => {
+    let settled = false;
+    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       if (timer) clearTimeout(timer);
-      // Give the pipes a moment to drain, but never wait on a background child.
-      setTimeout(() => {
-        child.stdout!.destroy();
-        child.stderr!.destroy();
-        if (timedOut) reject(deadlineExceeded(`command timed out after ${timeoutSeconds} s`));
-        else resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code ?? 128 + (sig ? signalNumber(sig) ?? 0 : 0) });
-      }, 20);
-    });
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+      if (timedOut) reject(deadlineExceeded(`command timed out after ${timeoutSeconds} s`));
+      else resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code ?? 128 + (sig ? signalNumber(sig) ?? 0 : 0) });
+    };
+    // Normally the pipes close with the exit; a background child may hold
+    // them open, and then a short drain is all it gets.
+    child.on('close', finish);
+    child.on('exit', (code, sig) => setTimeout(() => finish(code, sig), 50));
   });
 }

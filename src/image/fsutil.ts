@@ -10,24 +10,6 @@ export function tempName(dir: string, prefix = '.tmp-'): string {
   return path.join(dir, `${prefix}${process.pid}-${randomBytes(6).toString('hex')}`);
 }
 
-/** Writes a file atomically: temp file, fsync, rename. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
-  const tmp = tempName(dir);
-  const fh = await fsp.open(tmp, 'wx', 0o644);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => {});
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await fsp.rename(tmp, file);
-}
-
 export function existsSync(p: string): boolean {
   try {
     fs.lstatSync(p);

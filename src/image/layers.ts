@@ -10,7 +10,8 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { internal, invalidArgument, PeapodError } from '../errors.js';
 import type { BlobStore } from './blobs.js';
-import { tempName, writeFileAtomic } from './fsutil.js';
+import { tempName } from './fsutil.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { type LowerLayer, unpackLayer, type UnpackOptions, type UnpackResult } from './unpack.js';
 
 export interface LayerMeta {
@@ -139,7 +140,7 @@ export class LayerCache {
         unappliedXattrs: res.unappliedXattrs,
         skippedDevices: res.skippedDevices,
       };
-      await writeFileAtomic(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 1));
+      writeFileAtomic(path.join(tmp, 'meta.json'), JSON.stringify(meta, null, 1), { mode: 0o644, durable: true });
       const final = path.join(this.dir, hex(chainId));
       try {
         await fsp.rename(tmp, final);

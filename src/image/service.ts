@@ -21,7 +21,8 @@ import * as path from 'node:path';
 import { failedPrecondition, internal, invalidArgument, notFound } from '../errors.js';
 import { pickPlatform, planImport, readArchive } from './archive.js';
 import { assertSha256Digest, BlobStore, sha256Digest } from './blobs.js';
-import { asAsyncIterable, writeFileAtomic } from './fsutil.js';
+import { asAsyncIterable } from './fsutil.js';
+import { removeAtomicLeftovers, writeFileAtomic } from '../util/fs.js';
 import { LayerCache } from './layers.js';
 import { formatReference, parseReference, repository, tryParseReference } from './reference.js';
 import { copyRootfs, overlayAvailable, overlaySpec, type RootfsSpec } from './rootfs.js';
@@ -88,6 +89,7 @@ export class ImageService {
     const layers = new LayerCache(root, blobs, { setxattr, log });
     await layers.init();
     for (const n of await fsp.readdir(root)) if (n.startsWith('.tmp-')) await fsp.rm(path.join(root, n), { force: true, recursive: true });
+    await removeAtomicLeftovers(root);
     const svc = new ImageService(root, blobs, layers, log);
     await svc.load();
     return svc;
@@ -114,8 +116,13 @@ export class ImageService {
     await this.collect(new Set(this.blobs.list()), new Set(this.layers.list()));
   }
 
-  private async persist(): Promise<void> {
-    await writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1));
+  /**
+   * Image changes are made durable (blobs nothing indexes are collected at
+   * open); lease changes need not be: a lease only protects an image while
+   * its container lives, within one boot.
+   */
+  private async persist(durable = true): Promise<void> {
+    writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1), { mode: 0o644, durable });
   }
 
   /** Serialises mutations. */
@@ -262,7 +269,7 @@ export class ImageService {
       if (!id) throw notFound(`image ${imageId} not found`);
       if (this.state.leases[containerId] === id) return;
       this.state.leases[containerId] = id;
-      await this.persist();
+      await this.persist(false);
     });
   }
 
@@ -270,7 +277,7 @@ export class ImageService {
     return this.locked(async () => {
       if (!(containerId in this.state.leases)) return;
       delete this.state.leases[containerId];
-      await this.persist();
+      await this.persist(false);
     });
   }
 
