@@ -51,7 +51,9 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
   const feeder = (async () => {
     try {
       for await (const chunk of stream) {
-        if (!extract.write(chunk)) {
+        // A destroyed extract (the reader gave up) never drains nor closes again: stop at once.
+        if (extract.destroyed) return;
+        if (!extract.write(chunk) && !extract.destroyed) {
           await new Promise<void>((res) => {
             const em = extract as unknown as NodeJS.EventEmitter;
             const done = () => {

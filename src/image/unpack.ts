@@ -588,8 +588,10 @@ export async function unpackLayer(src: AsyncIterable<Uint8Array>, dest: string, 
       for await (const chunk of stream) {
         hash.update(chunk);
         tarSize += chunk.byteLength;
-        if (!extract.write(chunk)) await drained(extract as unknown as NodeJS.EventEmitter);
-        if (extract.destroyed) return; // consumer gave up; returning closes the source
+        // A destroyed extract (the consumer gave up) never drains nor closes again: stop at once.
+        if (extract.destroyed) return; // returning closes the source
+        if (!extract.write(chunk) && !extract.destroyed) await drained(extract as unknown as NodeJS.EventEmitter);
+        if (extract.destroyed) return;
       }
       (extract as unknown as NodeJS.WritableStream).end();
     } catch (e) {
