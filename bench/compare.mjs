@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { criClient } from '../dist/cri/client.js';
-import { killMatching, podConfig, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
+import { killMatching, podConfig, pssKiB, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -60,6 +60,7 @@ state = "${base}/state"
     pid: child.pid,
     base,
     memory: () => rssOfMatching(base),
+    pss: () => rssOfMatching(base, pssKiB),
     async stop() {
       client.close();
       const gone = new Promise((r) => child.once('exit', r));
@@ -93,6 +94,7 @@ async function scenarios(label, target, hostNetwork) {
     await rt.RemovePodSandbox({ podSandboxId });
   }
   const memBefore = target.memory();
+  const pssBefore = target.pss();
   const run = [];
   for (let i = 0; i < N; i++) {
     const cfg = podConfig(`pod-${i}`, hostNetwork);
@@ -117,6 +119,7 @@ async function scenarios(label, target, hostNetwork) {
   res.createStart = stats(create);
   await new Promise((r) => setTimeout(r, 1000));
   res.memPerPodKiB = (target.memory() - memBefore) / N;
+  res.pssPerPodKiB = (target.pss() - pssBefore) / N;
   res.idleKiB = memBefore;
   const exec = [];
   for (let i = 0; i < Math.min(N, 100); i++) {
@@ -155,6 +158,7 @@ async function scenarios(label, target, hostNetwork) {
 const rows = [];
 const peapod = await startPeapod(values.runtime, ['--network', 'none']);
 peapod.memory = () => treeRssKiB(peapod.pid);
+peapod.pss = () => treeRssKiB(peapod.pid, pssKiB);
 try {
   await loadPeapodImages(peapod);
   rows.push(await scenarios(`peapod (${values.runtime}), host network`, peapod, true));
@@ -185,7 +189,8 @@ const table = [
   line('Stop+Remove ctr p50', (r) => r.stopRemove.p50),
   line('Stop+Remove pod p50', (r) => r.podStopRemove.p50),
   line('churn pods/s', (r) => r.churn),
-  line('memory/pod MiB', (r) => r.memPerPodKiB / 1024),
+  line('RSS added/pod MiB', (r) => r.memPerPodKiB / 1024),
+  line('PSS added/pod MiB', (r) => r.pssPerPodKiB / 1024),
   line('idle RSS MiB', (r) => r.idleKiB / 1024),
 ];
 console.log([header, ...table].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(14))).join(' ')).join('\n'));
@@ -198,7 +203,8 @@ if (ctrd) {
     ['Create+Start p50', (r) => r.createStart.p50],
     ['ExecSync p50', (r) => r.exec.p50],
     ['Stop+Remove ctr p50', (r) => r.stopRemove.p50],
-    ['memory/pod', (r) => r.memPerPodKiB],
+    ['RSS added/pod', (r) => r.memPerPodKiB],
+    ['PSS added/pod', (r) => r.pssPerPodKiB],
   ]) {
     console.log(`  ${name.padEnd(22)} ${(get(mine) / get(ctrd)).toFixed(3)}`);
   }

@@ -47,8 +47,8 @@ export async function startPeapod(rt = 'node', extraArgs = []) {
   };
 }
 
-/** Resident set size of a process and all its descendants, in KiB. */
-export function treeRssKiB(rootPid) {
+/** Resident set size (or `measure`, e.g. pssKiB) of a process and all its descendants, in KiB. */
+export function treeRssKiB(rootPid, measure = rssKiB) {
   const parent = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -61,7 +61,7 @@ export function treeRssKiB(rootPid) {
   for (const pid of parent.keys()) {
     let q = pid;
     while (q && q !== rootPid) q = parent.get(q);
-    if (q === rootPid) total += rssKiB(pid);
+    if (q === rootPid) total += measure(pid);
   }
   return total;
 }
@@ -69,6 +69,20 @@ export function treeRssKiB(rootPid) {
 export function rssKiB(pid) {
   try {
     const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Proportional set size: shared pages (a binary's text, libc) divided among
+ * the processes that map them, so N pods add what they really cost, not N
+ * copies of every shared page as RSS counts.
+ */
+export function pssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+)/m);
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
@@ -115,12 +129,12 @@ export function killMatching(needle) {
 }
 
 /** Every pid whose command line contains `needle`, with their descendants' RSS added, in KiB. */
-export function rssOfMatching(needle) {
+export function rssOfMatching(needle, measure = rssKiB) {
   let total = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) total += treeRssKiB(Number(name));
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) total += treeRssKiB(Number(name), measure);
     } catch {}
   }
   return total;
