@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { doctorCommand } from './cli/doctor.js';
 import { imageCommand, imageUsage } from './cli/image.js';
+import { podCommand, podUsage } from './cli/pod.js';
 import { UsageError } from './cli/usage.js';
 import { defaultConfig, defaultConfigPath, loadConfig, version, type ServerConfig } from './config.js';
 import { startDaemon } from './daemon.js';
@@ -14,8 +15,10 @@ Usage:
                [--streaming-port PORT]
                [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
                [--registry-mirror HOST=URL]... [--insecure-registry HOST]... [--metrics-address HOST:PORT]
+               [--manifest-dir DIR] [--pod-log-dir DIR]
   peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
 ${imageUsage}
+${podUsage}
   peapod --version
   peapod --help
 
@@ -30,6 +33,8 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           --registry-mirror registry.k8s.io=http://127.0.0.1:5000: try that endpoint first for
           pulls from that registry (repeatable); --insecure-registry: reach HOST over plain HTTP
           --metrics-address 127.0.0.1:9090: serve Prometheus metrics at /metrics (default: off)
+          --manifest-dir DIR: static pods (a manifest file added starts its pods, changed recreates
+          them, removed deletes them); --pod-log-dir: pod logs (default ${defaultConfig.podLogDir})
 doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with a fix each;
           exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
@@ -76,6 +81,8 @@ async function serve(argv: string[]): Promise<void> {
       'registry-mirror': { type: 'string', multiple: true },
       'insecure-registry': { type: 'string', multiple: true },
       'metrics-address': { type: 'string' },
+      'manifest-dir': { type: 'string' },
+      'pod-log-dir': { type: 'string' },
     },
     strict: true,
   });
@@ -97,6 +104,8 @@ async function serve(argv: string[]): Promise<void> {
       registryMirrors: mirrorFlags(values['registry-mirror']),
       insecureRegistries: values['insecure-registry'],
       metricsAddress: values['metrics-address'],
+      manifestDir: values['manifest-dir'],
+      podLogDir: values['pod-log-dir'],
     },
     values.config,
   );
@@ -127,6 +136,13 @@ export async function main(argv: string[]): Promise<number> {
         return await imageCommand(rest);
       case 'doctor':
         return await doctorCommand(rest);
+      case 'run':
+      case 'get':
+      case 'describe':
+      case 'logs':
+      case 'exec':
+      case 'delete':
+        return await podCommand(cmd, rest);
       case '--version':
       case 'version':
         process.stdout.write(`peapod ${version}\n`);

@@ -18,6 +18,10 @@ export interface ServerConfig {
   nativeDir: string;
   /** TCP port of the streaming server (exec, port-forward) on 127.0.0.1; 0: an ephemeral port. */
   streamingPort: number;
+  /** The pod runner's log directories (<dir>/<namespace>_<name>_<uid>), like the kubelet's /var/log/pods. */
+  podLogDir: string;
+  /** Static pods: a directory of Pod manifests the server runs (polled every second); '' for none. */
+  manifestDir: string;
   /** Registry host → mirror endpoints tried first, e.g. {"registry.k8s.io": ["http://127.0.0.1:5000"]}. */
   registryMirrors: Record<string, string[]>;
   /** Registries (host[:port]) reached over plain HTTP. */
@@ -41,6 +45,8 @@ export const defaultConfig: ServerConfig = {
   logLevel: 'info',
   nativeDir: process.env.PEAPOD_NATIVE_DIR ?? join(packageRoot, 'native', 'build'),
   streamingPort: 0,
+  podLogDir: '/var/log/pods',
+  manifestDir: '',
   registryMirrors: {},
   insecureRegistries: [],
   dockerConfig: '/root/.docker/config.json',
@@ -78,6 +84,7 @@ const oneOf =
  * A field that is optional (absent from defaultConfig) needs an entry here.
  */
 export const configFieldChecks: Record<string, Check> = {
+  manifestDir: (v) => (typeof v === 'string' ? undefined : 'must be a string (a directory, or "" for none)'),
   logLevel: oneOf('debug', 'info', 'warn', 'error'),
   streamingPort: (v) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? undefined : 'must be a port number (0: ephemeral)'),
   network: oneOf('cni', 'none'),

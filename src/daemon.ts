@@ -7,6 +7,10 @@ import { containerHandlers } from './cri/container.js';
 import { eventHandlers } from './cri/events.js';
 import { imageHandlers } from './cri/image.js';
 import { peapodHandlers } from './cri/peapod.js';
+import { podHandlers } from './cri/pods.js';
+import { PodRunner } from './pod/runner.js';
+import { StaticPods } from './pod/static.js';
+import { pullImage } from './image/registry.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
 import { serveCri } from './cri/server.js';
@@ -100,6 +104,23 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events });
   await sandboxes.load();
   await containers.load();
+  const pods = new PodRunner({
+    root: config.root,
+    state: config.state,
+    logRoot: config.podLogDir,
+    sandboxes,
+    containers,
+    images,
+    hostNs,
+    log,
+    pull: async (ref) => {
+      await pullImage(images, ref, { config: registryConfig(config), log: (level, msg, fields) => log[level](msg, fields) });
+    },
+    backoffBaseMs: Number(process.env.PEAPOD_BACKOFF_BASE_MS) || undefined,
+  });
+  await pods.load();
+  const staticPods = config.manifestDir ? new StaticPods(config.manifestDir, pods, log) : undefined;
+  staticPods?.start();
   const streamBackend = new StreamBackend({ containers, sandboxes, nativeDir: config.nativeDir });
   const streaming = await StreamServer.start({ port: config.streamingPort, backend: streamBackend, log });
 
@@ -125,7 +146,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     : undefined;
   let server: grpc.Server;
   try {
-    server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: peapodHandlers(images) }, log);
+    server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
   } catch (err) {
     await streaming.close();
     reaper.stop();
@@ -141,6 +162,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     images,
     async close() {
       // Pods outlive the server: only the socket and timers go.
+      staticPods?.stop();
+      await pods.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await streaming.close();
       reaper.stop();

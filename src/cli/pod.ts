@@ -1,0 +1,384 @@
+// `peapod run / get / describe / logs / exec / delete`: kubectl-style pod
+// commands over peapod.v1.Peapod (and CRI ExecSync for exec).
+
+import * as grpc from '@grpc/grpc-js';
+import { closeSync, openSync, promises as fsp, readSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { defaultConfig } from '../config.js';
+import { criClient } from '../cri/client.js';
+import { peapodProto } from '../cri/proto.js';
+import type { PodView } from '../pod/status.js';
+import { UsageError } from './usage.js';
+
+export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
+  peapod get pods [NAME] [-o wide|yaml|json] [-A]
+  peapod describe pod NAME
+  peapod logs NAME [-c CONTAINER] [-f] [--previous]
+  peapod exec NAME [-c CONTAINER] -- COMMAND [ARG]...
+  peapod delete [pod] NAME [--grace-period N] [--force]
+      (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default")`;
+
+type Call = (method: string, req: unknown) => Promise<any>;
+
+function peapodCall(socket: string): { call: Call; close(): void } {
+  const Peapod = peapodProto().peapod.v1.Peapod;
+  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
+  return {
+    call: (method, req) =>
+      new Promise((resolve, reject) =>
+        client[method]!.call(client, req, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(rpcError(err, socket)) : resolve(res))),
+      ),
+    close: () => client.close(),
+  };
+}
+
+function rpcError(e: grpc.ServiceError, socket: string): Error {
+  if (e.code === grpc.status.UNAVAILABLE) {
+    return new Error(`cannot reach the peapod server at ${socket} (is "peapod serve" running?): ${e.details}`);
+  }
+  if (e.code === grpc.status.UNIMPLEMENTED) return new Error(`the server does not support this: ${e.details}`);
+  return new Error(e.details || e.message);
+}
+
+const common = {
+  socket: { type: 'string', short: 's' },
+  namespace: { type: 'string', short: 'n' },
+} as const;
+
+/** kubectl's HumanDuration. */
+export function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(s / 60);
+  const h = Math.floor(m / 60);
+  const d = Math.floor(h / 24);
+  if (s < 120) return `${s}s`;
+  if (m < 10) return s % 60 === 0 ? `${m}m` : `${m}m${s % 60}s`;
+  if (m < 180) return `${m}m`;
+  if (h < 8) return m % 60 === 0 ? `${h}h` : `${h}h${m % 60}m`;
+  if (h < 48) return `${h}h`;
+  if (h < 24 * 8) return h % 24 === 0 ? `${d}d` : `${d}d${h % 24}h`;
+  if (d < 365 * 2) return `${d}d`;
+  return `${Math.floor(d / 365)}y`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n').join('');
+}
+
+async function readInput(file: string): Promise<string> {
+  if (file !== '-') return fsp.readFile(file, 'utf8');
+  let text = '';
+  for await (const chunk of process.stdin) text += chunk;
+  return text;
+}
+
+// -------------------------------------------------------------- commands
+
+async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...common, filename: { type: 'string', short: 'f', multiple: true } },
+    allowPositionals: true,
+  });
+  if (positionals.length > 0) throw new UsageError('run: give the manifest with -f FILE (peapod run -f pod.yaml)');
+  const files = values.filename ?? [];
+  if (files.length === 0) throw new UsageError('run: -f FILE is required ("-" reads stdin)');
+  const texts = await Promise.all(files.map(readInput));
+  const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  try {
+    const res = await call('ApplyPods', { manifest: texts.join('\n---\n') });
+    for (const p of res.pods) process.stdout.write(`pod/${p.name} created${p.namespace !== 'default' ? ` (namespace ${p.namespace})` : ''}\n`);
+    return 0;
+  } finally {
+    close();
+  }
+}
+
+async function get(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...common, output: { type: 'string', short: 'o' }, 'all-namespaces': { type: 'boolean', short: 'A' } },
+    allowPositionals: true,
+  });
+  const [what, name] = positionals;
+  if (!what || !['pods', 'pod', 'po'].includes(what)) throw new UsageError('get: only "get pods" is supported');
+  const out = values.output ?? '';
+  if (!['', 'wide', 'yaml', 'json'].includes(out)) throw new UsageError(`get: -o must be wide, yaml or json (got "${out}")`);
+  const all = values['all-namespaces'] ?? false;
+  const ns = all ? '' : (values.namespace ?? 'default');
+  const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  try {
+    let pods: Array<{ name: string; namespace: string; ready: string; status: string; restarts: number; createdAtMs: string; ip: string; node: string; podJson: string }>;
+    if (name) {
+      const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
+      pods = [{ name: v.metadata.name, namespace: v.metadata.namespace, ready: v.ready, status: v.status.display, restarts: v.restarts, createdAtMs: String(Date.parse(v.metadata.creationTimestamp)), ip: v.status.podIP, node: v.node, podJson: JSON.stringify(v) }];
+    } else {
+      pods = (await call('ListPods', { namespace: ns, detailed: out === 'yaml' || out === 'json' })).pods;
+    }
+    if (out === 'yaml' || out === 'json') {
+      const objs = pods.map((p) => JSON.parse(p.podJson) as PodView);
+      const doc = name ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs };
+      process.stdout.write(out === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
+      return 0;
+    }
+    if (pods.length === 0) {
+      process.stderr.write(all ? 'No resources found\n' : `No resources found in ${ns} namespace.\n`);
+      return 0;
+    }
+    const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(out === 'wide' ? ['IP', 'NODE'] : [])];
+    const rows = pods.map((p) => [
+      ...(all ? [p.namespace] : []),
+      p.name,
+      p.ready,
+      p.status,
+      String(p.restarts),
+      age(Date.now() - Number(p.createdAtMs)),
+      ...(out === 'wide' ? [p.ip || '<none>', p.node] : []),
+    ]);
+    process.stdout.write(table([head, ...rows]));
+    return 0;
+  } finally {
+    close();
+  }
+}
+
+function stateLines(label: string, st: PodView['status']['containerStatuses'][number]['state'], indent: string): string {
+  if (st.running) return `${indent}${label}:\tRunning\n${indent}  Started:\t${st.running.startedAt}\n`;
+  if (st.waiting) return `${indent}${label}:\tWaiting\n${indent}  Reason:\t${st.waiting.reason}\n${st.waiting.message ? `${indent}  Message:\t${st.waiting.message}\n` : ''}`;
+  if (st.terminated) {
+    const t = st.terminated;
+    return (
+      `${indent}${label}:\tTerminated\n${indent}  Reason:\t${t.reason}\n${indent}  Exit Code:\t${t.exitCode}\n` +
+      (t.signal ? `${indent}  Signal:\t${t.signal}\n` : '') +
+      `${indent}  Started:\t${t.startedAt}\n${indent}  Finished:\t${t.finishedAt}\n`
+    );
+  }
+  return '';
+}
+
+export function describePod(v: PodView): string {
+  const spec = v.spec as { containers?: Array<Record<string, any>>; initContainers?: Array<Record<string, any>> };
+  let s = '';
+  s += `Name:\t${v.metadata.name}\nNamespace:\t${v.metadata.namespace}\nNode:\t${v.node}/${v.status.hostIP}\n`;
+  s += `Start Time:\t${v.status.startTime || '<none>'}\n`;
+  s += `Labels:\t${Object.entries(v.metadata.labels).map(([k, x]) => `${k}=${x}`).join('\n\t') || '<none>'}\n`;
+  s += `Annotations:\t${Object.entries(v.metadata.annotations).map(([k, x]) => `${k}: ${x}`).join('\n\t') || '<none>'}\n`;
+  s += `Status:\t${v.status.display === 'Terminating' ? 'Terminating' : v.status.phase}\n`;
+  if (v.status.reason) s += `Reason:\t${v.status.reason}\n`;
+  if (v.status.message) s += `Message:\t${v.status.message}\n`;
+  s += `IP:\t${v.status.podIP || '<none>'}\nUID:\t${v.metadata.uid}\nSandbox:\t${v.sandboxId || '<none>'}\n`;
+  const section = (title: string, list: PodView['status']['containerStatuses'], specs: Array<Record<string, any>> | undefined) => {
+    if (list.length === 0) return;
+    s += `${title}:\n`;
+    for (const c of list) {
+      const cs = specs?.find((x) => x.name === c.name) ?? {};
+      s += `  ${c.name}:\n    Container ID:\t${c.containerID || '<none>'}\n    Image:\t${c.image}\n`;
+      if (cs.command) s += `    Command:\t${JSON.stringify(cs.command)}\n`;
+      if (cs.args) s += `    Args:\t${JSON.stringify(cs.args)}\n`;
+      s += stateLines('State', c.state, '    ');
+      if (c.lastState.terminated || c.lastState.waiting || c.lastState.running) s += stateLines('Last State', c.lastState, '    ');
+      s += `    Ready:\t${c.ready ? 'True' : 'False'}\n    Restart Count:\t${c.restartCount}\n`;
+      for (const [kind, p] of Object.entries(c.probes)) {
+        s += `    ${kind[0]!.toUpperCase()}${kind.slice(1)} probe:\t${p.result} (successes ${p.consecutiveSuccesses}, failures ${p.consecutiveFailures}${p.lastProbeTime ? `, last ${p.lastProbeTime}` : ''})${p.message ? `: ${p.message}` : ''}\n`;
+      }
+    }
+  };
+  section('Init Containers', v.status.initContainerStatuses, spec.initContainers);
+  section('Containers', v.status.containerStatuses, spec.containers);
+  s += `Conditions:\n  Type\tStatus\n${v.status.conditions.map((c) => `  ${c.type}\t${c.status}\n`).join('')}`;
+  s += 'Events:\n';
+  if (v.events.length === 0) s += '  <none>\n';
+  else {
+    const rows = [['  Type', 'Reason', 'Age', 'From', 'Message'], ['  ----', '------', '----', '----', '-------']];
+    for (const e of v.events) {
+      const a = age(Date.now() - Date.parse(e.lastTimestamp));
+      rows.push([`  ${e.type}`, e.reason, e.count > 1 ? `${a} (x${e.count})` : a, e.object === 'pod' ? 'peapod' : `peapod ${e.object}`, e.message]);
+    }
+    s += table(rows);
+  }
+  // Tab-separated fields aligned like kubectl's describe.
+  return s
+    .split('\n')
+    .map((l) => {
+      const i = l.indexOf('\t');
+      if (i < 0) return l;
+      const key = l.slice(0, i);
+      return `${key}${' '.repeat(Math.max(1, 22 - key.length))}${l.slice(i + 1).replace(/\t/g, ' ')}`;
+    })
+    .join('\n');
+}
+
+async function describe(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...common }, allowPositionals: true });
+  const [what, name] = positionals;
+  if (!what || !['pod', 'pods', 'po'].includes(what) || !name) throw new UsageError('describe: use "describe pod NAME"');
+  const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  try {
+    const v = JSON.parse((await call('GetPod', { namespace: values.namespace ?? 'default', name })).podJson) as PodView;
+    process.stdout.write(describePod(v));
+    return 0;
+  } finally {
+    close();
+  }
+}
+
+/** CRI log lines ("<time> <stream> <P|F> <message>") → the messages; P joins with the next line. */
+export function criLogMessages(text: string): string {
+  let out = '';
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const a = line.indexOf(' ');
+    const b = line.indexOf(' ', a + 1);
+    const c = line.indexOf(' ', b + 1);
+    if (a < 0 || b < 0) continue;
+    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
+    const msg = c < 0 ? '' : line.slice(c + 1);
+    out += tag === 'P' ? msg : msg + '\n';
+  }
+  return out;
+}
+
+async function logs(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...common, container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f' }, previous: { type: 'boolean', short: 'p' } },
+    allowPositionals: true,
+  });
+  const name = positionals[0] === 'pod' ? positionals[1] : positionals[0];
+  if (!name) throw new UsageError('logs: give a pod NAME');
+  const namespace = values.namespace ?? 'default';
+  const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  try {
+    const { path, container } = await call('ContainerLogPath', { namespace, name, container: values.container ?? '', previous: values.previous ?? false });
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch {
+      return 0; // started, nothing written yet
+    }
+    let pos = 0;
+    let pending = '';
+    const drain = () => {
+      const buf = Buffer.alloc(64 * 1024);
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, pos);
+        if (n <= 0) break;
+        pos += n;
+        pending += buf.subarray(0, n).toString('utf8');
+        const cut = pending.lastIndexOf('\n');
+        if (cut >= 0) {
+          process.stdout.write(criLogMessages(pending.slice(0, cut + 1)));
+          pending = pending.slice(cut + 1);
+        }
+      }
+    };
+    try {
+      drain();
+      if (!values.follow || values.previous) return 0;
+      // Follow until this instance of the container is no longer running.
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 250));
+        drain();
+        let running = false;
+        try {
+          const v = JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView;
+          const cs = [...v.status.containerStatuses, ...v.status.initContainerStatuses].find((c) => c.name === container);
+          running = !!cs?.state.running && statSync(path, { throwIfNoEntry: false }) !== undefined;
+        } catch {
+          running = false;
+        }
+        if (!running) {
+          drain();
+          return 0;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    close();
+  }
+}
+
+async function exec(argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--');
+  const own = dash >= 0 ? argv.slice(0, dash) : argv;
+  const cmd = dash >= 0 ? argv.slice(dash + 1) : [];
+  const { values, positionals } = parseArgs({
+    args: own,
+    options: { ...common, container: { type: 'string', short: 'c' }, stdin: { type: 'boolean', short: 'i' }, tty: { type: 'boolean', short: 't' }, timeout: { type: 'string' } },
+    allowPositionals: true,
+  });
+  const name = positionals[0];
+  if (!name) throw new UsageError('exec: give a pod NAME');
+  if (cmd.length === 0) throw new UsageError('exec: give the command after "--" (peapod exec NAME -- ls /)');
+  if (values.stdin || values.tty) {
+    throw new Error('exec -i/-t: interactive exec is not supported by the peapod CLI yet (the server has the CRI streaming endpoint: use "crictl exec -it")');
+  }
+  const socket = values.socket ?? defaultConfig.socket;
+  const { call, close } = peapodCall(socket);
+  let id: string;
+  try {
+    const v = JSON.parse((await call('GetPod', { namespace: values.namespace ?? 'default', name })).podJson) as PodView;
+    const all = [...v.status.containerStatuses, ...v.status.initContainerStatuses];
+    const c = values.container ? all.find((x) => x.name === values.container) : v.status.containerStatuses[0];
+    if (!c) throw new Error(`container ${values.container} not found in pod ${name}`);
+    if (!c.state.running) throw new Error(`container ${c.name} in pod ${name} is not running`);
+    id = c.containerID.replace(/^peapod:\/\//, '');
+  } finally {
+    close();
+  }
+  const cri = criClient(socket);
+  try {
+    const r = await cri.runtime.ExecSync({ containerId: id, cmd, timeout: values.timeout ?? '0' });
+    process.stdout.write(Buffer.from(r.stdout));
+    process.stderr.write(Buffer.from(r.stderr));
+    return r.exitCode;
+  } catch (err) {
+    throw rpcError(err as grpc.ServiceError, socket);
+  } finally {
+    cri.close();
+  }
+}
+
+async function del(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...common, 'grace-period': { type: 'string' }, force: { type: 'boolean' } },
+    allowPositionals: true,
+  });
+  const names = ['pod', 'pods', 'po'].includes(positionals[0] ?? '') ? positionals.slice(1) : positionals;
+  if (names.length === 0) throw new UsageError('delete: give a pod NAME');
+  const gp = values['grace-period'];
+  if (gp !== undefined && !/^-?\d+$/.test(gp)) throw new UsageError(`delete: --grace-period must be a number of seconds (got "${gp}")`);
+  const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  try {
+    for (const name of names) {
+      await call('DeletePod', { namespace: values.namespace ?? 'default', name, gracePeriodSeconds: gp ?? '-1', force: values.force ?? false });
+      process.stdout.write(`pod "${name}" deleted\n`);
+    }
+    return 0;
+  } finally {
+    close();
+  }
+}
+
+export async function podCommand(cmd: string, argv: string[]): Promise<number> {
+  switch (cmd) {
+    case 'run':
+      return run(argv);
+    case 'get':
+      return get(argv);
+    case 'describe':
+      return describe(argv);
+    case 'logs':
+      return logs(argv);
+    case 'exec':
+      return exec(argv);
+    case 'delete':
+      return del(argv);
+  }
+  throw new UsageError(`unknown command "${cmd}"`);
+}

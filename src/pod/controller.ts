@@ -1,0 +1,721 @@
+// One pod's control loop: the kubelet's pod semantics (sandbox, init
+// containers in order, sidecars, app containers, restart policy with back-off,
+// hooks, probes, deadline) over the server's own sandbox and container managers.
+
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerManager } from '../container/manager.js';
+import type { ContainerSpec } from '../container/types.js';
+import { isKind } from '../errors.js';
+import type { ImageService } from '../image/service.js';
+import type { Logger } from '../log.js';
+import type { SandboxManager } from '../sandbox/manager.js';
+import type { SandboxSpec } from '../sandbox/types.js';
+import { sleep } from '../util/time.js';
+import { containerEnv, expandArgs } from './env.js';
+import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
+import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, Terminated } from './types.js';
+import { containerMounts, prepareVolumes, type VolumeDirs } from './volumes.js';
+
+export interface ControllerDeps {
+  sandboxes: SandboxManager;
+  containers: ContainerManager;
+  images: ImageService;
+  actions: Actions;
+  /** Pulls an image through the server's registry configuration. */
+  pull(ref: string): Promise<void>;
+  log: Logger;
+  /** The pod's log directory (<logRoot>/<ns>_<name>_<uid>). */
+  logDir(rec: PodRecord): string;
+  volumeDirs(uid: string): VolumeDirs;
+  save(rec: PodRecord): void;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  nodeName: string;
+  hostIP: string;
+  tickMs: number;
+}
+
+/** A container that ran this long before exiting gets its back-off reset (10 minutes). */
+const BACKOFF_RESET_MS = 10 * 60 * 1000;
+/** The kubelet never gives a container less than this after preStop. */
+const MIN_GRACE_SECONDS = 2;
+const MAX_EVENTS = 100;
+
+class StartError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const ms = (ns: bigint) => Number(ns / 1_000_000n);
+
+export class PodController {
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly probes = new Map<string, ProbeWorker[]>();
+  private readonly killing = new Set<string>();
+  private sandboxRetryAt = 0;
+  private sandboxBackoff = 0;
+  private lastSaved = '';
+  private resumed = false;
+
+  constructor(
+    readonly rec: PodRecord,
+    private readonly deps: ControllerDeps,
+  ) {}
+
+  get hostIP(): string {
+    return this.deps.hostIP;
+  }
+
+  get spec(): PodSpec {
+    return this.rec.spec;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop();
+  }
+
+  /** Ends the loop and waits for container starts under way (at most `waitMs`). */
+  async stopLoop(waitMs = 5000): Promise<void> {
+    this.running = false;
+    await this.loopDone;
+    await Promise.race([Promise.allSettled([...this.inFlight.values()]), sleep(waitMs)]);
+    for (const ws of this.probes.values()) for (const w of ws) w.stop();
+    this.probes.clear();
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.tick();
+      } catch (err) {
+        this.deps.log.error('pod sync failed', { pod: this.key, err });
+      }
+      this.save();
+      if (this.running) await sleep(this.deps.tickMs);
+    }
+  }
+
+  get key(): string {
+    return `${this.spec.namespace}/${this.spec.name}`;
+  }
+
+  save(force = false): void {
+    const json = JSON.stringify(this.rec);
+    if (!force && json === this.lastSaved) return;
+    this.lastSaved = json;
+    this.deps.save(this.rec);
+  }
+
+  event(type: PodEvent['type'], reason: string, object: string, message: string): void {
+    const evs = this.rec.events;
+    const last = evs.find((e) => e.reason === reason && e.object === object && e.message === message && e.type === type);
+    if (last) {
+      last.count++;
+      last.time = Date.now();
+      evs.splice(evs.indexOf(last), 1);
+      evs.push(last);
+    } else evs.push({ time: Date.now(), type, reason, object, message, count: 1 });
+    if (evs.length > MAX_EVENTS) evs.splice(0, evs.length - MAX_EVENTS);
+  }
+
+  private objectOf(c: ContainerRecord): string {
+    return `spec.${c.kind === 'app' ? 'containers' : 'initContainers'}{${c.name}}`;
+  }
+
+  specOf(c: ContainerRecord): PodContainer {
+    const list = c.kind === 'app' ? this.spec.containers : this.spec.initContainers;
+    return list.find((x) => x.name === c.name)!;
+  }
+
+  private get terminal(): boolean {
+    return this.rec.phase === 'Succeeded' || this.rec.phase === 'Failed';
+  }
+
+  // ------------------------------------------------------------- the sync
+
+  async tick(): Promise<void> {
+    const rec = this.rec;
+    if (rec.deleting) return;
+    if (!this.resumed) this.resume();
+    if (this.terminal) return;
+    const now = Date.now();
+
+    if (this.spec.activeDeadlineSeconds !== null && rec.startTime > 0 && now - rec.startTime >= this.spec.activeDeadlineSeconds * 1000) {
+      this.event('Normal', 'DeadlineExceeded', 'pod', `Pod was active on the node longer than the specified deadline`);
+      await this.finish('Failed', 'DeadlineExceeded', 'Pod was active on the node longer than the specified deadline');
+      return;
+    }
+
+    this.observeExits();
+    if (!(await this.ensureSandbox())) return;
+
+    const inits = rec.containers.filter((c) => c.kind !== 'app');
+    if (!rec.initialized) {
+      let all = true;
+      for (const c of inits) {
+        if (c.kind === 'sidecar') {
+          if (this.isRunning(c) && c.started) continue;
+          if (!this.isRunning(c) && !this.inFlight.has(c.name)) this.maybeStart(c, true);
+          all = false;
+          break;
+        }
+        if (c.succeeded) continue;
+        all = false;
+        if (this.isRunning(c) || this.inFlight.has(c.name)) break;
+        if (c.terminated && c.terminated.exitCode !== 0 && this.spec.restartPolicy === 'Never') {
+          await this.finish('Failed', '', `init container ${c.name} failed with exit code ${c.terminated.exitCode}`);
+          return;
+        }
+        this.maybeStart(c, c.terminated !== null);
+        break;
+      }
+      if (!all) return;
+      rec.initialized = true;
+    }
+
+    // Sidecars keep running (restartPolicy Always) alongside the app containers.
+    for (const c of inits) {
+      if (c.kind === 'sidecar' && !this.isRunning(c) && !this.inFlight.has(c.name)) this.maybeStart(c, true);
+    }
+    for (const c of rec.containers) {
+      if (c.kind !== 'app' || this.isRunning(c) || this.inFlight.has(c.name)) continue;
+      if (c.instances === 0 && !c.terminated) this.maybeStart(c, false);
+      else if (this.willRestart(c)) this.maybeStart(c, true);
+    }
+    const phase = this.appPhase();
+    if (phase === 'Succeeded' || phase === 'Failed') await this.finish(phase, '', '');
+    else rec.phase = phase;
+  }
+
+  /** After a server restart: probes and post-start state for containers already running. */
+  private resume(): void {
+    this.resumed = true;
+    for (const c of this.rec.containers) {
+      if (!c.containerId || c.terminated) continue;
+      const st = this.instanceState(c.containerId);
+      if (st === 'RUNNING') {
+        c.postStartDone = true;
+        this.startProbes(c);
+      }
+    }
+  }
+
+  private instanceState(id: string): 'CREATED' | 'RUNNING' | 'EXITED' | 'UNKNOWN' | 'GONE' {
+    try {
+      return this.deps.containers.stateOf(this.deps.containers.get(id));
+    } catch {
+      return 'GONE';
+    }
+  }
+
+  isRunning(c: ContainerRecord): boolean {
+    return c.containerId !== '' && c.terminated === null && !this.inFlight.has(c.name);
+  }
+
+  private willRestart(c: ContainerRecord): boolean {
+    if (c.kind === 'sidecar') return true;
+    if (c.kind === 'init') return !c.succeeded && this.spec.restartPolicy !== 'Never';
+    if (!c.terminated) return c.instances > 0;
+    const p = this.spec.restartPolicy;
+    return p === 'Always' || (p === 'OnFailure' && c.terminated.exitCode !== 0);
+  }
+
+  /** Will the container be started again (after its back-off)? For status display. */
+  restartPending(c: ContainerRecord): boolean {
+    return !this.terminal && !this.rec.deleting && c.terminated !== null && this.willRestart(c);
+  }
+
+  private appPhase(): PodRecord['phase'] {
+    let waiting = 0;
+    let running = 0;
+    let stopped = 0;
+    let succeeded = 0;
+    for (const c of this.rec.containers) {
+      if (c.kind !== 'app') continue;
+      if (this.isRunning(c) || this.inFlight.has(c.name)) {
+        if (c.instances === 0) waiting++;
+        else running++;
+      } else if (c.terminated && !this.willRestart(c)) {
+        stopped++;
+        if (c.terminated.exitCode === 0) succeeded++;
+      } else if (c.instances === 0 && !c.terminated) waiting++;
+      else running++;
+    }
+    if (waiting > 0) return 'Pending';
+    if (running > 0) return 'Running';
+    return stopped === succeeded ? 'Succeeded' : 'Failed';
+  }
+
+  /** Ends the pod: every container stopped, the sandbox stopped, the phase final. */
+  private async finish(phase: 'Succeeded' | 'Failed', reason: string, message: string): Promise<void> {
+    await this.killAll(this.spec.terminationGracePeriodSeconds);
+    this.observeExits();
+    this.rec.phase = phase;
+    this.rec.reason = reason;
+    this.rec.message = message;
+    for (const c of this.rec.containers) c.ready = false;
+    if (this.rec.sandboxId) {
+      await this.deps.sandboxes.stop(this.rec.sandboxId).catch((err) => this.deps.log.warn('stopping a finished pod sandbox failed', { pod: this.key, err }));
+    }
+    this.save();
+  }
+
+  /** Records the exits of instances that stopped since the last sync. */
+  private observeExits(): void {
+    for (const c of this.rec.containers) {
+      if (!c.containerId || c.terminated || this.inFlight.has(c.name)) continue;
+      const id = c.containerId;
+      const st = this.instanceState(id);
+      if (st === 'RUNNING' || st === 'CREATED') {
+        if (st === 'CREATED') {
+          // A start interrupted by a server restart: nothing runs; start again.
+          void this.deps.containers.remove(id).catch(() => {});
+          c.containerId = '';
+        }
+        continue;
+      }
+      let t: Terminated;
+      if (st === 'EXITED') {
+        const ctr = this.deps.containers.get(id);
+        const e = ctr.exit!;
+        t = {
+          exitCode: e.exitCode,
+          signal: e.signal,
+          reason: e.reason,
+          message: e.message,
+          startedAt: ms(ctr.startedAt),
+          finishedAt: ms(e.finishedAt),
+          containerId: id,
+        };
+      } else {
+        const now = Date.now();
+        t = { exitCode: 255, signal: 0, reason: 'Error', message: 'the container is gone', startedAt: c.startedAt, finishedAt: now, containerId: id };
+      }
+      this.stopProbes(c.name);
+      c.terminated = t;
+      c.ready = false;
+      if (c.kind === 'init' && t.exitCode === 0) c.succeeded = true;
+      if (t.finishedAt - t.startedAt >= BACKOFF_RESET_MS) c.backoffMs = 0;
+      c.nextStartAt = t.finishedAt + c.backoffMs;
+      c.backoffMs = this.nextBackoff(c.backoffMs);
+    }
+  }
+
+  private nextBackoff(cur: number): number {
+    return Math.min(Math.max(this.deps.backoffBaseMs, cur * 2), this.deps.backoffMaxMs);
+  }
+
+  // ------------------------------------------------------------ sandbox
+
+  private async ensureSandbox(): Promise<boolean> {
+    const rec = this.rec;
+    const { sandboxes } = this.deps;
+    if (rec.sandboxId) {
+      try {
+        if (sandboxes.stateOf(sandboxes.get(rec.sandboxId)) === 'READY') return true;
+      } catch {
+        // gone
+      }
+      this.event('Normal', 'SandboxChanged', 'pod', 'Pod sandbox changed, it will be killed and re-created.');
+      for (const c of rec.containers) this.stopProbes(c.name);
+      await sandboxes.remove(rec.sandboxId).catch((err) => this.deps.log.warn('removing a dead sandbox failed', { err }));
+      this.observeExits();
+      rec.sandboxId = '';
+      rec.initialized = false;
+      for (const c of rec.containers) if (c.kind === 'init') c.succeeded = false;
+    }
+    if (Date.now() < this.sandboxRetryAt) return false;
+    try {
+      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id));
+    } catch (err) {
+      this.event('Warning', 'FailedMount', 'pod', `MountVolume.SetUp failed: ${(err as Error).message}`);
+      this.retrySandboxLater();
+      return false;
+    }
+    try {
+      const sb = await sandboxes.run(this.sandboxSpec());
+      rec.sandboxId = sb.id;
+      rec.podIP = sb.network.ip;
+      rec.sandboxAttempt++;
+      if (!rec.startTime) rec.startTime = Date.now();
+      this.sandboxBackoff = 0;
+      this.save(true);
+      return true;
+    } catch (err) {
+      this.event('Warning', 'FailedCreatePodSandBox', 'pod', `Failed to create pod sandbox: ${(err as Error).message}`);
+      this.retrySandboxLater();
+      return false;
+    }
+  }
+
+  private retrySandboxLater(): void {
+    this.sandboxBackoff = this.nextBackoff(this.sandboxBackoff);
+    this.sandboxRetryAt = Date.now() + this.sandboxBackoff;
+  }
+
+  sandboxSpec(): SandboxSpec {
+    const p = this.spec;
+    const ports = [...p.initContainers, ...p.containers].flatMap((c) => c.ports.filter((x) => x.hostPort > 0));
+    let hostname = p.hostname || p.name;
+    if (hostname.length > 63) hostname = hostname.slice(0, 63).replace(/[-.]+$/, '');
+    return {
+      metadata: { name: p.name, uid: p.uid, namespace: p.namespace, attempt: this.rec.sandboxAttempt },
+      hostname: p.hostNetwork ? '' : hostname,
+      logDirectory: this.deps.logDir(this.rec),
+      dnsConfig: null,
+      portMappings: ports.map((x) => ({ protocol: x.protocol, containerPort: x.containerPort, hostPort: x.hostPort, hostIp: x.hostIP })),
+      labels: { ...p.labels, 'io.kubernetes.pod.name': p.name, 'io.kubernetes.pod.namespace': p.namespace, 'io.kubernetes.pod.uid': p.uid },
+      annotations: { ...p.annotations, 'kubernetes.io/config.source': this.rec.source === 'api' ? 'api' : 'file' },
+      namespaceOptions: {
+        network: p.hostNetwork ? 'NODE' : 'POD',
+        pid: p.hostPID ? 'NODE' : p.shareProcessNamespace ? 'POD' : 'CONTAINER',
+        ipc: p.hostIPC ? 'NODE' : 'POD',
+        targetId: '',
+      },
+      cgroupParent: '',
+      sysctls: {},
+      runtimeHandler: '',
+    };
+  }
+
+  // --------------------------------------------------------- containers
+
+  private maybeStart(c: ContainerRecord, isRestart: boolean): void {
+    if (Date.now() < c.nextStartAt) {
+      if (c.waiting?.reason === 'ErrImagePull' || c.waiting?.reason === 'ImagePullBackOff') {
+        c.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${this.specOf(c).image}"` };
+      } else if (isRestart || c.waiting === null) {
+        const secs = Math.ceil((c.nextStartAt - Date.now()) / 1000);
+        if (c.waiting?.reason !== 'CrashLoopBackOff') this.event('Warning', 'BackOff', this.objectOf(c), 'Back-off restarting failed container');
+        c.waiting = { reason: 'CrashLoopBackOff', message: `back-off ${secs}s restarting failed container=${c.name} pod=${this.spec.name}_${this.spec.namespace}(${this.spec.uid})` };
+      }
+      return;
+    }
+    const p = this.startContainer(c).finally(() => this.inFlight.delete(c.name));
+    this.inFlight.set(c.name, p);
+  }
+
+  private failStart(c: ContainerRecord, reason: string, message: string): void {
+    c.waiting = { reason, message };
+    this.event('Warning', 'Failed', this.objectOf(c), `Error: ${message}`);
+    c.nextStartAt = Date.now() + c.backoffMs;
+    c.backoffMs = this.nextBackoff(c.backoffMs);
+  }
+
+  private async startContainer(c: ContainerRecord): Promise<void> {
+    const spec = this.specOf(c);
+    const { containers, log } = this.deps;
+    try {
+      if (c.containerId) {
+        const old = c.containerId;
+        await containers.remove(old).catch((err) => log.warn('removing an exited container failed', { id: old, err }));
+        c.containerId = '';
+        c.lastState = c.terminated;
+        c.terminated = null;
+        // Logs of older instances go; the previous one stays for --previous.
+        rmSync(join(this.deps.logDir(this.rec), c.name, `${c.instances - 2}.log`), { force: true });
+      }
+      c.terminated = null;
+      c.waiting = { reason: c.kind === 'app' ? 'ContainerCreating' : 'PodInitializing', message: '' };
+      await this.ensureImage(c, spec);
+      let cspec: ContainerSpec;
+      try {
+        cspec = this.containerSpec(c, spec);
+      } catch (err) {
+        throw new StartError('CreateContainerConfigError', (err as Error).message);
+      }
+      if (!this.running) return;
+      let id: string;
+      try {
+        id = (await containers.create(this.rec.sandboxId, cspec)).id;
+      } catch (err) {
+        throw new StartError('CreateContainerError', (err as Error).message);
+      }
+      c.containerId = id;
+      c.instances++;
+      c.restartCount = c.instances - 1;
+      c.postStartDone = false;
+      c.started = false;
+      c.ready = false;
+      c.probes = {};
+      this.event('Normal', 'Created', this.objectOf(c), `Created container ${c.name}`);
+      this.save();
+      try {
+        await containers.start(id);
+      } catch (err) {
+        // The monitor records the failed exec as an exit; the next sync sees it.
+        c.waiting = null;
+        this.event('Warning', 'Failed', this.objectOf(c), `Error: ${(err as Error).message}`);
+        return;
+      }
+      c.startedAt = Date.now();
+      c.waiting = null;
+      this.event('Normal', 'Started', this.objectOf(c), `Started container ${c.name}`);
+      if (spec.lifecycle.postStart) {
+        const r = await this.deps.actions.run(spec.lifecycle.postStart, this.target(c), Math.max(this.spec.terminationGracePeriodSeconds, 1));
+        if (!r.ok) {
+          this.event('Warning', 'FailedPostStartHook', this.objectOf(c), `PostStartHook failed: ${r.message}`);
+          await this.killContainer(c, this.spec.terminationGracePeriodSeconds, false);
+          c.postStartDone = true;
+          return;
+        }
+      }
+      c.postStartDone = true;
+      if (this.running && c.containerId === id) this.startProbes(c);
+    } catch (err) {
+      if (err instanceof StartError) this.failStart(c, err.reason, err.message);
+      else this.failStart(c, 'RunContainerError', (err as Error).message);
+    } finally {
+      this.save();
+    }
+  }
+
+  private async ensureImage(c: ContainerRecord, spec: PodContainer): Promise<void> {
+    const present = this.deps.images.resolve(spec.image) !== undefined;
+    if (spec.imagePullPolicy === 'Never') {
+      if (!present) {
+        const msg = `Container image "${spec.image}" is not present with pull policy of Never`;
+        this.event('Warning', 'ErrImageNeverPull', this.objectOf(c), msg);
+        throw new StartError('ErrImageNeverPull', msg);
+      }
+      return;
+    }
+    if (spec.imagePullPolicy === 'IfNotPresent' && present) {
+      this.event('Normal', 'Pulled', this.objectOf(c), `Container image "${spec.image}" already present on machine`);
+      return;
+    }
+    this.event('Normal', 'Pulling', this.objectOf(c), `Pulling image "${spec.image}"`);
+    const began = Date.now();
+    try {
+      await this.deps.pull(spec.image);
+    } catch (err) {
+      throw new StartError('ErrImagePull', `failed to pull image "${spec.image}": ${(err as Error).message}`);
+    }
+    this.event('Normal', 'Pulled', this.objectOf(c), `Successfully pulled image "${spec.image}" in ${Date.now() - began}ms`);
+  }
+
+  /** The CRI-level container: kubelet labels and annotations, env, mounts, security, resources. */
+  containerSpec(c: ContainerRecord, spec: PodContainer): ContainerSpec {
+    const p = this.spec;
+    const env = containerEnv(p, spec, { podIP: this.rec.podIP, hostIP: this.deps.hostIP, nodeName: this.deps.nodeName });
+    const sec = spec.security;
+    if (sec.runAsNonRoot) {
+      if (sec.runAsUser === 0) throw new Error("container's runAsUser breaks non-root policy");
+      if (sec.runAsUser === null) {
+        const user = (this.deps.images.resolve(spec.image)?.config.User ?? '').split(':')[0] ?? '';
+        if (user === '' || user === '0' || user === 'root') throw new Error('container has runAsNonRoot and image will run as root');
+        if (!/^\d+$/.test(user)) throw new Error(`container has runAsNonRoot and image has non-numeric user (${user}), cannot verify user is non-root`);
+      }
+    }
+    const { limits, requests } = spec.resources;
+    const attempt = c.instances;
+    const qos = qosClass(p);
+    return {
+      name: spec.name,
+      attempt,
+      image: spec.image,
+      command: expandArgs(spec.command, env),
+      args: expandArgs(spec.args, env),
+      workingDir: spec.workingDir,
+      env,
+      mounts: containerMounts(p, spec, this.deps.volumeDirs(this.rec.id)),
+      labels: {
+        'io.kubernetes.container.name': spec.name,
+        'io.kubernetes.pod.name': p.name,
+        'io.kubernetes.pod.namespace': p.namespace,
+        'io.kubernetes.pod.uid': p.uid,
+      },
+      annotations: {
+        'io.kubernetes.container.restartCount': String(attempt),
+        'io.kubernetes.container.terminationMessagePath': '/dev/termination-log',
+        'io.kubernetes.container.terminationMessagePolicy': 'File',
+        'io.kubernetes.pod.terminationGracePeriod': String(p.terminationGracePeriodSeconds),
+        ...(spec.ports.length ? { 'io.kubernetes.container.ports': JSON.stringify(spec.ports.map((x) => ({ name: x.name || undefined, containerPort: x.containerPort, protocol: x.protocol }))) } : {}),
+      },
+      logPath: `${spec.name}/${attempt}.log`,
+      stdin: false,
+      stdinOnce: false,
+      tty: false,
+      security: {
+        privileged: sec.privileged,
+        capAdd: sec.capAdd,
+        capDrop: sec.capDrop,
+        runAsUser: sec.runAsUser,
+        runAsUsername: '',
+        runAsGroup: sec.runAsGroup,
+        supplementalGroups: sec.supplementalGroups,
+        readonlyRootfs: sec.readOnlyRootFilesystem,
+        noNewPrivs: sec.allowPrivilegeEscalation === false,
+        maskedPaths: null,
+        readonlyPaths: null,
+        seccomp: sec.seccomp === 'RuntimeDefault' ? 'default' : 'unconfined',
+        pidMode: p.hostPID ? 'NODE' : p.shareProcessNamespace ? 'POD' : 'CONTAINER',
+      },
+      resources: {
+        cpuPeriod: limits.cpu !== undefined ? 100_000 : 0,
+        cpuQuota: limits.cpu !== undefined ? Math.max(1000, Math.round(limits.cpu * 100_000)) : 0,
+        cpuShares: requests.cpu !== undefined ? Math.max(2, Math.floor(requests.cpu * 1024)) : 2,
+        memoryLimitBytes: limits.memory ?? 0,
+        cpusetCpus: '',
+        cpusetMems: '',
+        oomScoreAdj: qos === 'Guaranteed' ? -997 : qos === 'BestEffort' ? 1000 : 999,
+      },
+      stopSignal: '',
+    };
+  }
+
+  target(c: ContainerRecord): ActionTarget {
+    let netns: string | undefined;
+    try {
+      netns = this.deps.sandboxes.get(this.rec.sandboxId).namespaces.net;
+    } catch {
+      netns = undefined;
+    }
+    return { containerId: c.containerId, netns, podIP: this.rec.podIP, ports: this.specOf(c).ports };
+  }
+
+  // ------------------------------------------------------------- probes
+
+  private startProbes(c: ContainerRecord): void {
+    const spec = this.specOf(c);
+    const id = c.containerId;
+    this.stopProbes(c.name);
+    const workers: ProbeWorker[] = [];
+    this.probes.set(c.name, workers);
+    const add = (kind: ProbeKind, probe: Probe) => {
+      const w = new ProbeWorker(
+        kind,
+        probe,
+        () => this.deps.actions.run(probe, this.target(c), probe.timeoutSeconds),
+        (st, crossed) => this.onProbe(c, id, kind, probe, st, crossed),
+        c.probes[kind],
+      );
+      c.probes[kind] = w.status;
+      workers.push(w);
+      w.start();
+    };
+    const liveAndReady = () => {
+      if (spec.livenessProbe) add('liveness', spec.livenessProbe);
+      if (spec.readinessProbe) add('readiness', spec.readinessProbe);
+      else c.ready = true;
+    };
+    if (spec.startupProbe && !c.started) add('startup', spec.startupProbe);
+    else {
+      c.started = true;
+      liveAndReady();
+    }
+    // Kept for onProbe: starting liveness/readiness after the startup probe.
+    this.afterStartup.set(c.name, liveAndReady);
+  }
+
+  private readonly afterStartup = new Map<string, () => void>();
+
+  private stopProbes(name: string): void {
+    for (const w of this.probes.get(name) ?? []) w.stop();
+    this.probes.delete(name);
+  }
+
+  private onProbe(c: ContainerRecord, id: string, kind: ProbeKind, probe: Probe, st: ProbeStatus, crossed: 'success' | 'failure' | null): void {
+    if (c.containerId !== id || c.terminated) return;
+    const label = kind[0]!.toUpperCase() + kind.slice(1);
+    if (st.consecutiveFailures > 0) this.event('Warning', 'Unhealthy', this.objectOf(c), `${label} probe failed: ${st.message}`);
+    if (kind === 'readiness') {
+      c.ready = st.result === 'success';
+    } else if (kind === 'startup' && crossed === 'success') {
+      c.started = true;
+      for (const w of this.probes.get(c.name) ?? []) if (w.kind === 'startup') w.stop();
+      this.afterStartup.get(c.name)?.();
+    } else if (crossed === 'failure') {
+      this.event('Normal', 'Killing', this.objectOf(c), `Container ${c.name} failed ${kind} probe, will be restarted`);
+      this.stopProbes(c.name);
+      void this.killContainer(c, probe.terminationGracePeriodSeconds ?? this.spec.terminationGracePeriodSeconds, true);
+    }
+    this.save();
+  }
+
+  // ------------------------------------------------------------ stopping
+
+  /** preStop (within the grace period), then the stop signal and SIGKILL when the grace runs out. */
+  async killContainer(c: ContainerRecord, graceSeconds: number, runPreStop = true): Promise<void> {
+    const id = c.containerId;
+    if (!id || this.killing.has(id)) return;
+    this.killing.add(id);
+    this.stopProbes(c.name);
+    try {
+      const deadline = Date.now() + graceSeconds * 1000;
+      const preStop = this.specOf(c).lifecycle.preStop;
+      if (runPreStop && preStop && graceSeconds > 0 && this.instanceState(id) === 'RUNNING') {
+        const r = await Promise.race([
+          this.deps.actions.run(preStop, this.target(c), graceSeconds),
+          sleep(graceSeconds * 1000).then(() => ({ ok: false, message: 'timed out' })),
+        ]);
+        if (!r.ok) this.event('Warning', 'FailedPreStopHook', this.objectOf(c), `PreStopHook failed: ${r.message}`);
+      }
+      const left = graceSeconds <= 0 ? 0 : Math.max(MIN_GRACE_SECONDS, Math.ceil((deadline - Date.now()) / 1000));
+      await this.deps.containers.stop(id, left);
+    } catch (err) {
+      if (!isKind(err, 'NotFound')) this.deps.log.warn('stopping a container failed', { id, err });
+    } finally {
+      this.killing.delete(id);
+    }
+  }
+
+  /** App containers together, then sidecars in reverse order, then a running init container. */
+  async killAll(graceSeconds: number): Promise<void> {
+    const deadline = Date.now() + graceSeconds * 1000;
+    const left = () => (graceSeconds <= 0 ? 0 : Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
+    for (const ws of this.probes.values()) for (const w of ws) w.stop();
+    const running = (c: ContainerRecord) => c.containerId !== '' && c.terminated === null;
+    await Promise.all(this.rec.containers.filter((c) => c.kind === 'app' && running(c)).map((c) => this.killContainer(c, left())));
+    for (const c of this.rec.containers.filter((x) => x.kind === 'sidecar').reverse()) if (running(c)) await this.killContainer(c, left());
+    for (const c of this.rec.containers.filter((x) => x.kind === 'init')) if (running(c)) await this.killContainer(c, left());
+  }
+}
+
+export function qosClass(p: PodSpec): 'Guaranteed' | 'Burstable' | 'BestEffort' {
+  const all = [...p.initContainers, ...p.containers];
+  if (all.every((c) => Object.keys(c.resources.limits).length === 0 && Object.keys(c.resources.requests).length === 0)) return 'BestEffort';
+  const guaranteed = all.every(
+    (c) =>
+      c.resources.limits.cpu !== undefined &&
+      c.resources.limits.memory !== undefined &&
+      c.resources.requests.cpu === c.resources.limits.cpu &&
+      c.resources.requests.memory === c.resources.limits.memory,
+  );
+  return guaranteed ? 'Guaranteed' : 'Burstable';
+}
+
+/** A fresh record for a parsed pod. */
+export function newContainerRecords(p: PodSpec): ContainerRecord[] {
+  const mk = (name: string, kind: ContainerRecord['kind']): ContainerRecord => ({
+    name,
+    kind,
+    containerId: '',
+    restartCount: 0,
+    instances: 0,
+    waiting: null,
+    terminated: null,
+    lastState: null,
+    startedAt: 0,
+    postStartDone: false,
+    started: false,
+    ready: false,
+    succeeded: false,
+    nextStartAt: 0,
+    backoffMs: 0,
+    probes: {},
+  });
+  return [
+    ...p.initContainers.map((c) => mk(c.name, c.restartPolicy === 'Always' ? 'sidecar' : 'init')),
+    ...p.containers.map((c) => mk(c.name, 'app')),
+  ];
+}

@@ -1,0 +1,108 @@
+// Container environment as the kubelet builds it: values, fieldRef,
+// resourceFieldRef, and $(VAR) expansion in env values, command and args.
+
+import { cpus, totalmem } from 'node:os';
+import { invalidArgument } from '../errors.js';
+import { parseQuantity } from './manifest.js';
+import type { PodContainer, PodSpec } from './types.js';
+
+/**
+ * Kubernetes' expansion (k8s.io/kubernetes/third_party/forked/golang/expansion):
+ * `$(NAME)` becomes the value when NAME is defined and stays as written
+ * otherwise; `$$` is an escaped `$`; any other `$` is kept.
+ */
+export function expand(input: string, lookup: (name: string) => string | undefined): string {
+  let out = '';
+  let i = 0;
+  while (i < input.length) {
+    const ch = input[i]!;
+    if (ch !== '$' || i + 1 >= input.length) {
+      out += ch;
+      i++;
+      continue;
+    }
+    const next = input[i + 1]!;
+    if (next === '$') {
+      out += '$';
+      i += 2;
+    } else if (next === '(') {
+      const close = input.indexOf(')', i + 2);
+      if (close < 0) {
+        out += '$(';
+        i += 2;
+        continue;
+      }
+      const name = input.slice(i + 2, close);
+      const v = lookup(name);
+      out += v !== undefined ? v : `$(${name})`;
+      i = close + 1;
+    } else {
+      out += '$' + next;
+      i += 2;
+    }
+  }
+  return out;
+}
+
+export interface PodFieldValues {
+  podIP: string;
+  hostIP: string;
+  nodeName: string;
+}
+
+/** metadata.labels['x'] style field paths. */
+function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string {
+  const m = /^metadata\.(labels|annotations)\['([^']+)'\]$/.exec(path);
+  if (m) return (m[1] === 'labels' ? pod.labels : pod.annotations)[m[2]!] ?? '';
+  switch (path) {
+    case 'metadata.name':
+      return pod.name;
+    case 'metadata.namespace':
+      return pod.namespace;
+    case 'metadata.uid':
+      return pod.uid;
+    case 'spec.nodeName':
+      return values.nodeName;
+    case 'spec.serviceAccountName':
+      return pod.serviceAccountName;
+    case 'status.podIP':
+    case 'status.podIPs':
+      return values.podIP;
+    case 'status.hostIP':
+      return values.hostIP;
+  }
+  throw invalidArgument(`fieldRef ${path} is not supported`);
+}
+
+/** limits.* default to the node's capacity, requests.* to 0 (after defaulting to the limits). */
+export function resourceValue(c: PodContainer, resource: string, divisor: string): string {
+  const [kind, name] = resource.split('.') as ['limits' | 'requests', 'cpu' | 'memory'];
+  let v = c.resources[kind][name];
+  if (v === undefined) v = kind === 'limits' ? (name === 'cpu' ? cpus().length : totalmem()) : 0;
+  const d = parseQuantity(divisor, 'divisor');
+  // The kubelet rounds up: 250m of cpu with divisor 1 is "1".
+  return String(Math.ceil(Number((v / d).toPrecision(15))));
+}
+
+/** The container's environment, in order, each value expanded against the ones before it. */
+export function containerEnv(pod: PodSpec, c: PodContainer, values: PodFieldValues): Array<{ key: string; value: string }> {
+  const env = new Map<string, string>();
+  for (const e of c.env) {
+    let value: string;
+    if (e.fieldRef) value = fieldValue(pod, e.fieldRef.fieldPath, values);
+    else if (e.resourceFieldRef) {
+      const target = [...pod.containers, ...pod.initContainers].find((x) => x.name === e.resourceFieldRef!.containerName);
+      if (!target) throw invalidArgument(`env ${e.name}: resourceFieldRef.containerName "${e.resourceFieldRef.containerName}" is not a container of the pod`);
+      value = resourceValue(target, e.resourceFieldRef.resource, e.resourceFieldRef.divisor);
+    } else value = expand(e.value ?? '', (n) => env.get(n));
+    env.set(e.name, value);
+  }
+  return [...env].map(([key, value]) => ({ key, value }));
+}
+
+/** command and args with $(VAR) expanded against the container's environment. */
+export function expandArgs(list: string[] | null, env: Array<{ key: string; value: string }>): string[] {
+  if (!list) return [];
+  const m = new Map(env.map((e) => [e.key, e.value]));
+  return list.map((a) => expand(a, (n) => m.get(n)));
+}

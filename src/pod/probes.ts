@@ -1,0 +1,164 @@
+// Probe and hook actions (exec, httpGet, tcpSocket) and the per-container
+// probe workers (startup, liveness, readiness).
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { ContainerManager } from '../container/manager.js';
+import type { HostNamespaces } from '../linux/namespaces.js';
+import { sleep } from '../util/time.js';
+import type { ProbeRequest, ProbeResult } from './probe-child.js';
+import type { Handler, PortSpec, Probe, ProbeKind, ProbeStatus } from './types.js';
+
+export interface ActionTarget {
+  containerId: string;
+  /** The pod's pinned network namespace; undefined for host-network pods. */
+  netns: string | undefined;
+  podIP: string;
+  ports: PortSpec[];
+}
+
+const childScript = fileURLToPath(new URL('./probe-child.js', import.meta.url));
+
+/** This runtime's command for a script: node, bun, or `deno run -A`. */
+function scriptCommand(script: string, arg: string): string[] {
+  const g = globalThis as { Deno?: unknown };
+  if (g.Deno !== undefined) return [process.execPath, 'run', '-A', script, arg];
+  return [process.execPath, script, arg];
+}
+
+export class Actions {
+  constructor(
+    private readonly containers: ContainerManager,
+    private readonly hostNs: HostNamespaces,
+  ) {}
+
+  /** Runs a hook or probe action; resolves to its result, never rejects. */
+  async run(h: Handler, t: ActionTarget, timeoutSeconds: number): Promise<ProbeResult> {
+    try {
+      if (h.exec) {
+        const r = await this.containers.execSync(t.containerId, h.exec.command, timeoutSeconds);
+        if (r.exitCode === 0) return { ok: true, message: '' };
+        const out = (r.stdout.toString() + r.stderr.toString()).trim().slice(0, 1024);
+        return { ok: false, message: `command ${JSON.stringify(h.exec.command)} exited with ${r.exitCode}${out ? `: ${out}` : ''}` };
+      }
+      if (h.httpGet) {
+        const g = h.httpGet;
+        return await this.inPod(t, {
+          type: 'http',
+          host: g.host || t.podIP || '127.0.0.1',
+          port: resolvePort(g.port, t.ports),
+          scheme: g.scheme,
+          path: g.path,
+          headers: g.httpHeaders,
+          timeoutMs: timeoutSeconds * 1000,
+        });
+      }
+      if (h.tcpSocket) {
+        return await this.inPod(t, {
+          type: 'tcp',
+          host: h.tcpSocket.host || t.podIP || '127.0.0.1',
+          port: resolvePort(h.tcpSocket.port, t.ports),
+          timeoutMs: timeoutSeconds * 1000,
+        });
+      }
+      return { ok: false, message: 'no action' };
+    } catch (err) {
+      return { ok: false, message: (err as Error).message };
+    }
+  }
+
+  /** Spawns the probe child inside the pod's network namespace. */
+  private inPod(t: ActionTarget, req: ProbeRequest): Promise<ProbeResult> {
+    const [cmd, ...args] = scriptCommand(childScript, JSON.stringify(req));
+    return new Promise((resolve) => {
+      const child = this.hostNs.inExisting(t.netns ? { net: t.netns } : {}, () =>
+        spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } }),
+      );
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (err += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), req.timeoutMs + 5000);
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        resolve({ ok: false, message: `probe helper: ${e.message}` });
+      });
+      child.on('close', () => {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out) as ProbeResult);
+        } catch {
+          resolve({ ok: false, message: `probe helper failed: ${err.trim().slice(0, 500) || 'no output'}` });
+        }
+      });
+    });
+  }
+}
+
+export function resolvePort(port: number | string, ports: PortSpec[]): number {
+  if (typeof port === 'number') return port;
+  const p = ports.find((x) => x.name === port);
+  if (!p) throw new Error(`port name "${port}" is not a port of the container`);
+  return p.containerPort;
+}
+
+/**
+ * One probe of one container instance: waits initialDelaySeconds, then runs
+ * every periodSeconds, counting consecutive results against the thresholds.
+ */
+export class ProbeWorker {
+  private stopped = false;
+  readonly status: ProbeStatus;
+
+  constructor(
+    readonly kind: ProbeKind,
+    private readonly probe: Probe,
+    private readonly run: () => Promise<ProbeResult>,
+    /** Called on every result, with the threshold crossing if any. */
+    private readonly onResult: (status: ProbeStatus, crossed: 'success' | 'failure' | null) => void,
+    initial?: ProbeStatus,
+  ) {
+    this.status = initial ?? { kind, result: '', message: '', consecutiveSuccesses: 0, consecutiveFailures: 0, lastProbeAt: 0 };
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  get active(): boolean {
+    return !this.stopped;
+  }
+
+  private async loop(): Promise<void> {
+    await sleep(this.probe.initialDelaySeconds * 1000);
+    while (!this.stopped) {
+      const began = Date.now();
+      const r = await this.run();
+      if (this.stopped) return;
+      const s = this.status;
+      s.lastProbeAt = Date.now();
+      s.message = r.message;
+      let crossed: 'success' | 'failure' | null = null;
+      if (r.ok) {
+        s.consecutiveSuccesses++;
+        s.consecutiveFailures = 0;
+        if (s.consecutiveSuccesses >= this.probe.successThreshold && s.result !== 'success') crossed = 'success';
+        if (s.consecutiveSuccesses >= this.probe.successThreshold) s.result = 'success';
+      } else {
+        s.consecutiveFailures++;
+        s.consecutiveSuccesses = 0;
+        if (s.consecutiveFailures >= this.probe.failureThreshold) {
+          crossed = 'failure';
+          s.result = 'failure';
+        }
+      }
+      this.onResult(s, crossed);
+      const wait = this.probe.periodSeconds * 1000 - (Date.now() - began);
+      if (wait > 0) await sleep(wait);
+    }
+  }
+}

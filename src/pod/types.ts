@@ -1,0 +1,204 @@
+// The pod runner's domain: a Pod manifest as peapod understands it (PodSpec),
+// and what the runner records about a pod it runs (PodRecord).
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+export interface HttpHeader {
+  name: string;
+  value: string;
+}
+
+/** A lifecycle hook or probe action: exactly one of exec, httpGet, tcpSocket. */
+export interface Handler {
+  exec?: { command: string[] };
+  httpGet?: { scheme: 'HTTP' | 'HTTPS'; host: string; path: string; port: number | string; httpHeaders: HttpHeader[] };
+  tcpSocket?: { host: string; port: number | string };
+}
+
+export interface Probe extends Handler {
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  successThreshold: number;
+  failureThreshold: number;
+  /** Grace for a liveness/startup kill; null: the pod's. */
+  terminationGracePeriodSeconds: number | null;
+}
+
+export type ProbeKind = 'startup' | 'liveness' | 'readiness';
+
+export interface EnvVarSpec {
+  name: string;
+  value?: string;
+  fieldRef?: { fieldPath: string };
+  resourceFieldRef?: { containerName: string; resource: string; divisor: string };
+}
+
+export interface VolumeMountSpec {
+  name: string;
+  mountPath: string;
+  readOnly: boolean;
+  subPath: string;
+}
+
+/** cpu in cores, memory in bytes. */
+export interface ResourceList {
+  cpu?: number;
+  memory?: number;
+}
+
+export interface ContainerSecurity {
+  runAsUser: number | null;
+  runAsGroup: number | null;
+  runAsNonRoot: boolean;
+  privileged: boolean;
+  readOnlyRootFilesystem: boolean;
+  capAdd: string[];
+  capDrop: string[];
+  allowPrivilegeEscalation: boolean | null;
+  seccomp: 'RuntimeDefault' | 'Unconfined' | null;
+  supplementalGroups: number[];
+}
+
+export interface PortSpec {
+  name: string;
+  containerPort: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  hostPort: number;
+  hostIP: string;
+}
+
+export interface PodContainer {
+  name: string;
+  image: string;
+  imagePullPolicy: PullPolicy;
+  /** null: the image's entrypoint / cmd. */
+  command: string[] | null;
+  args: string[] | null;
+  workingDir: string;
+  env: EnvVarSpec[];
+  ports: PortSpec[];
+  resources: { limits: ResourceList; requests: ResourceList };
+  volumeMounts: VolumeMountSpec[];
+  security: ContainerSecurity;
+  lifecycle: { postStart?: Handler; preStop?: Handler };
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+  /** 'Always' on an init container makes it a sidecar. */
+  restartPolicy?: 'Always';
+}
+
+export interface VolumeSpec {
+  name: string;
+  emptyDir?: { medium: '' | 'Memory'; sizeLimit: number | null };
+  hostPath?: { path: string; type: string };
+}
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  uid: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  restartPolicy: RestartPolicy;
+  terminationGracePeriodSeconds: number;
+  activeDeadlineSeconds: number | null;
+  hostNetwork: boolean;
+  hostPID: boolean;
+  hostIPC: boolean;
+  shareProcessNamespace: boolean;
+  hostname: string;
+  subdomain: string;
+  nodeName: string;
+  serviceAccountName: string;
+  volumes: VolumeSpec[];
+  initContainers: PodContainer[];
+  containers: PodContainer[];
+}
+
+export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Unknown';
+
+export interface Terminated {
+  exitCode: number;
+  signal: number;
+  reason: string;
+  message: string;
+  startedAt: number;
+  finishedAt: number;
+  containerId: string;
+}
+
+export interface ProbeStatus {
+  kind: ProbeKind;
+  /** 'success' | 'failure' | '' (not run yet). */
+  result: '' | 'success' | 'failure';
+  message: string;
+  consecutiveSuccesses: number;
+  consecutiveFailures: number;
+  lastProbeAt: number;
+}
+
+/** What the runner keeps per container name (across its restarts). */
+export interface ContainerRecord {
+  name: string;
+  kind: 'init' | 'sidecar' | 'app';
+  /** The current instance (a ContainerManager id), '' when none exists. */
+  containerId: string;
+  restartCount: number;
+  /** Containers created so far for this name (restartCount = instances - 1). */
+  instances: number;
+  /** Why there is no running instance (ContainerCreating, ErrImagePull, …). */
+  waiting: { reason: string; message: string } | null;
+  /** The current instance's exit, once it has exited. */
+  terminated: Terminated | null;
+  /** The previous instance's exit. */
+  lastState: Terminated | null;
+  startedAt: number;
+  /** postStart finished (the container counts as running only then). */
+  postStartDone: boolean;
+  /** The startup probe succeeded (or there is none) after postStart. */
+  started: boolean;
+  ready: boolean;
+  /** An init container that exited 0. */
+  succeeded: boolean;
+  /** The next start may not happen before this time (ms since the epoch): the restart back-off. */
+  nextStartAt: number;
+  /** The back-off to apply after the next exit (0: restart at once). */
+  backoffMs: number;
+  probes: Partial<Record<ProbeKind, ProbeStatus>>;
+}
+
+export interface PodEvent {
+  time: number;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  object: string;
+  message: string;
+  count: number;
+}
+
+/** A pod as the runner records it in <root>/pods/<uid>/record.json. */
+export interface PodRecord {
+  id: string;
+  spec: PodSpec;
+  /** The manifest object as given (for -o yaml/json). */
+  manifest: unknown;
+  /** Where the pod came from: "api" or "file:<path>" (static pods). */
+  source: string;
+  sourceHash: string;
+  createdAt: number;
+  startTime: number;
+  sandboxId: string;
+  sandboxAttempt: number;
+  podIP: string;
+  hostIP: string;
+  phase: PodPhase;
+  reason: string;
+  message: string;
+  initialized: boolean;
+  deleting: boolean;
+  containers: ContainerRecord[];
+  events: PodEvent[];
+}

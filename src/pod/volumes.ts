@@ -1,0 +1,88 @@
+// Pod volumes on the host: emptyDir (a directory of the pod, or a tmpfs for
+// medium: Memory) and hostPath (with the type checks of the kubelet).
+
+import { closeSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { MS_NODEV, MS_NOSUID } from '../ffi/constants.js';
+import { libc } from '../ffi/index.js';
+import { mountsUnder, unmount } from '../linux/mount.js';
+import type { MountSpec } from '../container/types.js';
+import type { PodContainer, PodSpec, VolumeSpec } from './types.js';
+
+export interface VolumeDirs {
+  /** Disk-backed emptyDirs: <root>/pods/<uid>/volumes. */
+  disk: string;
+  /** tmpfs emptyDirs: <state>/pods/<uid>/volumes (unmounted with the pod's runtime dir). */
+  memory: string;
+}
+
+export function volumePath(v: VolumeSpec, dirs: VolumeDirs): string {
+  if (v.hostPath) return v.hostPath.path;
+  return join(v.emptyDir!.medium === 'Memory' ? dirs.memory : dirs.disk, v.name);
+}
+
+function checkHostPath(v: VolumeSpec): void {
+  const { path, type } = v.hostPath!;
+  const st = (): ReturnType<typeof statSync> | undefined => statSync(path, { throwIfNoEntry: false });
+  const fail = (what: string) => {
+    throw new Error(`hostPath type check failed: ${path} is not ${what}`);
+  };
+  switch (type) {
+    case 'DirectoryOrCreate':
+      mkdirSync(path, { recursive: true, mode: 0o755 });
+      if (!st()?.isDirectory()) fail('a directory');
+      return;
+    case 'Directory':
+      if (!st()?.isDirectory()) fail('a directory');
+      return;
+    case 'FileOrCreate':
+      if (!st()) closeSync(openSync(path, 'a', 0o644));
+      if (!st()?.isFile()) fail('a file');
+      return;
+    case 'File':
+      if (!st()?.isFile()) fail('a file');
+      return;
+    case 'Socket':
+      if (!lstatSync(path, { throwIfNoEntry: false })?.isSocket()) fail('a socket file');
+      return;
+    case 'CharDevice':
+      if (!st()?.isCharacterDevice()) fail('a character device');
+      return;
+    case 'BlockDevice':
+      if (!st()?.isBlockDevice()) fail('a block device');
+      return;
+  }
+}
+
+/** Makes every volume ready; idempotent (a tmpfs already mounted stays). */
+export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs): void {
+  for (const v of pod.volumes) {
+    if (v.hostPath) {
+      checkHostPath(v);
+      continue;
+    }
+    const dir = volumePath(v, dirs);
+    mkdirSync(dir, { recursive: true, mode: 0o777 });
+    if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
+      const size = v.emptyDir!.sizeLimit ? `,size=${v.emptyDir!.sizeLimit}` : '';
+      libc().mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=0777${size}`);
+    }
+  }
+}
+
+export function teardownVolumes(dirs: VolumeDirs): void {
+  for (const mp of mountsUnder(dirs.memory).reverse()) unmount(mp);
+}
+
+/** A container's volumeMounts as CRI mounts (subPaths created inside emptyDirs as the kubelet does). */
+export function containerMounts(pod: PodSpec, c: PodContainer, dirs: VolumeDirs): MountSpec[] {
+  return c.volumeMounts.map((m) => {
+    const v = pod.volumes.find((x) => x.name === m.name)!;
+    let hostPath = volumePath(v, dirs);
+    if (m.subPath) {
+      hostPath = join(hostPath, m.subPath);
+      if (v.emptyDir && !statSync(hostPath, { throwIfNoEntry: false })) mkdirSync(hostPath, { recursive: true, mode: 0o777 });
+    }
+    return { containerPath: m.mountPath, hostPath, readonly: m.readOnly, propagation: 'PRIVATE' as const };
+  });
+}
