@@ -12,6 +12,7 @@ import * as tar from 'tar-stream';
 import { invalidArgument, PeapodError } from '../errors.js';
 import { assertSha256Digest, type BlobInfo, type BlobStore, sha256Digest } from './blobs.js';
 import { isTagOnly, parseReference, repository, formatReference } from './reference.js';
+import { checkConfig, checkDescriptor, checkIndex, checkManifest } from './schema.js';
 import {
   ANNOTATION_CONTAINERD_NAME,
   ANNOTATION_REF_NAME,
@@ -155,6 +156,7 @@ function isIndex(mediaType: string | undefined, json: unknown): boolean {
 /** Picks the manifest for the runtime platform from an index (manifest list). */
 export function pickPlatform(index: IndexJson, what: string): Descriptor {
   const want = runtimePlatform();
+  checkIndex(index, what);
   const candidates = index.manifests.filter((d) => d.mediaType !== undefined || d.digest);
   const withPlatform = candidates.filter((d) => d.platform);
   if (withPlatform.length === 0 && candidates.length === 1) return candidates[0]!;
@@ -246,8 +248,7 @@ async function requireBlob(blobs: BlobStore, d: Descriptor, what: string): Promi
 }
 
 async function planOci(a: ArchiveFiles, blobs: BlobStore, indexFile: BlobInfo, nameOpt: string | undefined): Promise<ImportCandidate[]> {
-  const index = await blobs.readJson<IndexJson>(indexFile.digest);
-  if (!Array.isArray(index.manifests)) throw invalidArgument('index.json has no manifests array');
+  const index = checkIndex(await blobs.readJson<IndexJson>(indexFile.digest), 'index.json');
   void a;
   const out: ImportCandidate[] = [];
   for (const desc of index.manifests) {
@@ -263,16 +264,15 @@ async function planOci(a: ArchiveFiles, blobs: BlobStore, indexFile: BlobInfo, n
 
 async function resolveToManifest(blobs: BlobStore, desc: Descriptor, what: string, depth: number): Promise<string> {
   if (depth > 4) throw invalidArgument(`${what}: indexes nested too deeply`);
+  checkDescriptor(desc, what);
   await requireBlob(blobs, desc, what);
   const json = await blobs.readJson<unknown>(desc.digest);
   if (isIndex(desc.mediaType, json)) {
-    const idx = json as IndexJson;
-    if (!Array.isArray(idx.manifests)) throw invalidArgument(`${what}: index ${desc.digest} has no manifests`);
+    const idx = checkIndex(json, `${what}: index ${desc.digest}`);
     const pick = pickPlatform(idx, `index ${desc.digest}`);
     return resolveToManifest(blobs, pick, `index ${desc.digest} entry ${pick.digest}`, depth + 1);
   }
-  const m = json as ManifestJson;
-  if (!m.config || !Array.isArray(m.layers)) throw invalidArgument(`${what}: ${desc.digest} is not an image manifest`);
+  checkManifest(json, `${what}: ${desc.digest}`);
   return desc.digest;
 }
 
@@ -285,6 +285,15 @@ interface DockerManifestEntry {
 async function readDockerManifest(blobs: BlobStore, f: BlobInfo): Promise<DockerManifestEntry[]> {
   const dm = await blobs.readJson<DockerManifestEntry[]>(f.digest);
   if (!Array.isArray(dm)) throw invalidArgument('manifest.json is not an array');
+  dm.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw invalidArgument(`manifest.json entry ${i} is not an object`);
+    if (typeof e.Config !== 'string' || !Array.isArray(e.Layers) || !e.Layers.every((l) => typeof l === 'string')) {
+      throw invalidArgument(`manifest.json entry ${i}: missing Config or Layers`);
+    }
+    if (e.RepoTags !== undefined && e.RepoTags !== null && !(Array.isArray(e.RepoTags) && e.RepoTags.every((t) => typeof t === 'string'))) {
+      throw invalidArgument(`manifest.json entry ${i}: RepoTags must be an array of strings`);
+    }
+  });
   return dm;
 }
 
@@ -296,8 +305,7 @@ async function planDocker(a: ArchiveFiles, blobs: BlobStore, f: BlobInfo): Promi
     if (typeof e.Config !== 'string' || !Array.isArray(e.Layers)) throw invalidArgument(`${what}: missing Config or Layers`);
     const cfg = lookup(a, e.Config);
     if (!cfg) throw invalidArgument(`${what}: config file "${e.Config}" is missing from the archive`);
-    const config = await blobs.readJson<ImageConfigJson>(cfg.digest);
-    if (!config.rootfs || !Array.isArray(config.rootfs.diff_ids)) throw invalidArgument(`${what}: config has no rootfs.diff_ids`);
+    const config = checkConfig(await blobs.readJson<ImageConfigJson>(cfg.digest), what);
     const layers: Descriptor[] = [];
     for (const lp of e.Layers) {
       const l = lookup(a, lp);

@@ -174,8 +174,8 @@ export function parseMirrorFlag(s: string): { host: string; endpoint: string } {
 
 /** Picks the manifest for `want` (default: this runtime) from an index. */
 export function selectPlatform(index: IndexJson, want: { os: string; architecture: string; variant?: string } = runtimePlatform()): Descriptor | undefined {
-  const ms = (index.manifests ?? []).filter((d) => typeof d?.digest === 'string');
-  const withPlatform = ms.filter((d) => d.platform);
+  const ms = (Array.isArray(index?.manifests) ? index.manifests : []).filter((d) => typeof d?.digest === 'string');
+  const withPlatform = ms.filter((d) => typeof d.platform === 'object' && d.platform !== null);
   if (withPlatform.length === 0) return ms.length === 1 ? ms[0] : undefined;
   const match = withPlatform.filter((d) => d.platform!.os === want.os && d.platform!.architecture === want.architecture);
   if (match.length === 0) return undefined;

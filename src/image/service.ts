@@ -26,6 +26,7 @@ import { removeAtomicLeftovers, writeFileAtomic } from '../util/fs.js';
 import { LayerCache } from './layers.js';
 import { formatReference, parseReference, repository, tryParseReference } from './reference.js';
 import { copyRootfs, overlayAvailable, overlaySpec, type RootfsSpec } from './rootfs.js';
+import { checkConfig, checkIndex, checkManifest } from './schema.js';
 import type { ContainerConfig, Image, ImageConfigJson, IndexJson, LayerRecord, ManifestJson } from './types.js';
 import { cliSetXattr, type SetXattr } from './xattr.js';
 
@@ -355,14 +356,14 @@ export class ImageService {
 
   private async commit(manifestDigest: string, names: string[]): Promise<string> {
     let m = await this.blobs.readJson<ManifestJson | IndexJson>(manifestDigest);
-    if (Array.isArray((m as IndexJson).manifests)) {
-      const pick = pickPlatform(m as IndexJson, `index ${manifestDigest}`);
+    if (m !== null && typeof m === 'object' && Array.isArray((m as IndexJson).manifests)) {
+      const pick = pickPlatform(checkIndex(m, `index ${manifestDigest}`), `index ${manifestDigest}`);
+      assertSha256Digest(pick.digest, `index ${manifestDigest}`);
       if (!this.blobs.has(pick.digest)) throw invalidArgument(`index ${manifestDigest} references manifest ${pick.digest}, which is missing`);
       manifestDigest = pick.digest;
       m = await this.blobs.readJson<ManifestJson>(manifestDigest);
     }
-    const manifest = m as ManifestJson;
-    if (!manifest.config || !Array.isArray(manifest.layers)) throw invalidArgument(`blob ${manifestDigest} is not an image manifest`);
+    const manifest = checkManifest(m, `blob ${manifestDigest}`);
     const what = `manifest ${manifestDigest}`;
     for (const d of [manifest.config, ...manifest.layers]) {
       assertSha256Digest(d.digest, what);
@@ -370,7 +371,7 @@ export class ImageService {
       const size = this.blobs.size(d.digest);
       if (typeof d.size === 'number' && d.size !== size) throw invalidArgument(`${what}: blob ${d.digest} is ${size} bytes, manifest says ${d.size}`);
     }
-    const config = await this.blobs.readJson<ImageConfigJson>(manifest.config.digest);
+    const config = checkConfig(await this.blobs.readJson<ImageConfigJson>(manifest.config.digest), `config ${manifest.config.digest}`);
     const diffIds = config.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
       throw invalidArgument(`${what}: config ${manifest.config.digest} has ${diffIds?.length ?? 'no'} diff_ids for ${manifest.layers.length} layers`);
