@@ -12,8 +12,9 @@ fi
 
 # Debian packages: build tools for native/, seccomp, CNI plugins, and the
 # real peers the tests use (an OCI registry, skopeo/umoci, busybox for images).
-packages=(gcc make libc6-dev libseccomp-dev iproute2 iptables util-linux
-  containernetworking-plugins busybox docker-registry skopeo umoci jq)
+packages=(gcc make libc6-dev libseccomp-dev iproute2 iptables util-linux file
+  containernetworking-plugins busybox docker-registry skopeo umoci jq
+  ruby systemd)  # the last two check the Vagrantfile and the unit file in the tests
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
