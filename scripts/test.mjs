@@ -42,7 +42,7 @@ function run(label, args, env) {
   results.push({ label, passed, failed, skipped });
 }
 
-run('unit, native and kernel tests', ['test/unit', 'test/integration'], { PEAPOD_TEST_RUNTIME: 'node' });
+run('unit, native, kernel and fuzz tests', ['test/unit', 'test/integration', 'test/fuzz'], { PEAPOD_TEST_RUNTIME: 'node' });
 for (const rt of runtimes) run(`server on ${rt}`, ['test/server'], { PEAPOD_TEST_RUNTIME: rt });
 rmSync(tmp, { recursive: true, force: true });
 
