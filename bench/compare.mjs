@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // peapod against containerd + runc (Debian's), same scenarios, same CRI client,
 // same pause and busybox images, in one run. Prints a table with ratios.
-// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd]
+// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd] [--chart FILE.svg]
 // Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { criClient } from '../dist/cri/client.js';
+import { barChartSvg } from './chart.mjs';
 import { killMatching, podConfig, pssKiB, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -16,6 +17,7 @@ const { values } = parseArgs({
     pods: { type: 'string', default: '100' },
     runtime: { type: 'string', default: 'node' },
     'no-containerd': { type: 'boolean', default: false },
+    chart: { type: 'string' },
   },
 });
 const N = Number(values.pods);
@@ -209,4 +211,18 @@ if (ctrd) {
     console.log(`  ${name.padEnd(22)} ${(get(mine) / get(ctrd)).toFixed(3)}`);
   }
   console.log(`  ${'churn (higher better)'.padEnd(22)} ${(mine.churn / ctrd.churn).toFixed(2)}x`);
+}
+
+if (values.chart) {
+  const metric = (name, unit, get) => ({ name, unit, values: rows.map(get) });
+  const svg = barChartSvg(`peapod vs containerd, ${N} pods (lower is better)`, rows.map((r) => r.label), [
+    metric('RunPodSandbox p50', 'ms', (r) => r.run.p50),
+    metric('Create+Start p50', 'ms', (r) => r.createStart.p50),
+    metric('ExecSync p50', 'ms', (r) => r.exec.p50),
+    metric('Stop+Remove pod p50', 'ms', (r) => r.podStopRemove.p50),
+    metric('PSS added per pod', 'MiB', (r) => r.pssPerPodKiB / 1024),
+    metric('RSS added per pod', 'MiB', (r) => r.memPerPodKiB / 1024),
+  ]);
+  writeFileSync(values.chart, svg);
+  console.log(`chart written to ${values.chart}`);
 }

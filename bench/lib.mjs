@@ -1,7 +1,7 @@
 // Shared helpers for the bench scripts: start a peapod server on temporary
 // roots under a chosen JavaScript runtime, and latency statistics.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { criClient } from '../dist/cri/client.js';
@@ -14,9 +14,17 @@ export function runtimeCommand(rt) {
   return { node: [process.execPath, cli], bun: [bin('bun'), cli], deno: [bin('deno'), 'run', '-A', cli] }[rt];
 }
 
-export async function startPeapod(rt = 'node', extraArgs = []) {
+/**
+ * Starts peapod on temporary roots. `stateTmpfs` puts the state dir on a
+ * tmpfs, as /run is on every systemd host (here /run is on the root disk).
+ */
+export async function startPeapod(rt = 'node', extraArgs = [], { stateTmpfs = false } = {}) {
   const base = mkdtempSync(join(tmpdir(), 'peapod-bench-'));
   const socket = join(base, 'peapod.sock');
+  if (stateTmpfs) {
+    mkdirSync(join(base, 'state'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0700', 'peapod-bench-state', join(base, 'state')]);
+  }
   const [cmd, ...args] = runtimeCommand(rt);
   const child = spawn(cmd, [...args, 'serve', '--socket', socket, '--root', join(base, 'root'), '--state', join(base, 'state'), '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -42,6 +50,7 @@ export async function startPeapod(rt = 'node', extraArgs = []) {
       const gone = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await gone;
+      if (stateTmpfs) execFileSync('umount', ['-R', join(base, 'state')]);
       rmSync(base, { recursive: true, force: true });
     },
   };

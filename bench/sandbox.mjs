@@ -1,13 +1,19 @@
 #!/usr/bin/env node
 // RunPodSandbox / StopPodSandbox / RemovePodSandbox latency over N pods
 // (default 200), sequential, then pods per second with 8 concurrent clients.
-// Usage: node bench/sandbox.mjs [--runtime node|bun|deno] [--pods N]
+// Usage: node bench/sandbox.mjs [--runtime node|bun|deno] [--pods N] [--state-tmpfs]
 import { parseArgs } from 'node:util';
 import { fmt, podConfig, rssKiB, startPeapod, stats } from './lib.mjs';
 
-const { values } = parseArgs({ options: { runtime: { type: 'string', default: 'node' }, pods: { type: 'string', default: '200' } } });
+const { values } = parseArgs({
+  options: {
+    runtime: { type: 'string', default: 'node' },
+    pods: { type: 'string', default: '200' },
+    'state-tmpfs': { type: 'boolean', default: false },
+  },
+});
 const n = Number(values.pods);
-const server = await startPeapod(values.runtime);
+const server = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: values['state-tmpfs'] });
 const rt = server.client.runtime;
 
 async function timed(fn) {
@@ -49,7 +55,7 @@ try {
   );
   const churn = (clients * perClient) / ((performance.now() - t0) / 1000);
 
-  console.log(`peapod sandbox bench: runtime=${values.runtime} pods=${n} (ms)`);
+  console.log(`peapod sandbox bench: runtime=${values.runtime} pods=${n} state=${values['state-tmpfs'] ? 'tmpfs' : 'disk'} (ms)`);
   console.log('                      p50      p99      min      max');
   for (const [name, s] of [['RunPodSandbox', run], ['StopPodSandbox', stop], ['RemovePodSandbox', remove]]) {
     const st = stats(s);
