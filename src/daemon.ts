@@ -99,6 +99,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     },
     beforeRemove: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.remove(c.id);
+      await containers.removeSandboxCgroup(sandboxes.get(id));
     },
   });
   containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, isKind, notFound } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import { SIGKILL, SIGTERM, signalNumber } from '../ffi/constants.js';
 import type { ImageService } from '../image/service.js';
@@ -20,9 +20,10 @@ import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
 import { awaitCreated, control, readExit, spawnMonitor } from './monitor.js';
-import { addFilesystem, INIT_ANNOTATION, INIT_PATH, validateMounts } from './mounts.js';
+import { addFilesystem, INIT_ANNOTATION, INIT_PATH } from './mounts.js';
 import { buildProcess, layerFileReader } from './process.js';
 import { addProcess, NativeSpec } from './spec.js';
+import { validateContainerSpec } from './validate.js';
 import type { Container, ContainerSpec, ContainerState, ExitStatus, ResourceSpec } from './types.js';
 
 export interface ContainerManagerDeps {
@@ -96,7 +97,7 @@ export class ContainerManager {
     if (sandboxes.stateOf(sb) !== 'READY') throw failedPrecondition(`pod sandbox ${sb.id} is not ready`);
     if (!spec.name) throw invalidArgument('config.metadata.name is required');
     if (!spec.image) throw invalidArgument('config.image.image is required');
-    validateMounts(spec);
+    validateContainerSpec(spec);
     const image = images.resolve(spec.image);
     if (!image) throw notFound(`image "${spec.image}" not found`);
 
@@ -277,6 +278,19 @@ export class ContainerManager {
       out.push(c);
     }
     return out;
+  }
+
+  /** The pod cgroup peapod made (no cgroup_parent given) goes with the pod; a kubelet manages its own. */
+  async removeSandboxCgroup(sb: Sandbox): Promise<void> {
+    if (sb.spec.cgroupParent) return;
+    let cg: Cgroup;
+    try {
+      cg = this.deps.cgroups.open(podCgroupPath(sb));
+    } catch (err) {
+      if (isKind(err, 'NotFound')) return;
+      throw err;
+    }
+    await cg.remove();
   }
 
   inSandbox(sandboxId: string): Container[] {

@@ -30,21 +30,29 @@ const stateName: Record<ContainerState, string> = {
 };
 const stateOfName = Object.fromEntries(Object.entries(stateName).map(([k, v]) => [v, k as ContainerState]));
 
-function int(value: string | undefined, field: string, min = -Infinity): number {
+function int(value: string | undefined, field: string, min = -Infinity, max = Infinity): number {
   const n = Number(value ?? 0);
-  if (!Number.isSafeInteger(n) || n < min) throw invalidArgument(`${field} ${value} is out of range`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalidArgument(`${field} ${value} is out of range`);
   return n;
+}
+
+const CPUSET = /^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$/;
+
+function cpuset(value: string | undefined, field: string): string {
+  if (value && (value.length > 1024 || !CPUSET.test(value))) throw invalidArgument(`${field} "${value.slice(0, 80)}" is not a CPU/node list like 0-3,5`);
+  return value ?? '';
 }
 
 function resources(r: LinuxContainerResources__Output | null | undefined): ResourceSpec {
   return {
-    cpuPeriod: int(r?.cpuPeriod, 'resources.cpu_period', 0),
+    // The kernel's own bounds: period 1 ms..1 s, shares at most 262144, oom_score_adj -1000..1000.
+    cpuPeriod: int(r?.cpuPeriod, 'resources.cpu_period', 0, 1_000_000),
     cpuQuota: int(r?.cpuQuota, 'resources.cpu_quota', -1),
-    cpuShares: int(r?.cpuShares, 'resources.cpu_shares', 0),
+    cpuShares: int(r?.cpuShares, 'resources.cpu_shares', 0, 262_144),
     memoryLimitBytes: int(r?.memoryLimitInBytes, 'resources.memory_limit_in_bytes', 0),
-    cpusetCpus: r?.cpusetCpus ?? '',
-    cpusetMems: r?.cpusetMems ?? '',
-    oomScoreAdj: int(r?.oomScoreAdj, 'resources.oom_score_adj', -1000),
+    cpusetCpus: cpuset(r?.cpusetCpus, 'resources.cpuset_cpus'),
+    cpusetMems: cpuset(r?.cpusetMems, 'resources.cpuset_mems'),
+    oomScoreAdj: int(r?.oomScoreAdj, 'resources.oom_score_adj', -1000, 1000),
   };
 }
 
@@ -87,6 +95,12 @@ function security(sc: LinuxContainerSecurityContext__Output | null | undefined):
   };
 }
 
+function stopSignal(s: unknown): string {
+  if (s === undefined || s === null || s === '' || s === 'SIGNAL_RUNTIME_DEFAULT') return '';
+  if (typeof s !== 'string' || !/^SIGNAL_SIG[A-Z0-9+-]+$/.test(s)) throw invalidArgument(`stop_signal ${String(s).slice(0, 40)} is not a known signal`);
+  return s.replace(/^SIGNAL_/, '');
+}
+
 export function toContainerSpec(config: ContainerConfig__Output | null): ContainerSpec {
   if (!config) throw invalidArgument('config is required');
   if (!config.metadata) throw invalidArgument('config.metadata is required');
@@ -95,6 +109,7 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
   if (config.stdin || config.tty) throw invalidArgument('stdin and tty containers need attach, which peapod does not support yet');
   const mounts: MountSpec[] = config.mounts.map((m) => {
     if (m.image) throw invalidArgument('image volume mounts are not supported by peapod');
+    if (m.propagation && !propagation[m.propagation]) throw invalidArgument(`mount ${m.containerPath} propagation ${m.propagation} is not valid`);
     return {
       containerPath: m.containerPath,
       hostPath: m.hostPath,
@@ -119,7 +134,7 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
     tty: config.tty,
     security: security(config.linux?.securityContext),
     resources: resources(config.linux?.resources),
-    stopSignal: config.stopSignal && config.stopSignal !== 'SIGNAL_RUNTIME_DEFAULT' ? config.stopSignal.replace(/^SIGNAL_/, '') : '',
+    stopSignal: stopSignal(config.stopSignal),
   };
 }
 
@@ -303,6 +318,7 @@ export function containerHandlers(
       return {};
     },
     async ExecSync(req) {
+      if (Number(req.timeout) < 0) throw invalidArgument(`timeout ${req.timeout} must be >= 0`);
       const r = await containers.execSync(req.containerId, req.cmd, Number(req.timeout));
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     },

@@ -1,9 +1,17 @@
 import { invalidArgument } from '../errors.js';
 import type { Image } from '../image/types.js';
 import type { ImageService } from '../image/service.js';
+import { tryParseReference } from '../image/reference.js';
 import { pullImage, type RegistryConfig } from '../image/registry.js';
 import type { Logger } from '../log.js';
 import type { Implementation } from './handlers.js';
+
+/** An image reference or id as a client sends it: short, printable, and parseable as one or the other. */
+function checkImageRef(ref: string): void {
+  if (ref.length > 4096) throw invalidArgument(`image.image is longer than 4096 characters`);
+  if (/[\x00-\x20\x7f]/.test(ref)) throw invalidArgument(`image.image "${ref.slice(0, 80)}" contains a control character or white space`);
+  if (!/^(sha256:)?[0-9a-f]{1,64}$/.test(ref) && !tryParseReference(ref)) throw invalidArgument(`image.image "${ref.slice(0, 80)}" is not an image reference or id`);
+}
 
 function imageOut(img: Image) {
   return {
@@ -23,6 +31,7 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
     async PullImage(req) {
       const ref = req.image?.image;
       if (!ref) throw invalidArgument('image.image is required');
+      checkImageRef(ref);
       const a = req.auth;
       const auth = a && {
         username: a.username || undefined,
@@ -44,6 +53,7 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
     async ImageStatus(req) {
       const ref = req.image?.image;
       if (!ref) throw invalidArgument('image.image is required');
+      checkImageRef(ref);
       const img = images.resolve(ref);
       // A missing image is not an error: clients read an empty answer as "pull needed".
       if (!img) return { image: null, info: {} };
@@ -55,6 +65,7 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
     async RemoveImage(req) {
       const ref = req.image?.image;
       if (!ref) throw invalidArgument('image.image is required');
+      checkImageRef(ref);
       await images.remove(ref);
       return {};
     },

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renam
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cgroups } from '../../src/linux/cgroups.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
@@ -329,6 +330,7 @@ describe(`containers [server on ${runtime}]`, () => {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
     expect(readdirSync(join(s.root, 'containers'))).toEqual([]);
+    expect(() => Cgroups.detect().open(`peapod/${p}`)).toThrow(/not found|does not exist/i); // the pod cgroup went with the pod
   });
 });
 
