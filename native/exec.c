@@ -53,24 +53,6 @@ static void usage(FILE *f)
 	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]\n");
 }
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-	size_t len = strlen(name);
-	const char *a = argv[*i];
-
-	if (strncmp(a, name, len) != 0)
-		return NULL;
-	if (a[len] == '=')
-		return a + len + 1;
-	if (a[len] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, PROG ": %s needs a value\n", name);
-		usage(stderr);
-		exit(2);
-	}
-	return argv[++*i];
-}
 
 /* The slave side becomes the controlling terminal and stdin/stdout/stderr. */
 static void attach_tty(int slave)
@@ -334,11 +316,11 @@ int main(int argc, char **argv)
 			timeout_kill = 1;
 		} else if (strcmp(argv[i], "--tty") == 0) {
 			tty = 1;
-		} else if ((v = opt_value(argc, argv, &i, "--resize-fd")) != NULL) {
+		} else if ((v = opt_value(argc, argv, &i, usage, "--resize-fd")) != NULL) {
 			resize_arg = v;
-		} else if ((v = opt_value(argc, argv, &i, "--pid")) != NULL) {
+		} else if ((v = opt_value(argc, argv, &i, usage, "--pid")) != NULL) {
 			pid_arg = v;
-		} else if ((v = opt_value(argc, argv, &i, "--spec")) != NULL) {
+		} else if ((v = opt_value(argc, argv, &i, usage, "--spec")) != NULL) {
 			spec_path = v;
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);

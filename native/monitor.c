@@ -28,6 +28,8 @@
  *                    ping    -> "ok <init pid>"
  *                    other   -> "error unknown command"
  *                  removed when the monitor exits.
+ *   attach.sock    unix stream socket, mode 0600: CRI Attach clients (framed
+ *                  protocol in attach.h); removed when the monitor exits.
  *   monitor.json   {"monitorPid":N,"initPid":N}, plus "startedAt":"<ns>"
  *                  once started; written atomically.
  *   monitor.log    the monitor's own messages after start-up.
@@ -38,6 +40,24 @@
  *                  times are nanoseconds since the epoch as decimal strings,
  *                  startedAt "0" when the program never ran; when the exec
  *                  failed, "error":"<message>" is added.
+ *
+ * Stdio of the container (spec directives stdin, stdin-once, tty):
+ *   - no tty: stdout and stderr are pipes read by the monitor; stdin is
+ *     /dev/null, or with "stdin 1" a pipe whose write end the monitor holds
+ *     and feeds from attached clients (never closed while no client is there;
+ *     with "stdin-once" closed after the first client with stdin detaches).
+ *   - tty: after container_setup (mount namespace, pivot_root, user, seccomp
+ *     done) the init opens /dev/ptmx, i.e. a pty of the container's own
+ *     devpts instance (so the slave is owned by the container's user and
+ *     visible inside as /dev/pts/N; no host pty is exposed), makes the slave
+ *     its controlling terminal (it is a session leader already) and its fds
+ *     0, 1 and 2, and hands the master to the monitor with SCM_RIGHTS on the
+ *     sync socket (a SOCK_SEQPACKET pair) in its "ready" record. The
+ *     monitor logs the master's output as stdout (a "\r\n" ends a line like
+ *     "\n"), writes client input to it and applies resizes (TIOCSWINSZ).
+ *     stdin-once on a tty sends the terminal's VEOF character (^D), which a
+ *     reader in canonical mode sees as end of file; closing the master would
+ *     hang up the whole session instead.
  *
  * SIGTERM/SIGINT to the monitor kill the init with SIGKILL (and the monitor
  * then records the exit as usual). The monitor does not set a parent-death
@@ -52,12 +72,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "container.h"
 #include "control.h"
 #include "log.h"
@@ -65,6 +89,8 @@
 
 #define PROG "peapod-monitor"
 #define CONTROL_SOCK "control.sock"
+#define ATTACH_SOCK "attach.sock"
+#define INBUF_MAX (256 * 1024) /* input for the container not yet written */
 #define DRAIN_QUIET_MS 250 /* after the exit: stop reading once this quiet */
 #define DRAIN_MAX_MS 2000  /* ... or after this long in any case */
 
@@ -80,6 +106,50 @@ struct rec {
 	char msg[1024];
 };
 #define REC_HDR 8
+
+/* One record on the sync socket; with pass_fd >= 0 that fd travels along
+ * (SCM_RIGHTS). */
+static int report_fd(int fd, char type, int err, const char *msg, int pass_fd)
+{
+	struct rec r;
+	size_t len = strlen(msg);
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov;
+	struct msghdr mh;
+	ssize_t n;
+
+	memset(&r, 0, REC_HDR);
+	if (len > sizeof(r.msg))
+		len = sizeof(r.msg);
+	r.type = type;
+	r.len = (unsigned short)len;
+	r.err = err;
+	memcpy(r.msg, msg, len);
+	iov.iov_base = &r;
+	iov.iov_len = REC_HDR + len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (pass_fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&u, 0, sizeof(u));
+		mh.msg_control = u.buf;
+		mh.msg_controllen = sizeof(u.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
+	do
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -1 : 0;
+}
 
 static void report(int fd, char type, int err, const char *msg)
 {
@@ -97,14 +167,39 @@ static void report(int fd, char type, int err, const char *msg)
 	write_all(fd, &r, REC_HDR + len);
 }
 
-/* Reads one record; 1 on a record, 0 at EOF, -1 with errno (EAGAIN too). */
-static int read_rec(int fd, struct rec *r)
+/* Reads one record; 1 on a record, 0 at EOF, -1 with errno (EAGAIN too).
+ * A descriptor passed along is stored in *got_fd (when not NULL; else closed). */
+static int read_rec_fd(int fd, struct rec *r, int *got_fd)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = { .iov_base = r, .iov_len = sizeof(*r) };
+	struct msghdr mh;
 	ssize_t n;
 
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof(u.buf);
 	do
-		n = read(fd, r, sizeof(*r));
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				int passed;
+
+				memcpy(&passed, CMSG_DATA(cm), sizeof(int));
+				if (got_fd != NULL && *got_fd < 0)
+					*got_fd = passed;
+				else
+					close(passed);
+			}
+		}
+	}
 	if (n <= 0)
 		return (int)n;
 	if (n < REC_HDR || (size_t)n < REC_HDR + (size_t)r->len) {
@@ -114,6 +209,11 @@ static int read_rec(int fd, struct rec *r)
 	}
 	r->msg[r->len < sizeof(r->msg) ? r->len : sizeof(r->msg) - 1] = '\0';
 	return 1;
+}
+
+static int read_rec(int fd, struct rec *r)
+{
+	return read_rec_fd(fd, r, NULL);
 }
 
 /* ---- the container init ----------------------------------------------------- */
@@ -127,18 +227,65 @@ static __attribute__((noreturn)) void init_fail(int fd, const char *what)
 	_exit(1);
 }
 
-static __attribute__((noreturn)) void container_init(const struct spec *s, int devnull, int out_w,
+/*
+ * With a tty: a pty pair of the devpts instance behind /dev/ptmx of the
+ * container (we are inside its mount namespace, as its user); the slave
+ * becomes the controlling terminal and fds 0, 1, 2. Returns the master
+ * (CLOEXEC) or -1 with a message in err.
+ */
+static int init_tty(char *err, size_t cap)
+{
+	char name[64];
+	int master, slave;
+
+	master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0) {
+		snprintf(err, cap, "tty: open /dev/ptmx: %s", strerror(errno));
+		return -1;
+	}
+	if (unlockpt(master) < 0) {
+		snprintf(err, cap, "tty: unlockpt: %s", strerror(errno));
+		return -1;
+	}
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) {
+		if (ptsname_r(master, name, sizeof(name)) != 0) {
+			snprintf(err, cap, "tty: ptsname: %s", strerror(errno));
+			return -1;
+		}
+		slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (slave < 0) {
+			snprintf(err, cap, "tty: open %s: %s", name, strerror(errno));
+			return -1;
+		}
+	}
+	if (ioctl(slave, TIOCSCTTY, 0) < 0) {
+		snprintf(err, cap, "tty: set controlling terminal: %s", strerror(errno));
+		return -1;
+	}
+	for (int fd = 0; fd <= 2; fd++) {
+		if (dup2(slave, fd) < 0) {
+			snprintf(err, cap, "tty: dup2: %s", strerror(errno));
+			return -1;
+		}
+	}
+	close(slave);
+	return master;
+}
+
+static __attribute__((noreturn)) void container_init(const struct spec *s, int in_r, int out_w,
 						    int err_w, int go_r, int sync_w)
 {
 	char err[1024];
 	ssize_t n;
 	char c;
-	int sync;
+	int sync, master = -1;
 
 	/* Move every fd out of the way first, then to stable numbers:
-	 * 0 = /dev/null, 1 = stdout pipe, 2 = stderr pipe, 3 = go (read),
-	 * 4 = sync (write); 3 and 4 CLOEXEC. */
-	int src[5] = { devnull, out_w, err_w, go_r, sync_w }, hi[5];
+	 * 0 = stdin (/dev/null or the stdin pipe), 1 = stdout pipe, 2 = stderr
+	 * pipe (with a tty: /dev/null until the pty), 3 = go (read), 4 = sync
+	 * (a socket); 3 and 4 CLOEXEC. */
+	int src[5] = { in_r, out_w, err_w, go_r, sync_w }, hi[5];
 
 	for (int i = 0; i < 5; i++) {
 		hi[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 10);
@@ -161,7 +308,17 @@ static __attribute__((noreturn)) void container_init(const struct spec *s, int d
 		report(sync, REC_SETUP_FAILED, errno, err);
 		_exit(1);
 	}
-	report(sync, REC_READY, 0, "");
+	if (spec_tty(s)) {
+		master = init_tty(err, sizeof(err));
+		if (master < 0) {
+			report(sync, REC_SETUP_FAILED, errno, err);
+			_exit(1);
+		}
+	}
+	if (report_fd(sync, REC_READY, 0, "", master) < 0)
+		_exit(1);
+	if (master >= 0)
+		close(master);
 
 	do
 		n = read(3, &c, 1);
@@ -482,24 +639,6 @@ static void usage(FILE *f)
 	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR\n");
 }
 
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-	size_t len = strlen(name);
-	const char *a = argv[*i];
-
-	if (strncmp(a, name, len) != 0)
-		return NULL;
-	if (a[len] == '=')
-		return a + len + 1;
-	if (a[len] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, PROG ": %s needs a value\n", name);
-		usage(stderr);
-		exit(2);
-	}
-	return argv[++*i];
-}
 
 /* Kills and reaps the init after a start-up failure, then exits 1. */
 static __attribute__((noreturn)) void abort_start(struct monitor *m, const char *fmt, const char *arg)
@@ -636,9 +775,9 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else if ((v = opt_value(argc, argv, &i, "--spec")) != NULL) {
+		} else if ((v = opt_value(argc, argv, &i, usage, "--spec")) != NULL) {
 			spec_path = v;
-		} else if ((v = opt_value(argc, argv, &i, "--dir")) != NULL) {
+		} else if ((v = opt_value(argc, argv, &i, usage, "--dir")) != NULL) {
 			dir = v;
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);

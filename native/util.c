@@ -212,3 +212,22 @@ int parse_ids(const char *s, uid_t *uid, gid_t *gid)
 	*gid = (gid_t)g;
 	return 0;
 }
+
+const char *opt_value(int argc, char **argv, int *i, void (*usage)(FILE *), const char *name)
+{
+	size_t len = strlen(name);
+	const char *a = argv[*i];
+
+	if (strncmp(a, name, len) != 0)
+		return NULL;
+	if (a[len] == '=')
+		return a + len + 1;
+	if (a[len] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "%s: %s needs a value\n", program_invocation_short_name, name);
+		usage(stderr);
+		exit(2);
+	}
+	return argv[++*i];
+}

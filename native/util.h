@@ -3,6 +3,7 @@
 #define PEAPOD_UTIL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* write()/read() the whole buffer, retrying on EINTR and short transfers.
@@ -17,6 +18,13 @@ int close_fds_except(int keep);
 
 /* Close every file descriptor >= lo. */
 int close_fds_from(int lo);
+
+/*
+ * "--name VALUE" or "--name=VALUE" at argv[*i]: the value (advancing *i past
+ * a separate one), NULL when argv[*i] is another option. A missing value
+ * prints the usage and exits 2.
+ */
+const char *opt_value(int argc, char **argv, int *i, void (*usage)(FILE *), const char *name);
 
 /* Write buf to dirfd/name atomically: a temporary file in the same
  * directory, fsync, rename. Returns 0 or -1 (errno set). */

@@ -1,31 +1,11 @@
 // Small filesystem helpers shared by the image subsystem.
 
 import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
 /** A unique temp name next to `dest` (same filesystem, so rename is atomic). */
 export function tempName(dir: string, prefix = '.tmp-'): string {
   return path.join(dir, `${prefix}${process.pid}-${randomBytes(6).toString('hex')}`);
-}
-
-export function existsSync(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export async function exists(p: string): Promise<boolean> {
-  try {
-    await fsp.lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function errnoCode(e: unknown): string | undefined {

@@ -50,12 +50,3 @@ export async function removeAtomicLeftovers(dir: string): Promise<void> {
     if (name.startsWith('.') && name.endsWith('.tmp')) await fsp.rm(join(dir, name), { force: true });
   }
 }
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await fsp.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
