@@ -32,7 +32,12 @@
  *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error
  *   cgroup DIR                 repeatable: the init pid is written to DIR/cgroup.procs
  *   log PATH                   CRI-format log file (monitor)
- *   stdin 0|1  tty 0|1         (monitor; later)
+ *   stdin 0|1                  (monitor) 1: the init's stdin is a pipe the monitor
+ *                              feeds from attached clients; 0: /dev/null
+ *   stdin-once                 (monitor) close the container's stdin when the first
+ *                              attached client that had stdin detaches
+ *   tty 0|1                    (monitor) 1: a pty of the container's devpts instance is
+ *                              the init's controlling terminal and stdin/stdout/stderr
  */
 #ifndef PEAPOD_CONTAINER_H
 #define PEAPOD_CONTAINER_H
@@ -48,6 +53,9 @@ void spec_free(struct spec *s);
 /* Accessors the monitor needs. */
 const char *spec_pidns(const struct spec *s);      /* path, "new" or "host" */
 const char *spec_log_path(const struct spec *s);   /* NULL when absent */
+int spec_stdin(const struct spec *s);
+int spec_stdin_once(const struct spec *s);
+int spec_tty(const struct spec *s);
 size_t spec_cgroup_count(const struct spec *s);
 const char *spec_cgroup(const struct spec *s, size_t i);
 

@@ -348,10 +348,18 @@ struct monitor {
 	int sigfd;
 	int go_w;
 	int sync_r;
-	int out_r, err_r;
+	int out_r, err_r;       /* with a tty: out_r is the pty master */
 	struct log_file log;
 	struct log_stream out, err;
 	struct ctl ctl;
+
+	/* Attach (attach.h) and the container's stdin. */
+	struct att att;
+	int master;             /* pty master, -1 without a tty (or once closed) */
+	int in_w;               /* stdin pipe write end or the master; -1: no (more) input */
+	int has_stdin, stdin_once, stdin_closing;
+	char *inbuf;            /* INBUF_MAX bytes of input not yet written */
+	size_t inlen;
 
 	enum start_state start;
 	unsigned waiters; /* bitmask of control clients waiting for "start" */
@@ -557,7 +565,85 @@ static void handle_signals(struct monitor *m)
 	reap(m);
 }
 
-/* One read from a container stream; closes it at EOF. */
+/* ---- the container's stdin ------------------------------------------------------- */
+
+static void close_input(struct monitor *m)
+{
+	if (m->in_w >= 0 && m->in_w != m->master)
+		close(m->in_w); /* the master stays: it carries the output too */
+	m->in_w = -1;
+	m->inlen = 0;
+}
+
+/* Writes pending input as far as the container takes it (non-blocking). */
+static void flush_input(struct monitor *m)
+{
+	while (m->inlen > 0 && m->in_w >= 0) {
+		ssize_t n = write(m->in_w, m->inbuf, m->inlen);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) { /* EPIPE: nobody reads the container's stdin any more */
+			close_input(m);
+			return;
+		}
+		memmove(m->inbuf, m->inbuf + n, m->inlen - (size_t)n);
+		m->inlen -= (size_t)n;
+	}
+	if (m->inlen == 0 && m->stdin_closing)
+		close_input(m);
+}
+
+static size_t hook_input_room(void *ctx)
+{
+	struct monitor *m = ctx;
+
+	if (m->in_w < 0 || m->stdin_closing)
+		return SIZE_MAX; /* dropped anyway */
+	return INBUF_MAX - m->inlen;
+}
+
+static void hook_input(void *ctx, const char *data, size_t n)
+{
+	struct monitor *m = ctx;
+
+	if (m->in_w < 0 || m->stdin_closing || n > INBUF_MAX - m->inlen)
+		return;
+	memcpy(m->inbuf + m->inlen, data, n);
+	m->inlen += n;
+	flush_input(m);
+}
+
+/* stdin-once: the first client with stdin is gone, so is the container's stdin. */
+static void hook_stdin_done(void *ctx)
+{
+	struct monitor *m = ctx;
+
+	if (!m->stdin_once || m->stdin_closing || m->in_w < 0)
+		return;
+	m->stdin_closing = 1;
+	if (m->in_w == m->master && m->inlen < INBUF_MAX) {
+		struct termios t;
+
+		/* A terminal cannot be half-closed: VEOF is its end of file. */
+		m->inbuf[m->inlen++] = tcgetattr(m->master, &t) == 0 && t.c_cc[VEOF] ? (char)t.c_cc[VEOF] : 4;
+	}
+	flush_input(m);
+}
+
+static void hook_resize(void *ctx, unsigned width, unsigned height)
+{
+	struct monitor *m = ctx;
+	struct winsize ws = { .ws_row = (unsigned short)height, .ws_col = (unsigned short)width };
+
+	if (m->master >= 0 && ioctl(m->master, TIOCSWINSZ, &ws) < 0)
+		fprintf(stderr, PROG ": resize terminal: %s\n", strerror(errno));
+}
+
+/* One read from a container stream; closes it at EOF (EIO for a pty master
+ * whose slaves are all closed). */
 static void pump(struct monitor *m, int *fd, struct log_stream *st)
 {
 	static char buf[65536];
@@ -567,8 +653,14 @@ static void pump(struct monitor *m, int *fd, struct log_stream *st)
 		return;
 	if (n > 0) {
 		log_feed(&m->log, st, buf, (size_t)n);
+		att_broadcast(&m->att, st == &m->err ? 'E' : 'O', buf, (size_t)n);
 		m->last_data_ms = mono_ms();
 		return;
+	}
+	if (*fd == m->master) {
+		if (m->in_w == m->master)
+			close_input(m);
+		m->master = -1;
 	}
 	close(*fd);
 	*fd = -1;
@@ -577,10 +669,11 @@ static void pump(struct monitor *m, int *fd, struct log_stream *st)
 
 static void event_loop(struct monitor *m)
 {
-	struct pollfd pfds[4 + 1 + CTL_MAX_CLIENTS];
+	struct pollfd pfds[5 + 1 + CTL_MAX_CLIENTS + 1 + ATT_MAX_CLIENTS];
 
 	for (;;) {
-		int timeout = -1, nctl;
+		int timeout = -1, nctl, natt;
+		int in_pipe = m->in_w >= 0 && m->in_w != m->master;
 
 		if (m->exited) {
 			long long now = mono_ms();
@@ -594,18 +687,24 @@ static void event_loop(struct monitor *m)
 		}
 		pfds[0] = (struct pollfd){ .fd = m->sigfd, .events = POLLIN };
 		pfds[1] = (struct pollfd){ .fd = m->out_r, .events = POLLIN };
+		if (m->out_r >= 0 && m->out_r == m->in_w && m->inlen > 0)
+			pfds[1].events |= POLLOUT; /* the pty master: input waits */
 		pfds[2] = (struct pollfd){ .fd = m->err_r, .events = POLLIN };
 		pfds[3] = (struct pollfd){ .fd = m->start == STARTING ? m->sync_r : -1, .events = POLLIN };
-		nctl = ctl_pollfds(&m->ctl, &pfds[4]);
+		pfds[4] = (struct pollfd){ .fd = in_pipe && m->inlen > 0 ? m->in_w : -1, .events = POLLOUT };
+		nctl = ctl_pollfds(&m->ctl, &pfds[5]);
+		natt = att_pollfds(&m->att, &pfds[5 + nctl]);
 
-		if (poll(pfds, (nfds_t)(4 + nctl), timeout) < 0) {
+		if (poll(pfds, (nfds_t)(5 + nctl + natt), timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
 			sleep(1);
 			continue;
 		}
-		if (pfds[1].revents)
+		if ((pfds[1].revents & POLLOUT) || pfds[4].revents)
+			flush_input(m);
+		if (pfds[1].revents & ~POLLOUT)
 			pump(m, &m->out_r, &m->out);
 		if (pfds[2].revents)
 			pump(m, &m->err_r, &m->err);
@@ -613,9 +712,12 @@ static void event_loop(struct monitor *m)
 			handle_sync(m);
 		if (pfds[0].revents)
 			handle_signals(m);
-		ctl_handle(&m->ctl, &pfds[4], nctl);
+		ctl_handle(&m->ctl, &pfds[5], nctl);
+		att_handle(&m->att, &pfds[5 + nctl], natt);
+		att_resume_input(&m->att);
 		log_flush(&m->log);
 	}
+	close_input(m);
 	/* An exec failure record may still sit in the sync pipe. */
 	if (m->start == STARTING)
 		handle_sync(m);
@@ -653,8 +755,10 @@ static __attribute__((noreturn)) void abort_start(struct monitor *m, const char 
 		while (waitpid(m->init, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	if (m->dirfd >= 0)
+	if (m->dirfd >= 0) {
 		unlinkat(m->dirfd, CONTROL_SOCK, 0);
+		unlinkat(m->dirfd, ATTACH_SOCK, 0);
+	}
 	exit(1);
 }
 
@@ -725,7 +829,7 @@ static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
 		}
 		if (!p[0].revents)
 			continue;
-		n = read_rec(sync_r, &r);
+		n = read_rec_fd(sync_r, &r, &m->master);
 		if (n < 0) {
 			snprintf(msg, cap, "read from container init: %s", strerror(errno));
 			return -1;
@@ -765,7 +869,7 @@ int main(int argc, char **argv)
 	struct monitor *m = &mon;
 	const char *spec_path = NULL, *dir = NULL, *which = NULL;
 	char err[1024];
-	int outp[2], errp[2], gop[2], syncp[2], devnull;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty;
 	sigset_t mask;
 	struct spec *s;
 
@@ -797,6 +901,7 @@ int main(int argc, char **argv)
 	m->init = -1;
 	m->dirfd = -1;
 	m->go_w = m->sync_r = m->out_r = m->err_r = -1;
+	m->master = m->in_w = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (setsid() < 0 && errno != EPERM) /* EPERM: already a group leader */
 		abort_start(m, "setsid%s: %s", "");
@@ -832,12 +937,25 @@ int main(int argc, char **argv)
 	if (m->sigfd < 0)
 		abort_start(m, "signalfd%s: %s", "");
 
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    pipe2(gop, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0)
+	tty = spec_tty(s);
+	m->has_stdin = spec_stdin(s);
+	m->stdin_once = spec_stdin_once(s);
+	if (m->has_stdin) {
+		m->inbuf = malloc(INBUF_MAX);
+		if (m->inbuf == NULL)
+			abort_start(m, "stdin buffer%s: %s", "");
+	}
+	if ((!tty && (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)) ||
+	    (!tty && m->has_stdin && pipe2(inp, O_CLOEXEC) < 0) || pipe2(gop, O_CLOEXEC) < 0)
 		abort_start(m, "pipe%s: %s", "");
+	/* A socket, not a pipe: the init hands over its pty master on it. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, syncp) < 0)
+		abort_start(m, "socketpair%s: %s", "");
 	/* Bigger pipes: fewer stalls of a chatty container (best effort). */
-	fcntl(outp[0], F_SETPIPE_SZ, 1 << 20);
-	fcntl(errp[0], F_SETPIPE_SZ, 1 << 20);
+	if (!tty) {
+		fcntl(outp[0], F_SETPIPE_SZ, 1 << 20);
+		fcntl(errp[0], F_SETPIPE_SZ, 1 << 20);
+	}
 
 	if (enter_pidns(spec_pidns(s)) < 0)
 		abort_start(m, "enter pid namespace %s: %s", spec_pidns(s));
@@ -847,18 +965,28 @@ int main(int argc, char **argv)
 	if (m->init < 0)
 		abort_start(m, "fork%s: %s", "");
 	if (m->init == 0) {
-		close(outp[0]);
-		close(errp[0]);
+		if (!tty) {
+			close(outp[0]);
+			close(errp[0]);
+		}
+		if (inp[1] >= 0)
+			close(inp[1]);
 		close(gop[1]);
 		close(syncp[0]);
-		container_init(s, devnull, outp[1], errp[1], gop[0], syncp[1]);
+		container_init(s, inp[0] >= 0 ? inp[0] : devnull, tty ? devnull : outp[1],
+			       tty ? devnull : errp[1], gop[0], syncp[1]);
 	}
-	close(outp[1]);
-	close(errp[1]);
+	if (!tty) {
+		close(outp[1]);
+		close(errp[1]);
+	}
+	if (inp[0] >= 0)
+		close(inp[0]);
 	close(gop[0]);
 	close(syncp[1]);
 	m->out_r = outp[0];
 	m->err_r = errp[0];
+	m->in_w = inp[1];
 	m->go_w = gop[1];
 
 	/* Before the exec, that is what matters; the init waits for "start". */
@@ -873,13 +1001,37 @@ int main(int argc, char **argv)
 		unlinkat(m->dirfd, CONTROL_SOCK, 0);
 		return 1;
 	}
+	if (tty && m->master < 0) {
+		errno = EPROTO;
+		abort_start(m, "no terminal from the container init%s: %s", "");
+	}
+	if (tty) {
+		m->out_r = m->master;
+		if (m->has_stdin)
+			m->in_w = m->master;
+	}
 	m->sync_r = syncp[0];
 	fcntl(m->sync_r, F_SETFL, O_NONBLOCK);
 	fcntl(m->out_r, F_SETFL, O_NONBLOCK);
-	fcntl(m->err_r, F_SETFL, O_NONBLOCK);
+	if (m->err_r >= 0)
+		fcntl(m->err_r, F_SETFL, O_NONBLOCK);
+	if (m->in_w >= 0 && m->in_w != m->master)
+		fcntl(m->in_w, F_SETFL, O_NONBLOCK);
 
 	if (ctl_listen(&m->ctl, m->dirfd, CONTROL_SOCK, handle_command, m) < 0)
 		abort_start(m, "listen on %s/" CONTROL_SOCK ": %s", dir);
+	{
+		const struct att_hooks hooks = {
+			.ctx = m,
+			.input_room = hook_input_room,
+			.input = hook_input,
+			.stdin_done = hook_stdin_done,
+			.resize = hook_resize,
+		};
+
+		if (att_listen(&m->att, m->dirfd, ATTACH_SOCK, &hooks) < 0)
+			abort_start(m, "listen on %s/" ATTACH_SOCK ": %s", dir);
+	}
 	if (write_monitor_json(m) < 0)
 		abort_start(m, "write %s/monitor.json: %s", dir);
 	if (printf("%d\n", (int)m->init) < 0 || fflush(stdout) == EOF)
@@ -890,6 +1042,9 @@ int main(int argc, char **argv)
 
 	if (write_exit_json(m) < 0)
 		fprintf(stderr, PROG ": write exit.json: %s\n", strerror(errno));
+	/* After exit.json: an attached client that sees the end sees the exit. */
+	unlinkat(m->dirfd, ATTACH_SOCK, 0);
+	att_finish(&m->att, m->exit_code, 1000);
 	ctl_close(&m->ctl);
 	unlinkat(m->dirfd, CONTROL_SOCK, 0);
 	spec_free(s);

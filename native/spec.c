@@ -498,6 +498,11 @@ static int directive(struct parser *p, char **f, int n)
 		ARGS(1, 1);
 		return parse_bool(p, f[1], &s->tty);
 	}
+	if (strcmp(d, "stdin-once") == 0) {
+		ARGS(0, 0);
+		s->stdin_once = 1;
+		return 0;
+	}
 #undef ARGS
 	p->directive = NULL;
 	return perr(p, "unknown directive '%s'", d);
@@ -639,6 +644,21 @@ const char *spec_pidns(const struct spec *s)
 const char *spec_log_path(const struct spec *s)
 {
 	return s->log;
+}
+
+int spec_stdin(const struct spec *s)
+{
+	return s->stdin_open;
+}
+
+int spec_stdin_once(const struct spec *s)
+{
+	return s->stdin_once;
+}
+
+int spec_tty(const struct spec *s)
+{
+	return s->tty;
 }
 
 size_t spec_cgroup_count(const struct spec *s)

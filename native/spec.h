@@ -66,7 +66,7 @@ struct spec {
 	char **cgroups;
 	size_t ncgroups;
 	char *log;
-	int stdin_open, tty;
+	int stdin_open, stdin_once, tty;
 };
 
 /* snprintf into err; always returns -1 so callers can `return fail(...)`. */
