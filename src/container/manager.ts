@@ -137,6 +137,8 @@ export class ContainerManager {
       c.process = buildProcess(spec, image.config, reader);
       const wantsInit = spec.annotations[INIT_ANNOTATION] === 'true';
       if (wantsInit) c.process.args = [INIT_PATH, '--', ...c.process.args];
+      // As containerd does: a terminal gets TERM unless the container sets it.
+      if (spec.tty && !c.process.env.some((e) => e.startsWith('TERM='))) c.process.env.push('TERM=xterm');
       failpoint('container.after-prepare');
 
       const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
@@ -155,6 +157,10 @@ export class ContainerManager {
       if (spec.resources.oomScoreAdj) native.add('oom-score-adj', spec.resources.oomScoreAdj);
       for (const dir of cgroup.procsDirs()) native.add('cgroup', dir);
       if (c.logPath) native.add('log', c.logPath);
+      // Attach (native/monitor.c): stdin a pipe the monitor feeds, tty a pty of the container's devpts.
+      if (spec.stdin) native.add('stdin', 1);
+      if (spec.stdin && spec.stdinOnce) native.add('stdin-once');
+      if (spec.tty) native.add('tty', 1);
       const specPath = join(runDir, 'spec');
       writeFileSync(specPath, native.toString(), { mode: 0o600 });
       this.store.save(c);

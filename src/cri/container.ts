@@ -106,7 +106,6 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
   if (!config.metadata) throw invalidArgument('config.metadata is required');
   if (!config.image?.image) throw invalidArgument('config.image.image is required');
   if (config.devices.length || config.CDIDevices.length) throw invalidArgument('devices are not supported by peapod');
-  if (config.stdin || config.tty) throw invalidArgument('stdin and tty containers need attach, which peapod does not support yet');
   const mounts: MountSpec[] = config.mounts.map((m) => {
     if (m.image) throw invalidArgument('image volume mounts are not supported by peapod');
     if (m.propagation && !propagation[m.propagation]) throw invalidArgument(`mount ${m.containerPath} propagation ${m.propagation} is not valid`);

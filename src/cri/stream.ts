@@ -1,4 +1,4 @@
-import { invalidArgument, unimplemented } from '../errors.js';
+import { invalidArgument } from '../errors.js';
 import type { StreamBackend } from '../stream/backend.js';
 import type { StreamServer } from '../stream/server.js';
 import type { Implementation } from './handlers.js';
@@ -30,7 +30,10 @@ export function streamHandlers(backend: StreamBackend, server: StreamServer): Im
       if (!req.containerId) throw invalidArgument('container_id is required');
       checkStdio(req);
       const c = backend.runningContainer(req.containerId);
-      throw unimplemented(`attach to container ${c.id}: peapod does not support attach yet`);
+      // Input would vanish: refused (a tty mismatch is not: the container's own setting decides, as in containerd).
+      if (req.stdin && !c.spec.stdin) throw invalidArgument(`container ${c.id} was created without stdin: there is no stdin to attach to`);
+      const opts = { tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr };
+      return { url: server.url({ kind: 'attach', containerId: c.id, opts }) };
     },
     async PortForward(req) {
       if (!req.podSandboxId) throw invalidArgument('pod_sandbox_id is required');

@@ -1,9 +1,11 @@
 // The processes behind the streaming protocols: peapod-exec for exec (with
-// or without a terminal) and peapod-portforward for one forwarded connection.
+// or without a terminal), the container monitor's attach socket for attach,
+// and peapod-portforward for one forwarded connection.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { attachMonitor } from '../container/attach.js';
 import type { ContainerManager } from '../container/manager.js';
 import { addProcess, NativeSpec } from '../container/spec.js';
 import { failedPrecondition, invalidArgument } from '../errors.js';
@@ -72,6 +74,34 @@ export class StreamBackend {
     child.once('exit', cleanup);
     child.once('error', cleanup);
     return wrap(child, opts.tty ? (child.stdio[3] as Writable) : null);
+  }
+
+  /**
+   * Attaches to a running container's stdio through its monitor. The
+   * container's own tty setting decides the streams (as containerd does):
+   * with a tty all output arrives as stdout. Detaching (kill) leaves the
+   * container running. When the container exits the attach ends with
+   * success whatever its exit code, as with containerd (kubectl run --rm -i
+   * reads the exit code from the pod status, and an error here would skip
+   * its clean-up); the code is in ContainerStatus.
+   */
+  attach(containerId: string, opts: ExecOptions): ExecProcess {
+    const { containers } = this.deps;
+    const c = this.runningContainer(containerId);
+    const conn = attachMonitor(containers.runtimeDir(c.id), {
+      stdin: opts.stdin && c.spec.stdin,
+      stdout: opts.stdout || opts.tty,
+      // A terminal requested of a container without one: stderr is relayed on stdout.
+      stderr: opts.stderr || (opts.tty && !c.spec.tty),
+    });
+    return {
+      stdin: conn.stdin,
+      stdout: conn.stdout,
+      stderr: conn.stderr,
+      exited: conn.exited.then(() => 0),
+      resize: (w, h) => conn.resize(w, h),
+      kill: () => conn.detach(),
+    };
   }
 
   /** One connection to localhost:port inside the pod's network namespace, as a process relaying stdin/stdout. */

@@ -1,5 +1,5 @@
-// The streaming server: the HTTP endpoint behind the URLs the Exec and
-// PortForward RPCs return (Attach is not supported yet). Bound to 127.0.0.1 only. Each URL carries a
+// The streaming server: the HTTP endpoint behind the URLs the Exec, Attach
+// and PortForward RPCs return. Bound to 127.0.0.1 only. Each URL carries a
 // random token naming one stored request: single use, expiring after a
 // minute; an unknown, used or expired token is a 404.
 import { randomBytes } from 'node:crypto';
@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { StreamBackend } from './backend.js';
 import { PORTFORWARD_PROTOCOL, servePortForward } from './portforward.js';
-import { negotiate, serveSpdyExec, SPDY_EXEC_PROTOCOLS, type ExecOptions } from './remotecommand.js';
+import { negotiate, serveSpdyExec, SPDY_EXEC_PROTOCOLS, type ExecOptions, type ExecStarter } from './remotecommand.js';
 import { SpdySession } from './spdy.js';
 import { WebSocketExec } from './websocket.js';
 
@@ -17,6 +17,7 @@ export const DEFAULT_TOKEN_TTL_MS = 60_000;
 
 export type StreamRequest =
   | { kind: 'exec'; containerId: string; cmd: string[]; opts: ExecOptions }
+  | { kind: 'attach'; containerId: string; opts: ExecOptions }
   | { kind: 'portforward'; sandboxId: string; ports: number[] };
 
 /** Stored requests by token: single use, each expiring after ttlMs. */
@@ -102,10 +103,17 @@ export class StreamServer {
 
   /** The request for a path /<kind>/<token>, used up; undefined when there is none. */
   private lookup(url: string | undefined): StreamRequest | undefined {
-    const m = /^\/(exec|portforward)\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(url ?? '');
+    const m = /^\/(exec|attach|portforward)\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(url ?? '');
     if (!m) return undefined;
     const req = this.tokens.take(m[2]!);
     return req && req.kind === m[1] ? req : undefined;
+  }
+
+  /** Exec starts a process; attach connects to the container's monitor: the protocols relay either the same way. */
+  private starter(found: Extract<StreamRequest, { kind: 'exec' | 'attach' }>): ExecStarter {
+    const { backend } = this.opts;
+    if (found.kind === 'attach') return (o) => backend.attach(found.containerId, o);
+    return (o) => backend.exec(found.containerId, found.cmd, o);
   }
 
   private onRequest(req: IncomingMessage, res: http.ServerResponse): void {
@@ -122,8 +130,7 @@ export class StreamServer {
     const upgrade = (req.headers.upgrade ?? '').toLowerCase();
     if (upgrade === 'websocket') {
       if (found.kind === 'portforward') return reject(socket, 400, 'Bad Request', 'port-forward is served over SPDY/3.1 only\n');
-      const { containerId, cmd } = found;
-      this.ws.upgrade(req, socket, head, found.opts, cmd, (o) => this.opts.backend.exec(containerId, cmd, o));
+      this.ws.upgrade(req, socket, head, found.opts, found.kind === 'exec' ? found.cmd : [], this.starter(found));
       return;
     }
     if (upgrade !== 'spdy/3.1') return reject(socket, 400, 'Bad Request', `unsupported upgrade "${req.headers.upgrade ?? ''}"\n`);
@@ -146,8 +153,7 @@ export class StreamServer {
       const { sandboxId } = found;
       servePortForward(session, sandboxId, (port) => this.opts.backend.portForward(sandboxId, port), log);
     } else {
-      const { containerId, cmd } = found;
-      serveSpdyExec(session, protocol, found.opts, cmd, (o) => this.opts.backend.exec(containerId, cmd, o), log);
+      serveSpdyExec(session, protocol, found.opts, found.kind === 'exec' ? found.cmd : [], this.starter(found), log);
     }
     session.receive(head);
   }
