@@ -102,7 +102,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       await containers.removeSandboxCgroup(sandboxes.get(id));
     },
   });
-  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events });
+  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events, reaper });
   await sandboxes.load();
   await containers.load();
   const pods = new PodRunner({

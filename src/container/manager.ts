@@ -8,6 +8,7 @@ import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log.js';
 import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
 import type { HostNamespaces } from '../linux/namespaces.js';
+import type { Reaper } from '../linux/reaper.js';
 import { isAlive, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
@@ -37,6 +38,8 @@ export interface ContainerManagerDeps {
   cgroups: Cgroups;
   /** Lifecycle events (CRI GetContainerEvents). */
   events?: EventBus;
+  /** Reaps container inits re-parented to the server when their monitor dies. */
+  reaper?: Reaper;
 }
 
 export interface ContainerFilter {
@@ -85,6 +88,8 @@ export class ContainerManager {
       this.names.set(nameKey(c), c.id);
       this.refresh(c);
     }
+    // A create killed before its record was written leaves only its image lease.
+    for (const holder of this.deps.images.leaseHolders()) if (!this.containers.has(holder)) await this.deps.images.release(holder);
   }
 
   runtimeDir(id: string): string {
@@ -377,9 +382,13 @@ export class ContainerManager {
       c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
       if (c.startedAt === 0n && rec.startedAt > 0n) c.startedAt = rec.startedAt;
       this.store.save(c);
-    } else if (!isAlive(c.monitor) && c.startedAt > 0n && !(c.init && isAlive(c.init))) {
-      c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
-      this.store.save(c);
+    } else if (!isAlive(c.monitor)) {
+      // Without its monitor the init is the server's child (the nearest subreaper): reap it.
+      if (c.init) this.deps.reaper?.adopt(c.init);
+      if (c.startedAt > 0n && !(c.init && isAlive(c.init))) {
+        c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
+        this.store.save(c);
+      }
     }
     if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
   }

@@ -274,6 +274,11 @@ export class ImageService {
     });
   }
 
+  /** The ids of the containers holding a lease on an image. */
+  leaseHolders(): string[] {
+    return Object.keys(this.state.leases);
+  }
+
   release(containerId: string): Promise<void> {
     return this.locked(async () => {
       if (!(containerId in this.state.leases)) return;

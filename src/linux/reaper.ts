@@ -1,7 +1,7 @@
 import { libc } from '../ffi/index.js';
 import { PR_SET_CHILD_SUBREAPER, SIGKILL, WNOHANG } from '../ffi/constants.js';
 import { SyscallError } from '../ffi/types.js';
-import { isAlive, type ProcessIdentity } from './proc.js';
+import { isAlive, readProcStat, type ProcessIdentity } from './proc.js';
 import { sleep } from '../util/time.js';
 
 /**
@@ -26,6 +26,17 @@ export class Reaper {
 
   watch(pid: number): void {
     this.pids.add(pid);
+  }
+
+  /**
+   * Watches a process that was re-parented to this server (a container init
+   * whose monitor died: the server is the nearest subreaper), so its zombie
+   * is reaped; else the pod's PID 1 could never finish exiting. Only the very
+   * process (pid and start time) and only while it is our child.
+   */
+  adopt(id: ProcessIdentity): void {
+    const st = readProcStat(id.pid);
+    if (st && st.startTime === id.startTime && st.ppid === process.pid) this.pids.add(id.pid);
   }
 
   /** Collects every watched pid that has exited; forgets those that are not our children. */
