@@ -31,6 +31,12 @@ export const deadlineExceeded = (msg: string) => new PeapodError('DeadlineExceed
 export const resourceExhausted = (msg: string) => new PeapodError('ResourceExhausted', msg);
 export const internal = (msg: string, cause?: unknown) => new PeapodError('Internal', msg, { cause });
 
+/** A file system error meaning the disk (or the quota) is full: ENOSPC, EDQUOT. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 export function isKind(err: unknown, kind: ErrorKind): boolean {
   return err instanceof PeapodError && err.kind === kind;
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { PeapodError, type ErrorKind } from '../errors.js';
+import { isNoSpace, PeapodError, type ErrorKind } from '../errors.js';
 import { SyscallError } from '../ffi/types.js';
 
 const codes: Record<ErrorKind, grpc.status> = {
@@ -16,7 +16,7 @@ const codes: Record<ErrorKind, grpc.status> = {
 /** The one place where errors become gRPC statuses. */
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof PeapodError) return { code: codes[err.kind], details: err.message };
-  if (err instanceof SyscallError && err.code === 'ENOSPC') {
+  if ((err instanceof SyscallError && err.code === 'ENOSPC') || isNoSpace(err)) {
     return { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message };
   }
   const message = err instanceof Error ? err.message : String(err);

@@ -9,7 +9,7 @@
 
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
-import { invalidArgument, PeapodError } from '../errors.js';
+import { invalidArgument, isNoSpace, PeapodError, resourceExhausted } from '../errors.js';
 import { assertSha256Digest, type BlobInfo, type BlobStore, sha256Digest } from './blobs.js';
 import { isTagOnly, parseReference, repository, formatReference } from './reference.js';
 import { checkConfig, checkDescriptor, checkIndex, checkManifest } from './schema.js';
@@ -117,6 +117,7 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
     await dropAdded(blobs, out.added);
     if (e instanceof PeapodError) throw e;
     if (fe instanceof PeapodError) throw fe;
+    if (isNoSpace(e)) throw resourceExhausted(`image archive: ${(e as Error).message}`);
     throw invalidArgument(`image archive: corrupt or truncated tar stream: ${(e as Error).message}`);
   }
   try {

@@ -23,7 +23,7 @@ import { pipeline, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
-import { invalidArgument, PeapodError } from '../errors.js';
+import { invalidArgument, isNoSpace, PeapodError, resourceExhausted } from '../errors.js';
 import { patchTarStreamPax, type SetXattr, xattrsFromPax } from './xattr.js';
 
 const execFileP = promisify(execFile);
@@ -615,6 +615,7 @@ export async function unpackLayer(src: AsyncIterable<Uint8Array>, dest: string, 
     if (e instanceof PeapodError) throw e;
     if (fe instanceof PeapodError) throw fe;
     const msg = (e as Error).message;
+    if (isNoSpace(e)) throw resourceExhausted(`${label}: ${msg}`);
     throw invalidArgument(`${label}: corrupt or truncated tar stream: ${msg}`);
   }
   await feeder.catch((e: unknown) => {
