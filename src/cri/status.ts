@@ -1,6 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
 import { isNoSpace, PeapodError, type ErrorKind } from '../errors.js';
-import { SyscallError } from '../ffi/types.js';
 
 const codes: Record<ErrorKind, grpc.status> = {
   InvalidArgument: grpc.status.INVALID_ARGUMENT,
@@ -16,9 +15,8 @@ const codes: Record<ErrorKind, grpc.status> = {
 /** The one place where errors become gRPC statuses. */
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof PeapodError) return { code: codes[err.kind], details: err.message };
-  if ((err instanceof SyscallError && err.code === 'ENOSPC') || isNoSpace(err)) {
-    return { code: grpc.status.RESOURCE_EXHAUSTED, details: err.message };
-  }
+  // ENOSPC/EDQUOT from the FFI (SyscallError) or from node:fs alike.
+  if (isNoSpace(err)) return { code: grpc.status.RESOURCE_EXHAUSTED, details: (err as Error).message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: grpc.status.INTERNAL, details: message };
 }
