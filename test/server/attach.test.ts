@@ -1,7 +1,8 @@
 // CRI Attach end to end: containers created with stdin and/or tty, attach
 // over SPDY (as kubectl/the kubelet) and WebSocket v5, stdin-once, resize,
 // output broadcast to several clients and the CRI log.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,6 +186,28 @@ describe(`CRI Attach [server on ${runtime}]`, () => {
     const text = log('chatty');
     expect(text).toContain(` stdout F tick ${common}\n`);
     expect(text).toContain(` stderr F tock ${common}\n`);
+  });
+
+  it('drops a client that does not read, never holding the container', async () => {
+    const id = await run('flood', ['sh', '-c', 'head -c 4000000 /dev/zero | tr "\\0" x; echo; echo flood-done; sleep 3600']);
+    // Straight to the monitor's socket (native/attach.h), through a short link: the path exceeds sun_path.
+    const link = join(mkdtempSync(join(tmpdir(), 'pa-')), 'c');
+    symlinkSync(join(s.state, 'containers', id), link);
+    const sock = net.connect(join(link, 'attach.sock'));
+    await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    sock.write(Buffer.from([0x41, 0, 0, 0, 1, 2])); // 'A', stdout
+    sock.pause(); // and never read
+    await until('the flood to reach the log', () => log('flood').includes(' stdout F flood-done\n'), 20_000);
+    let bytes = 0;
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
+    sock.on('data', (d: Buffer) => (bytes += d.length));
+    sock.on('error', () => {});
+    sock.resume();
+    await closed; // the monitor dropped it: well short of the output, and no exit frame
+    expect(bytes).toBeLessThan(4_000_000);
+    expect((await status(id)).state).toBe('CONTAINER_RUNNING');
+    await s.runtime.StopContainer({ containerId: id, timeout: '0' });
+    rmSync(join(link, '..'), { recursive: true, force: true });
   });
 
   it('validates: not running is FAILED_PRECONDITION, stdin of a container without stdin or tty with stderr INVALID_ARGUMENT', async () => {
