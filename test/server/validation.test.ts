@@ -39,7 +39,7 @@ type Row = [label: string, call: () => Promise<unknown>, want?: string];
 
 describe(`request validation [server on ${runtime}]`, () => {
   let s: TestServer;
-  let logDir: string;
+  let logDir = '';
   let pod: string;
   let target: string;
 
@@ -71,7 +71,8 @@ describe(`request validation [server on ${runtime}]`, () => {
   const res = (linux: Record<string, unknown>) => create({ linux: { resources: linux } });
   const update = (linux: Record<string, unknown>, id?: string) => () => s.runtime.UpdateContainerResources({ containerId: id ?? target, linux } as never);
   const exec = (cmd: string[], timeout = '5', id?: string) => () => s.runtime.ExecSync({ containerId: id ?? target, cmd, timeout });
-  const mount = (m: Record<string, unknown>) => create({ mounts: [{ containerPath: '/data', hostPath: logDir, ...m }] });
+  // Evaluated per call: logDir exists only once beforeAll ran.
+  const mount = (m: Record<string, unknown>) => () => create({ mounts: [{ containerPath: '/data', hostPath: logDir, ...m }] })();
   const image = (fn: 'PullImage' | 'ImageStatus' | 'RemoveImage', ref: string) => () => (s.image[fn] as (r: unknown) => Promise<unknown>)({ image: { image: ref } });
 
   const rows: Row[] = [
