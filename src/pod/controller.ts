@@ -461,7 +461,8 @@ export class PodController {
       c.waiting = null;
       this.event('Normal', 'Started', this.objectOf(c), `Started container ${c.name}`);
       if (spec.lifecycle.postStart) {
-        const r = await this.deps.actions.run(spec.lifecycle.postStart, this.target(c), Math.max(this.spec.terminationGracePeriodSeconds, 1));
+        // Like the kubelet's exec hooks: no timeout of its own.
+        const r = await this.deps.actions.run(spec.lifecycle.postStart, this.target(c), 0);
         if (!r.ok) {
           this.event('Warning', 'FailedPostStartHook', this.objectOf(c), `PostStartHook failed: ${r.message}`);
           await this.killContainer(c, this.spec.terminationGracePeriodSeconds, false);

@@ -282,8 +282,8 @@ function envVar(f: Fields, containerName: string): EnvVarSpec {
       e.resourceFieldRef = { containerName: rr.str('containerName', containerName) || containerName, resource, divisor };
       rr.done();
     }
-    if ((fr ? 1 : 0) + (rr ? 1 : 0) !== 1) throw bad(`${from.path} must have exactly one of fieldRef, resourceFieldRef`);
     from.done();
+    if ((fr ? 1 : 0) + (rr ? 1 : 0) !== 1) throw bad(`${from.path} must have exactly one of fieldRef, resourceFieldRef`);
   }
   f.done();
   return e;

@@ -1,0 +1,189 @@
+// Pod runner semantics beyond the examples: sidecars, hooks, deadline, image
+// pull policy, security checks, and a server restart resuming control.
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preloadBusybox } from '../support/images.js';
+import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import type { PodView } from '../../src/pod/status.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe(`pod runner [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let base: string;
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-runner-'));
+    s = await startServer({ PEAPOD_BACKOFF_BASE_MS: '300' }, preloadBusybox, { args: ['--pod-log-dir', join(base, 'logs')] });
+  });
+  afterAll(async () => {
+    if (s) {
+      const list = await cli(['get', 'pods', '-A', '-o', 'json']).catch(() => undefined);
+      for (const p of list?.code === 0 ? (JSON.parse(list.out).items as PodView[]) : []) {
+        await cli(['delete', p.metadata.name, '-n', p.metadata.namespace, '--force']);
+      }
+      await s.cleanup();
+    }
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  function cli(args: string[], input?: string): Promise<{ code: number; out: string; err: string }> {
+    return new Promise((resolve) => {
+      const child = execFile(process.execPath, [join(repoRoot, 'dist', 'cli.js'), args[0]!, '--socket', s.socket, ...args.slice(1)], (error, out, err) => {
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out, err });
+      });
+      if (input !== undefined) child.stdin!.end(input);
+    });
+  }
+  async function pod(name: string): Promise<PodView> {
+    const r = await cli(['get', 'pods', name, '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.err);
+    return JSON.parse(r.out) as PodView;
+  }
+  async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await fn().catch(() => undefined);
+      if (v !== undefined && v !== false) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await sleep(150);
+    }
+  }
+  const apply = async (yaml: string) => {
+    const r = await cli(['run', '-f', '-'], yaml);
+    expect(r.code, r.err).toBe(0);
+  };
+  const manifest = (name: string, spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`;
+  const bb = 'image: busybox\n      imagePullPolicy: IfNotPresent';
+
+  it('sidecars start before the next init container, keep running, and count towards READY', async () => {
+    await apply(
+      manifest(
+        'sidecar',
+        `  volumes: [{name: shared, emptyDir: {}}]
+  initContainers:
+    - name: log-agent
+      ${bb}
+      restartPolicy: Always
+      command: ["sh", "-c", "touch /shared/agent-up; exec sleep 3600"]
+      volumeMounts: [{name: shared, mountPath: /shared}]
+      startupProbe: {exec: {command: ["test", "-f", "/shared/agent-up"]}, periodSeconds: 1}
+    - name: needs-agent
+      ${bb}
+      command: ["test", "-f", "/shared/agent-up"]
+      volumeMounts: [{name: shared, mountPath: /shared}]
+  containers:
+    - name: app
+      ${bb}
+      command: ["sleep", "3600"]`,
+      ),
+    );
+    const v = await waitFor('Running 2/2', async () => {
+      const p = await pod('sidecar');
+      return p.status.display === 'Running' && p.ready === '2/2' ? p : undefined;
+    });
+    expect(v.status.initContainerStatuses[0]!.state.running).toBeDefined();
+    expect(v.status.initContainerStatuses[1]!.state.terminated).toMatchObject({ exitCode: 0 });
+    expect(v.restarts).toBe(0);
+    await cli(['delete', 'sidecar']);
+  });
+
+  it('postStart runs before the container counts as running; a failing postStart kills it', async () => {
+    await apply(
+      manifest(
+        'hooks',
+        `  containers:
+    - name: ok
+      ${bb}
+      command: ["sleep", "3600"]
+      lifecycle: {postStart: {exec: {command: ["sh", "-c", "sleep 1; echo started > /tmp/poststart"]}}}
+    - name: bad
+      ${bb}
+      command: ["sleep", "3600"]
+      lifecycle: {postStart: {exec: {command: ["false"]}}}`,
+      ),
+    );
+    await waitFor('ok running', async () => !!(await pod('hooks')).status.containerStatuses[0]!.state.running);
+    expect((await cli(['exec', 'hooks', '-c', 'ok', '--', 'cat', '/tmp/poststart'])).out).toBe('started\n');
+    const v = await waitFor('bad restarted', async () => {
+      const p = await pod('hooks');
+      return p.status.containerStatuses[1]!.restartCount >= 1 ? p : undefined;
+    });
+    expect(v.events.some((e) => e.reason === 'FailedPostStartHook')).toBe(true);
+    await cli(['delete', 'hooks', '--force']);
+  });
+
+  it('activeDeadlineSeconds fails the pod with DeadlineExceeded', async () => {
+    await apply(manifest('deadline', `  activeDeadlineSeconds: 2\n  containers:\n    - name: c\n      ${bb}\n      command: ["sleep", "3600"]`));
+    const v = await waitFor('Failed', async () => {
+      const p = await pod('deadline');
+      return p.status.phase === 'Failed' ? p : undefined;
+    });
+    expect(v.status.reason).toBe('DeadlineExceeded');
+    expect(v.status.display).toBe('DeadlineExceeded');
+    expect(v.status.containerStatuses[0]!.state.terminated).toBeDefined();
+    await cli(['delete', 'deadline']);
+  });
+
+  it('imagePullPolicy Never without the image: ErrImageNeverPull; runAsNonRoot with a root image: CreateContainerConfigError', async () => {
+    await apply(manifest('never', `  containers:\n    - name: c\n      image: example.invalid/none:1\n      imagePullPolicy: Never`));
+    await waitFor('ErrImageNeverPull', async () => (await pod('never')).status.display === 'ErrImageNeverPull');
+    await apply(manifest('nonroot', `  containers:\n    - name: c\n      ${bb}\n      command: ["sleep", "1"]\n      securityContext: {runAsNonRoot: true}`));
+    const v = await waitFor('CreateContainerConfigError', async () => {
+      const p = await pod('nonroot');
+      return p.status.display === 'CreateContainerConfigError' ? p : undefined;
+    });
+    expect(v.status.containerStatuses[0]!.state.waiting!.message).toMatch(/runAsNonRoot and image will run as root/);
+    await cli(['delete', 'never']);
+    await cli(['delete', 'nonroot']);
+  });
+
+  it('applies resources, security and the kubelet labels to the CRI container', async () => {
+    await apply(
+      manifest(
+        'limits',
+        `  containers:
+    - name: c
+      ${bb}
+      command: ["sleep", "3600"]
+      resources: {limits: {cpu: 500m, memory: 64Mi}, requests: {cpu: 250m}}
+      securityContext: {runAsUser: 1000, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}`,
+      ),
+    );
+    const v = await waitFor('running', async () => {
+      const p = await pod('limits');
+      return p.status.containerStatuses[0]!.state.running ? p : undefined;
+    });
+    const id = v.status.containerStatuses[0]!.containerID.replace('peapod://', '');
+    const st = (await s.runtime.ContainerStatus({ containerId: id })).status!;
+    expect(st.resources!.linux).toMatchObject({ cpuQuota: '50000', cpuPeriod: '100000', cpuShares: '256', memoryLimitInBytes: '67108864' });
+    expect(st.labels).toMatchObject({ 'io.kubernetes.container.name': 'c', 'io.kubernetes.pod.name': 'limits', 'io.kubernetes.pod.namespace': 'default', 'io.kubernetes.pod.uid': v.metadata.uid });
+    expect(st.logPath).toMatch(/\/default_limits_[0-9a-f-]+\/c\/0\.log$/);
+    const ex = await cli(['exec', 'limits', '--', 'sh', '-c', 'id -u; grep NoNewPrivs /proc/self/status; touch /x 2>&1; grep CapEff /proc/self/status']);
+    expect(ex.out).toMatch(/^1000$/m);
+    expect(ex.out).toMatch(/NoNewPrivs:\s+1/);
+    expect(ex.out).toMatch(/Read-only file system/);
+    expect(ex.out).toMatch(/CapEff:\s+0+$/m);
+    await cli(['delete', 'limits']);
+  });
+
+  it('a restarted server resumes control: restart counts persist and crashing containers keep restarting', async () => {
+    await apply(manifest('crasher', `  containers:\n    - name: c\n      ${bb}\n      command: ["sh", "-c", "echo run; sleep 0.3; exit 1"]`));
+    await waitFor('2 restarts', async () => (await pod('crasher')).restarts >= 2);
+    const before = (await pod('crasher')).restarts;
+    const uid = (await pod('crasher')).metadata.uid;
+    await s.restart({ PEAPOD_BACKOFF_BASE_MS: '300' });
+    const v = await pod('crasher');
+    expect(v.metadata.uid).toBe(uid);
+    expect(v.restarts).toBeGreaterThanOrEqual(before);
+    await waitFor('more restarts after the restart', async () => (await pod('crasher')).restarts > before + 1, 30_000);
+    const d = await cli(['describe', 'pod', 'crasher']);
+    expect(d.out).toMatch(/Last State:\s+Terminated/);
+    expect(d.out).toMatch(/Exit Code:\s+1/);
+    await cli(['delete', 'crasher', '--force']);
+    expect((await cli(['get', 'pods'])).err).toMatch(/No resources found/);
+  });
+});

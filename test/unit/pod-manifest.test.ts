@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { expand, containerEnv } from '../../src/pod/env.js';
+import { parseManifests, parseQuantity } from '../../src/pod/manifest.js';
+import { statusColumn } from '../../src/pod/status.js';
+import type { PodRecord } from '../../src/pod/types.js';
+
+const pod = (spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n${spec}`;
+const one = (spec: string) => parseManifests(pod(spec))[0]!.spec;
+
+describe('pod manifests', () => {
+  it('parses defaults, several documents and JSON', () => {
+    const [a, b] = parseManifests(pod('  containers: [{name: c, image: busybox}]') + '\n---\n' + JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'q', namespace: 'x', uid: 'u1' }, spec: { containers: [{ name: 'c', image: 'busybox:1.36' }] } }));
+    expect(a!.spec).toMatchObject({ name: 'p', namespace: 'default', restartPolicy: 'Always', terminationGracePeriodSeconds: 30, activeDeadlineSeconds: null });
+    expect(a!.spec.uid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a!.spec.containers[0]!.imagePullPolicy).toBe('Always');
+    expect(b!.spec).toMatchObject({ name: 'q', namespace: 'x', uid: 'u1' });
+    expect(b!.spec.containers[0]!.imagePullPolicy).toBe('IfNotPresent');
+  });
+
+  it('applies probe defaults and marks sidecars', () => {
+    const s = one(`  initContainers:
+    - {name: side, image: busybox, restartPolicy: Always, readinessProbe: {tcpSocket: {port: 80}}}
+    - {name: init, image: busybox}
+  containers:
+    - name: c
+      image: busybox
+      livenessProbe: {httpGet: {path: /h, port: http}}
+      ports: [{name: http, containerPort: 8080}]`);
+    expect(s.initContainers[0]!.restartPolicy).toBe('Always');
+    expect(s.containers[0]!.livenessProbe).toMatchObject({ initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3, httpGet: { scheme: 'HTTP', path: '/h', port: 'http' } });
+  });
+
+  it.each([
+    ['  containers: [{name: c, image: busybox, volumeDevices: []}]', 'spec.containers[0].volumeDevices is not supported'],
+    ['  affinity: {}\n  containers: [{name: c, image: busybox}]', 'spec.affinity is not supported'],
+    ['  containers: [{name: c, image: busybox, resources: {limits: {nvidia.com/gpu: 1}}}]', 'spec.containers[0].resources.limits.nvidia.com/gpu is not supported'],
+    ['  volumes: [{name: v, configMap: {name: x}}]\n  containers: [{name: c, image: busybox}]', 'spec.volumes[0].configMap is not supported'],
+    ['  containers: [{name: c, image: busybox, restartPolicy: Always}]', 'spec.containers[0].restartPolicy'],
+    ['  containers: [{name: c, image: busybox, livenessProbe: {exec: {command: [x]}, successThreshold: 2}}]', 'successThreshold must be 1'],
+    ['  containers: [{name: c, image: busybox, volumeMounts: [{name: nope, mountPath: /x}]}]', 'is not a volume of the pod'],
+    ['  containers: [{name: c, image: busybox}, {name: c, image: busybox}]', 'is used by another container'],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]', 'spec.containers[0].env[0].valueFrom.secretKeyRef is not supported'],
+    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost}}}]', 'Localhost is not supported'],
+  ])('rejects %s', (spec, msg) => {
+    expect(() => one(spec)).toThrow(msg);
+  });
+
+  it('names the document of an error and rejects other kinds', () => {
+    expect(() => parseManifests(pod('  containers: [{name: c, image: b}]') + '\n---\n' + pod('  containers: [{name: c, image: b, tty: true}]'))).toThrow(/^document 2: /);
+    expect(() => parseManifests('apiVersion: apps/v1\nkind: Deployment\n')).toThrow('only apiVersion: v1, kind: Pod');
+  });
+
+  it('parses quantities', () => {
+    expect(parseQuantity('64Mi', 'x')).toBe(67108864);
+    expect(parseQuantity('500m', 'x')).toBe(0.5);
+    expect(parseQuantity('1G', 'x')).toBe(1e9);
+    expect(parseQuantity(2, 'x')).toBe(2);
+    expect(() => parseQuantity('12 apples', 'x')).toThrow('not a valid quantity');
+  });
+});
+
+describe('environment', () => {
+  it('expands $(VAR) like Kubernetes', () => {
+    const vars: Record<string, string> = { A: 'a', B: 'b' };
+    const look = (n: string) => vars[n];
+    expect(expand('$(A)-$(B)', look)).toBe('a-b');
+    expect(expand('$$(A)', look)).toBe('$(A)');
+    expect(expand('$(MISSING)', look)).toBe('$(MISSING)');
+    expect(expand('$$', look)).toBe('$');
+    expect(expand('$x $(A', look)).toBe('$x $(A');
+    expect(expand('trailing $', look)).toBe('trailing $');
+  });
+
+  it('resolves fieldRef and resourceFieldRef', () => {
+    const s = one(`  containers:
+    - name: c
+      image: busybox
+      resources: {limits: {memory: 64Mi, cpu: 250m}}
+      env:
+        - {name: A, value: x}
+        - {name: B, value: "$(A)y"}
+        - {name: M, valueFrom: {resourceFieldRef: {resource: limits.memory}}}
+        - {name: MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+        - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}
+        - {name: RCPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
+        - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: L, valueFrom: {fieldRef: {fieldPath: "metadata.labels['none']"}}}`);
+    const env = Object.fromEntries(containerEnv(s, s.containers[0]!, { podIP: '10.0.0.5', hostIP: '1.2.3.4', nodeName: 'n' }).map((e) => [e.key, e.value]));
+    expect(env).toEqual({ A: 'x', B: 'xy', M: '67108864', MI: '64', CPU: '1', RCPU: '250', IP: '10.0.0.5', L: '' });
+  });
+});
+
+describe('STATUS column', () => {
+  const rec = (over: Partial<PodRecord> = {}) => ({ phase: 'Pending', reason: '', initialized: false, deleting: false, ...over }) as PodRecord;
+  const st = (state: object, extra: object = {}) => ({ name: 'x', state, lastState: {}, ready: false, started: false, restartCount: 0, image: '', containerID: '', probes: {}, ...extra });
+  it('follows kubectl', () => {
+    const done = st({ terminated: { exitCode: 0, reason: 'Completed', startedAt: '', finishedAt: '', containerID: '' } });
+    const running = st({ running: { startedAt: '' } }, { ready: true });
+    expect(statusColumn(rec(), [{ ...running, sidecar: false }, { ...st({ waiting: { reason: 'PodInitializing' } }), sidecar: false }], [])).toBe('Init:0/2');
+    expect(statusColumn(rec(), [{ ...done, sidecar: false }, { ...running, sidecar: false }], [])).toBe('Init:1/2');
+    expect(statusColumn(rec({ phase: 'Running', initialized: true }), [{ ...done, sidecar: false }], [running])).toBe('Running');
+    expect(statusColumn(rec({ phase: 'Running', initialized: true }), [], [st({ waiting: { reason: 'CrashLoopBackOff' } })])).toBe('CrashLoopBackOff');
+    expect(statusColumn(rec({ phase: 'Succeeded', initialized: true }), [], [done])).toBe('Completed');
+    expect(statusColumn(rec({ phase: 'Running', initialized: true, deleting: true }), [], [running])).toBe('Terminating');
+    expect(statusColumn(rec({ phase: 'Failed', initialized: true }), [], [st({ terminated: { exitCode: 1, reason: 'Error', startedAt: '', finishedAt: '', containerID: '' } })])).toBe('Error');
+    expect(statusColumn(rec(), [{ ...running, started: true, sidecar: true }, { ...running, sidecar: false }], [])).toBe('Init:1/2');
+  });
+});
