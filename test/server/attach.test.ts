@@ -25,6 +25,13 @@ async function until<T>(what: string, fn: () => T | undefined | null | false | P
   }
 }
 
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}
+
 /** An attach over SPDY kept open: what arrived so far on each stream, and the input stream. */
 interface SpdyAttach {
   stdin: SpdyStream | null;
@@ -189,21 +196,23 @@ describe(`CRI Attach [server on ${runtime}]`, () => {
   });
 
   it('drops a client that does not read, never holding the container', async () => {
-    const id = await run('flood', ['sh', '-c', 'head -c 4000000 /dev/zero | tr "\\0" x; echo; echo flood-done; sleep 3600']);
+    const id = await run('flood', ['sh', '-c', 'until [ -e /tmp/go ]; do sleep 0.02; done; head -c 4000000 /dev/zero | tr "\\0" x; echo; echo flood-done; sleep 3600']);
     // Straight to the monitor's socket (native/attach.h), through a short link: the path exceeds sun_path.
     const link = join(mkdtempSync(join(tmpdir(), 'pa-')), 'c');
     symlinkSync(join(s.state, 'containers', id), link);
     const sock = net.connect(join(link, 'attach.sock'));
-    await new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject));
+    await within(new Promise((resolve, reject) => sock.once('connect', resolve).once('error', reject)), 10_000, 'connect');
     sock.write(Buffer.from([0x41, 0, 0, 0, 1, 2])); // 'A', stdout
     sock.pause(); // and never read
+    await s.runtime.ExecSync({ containerId: id, cmd: ['touch', '/tmp/go'], timeout: '10' }); // the flood starts once attached
     await until('the flood to reach the log', () => log('flood').includes(' stdout F flood-done\n'), 20_000);
     let bytes = 0;
     const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()));
     sock.on('data', (d: Buffer) => (bytes += d.length));
     sock.on('error', () => {});
     sock.resume();
-    await closed; // the monitor dropped it: well short of the output, and no exit frame
+    // The monitor dropped it: well short of the output, and no exit frame.
+    await within(closed, 10_000, 'the monitor to drop the client');
     expect(bytes).toBeLessThan(4_000_000);
     expect((await status(id)).state).toBe('CONTAINER_RUNNING');
     await s.runtime.StopContainer({ containerId: id, timeout: '0' });
