@@ -71,6 +71,8 @@ export class ContainerManager {
   /** name_sandbox_attempt → id. */
   private readonly names = new Map<string, string>();
   private readonly locks = new KeyedMutex();
+  /** Containers whose StartContainer is under way: their stop event waits for the start's. */
+  private readonly starting = new Set<string>();
   private readonly store: RecordStore<Container>;
 
   constructor(private readonly deps: ContainerManagerDeps) {
@@ -199,15 +201,20 @@ export class ContainerManager {
     await this.locks.run(c.id, async () => {
       const state = this.stateOf(c);
       if (state !== 'CREATED') throw failedPrecondition(`container ${c.id} is ${state}, not CREATED`);
+      this.starting.add(c.id);
       try {
         await control(this.store.runtimeDir(c.id), 'start');
       } finally {
-        // Even a failed exec is a start attempt: the monitor records the exit.
-        c.startedAt = nowNs();
+        this.starting.delete(c.id);
+        // Even a failed exec is a start attempt: the monitor records the exit. An exit seen
+        // meanwhile already set the monitor's start time, which is the truer one.
+        if (c.startedAt === 0n) c.startedAt = nowNs();
         this.store.save(c);
       }
       failpoint('container.after-start');
       this.emit('CONTAINER_STARTED_EVENT', c);
+      // An exit seen while the start was under way was held back (see refresh): now, in order.
+      if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
       this.deps.log.info('container started', { id: c.id });
     });
   }
@@ -390,7 +397,7 @@ export class ContainerManager {
         this.store.save(c);
       }
     }
-    if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
+    if (c.exit && !this.starting.has(c.id)) this.emit('CONTAINER_STOPPED_EVENT', c);
   }
 
   private emit(type: ContainerEventType, c: Container): void {
