@@ -130,6 +130,29 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
     }
   });
 
+  it('a container that exits at once still reports started before stopped', async () => {
+    const p = await pod('events-instant');
+    const a = subscribe(s.socket);
+    try {
+      await sleep(200);
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const id = await create(p, `instant${i}`, ['true']);
+        await s.runtime.StartContainer({ containerId: id });
+        ids.push(id);
+      }
+      await a.waitFor(() => ids.every((id) => a.of(id).length >= 3));
+      for (const id of ids) {
+        expect(a.of(id)).toEqual(['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT']);
+        const st = (await s.runtime.ContainerStatus({ containerId: id })).status!;
+        expect(BigInt(st.finishedAt!)).toBeGreaterThanOrEqual(BigInt(st.startedAt!));
+      }
+    } finally {
+      a.close();
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
   it('a subscriber that reads nothing does not hold the server', async () => {
     const stuck = subscribe(s.socket);
     stuck.call.pause();
