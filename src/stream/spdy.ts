@@ -184,15 +184,24 @@ export class FrameParser {
  * One zlib context for one direction of a connection. Each call feeds one
  * header block and sync-flushes; calls are answered in order.
  */
+/** The most a decompressed header block may hold (names and values of a few streams). */
+const MAX_HEADER_BLOCK = 256 * 1024;
+
 export class HeaderZlib {
   private readonly z: zlib.Deflate | zlib.Inflate;
   private chunks: Buffer[] = [];
+  private size = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private failed: Error | null = null;
 
   constructor(mode: 'deflate' | 'inflate') {
     this.z = mode === 'deflate' ? zlib.createDeflate({ dictionary: SPDY_DICTIONARY }) : zlib.createInflate({ dictionary: SPDY_DICTIONARY });
-    this.z.on('data', (d: Buffer) => this.chunks.push(d));
+    this.z.on('data', (d: Buffer) => {
+      // A few bytes can inflate to gigabytes: cap one header block.
+      this.size += d.length;
+      if (this.size > MAX_HEADER_BLOCK) this.failed ??= new SpdyError(`header block over ${MAX_HEADER_BLOCK} bytes`);
+      else this.chunks.push(d);
+    });
     this.z.on('error', (err: Error) => (this.failed = err));
   }
 
@@ -205,6 +214,7 @@ export class HeaderZlib {
           if (this.failed) return reject(new SpdyError(`header block: ${this.failed.message}`));
           const out = Buffer.concat(this.chunks);
           this.chunks = [];
+          this.size = 0;
           resolve(out);
         });
       });
@@ -335,8 +345,13 @@ export class SpdySession extends EventEmitter {
     this.nextId = isServer ? 2 : 1;
     this.nextPing = isServer ? 2 : 1;
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('end', () => this.destroy());
-    socket.on('close', () => this.destroy());
+    // Frames already read may still wait on header inflation: handle them
+    // before tearing down, or the peer's last data (an exit status) is lost.
+    const drainThenDestroy = () => {
+      this.inQueue = this.inQueue.then(() => this.destroy());
+    };
+    socket.on('end', drainThenDestroy);
+    socket.on('close', drainThenDestroy);
     socket.on('error', (err: Error) => this.destroy(err));
   }
 
