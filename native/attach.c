@@ -1,5 +1,6 @@
 /* The monitor's attach socket; see attach.h. */
 #include "attach.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,40 +16,18 @@
 
 int att_listen(struct att *a, int dirfd, const char *name, const struct att_hooks *hooks)
 {
-	struct sockaddr_un sa;
-	mode_t old;
-	int fd, r, err;
+	int fd;
 
 	a->lfd = -1;
 	a->hooks = *hooks;
 	for (int i = 0; i < ATT_MAX_CLIENTS; i++)
 		a->c[i].fd = -1;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	/* Through the directory fd, so long state paths fit in sun_path. */
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dirfd, name) >=
-	    sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = listen_unix_at(dirfd, name);
 	if (fd < 0)
 		return -1;
-	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-		goto fail;
-	old = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(fd, 16) < 0)
-		goto fail;
 	a->lfd = fd;
 	return 0;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
 }
 
 static void drop(struct att *a, struct att_client *c)

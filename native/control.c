@@ -1,5 +1,6 @@
 /* The monitor's control socket; see control.h. */
 #include "control.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,9 +13,7 @@
 
 int ctl_listen(struct ctl *ctl, int dirfd, const char *name, ctl_handler handler, void *ctx)
 {
-	struct sockaddr_un sa;
-	mode_t old;
-	int fd, r, err;
+	int fd;
 
 	ctl->lfd = -1;
 	ctl->handler = handler;
@@ -22,31 +21,11 @@ int ctl_listen(struct ctl *ctl, int dirfd, const char *name, ctl_handler handler
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		ctl->c[i].fd = -1;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	/* Through the directory fd, so long state paths fit in sun_path. */
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dirfd, name) >=
-	    sizeof(sa.sun_path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = listen_unix_at(dirfd, name);
 	if (fd < 0)
 		return -1;
-	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
-		goto fail;
-	old = umask(0177);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (r < 0 || listen(fd, 16) < 0)
-		goto fail;
 	ctl->lfd = fd;
 	return 0;
-fail:
-	err = errno;
-	close(fd);
-	errno = err;
-	return -1;
 }
 
 int ctl_pollfds(const struct ctl *ctl, struct pollfd *pfds)

@@ -24,6 +24,13 @@ int close_fds_from(int lo);
  * a separate one), NULL when argv[*i] is another option. A missing value
  * prints the usage and exits 2.
  */
+/*
+ * A listening unix stream socket (non-blocking, mode 0600) named `name` in
+ * the directory `dirfd`, bound through /proc/self/fd so that long state paths
+ * still fit in sun_path. A stale socket file is replaced. -1 with errno set.
+ */
+int listen_unix_at(int dirfd, const char *name);
+
 const char *opt_value(int argc, char **argv, int *i, void (*usage)(FILE *), const char *name);
 
 /* Write buf to dirfd/name atomically: a temporary file in the same

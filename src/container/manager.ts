@@ -383,7 +383,10 @@ export class ContainerManager {
   /** Takes in the exit the monitor recorded; a monitor gone without one means the state is unknown. */
   private refresh(c: Container): void {
     if (c.exit || !c.monitor) return;
-    const rec = readExit(this.store.runtimeDir(c.id));
+    const dir = this.store.runtimeDir(c.id);
+    // A monitor writes exit.json and then exits: read it again once the
+    // monitor is seen gone, or an exit in between passes for a lost monitor.
+    const rec = readExit(dir) ?? (isAlive(c.monitor) ? undefined : readExit(dir));
     if (rec) {
       const oom = rec.exitCode !== 0 && (this.cgroup(c)?.oomKilled() ?? false);
       c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
