@@ -20,7 +20,7 @@ import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
-import { awaitCreated, control, readExit, spawnMonitor } from './monitor.js';
+import { awaitCreated, control, readExit, readStartedAt, spawnMonitor } from './monitor.js';
 import { addFilesystem, INIT_ANNOTATION, INIT_PATH } from './mounts.js';
 import { buildProcess, layerFileReader } from './process.js';
 import { addProcess, NativeSpec } from './spec.js';
@@ -206,9 +206,9 @@ export class ContainerManager {
         await control(this.store.runtimeDir(c.id), 'start');
       } finally {
         this.starting.delete(c.id);
-        // Even a failed exec is a start attempt: the monitor records the exit. An exit seen
-        // meanwhile already set the monitor's start time, which is the truer one.
-        if (c.startedAt === 0n) c.startedAt = nowNs();
+        // Even a failed exec is a start attempt: the monitor records the exit. Its own
+        // time of the exec is the truer one (a fast exit can finish before this line).
+        if (c.startedAt === 0n) c.startedAt = readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
         this.store.save(c);
       }
       failpoint('container.after-start');
@@ -384,15 +384,20 @@ export class ContainerManager {
   private refresh(c: Container): void {
     if (c.exit || !c.monitor) return;
     const dir = this.store.runtimeDir(c.id);
-    // A monitor writes exit.json and then exits: read it again once the
-    // monitor is seen gone, or an exit in between passes for a lost monitor.
-    const rec = readExit(dir) ?? (isAlive(c.monitor) ? undefined : readExit(dir));
+    let rec = readExit(dir);
+    if (!rec) {
+      // Liveness is looked at once: a monitor writes exit.json and then
+      // exits, so one seen gone is asked for its record again before it is
+      // taken for lost.
+      if (isAlive(c.monitor)) return;
+      rec = readExit(dir);
+    }
     if (rec) {
       const oom = rec.exitCode !== 0 && (this.cgroup(c)?.oomKilled() ?? false);
       c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
-      if (c.startedAt === 0n && rec.startedAt > 0n) c.startedAt = rec.startedAt;
+      if (rec.startedAt > 0n) c.startedAt = rec.startedAt;
       this.store.save(c);
-    } else if (!isAlive(c.monitor)) {
+    } else {
       // Without its monitor the init is the server's child (the nearest subreaper): reap it.
       if (c.init) this.deps.reaper?.adopt(c.init);
       if (c.startedAt > 0n && !(c.init && isAlive(c.init))) {

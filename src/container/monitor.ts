@@ -94,3 +94,13 @@ export function readExit(dir: string): ExitRecord | undefined {
   }
   return { exitCode: raw.exitCode, signal: raw.signal, finishedAt: BigInt(raw.finishedAt), startedAt: BigInt(raw.startedAt) };
 }
+
+/** When the monitor saw the exec succeed (monitor.json, written before it answers "start"). */
+export function readStartedAt(dir: string): bigint | undefined {
+  try {
+    const raw = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8')) as { startedAt?: string };
+    return raw.startedAt ? BigInt(raw.startedAt) : undefined;
+  } catch {
+    return undefined;
+  }
+}
