@@ -54,7 +54,10 @@ export class SandboxManager {
   private readonly store: RecordStore<Sandbox>;
 
   constructor(private readonly deps: SandboxManagerDeps) {
-    this.store = new RecordStore<Sandbox>(deps.root, deps.state, 'sandboxes', (raw) => ({
+    // A sandbox lives no longer than the boot (its pause and pins die with
+    // it), so its record lives in the state dir too: on a node that is a
+    // tmpfs under /run, and creating a pod touches no disk.
+    this.store = new RecordStore<Sandbox>(deps.state, deps.state, 'sandboxes', (raw) => ({
       ...raw,
       createdAt: BigInt(raw.createdAt),
     }));
