@@ -28,6 +28,9 @@ async function startContainerd() {
   const base = mkdtempSync(join(tmpdir(), 'peapod-bench-containerd-'));
   const sock = join(base, 'containerd.sock');
   mkdirSync(join(base, 'cni'));
+  // containerd's state is /run/containerd on a node: a tmpfs, as peapod's is.
+  mkdirSync(join(base, 'state'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0711', 'peapod-bench-containerd-state', join(base, 'state')]);
   writeFileSync(
     join(base, 'config.toml'),
     `version = 2
@@ -74,6 +77,9 @@ state = "${base}/state"
       try {
         execFileSync('sh', ['-c', `grep -o ' ${base}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
       } catch {}
+      try {
+        execFileSync('umount', ['-l', join(base, 'state')], { stdio: 'ignore' });
+      } catch {} // already gone with the mounts above
       rmSync(base, { recursive: true, force: true });
     },
   };
@@ -163,7 +169,7 @@ async function scenarios(label, target, hostNetwork) {
 }
 
 const rows = [];
-const peapod = await startPeapod(values.runtime, ['--network', 'none']);
+const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true });
 peapod.memory = () => treeRssKiB(peapod.pid);
 peapod.pss = () => treeRssKiB(peapod.pid, pssKiB);
 try {

@@ -72,7 +72,8 @@ const leftProcs = readdirSync('/proc').filter((p) => {
   }
 });
 const leftCgroups = existsSync('/sys/fs/cgroup/memory/peapod') ? readdirSync('/sys/fs/cgroup/memory/peapod').filter((n) => /^[0-9a-f]{64}$/.test(n)).length : 0;
-const leftDirs = ['sandboxes', 'containers'].map((k) => readdirSync(join(base, 'state', k)).length + readdirSync(join(base, 'root', k)).length);
+const entries = (d) => (existsSync(d) ? readdirSync(d).length : 0);
+const leftDirs = ['sandboxes', 'containers'].map((k) => entries(join(base, 'state', k)) + entries(join(base, 'root', k)));
 await server.stop();
 
 const first = samples.slice(0, 3);
