@@ -94,18 +94,20 @@ if ! command -v crictl >/dev/null && [ "${PEAPOD_FETCH_CRICTL:-}" = 1 ]; then
 fi
 
 # The systemd unit, where systemd is PID 1, with a drop-in that runs this
-# checkout. Started only when asked (PEAPOD_ENABLE_SERVICE=1, as the
-# Vagrantfile does): otherwise `npm start` runs the server on the same socket.
+# checkout: installed and enabled (it runs from the next boot on). Started now
+# only when asked (PEAPOD_ENABLE_SERVICE=1, as the Vagrantfile does), since
+# the README's `npm start` runs the server on the same socket.
 if [ -d /run/systemd/system ]; then
   install -D -m 0644 packaging/peapod.service /etc/systemd/system/peapod.service
   mkdir -p /etc/systemd/system/peapod.service.d
   printf '[Service]\nExecStart=\nExecStart=%s %s/dist/cli.js serve\n' "$(command -v node)" "$PWD" \
     >/etc/systemd/system/peapod.service.d/10-checkout.conf
   systemctl daemon-reload
+  systemctl enable peapod.service
   if [ "${PEAPOD_ENABLE_SERVICE:-}" = 1 ]; then
-    systemctl enable --now peapod.service
+    systemctl start peapod.service
   else
-    echo "provision: installed peapod.service (not started; systemctl enable --now peapod runs it instead of npm start)"
+    echo "provision: peapod.service is enabled (not started now: npm start runs the server in this session)"
   fi
 else
   echo "provision: systemd is not PID 1 here: start the server directly (npm start, as the README says)"

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
+import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { mountsContaining, runtime, startServer, type TestServer } from '../support/server.js';
 
 const rand = Math.floor(Math.random() * 200) + 20;
@@ -120,7 +121,7 @@ exit 0
       writeFileSync(join(binDir, name), script);
       chmodSync(join(binDir, name), 0o755);
     }
-    s = await startServer({}, undefined, {
+    s = await startServer({}, preloadBusybox, {
       network: 'cni',
       // The node: a network namespace of its own with lo up.
       wrapper: ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'],
@@ -270,7 +271,7 @@ exit 0
     expect(err.details).toContain('fake plugin refuses: no addresses left');
     expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('fail ADD\nfail DEL\n');
     expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
-    expect(readdirSync(join(s.root, 'sandboxes'))).toEqual([]);
+    expect(existsSync(join(s.root, 'sandboxes'))).toBe(false); // sandbox records live in the state dir
     expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
     expect(allocatedIps()).toEqual([]); // bridge's DEL released the address it had taken
     expect(nodeVeths()).toEqual([]);
@@ -350,6 +351,36 @@ exit 0
   });
 
   // Last: restarts replace the node namespace (a fresh one per server start).
+  it('serves a busybox httpd through a hostPort; containers of one pod reach each other on localhost', async () => {
+    writeConf('10-test.conflist', bridgeConf('peapod-test'));
+    const cfg = podConfig('web', { portMappings: [{ protocol: 'TCP', containerPort: 80, hostPort: 8088 }] });
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: cfg });
+    try {
+      const run = async (name: string, command: string[]) => {
+        const { containerId } = await s.runtime.CreateContainer({
+          podSandboxId,
+          config: { metadata: { name }, image: { image: BUSYBOX }, command },
+        });
+        await s.runtime.StartContainer({ containerId });
+        return containerId;
+      };
+      await run('httpd', ['sh', '-c', 'mkdir -p /tmp/www && echo hello-httpd > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www']);
+      const client = await run('client', ['sleep', '300']);
+      let fromPeer = '';
+      for (let i = 0; i < 50 && fromPeer === ''; i++) {
+        const r = await s.runtime.ExecSync({ containerId: client, cmd: ['wget', '-qO-', 'http://127.0.0.1:80/'], timeout: '5' });
+        fromPeer = Buffer.from(r.stdout).toString();
+        if (fromPeer === '') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(fromPeer, 'container → container on localhost').toBe('hello-httpd\n');
+      const viaHostPort = inNetns(nodeNs(), 'busybox', 'wget', '-qO-', `http://${gateway}:8088/`);
+      expect(viaHostPort.stdout, 'node → hostPort → httpd').toBe('hello-httpd\n');
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+      clearConf();
+    }
+  });
+
   it('undoes the ADD when a later step fails, and after a crash right after it (DEL at start-up)', async () => {
     writeConf('10-test.conflist', bridgeConf('peapod-test'));
     const clean = () => {
