@@ -45,8 +45,11 @@ if [ "$(findmnt -no PROPAGATION / 2>/dev/null)" != "shared" ]; then
 fi
 
 # Node dependencies (bun and deno come from npm as dev dependencies).
+# `npm install` rather than `npm ci`: with omit-lockfile-registry-resolved
+# (set on some hosts) npm leaves other platforms' optional packages out of the
+# lock file, and `npm ci` then refuses it as out of sync.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  npm install --no-audit --no-fund --loglevel=error
 fi
 
 npm run -s build
