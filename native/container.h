@@ -78,6 +78,13 @@ void container_exec(const struct spec *s);
 int container_join(int pid, char *err, size_t errlen);
 
 /*
+ * Enters the spec's PID namespace for the caller's children: the pinned pod
+ * namespace (setns), a new one ("new": unshare) or none ("host"). The caller
+ * forks afterwards. 0 or -1 with errno set.
+ */
+int container_enter_pidns(const struct spec *s);
+
+/*
  * The process part of the spec, shared by container_setup and exec: cwd,
  * rlimits, oom score, user and groups, capabilities, no_new_privs, seccomp.
  */

@@ -194,3 +194,20 @@ out:
 			close(fds[i]);
 	return r;
 }
+
+int container_enter_pidns(const struct spec *s)
+{
+	const char *ns = spec_pidns(s);
+	int fd, r;
+
+	if (ns == NULL || strcmp(ns, "host") == 0)
+		return 0;
+	if (strcmp(ns, "new") == 0)
+		return unshare(CLONE_NEWPID);
+	fd = open(ns, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = setns(fd, CLONE_NEWPID);
+	close(fd);
+	return r;
+}

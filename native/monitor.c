@@ -762,21 +762,6 @@ static __attribute__((noreturn)) void abort_start(struct monitor *m, const char 
 	exit(1);
 }
 
-static int enter_pidns(const char *ns)
-{
-	int fd, r;
-
-	if (ns == NULL || strcmp(ns, "host") == 0)
-		return 0;
-	if (strcmp(ns, "new") == 0)
-		return unshare(CLONE_NEWPID);
-	fd = open(ns, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = setns(fd, CLONE_NEWPID);
-	close(fd);
-	return r;
-}
 
 static int join_cgroups(const struct spec *s, pid_t pid, const char **which)
 {
@@ -957,7 +942,7 @@ int main(int argc, char **argv)
 		fcntl(errp[0], F_SETPIPE_SZ, 1 << 20);
 	}
 
-	if (enter_pidns(spec_pidns(s)) < 0)
+	if (container_enter_pidns(s) < 0)
 		abort_start(m, "enter pid namespace %s: %s", spec_pidns(s));
 
 	fflush(NULL);

@@ -18,23 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../container.h"
 #include "../spec.h"
 
-static int enter_pidns(const char *ns)
-{
-	int fd, r;
-
-	if (strcmp(ns, "host") == 0)
-		return 0;
-	if (strcmp(ns, "new") == 0)
-		return unshare(CLONE_NEWPID);
-	fd = open(ns, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = setns(fd, CLONE_NEWPID);
-	close(fd);
-	return r;
-}
 
 int main(int argc, char **argv)
 {
@@ -56,7 +42,7 @@ int main(int argc, char **argv)
 		return 125;
 	}
 	if (join_pid > 0 ? container_join(join_pid, err, sizeof(err)) < 0
-			 : enter_pidns(spec_pidns(s)) < 0) {
+			 : container_enter_pidns(s) < 0) {
 		if (join_pid == 0)
 			snprintf(err, sizeof(err), "enter pid namespace %s: %s", spec_pidns(s), strerror(errno));
 		fprintf(stderr, "run-spec: %s\n", err);
