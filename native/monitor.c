@@ -1,6 +1,6 @@
 /* peapod-monitor: the per-container monitor (conmon-style).
  *
- *   peapod-monitor --spec SPECFILE --dir DIR
+ *   peapod-monitor --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]
  *
  * The server starts it while sitting in the pod's net/IPC/UTS namespaces.
  * The monitor becomes a session leader, enters the PID namespace of the spec
@@ -14,7 +14,9 @@
  * Stdout contract: on success, "<init pid>\n" (pid as seen by the caller),
  * then stdout and stderr are closed (stderr goes on into DIR/monitor.log).
  * On failure: a message on stderr, nothing on stdout, exit status 1 (2 for
- * usage errors), nothing left running.
+ * usage errors), nothing left running. With --notify the same goes to the
+ * server's socket (notify.h): "KEY created PID" or "KEY error MESSAGE", and
+ * "KEY exited CODE" once exit.json is written.
  *
  * Files in DIR (the server creates DIR):
  *   control.sock   unix stream socket, mode 0600; one command per line, one
@@ -85,6 +87,7 @@
 #include "container.h"
 #include "control.h"
 #include "log.h"
+#include "notify.h"
 #include "util.h"
 
 #define PROG "peapod-monitor"
@@ -738,18 +741,25 @@ static void event_loop(struct monitor *m)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR\n");
+	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]\n");
 }
 
 
 /* Kills and reaps the init after a start-up failure, then exits 1. */
+/* A start-up failure, on stderr and to the server. */
+static void report_error(const char *msg)
+{
+	fprintf(stderr, PROG ": %s\n", msg);
+	notify("error", "%s", msg);
+}
+
 static __attribute__((noreturn)) void abort_start(struct monitor *m, const char *fmt, const char *arg)
 {
+	char msg[1200];
 	int err = errno;
 
-	fprintf(stderr, PROG ": ");
-	fprintf(stderr, fmt, arg, strerror(err));
-	fputc('\n', stderr);
+	snprintf(msg, sizeof(msg), fmt, arg, strerror(err));
+	report_error(msg);
 	if (m->init > 0) {
 		kill(m->init, SIGKILL);
 		while (waitpid(m->init, NULL, 0) < 0 && errno == EINTR)
@@ -852,7 +862,7 @@ int main(int argc, char **argv)
 {
 	static struct monitor mon;
 	struct monitor *m = &mon;
-	const char *spec_path = NULL, *dir = NULL, *which = NULL;
+	const char *spec_path = NULL, *dir = NULL, *which = NULL, *notify_path = NULL, *notify_key = "-";
 	char err[1024];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty;
 	sigset_t mask;
@@ -868,6 +878,10 @@ int main(int argc, char **argv)
 			spec_path = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--dir")) != NULL) {
 			dir = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify")) != NULL) {
+			notify_path = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify-key")) != NULL) {
+			notify_key = v;
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);
 			usage(stderr);
@@ -878,6 +892,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (notify_path != NULL)
+		notify_setup(notify_path, notify_key);
 
 	/* The monitor outlives the server: it must not hold the server's files
 	 * (its listening socket, say), whatever the runtime forgot to mark CLOEXEC. */
@@ -901,7 +917,10 @@ int main(int argc, char **argv)
 		abort_start(m, "open %s: %s", dir);
 	s = spec_load(spec_path, err, sizeof(err));
 	if (s == NULL) {
-		fprintf(stderr, PROG ": spec %s: %s\n", spec_path, err);
+		char msg[sizeof(err) + 4200];
+
+		snprintf(msg, sizeof(msg), "spec %s: %s", spec_path, err);
+		report_error(msg);
 		return 1;
 	}
 	m->spec = s;
@@ -979,7 +998,7 @@ int main(int argc, char **argv)
 		abort_start(m, "join cgroup %s: %s", which);
 
 	if (wait_setup(m, syncp[0], err, sizeof(err)) < 0) {
-		fprintf(stderr, PROG ": %s\n", err);
+		report_error(err);
 		kill(m->init, SIGKILL);
 		while (waitpid(m->init, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -1021,12 +1040,17 @@ int main(int argc, char **argv)
 		abort_start(m, "write %s/monitor.json: %s", dir);
 	if (printf("%d\n", (int)m->init) < 0 || fflush(stdout) == EOF)
 		abort_start(m, "write pid to %s: %s", "stdout");
+	if (notify("created", "%d", (int)m->init) < 0) {
+		errno = ECONNREFUSED;
+		abort_start(m, "report to the %s: %s", "server");
+	}
 	detach_stdio(m->dirfd);
 
 	event_loop(m);
 
 	if (write_exit_json(m) < 0)
 		fprintf(stderr, PROG ": write exit.json: %s\n", strerror(errno));
+	notify("exited", "%d", m->exit_code);
 	/* After exit.json: an attached client that sees the end sees the exit. */
 	unlinkat(m->dirfd, ATTACH_SOCK, 0);
 	att_finish(&m->att, m->exit_code, 1000);

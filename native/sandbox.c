@@ -1,6 +1,7 @@
 /* peapod-sandbox: start the pause process of a pod sandbox.
  *
- *   peapod-sandbox [--new-pidns] [--user UID:GID] -- /path/to/pause [args...]
+ *   peapod-sandbox [--new-pidns] [--user UID:GID] [--notify SOCKET --notify-key KEY]
+ *                  -- /path/to/pause [args...]
  *
  * The caller (the peapod server) runs this while sitting in the pod's
  * network/IPC/UTS namespaces, so pause inherits them.  With --new-pidns
@@ -9,7 +10,8 @@
  * followed by a newline and peapod-sandbox exits 0 without waiting: pause
  * is reparented to the caller, a child subreaper.  Any failure is reported
  * on stderr, nothing is left running, and the exit status is 1 (2 for
- * usage errors).
+ * usage errors).  With --notify the outcome also goes to the server's
+ * socket (notify.h): "KEY ok PID" or "KEY error MESSAGE".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "notify.h"
 #include "util.h"
 
 #define PROG "peapod-sandbox"
@@ -60,17 +63,26 @@ static const char *step_name(int step)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " [--new-pidns] [--user UID:GID] -- /path/to/pause [args...]\n");
+	fprintf(f, "usage: " PROG " [--new-pidns] [--user UID:GID] [--notify SOCKET --notify-key KEY]"
+		   " -- /path/to/pause [args...]\n");
+}
+
+/* A failure, on stderr and to the server. */
+static void report_error(const char *what, const char *detail)
+{
+	fprintf(stderr, PROG ": %s: %s\n", what, detail);
+	notify("error", "%s: %s", what, detail);
 }
 
 static void fail(const char *what)
 {
-	fprintf(stderr, PROG ": %s: %s\n", what, strerror(errno));
+	report_error(what, strerror(errno));
 	exit(1);
 }
 
 struct opts {
 	int new_pidns;
+	const char *notify_path, *notify_key;
 	int set_user;
 	uid_t uid;
 	gid_t gid;
@@ -83,7 +95,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
+		const char *a = argv[i], *v;
 
 		if (strcmp(a, "--") == 0) {
 			dashdash = 1;
@@ -104,6 +116,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				exit(2);
 			}
 			o->set_user = 1;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify")) != NULL) {
+			o->notify_path = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify-key")) != NULL) {
+			o->notify_key = v;
 		} else {
 			fprintf(stderr, PROG ": unknown option '%s'\n", a);
 			usage(stderr);
@@ -121,6 +137,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		exit(2);
 	}
 	o->argv = argv + i;
+	if (o->notify_path != NULL)
+		notify_setup(o->notify_path, o->notify_key != NULL ? o->notify_key : "-");
 }
 
 static __attribute__((noreturn)) void child_fail(int fd, int step)
@@ -195,11 +213,14 @@ int main(int argc, char **argv)
 	if (n > 0) {
 		waitpid(pid, NULL, 0);
 		if (n != (ssize_t)sizeof(ce)) {
-			fprintf(stderr, PROG ": child setup failed (short report)\n");
+			report_error("child setup failed", "short report");
 		} else if (ce.step == STEP_EXEC) {
-			fprintf(stderr, PROG ": exec %s: %s\n", o.argv[0], strerror(ce.err));
+			char what[4200];
+
+			snprintf(what, sizeof(what), "exec %s", o.argv[0]);
+			report_error(what, strerror(ce.err));
 		} else {
-			fprintf(stderr, PROG ": %s: %s\n", step_name(ce.step), strerror(ce.err));
+			report_error(step_name(ce.step), strerror(ce.err));
 		}
 		return 1;
 	}
@@ -212,6 +233,13 @@ int main(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		errno = err;
 		fail("write pid to stdout");
+	}
+	if (notify("ok", "%d", (int)pid) < 0) {
+		/* Exit 0 promises the server this report: without it, undo. */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		errno = ECONNREFUSED;
+		fail("report to the server");
 	}
 	return 0;
 }

@@ -23,6 +23,7 @@ import type { RegistryConfig } from './image/registry.js';
 import type { Logger } from './log.js';
 import { Cgroups } from './linux/cgroups.js';
 import { HostNamespaces } from './linux/namespaces.js';
+import { Helpers } from './linux/helpers.js';
 import { Reaper } from './linux/reaper.js';
 import { CniNetwork } from './network/cni.js';
 import { serveMetrics } from './metrics.js';
@@ -73,6 +74,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   const hostNs = HostNamespaces.open();
   const reaper = new Reaper();
   reaper.start();
+  const helpers = new Helpers(join(config.state, 'helpers.sock'), reaper);
+  await helpers.listen();
   const images = await ImageService.open({
     root: join(config.root, 'images'),
     log: (level, msg, fields) => log[level](msg, fields),
@@ -93,6 +96,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     log,
     hostNs,
     reaper,
+    helpers,
     events,
     beforeStop: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
@@ -102,7 +106,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       await containers.removeSandboxCgroup(sandboxes.get(id));
     },
   });
-  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events, reaper });
+  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });
   await sandboxes.load();
   await containers.load();
   const pods = new PodRunner({
@@ -150,6 +154,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
   } catch (err) {
     await streaming.close();
+    await helpers.close();
     reaper.stop();
     clearInterval(exitPoll);
     metricsServer?.close();
@@ -167,6 +172,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       await pods.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await streaming.close();
+      await helpers.close();
       reaper.stop();
       clearInterval(exitPoll);
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));

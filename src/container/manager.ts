@@ -9,7 +9,8 @@ import type { Logger } from '../log.js';
 import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
 import type { HostNamespaces } from '../linux/namespaces.js';
 import type { Reaper } from '../linux/reaper.js';
-import { isAlive, type ProcessIdentity } from '../linux/proc.js';
+import type { Helpers } from '../linux/helpers.js';
+import { identify, isAlive, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { matchesLabels } from '../sandbox/manager.js';
@@ -40,6 +41,8 @@ export interface ContainerManagerDeps {
   events?: EventBus;
   /** Reaps container inits re-parented to the server when their monitor dies. */
   reaper?: Reaper;
+  /** Spawns monitors (posix_spawn) and hears their reports and exits. */
+  helpers: Helpers;
 }
 
 export interface ContainerFilter {
@@ -88,6 +91,8 @@ export class ContainerManager {
       }
       this.containers.set(c.id, c);
       this.names.set(nameKey(c), c.id);
+      // A monitor started by an earlier server reports its exit to this one.
+      this.deps.helpers.subscribe(c.id, () => this.refresh(c));
       this.refresh(c);
     }
     // A create killed before its record was written leaves only its image lease.
@@ -174,13 +179,15 @@ export class ContainerManager {
       failpoint('container.after-record');
 
       // The monitor and the init it forks inherit the pod's net/IPC/UTS.
-      const child = this.deps.hostNs.inExisting(
+      const started = this.deps.hostNs.inExisting(
         { net: sb.namespaces.net, ipc: sb.namespaces.ipc, uts: sb.namespaces.uts },
-        () => spawnMonitor(this.deps.nativeDir, specPath, runDir),
+        () => spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir),
       );
-      child.on('exit', () => this.refresh(c));
-      const { monitor, init } = await awaitCreated(child);
-      undo.add('kill monitor', () => killAndWait(monitor));
+      const early = identify(started.pid);
+      if (early) undo.add('kill monitor', () => killAndWait(early));
+      this.deps.helpers.subscribe(id, () => this.refresh(c));
+      undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
+      const { monitor, init } = await awaitCreated(started);
       c.monitor = monitor;
       c.init = init;
       this.store.save(c);
@@ -249,6 +256,7 @@ export class ContainerManager {
       const c = this.containers.get(id);
       if (!c) return;
       await this.cleanup(c);
+      this.deps.helpers.unsubscribe(id);
       this.containers.delete(id);
       this.names.delete(nameKey(c));
       this.emit('CONTAINER_DELETED_EVENT', c);

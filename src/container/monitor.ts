@@ -1,47 +1,35 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { failedPrecondition, internal } from '../errors.js';
+import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
 import { identify, type ProcessIdentity } from '../linux/proc.js';
 import { libc } from '../ffi/index.js';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../ffi/constants.js';
 
 /**
- * The per-container native monitor (native/monitor.c): it forks the container
- * init, owns its stdio and log, and records its exit in <dir>/exit.json, so
- * none of that depends on the server staying alive.
+ * Spawns the per-container native monitor (native/monitor.c): it forks the
+ * container init, owns its stdio and log, and records its exit in
+ * <dir>/exit.json, so none of that depends on the server staying alive.
+ * Synchronous, for the namespace window; it reports under the container id.
  */
-export function spawnMonitor(nativeDir: string, specPath: string, dir: string): ChildProcess {
-  return spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function spawnMonitor(helpers: Helpers, nativeDir: string, id: string, specPath: string, dir: string): SpawnedHelper {
+  return helpers.spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], id, join(dir, 'monitor.log'));
 }
 
 /** Waits until the monitor reports the container init ready to exec (CREATED). */
-export function awaitCreated(child: ChildProcess): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    let settled = false;
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stdout!.on('end', () => {
-      const pid = Number(out.trim());
-      const init = Number.isInteger(pid) && pid > 0 ? identify(pid) : undefined;
-      const monitor = identify(child.pid!);
-      if (init && monitor) {
-        settled = true;
-        resolve({ monitor, init });
-      }
-    });
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-    child.on('error', (e) => reject(internal(`cannot start the container monitor: ${e.message}`, e)));
-    child.on('close', (code) => {
-      if (settled) return;
-      const msg = err.trim().replace(/^peapod-monitor: /, '') || `monitor exited with ${code}`;
-      reject(failedPrecondition(`container set-up failed: ${msg}`));
-    });
-  });
+export async function awaitCreated(started: SpawnedHelper): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
+  let m;
+  try {
+    m = await started.report;
+  } catch (err) {
+    throw failedPrecondition(`container set-up failed: ${(err as Error).message}`);
+  }
+  if (m.word !== 'created') throw failedPrecondition(`container set-up failed: ${m.text}`);
+  const monitor = identify(started.pid);
+  const init = identify(Number(m.text));
+  if (!monitor || !init) throw internal(`container monitor or init (pid ${m.text}) exited at once`);
+  return { monitor, init };
 }
 
 /**

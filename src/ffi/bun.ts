@@ -15,7 +15,7 @@ import { dlopen, FFIType, ptr, read } from 'bun:ffi';
 import type { RawLibc } from './wrap.js';
 
 export function createRawLibc(): RawLibc {
-  const { i32, u32, i64, i64_fast, u64, ptr: pointer } = FFIType;
+  const { i16, i32, u32, i64, i64_fast, u64, ptr: pointer } = FFIType;
   const { symbols: c } = dlopen('libc.so.6', {
     __errno_location: { args: [], returns: pointer },
     unshare: { args: [i32], returns: i32 },
@@ -35,7 +35,18 @@ export function createRawLibc(): RawLibc {
     ioctl: { args: [i32, u64, pointer], returns: i32 },
     gettid: { args: [], returns: i32 },
     getpid: { args: [], returns: i32 },
+    posix_spawn: { args: [pointer, pointer, pointer, pointer, pointer, pointer], returns: i32 },
+    posix_spawn_file_actions_init: { args: [pointer], returns: i32 },
+    posix_spawn_file_actions_addopen: { args: [pointer, i32, pointer, i32, u32], returns: i32 },
+    posix_spawn_file_actions_destroy: { args: [pointer], returns: i32 },
+    posix_spawnattr_init: { args: [pointer], returns: i32 },
+    posix_spawnattr_setflags: { args: [pointer, i16], returns: i32 },
+    posix_spawnattr_setsigmask: { args: [pointer, pointer], returns: i32 },
+    posix_spawnattr_setsigdefault: { args: [pointer, pointer], returns: i32 },
+    posix_spawnattr_destroy: { args: [pointer], returns: i32 },
   });
+  // A NULL-terminated `char *[]`; the strings stay referenced by the caller for the call.
+  const pointers = (strs: (Uint8Array | null)[]) => BigUint64Array.from(strs, (s) => (s === null ? 0n : BigInt(ptr(s))));
 
   return {
     backend: 'bun',
@@ -61,5 +72,14 @@ export function createRawLibc(): RawLibc {
     ioctl: (fd, request, arg) => c.ioctl(fd, request, arg) as number,
     gettid: () => c.gettid() as number,
     getpid: () => c.getpid() as number,
+    posixSpawn: (pid, path, actions, attr, argv, envp) => c.posix_spawn(pid, path, actions, attr, pointers(argv), pointers(envp)) as number,
+    posixSpawnFileActionsInit: (a) => c.posix_spawn_file_actions_init(a) as number,
+    posixSpawnFileActionsAddopen: (a, fd, path, flags, mode) => c.posix_spawn_file_actions_addopen(a, fd, path, flags, mode) as number,
+    posixSpawnFileActionsDestroy: (a) => c.posix_spawn_file_actions_destroy(a) as number,
+    posixSpawnattrInit: (a) => c.posix_spawnattr_init(a) as number,
+    posixSpawnattrSetflags: (a, flags) => c.posix_spawnattr_setflags(a, flags) as number,
+    posixSpawnattrSetsigmask: (a, set) => c.posix_spawnattr_setsigmask(a, set) as number,
+    posixSpawnattrSetsigdefault: (a, set) => c.posix_spawnattr_setsigdefault(a, set) as number,
+    posixSpawnattrDestroy: (a) => c.posix_spawnattr_destroy(a) as number,
   };
 }

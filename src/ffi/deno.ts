@@ -36,6 +36,20 @@ interface Symbols {
   ioctl(fd: number, request: number, arg: Uint8Array): number;
   gettid(): number;
   getpid(): number;
+  posix_spawn(pid: Int32Array, path: Uint8Array, actions: Uint8Array, attr: Uint8Array, argv: BigUint64Array, envp: BigUint64Array): number;
+  posix_spawn_file_actions_init(a: Uint8Array): number;
+  posix_spawn_file_actions_addopen(a: Uint8Array, fd: number, path: Uint8Array, flags: number, mode: number): number;
+  posix_spawn_file_actions_destroy(a: Uint8Array): number;
+  posix_spawnattr_init(a: Uint8Array): number;
+  posix_spawnattr_setflags(a: Uint8Array, flags: number): number;
+  posix_spawnattr_setsigmask(a: Uint8Array, set: Uint8Array): number;
+  posix_spawnattr_setsigdefault(a: Uint8Array, set: Uint8Array): number;
+  posix_spawnattr_destroy(a: Uint8Array): number;
+}
+
+/** A NULL-terminated `char *[]`; the strings stay referenced by the caller for the call. */
+function pointers(strs: (Uint8Array | null)[]): BigUint64Array {
+  return BigUint64Array.from(strs, (s) => (s === null ? 0n : BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)))));
 }
 
 export function createRawLibc(): RawLibc {
@@ -59,6 +73,15 @@ export function createRawLibc(): RawLibc {
     ioctl: { parameters: ['i32', 'u64', 'buffer'], result: 'i32' },
     gettid: { parameters: [], result: 'i32' },
     getpid: { parameters: [], result: 'i32' },
+    posix_spawn: { parameters: ['buffer', 'buffer', 'buffer', 'buffer', 'buffer', 'buffer'], result: 'i32' },
+    posix_spawn_file_actions_init: { parameters: ['buffer'], result: 'i32' },
+    posix_spawn_file_actions_addopen: { parameters: ['buffer', 'i32', 'buffer', 'i32', 'u32'], result: 'i32' },
+    posix_spawn_file_actions_destroy: { parameters: ['buffer'], result: 'i32' },
+    posix_spawnattr_init: { parameters: ['buffer'], result: 'i32' },
+    posix_spawnattr_setflags: { parameters: ['buffer', 'i16'], result: 'i32' },
+    posix_spawnattr_setsigmask: { parameters: ['buffer', 'buffer'], result: 'i32' },
+    posix_spawnattr_setsigdefault: { parameters: ['buffer', 'buffer'], result: 'i32' },
+    posix_spawnattr_destroy: { parameters: ['buffer'], result: 'i32' },
   });
   const c = lib.symbols as unknown as Symbols;
 
@@ -86,5 +109,14 @@ export function createRawLibc(): RawLibc {
     ioctl: (fd, request, arg) => c.ioctl(fd, request, arg),
     gettid: () => c.gettid(),
     getpid: () => c.getpid(),
+    posixSpawn: (pid, path, actions, attr, argv, envp) => c.posix_spawn(pid, path, actions, attr, pointers(argv), pointers(envp)),
+    posixSpawnFileActionsInit: (a) => c.posix_spawn_file_actions_init(a),
+    posixSpawnFileActionsAddopen: (a, fd, path, flags, mode) => c.posix_spawn_file_actions_addopen(a, fd, path, flags, mode),
+    posixSpawnFileActionsDestroy: (a) => c.posix_spawn_file_actions_destroy(a),
+    posixSpawnattrInit: (a) => c.posix_spawnattr_init(a),
+    posixSpawnattrSetflags: (a, flags) => c.posix_spawnattr_setflags(a, flags),
+    posixSpawnattrSetsigmask: (a, set) => c.posix_spawnattr_setsigmask(a, set),
+    posixSpawnattrSetsigdefault: (a, set) => c.posix_spawnattr_setsigdefault(a, set),
+    posixSpawnattrDestroy: (a) => c.posix_spawnattr_destroy(a),
   };
 }

@@ -9,7 +9,7 @@
 import type { Backend, Libc } from './types.js';
 import { type RawLibc, wrapLibc } from './wrap.js';
 
-export type { Backend, Libc } from './types.js';
+export type { Backend, Libc, SpawnOptions } from './types.js';
 export { isSyscallError, SyscallError } from './types.js';
 export { ERRNO, errnoDescription, errnoName } from './errno.js';
 export * from './constants.js';

@@ -33,6 +33,15 @@ export function createRawLibc(): RawLibc {
   const ioctl = lib.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
   const gettid = lib.func('gettid', 'int', []);
   const getpid = lib.func('getpid', 'int', []);
+  const posixSpawn = lib.func('posix_spawn', 'int', ['int *', 'const char *', 'void *', 'void *', 'const char **', 'const char **']);
+  const faInit = lib.func('posix_spawn_file_actions_init', 'int', ['void *']);
+  const faAddopen = lib.func('posix_spawn_file_actions_addopen', 'int', ['void *', 'int', 'const char *', 'int', 'unsigned int']);
+  const faDestroy = lib.func('posix_spawn_file_actions_destroy', 'int', ['void *']);
+  const attrInit = lib.func('posix_spawnattr_init', 'int', ['void *']);
+  const attrSetflags = lib.func('posix_spawnattr_setflags', 'int', ['void *', 'short']);
+  const attrSetsigmask = lib.func('posix_spawnattr_setsigmask', 'int', ['void *', 'void *']);
+  const attrSetsigdefault = lib.func('posix_spawnattr_setsigdefault', 'int', ['void *', 'void *']);
+  const attrDestroy = lib.func('posix_spawnattr_destroy', 'int', ['void *']);
 
   return {
     backend: 'koffi',
@@ -55,5 +64,15 @@ export function createRawLibc(): RawLibc {
     ioctl: (fd, request, arg) => ioctl(fd, request, arg) as number,
     gettid: () => gettid() as number,
     getpid: () => getpid() as number,
+    // `const char **` takes a JS array (koffi builds the C array for the call).
+    posixSpawn: (pid, path, actions, attr, argv, envp) => posixSpawn(pid, path, actions, attr, argv, envp) as number,
+    posixSpawnFileActionsInit: (a) => faInit(a) as number,
+    posixSpawnFileActionsAddopen: (a, fd, path, flags, mode) => faAddopen(a, fd, path, flags, mode) as number,
+    posixSpawnFileActionsDestroy: (a) => faDestroy(a) as number,
+    posixSpawnattrInit: (a) => attrInit(a) as number,
+    posixSpawnattrSetflags: (a, flags) => attrSetflags(a, flags) as number,
+    posixSpawnattrSetsigmask: (a, set) => attrSetsigmask(a, set) as number,
+    posixSpawnattrSetsigdefault: (a, set) => attrSetsigdefault(a, set) as number,
+    posixSpawnattrDestroy: (a) => attrDestroy(a) as number,
   };
 }

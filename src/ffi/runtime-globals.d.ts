@@ -28,6 +28,12 @@ declare namespace Deno {
 
   function dlopen<const S extends Record<string, ForeignFunction>>(path: string, symbols: S): DynamicLibrary<S>;
 
+  const UnsafePointer: {
+    /** The address of a buffer's bytes. */
+    of(buffer: ArrayBufferView): PointerValue;
+    value(pointer: PointerValue): number | bigint;
+  };
+
   class UnsafePointerView {
     constructor(pointer: PointerObject);
     getInt32(offset?: number): number;
@@ -37,6 +43,7 @@ declare namespace Deno {
 declare module 'bun:ffi' {
   /** FFI type tags (numbers at run time). */
   export const FFIType: {
+    readonly i16: number;
     readonly i32: number;
     readonly u32: number;
     readonly i64: number;

@@ -16,7 +16,7 @@ import {
   SYS_pidfd_send_signal,
   UMOUNT_FLAGS,
 } from './constants.js';
-import { type Backend, type Libc, SyscallError } from './types.js';
+import { type Backend, type Libc, type SpawnOptions, SyscallError } from './types.js';
 
 /** A NUL-terminated byte string, ready to be passed as `const char *`. */
 export type CString = Uint8Array;
@@ -47,6 +47,16 @@ export interface RawLibc {
   ioctl(fd: number, request: number, arg: Uint8Array): number;
   gettid(): number;
   getpid(): number;
+  /** posix_spawn(3); argv and envp end with null. Returns 0 or an errno value (not -1). */
+  posixSpawn(pid: Int32Array, path: CString, actions: Uint8Array, attr: Uint8Array, argv: (CString | null)[], envp: (CString | null)[]): number;
+  posixSpawnFileActionsInit(actions: Uint8Array): number;
+  posixSpawnFileActionsAddopen(actions: Uint8Array, fd: number, path: CString, flags: number, mode: number): number;
+  posixSpawnFileActionsDestroy(actions: Uint8Array): number;
+  posixSpawnattrInit(attr: Uint8Array): number;
+  posixSpawnattrSetflags(attr: Uint8Array, flags: number): number;
+  posixSpawnattrSetsigmask(attr: Uint8Array, set: Uint8Array): number;
+  posixSpawnattrSetsigdefault(attr: Uint8Array, set: Uint8Array): number;
+  posixSpawnattrDestroy(attr: Uint8Array): number;
 }
 
 const encoder = new TextEncoder();
@@ -170,5 +180,40 @@ export function wrapLibc(raw: RawLibc): Libc {
 
     gettid: () => raw.gettid(),
     getpid: () => raw.getpid(),
+
+    spawn(path: string, argv: string[], opts: SpawnOptions): number {
+      // Opaque glibc structs (80 and 336 bytes on x86_64 and arm64): room to spare.
+      const actions = new Uint8Array(512);
+      const attr = new Uint8Array(512);
+      const check = (call: string, err: number) => {
+        if (err !== 0) throw new SyscallError(call, err, q(path));
+      };
+      check('posix_spawn_file_actions_init', raw.posixSpawnFileActionsInit(actions));
+      try {
+        check('posix_spawnattr_init', raw.posixSpawnattrInit(attr));
+        try {
+          for (const f of opts.files) {
+            check('posix_spawn_file_actions_addopen', raw.posixSpawnFileActionsAddopen(actions, f.fd, cstr(f.path), f.flags, f.mode ?? 0o600));
+          }
+          // No signal blocked, every one at its default: what the runtime ignores (SIGPIPE) must not leak into helpers.
+          check('posix_spawnattr_setsigmask', raw.posixSpawnattrSetsigmask(attr, new Uint8Array(SIGSET_BYTES)));
+          check('posix_spawnattr_setsigdefault', raw.posixSpawnattrSetsigdefault(attr, new Uint8Array(SIGSET_BYTES).fill(0xff)));
+          check('posix_spawnattr_setflags', raw.posixSpawnattrSetflags(attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+          const pid = new Int32Array(1);
+          const err = raw.posixSpawn(pid, cstr(path), actions, attr, [...argv.map(cstr), null], [...opts.env.map(cstr), null]);
+          check('posix_spawn', err);
+          return pid[0];
+        } finally {
+          raw.posixSpawnattrDestroy(attr);
+        }
+      } finally {
+        raw.posixSpawnFileActionsDestroy(actions);
+      }
+    },
   });
 }
+
+/** sigset_t: 1024 bits in glibc. */
+const SIGSET_BYTES = 128;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;

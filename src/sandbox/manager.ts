@@ -8,6 +8,7 @@ import { bindFile, unmount } from '../linux/mount.js';
 import { HostNamespaces, podNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
 import { linkUp } from '../linux/netif.js';
 import { isAlive } from '../linux/proc.js';
+import type { Helpers } from '../linux/helpers.js';
 import type { Reaper } from '../linux/reaper.js';
 import type { PodNetwork } from '../network/status.js';
 import type { ContainerEventType, EventBus } from '../util/events.js';
@@ -29,6 +30,8 @@ export interface SandboxManagerDeps {
   log: Logger;
   hostNs: HostNamespaces;
   reaper: Reaper;
+  /** Spawns the pause launcher (posix_spawn) and hears its report. */
+  helpers: Helpers;
   /** The pod's containers go first: stopped before pause, removed before the sandbox. */
   beforeStop?: (id: string) => Promise<void>;
   beforeRemove?: (id: string) => Promise<void>;
@@ -128,7 +131,14 @@ export class SandboxManager {
       if (fresh.includes('net')) linkUp('lo');
       applySysctls(spec.sysctls);
       failpoint('sandbox.in-namespaces');
-      return spawnPauseLauncher({ nativeDir: this.deps.nativeDir, newPidNamespace: owned.includes('pid'), user: PAUSE_USER });
+      return spawnPauseLauncher({
+        nativeDir: this.deps.nativeDir,
+        helpers: this.deps.helpers,
+        id,
+        logPath: join(this.store.runtimeDir(id), 'launcher.log'),
+        newPidNamespace: owned.includes('pid'),
+        user: PAUSE_USER,
+      });
     });
     const pause = await awaitPause(launcher);
     reaper.watch(pause.pid);

@@ -16,7 +16,7 @@
 // prints one JSON line on stdout. Needs root (CAP_SYS_ADMIN).
 
 import { spawnSync } from 'node:child_process';
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import {
   AF_INET,
   CLONE_NEWIPC,
@@ -25,9 +25,13 @@ import {
   IFF_UP,
   IFREQ_SIZE,
   isSyscallError,
+  type Libc,
   loadLibc,
   O_CLOEXEC,
+  O_CREAT,
   O_RDONLY,
+  O_TRUNC,
+  O_WRONLY,
   SIOCGIFFLAGS,
   SIOCSIFFLAGS,
   SOCK_CLOEXEC,
@@ -73,6 +77,40 @@ function ifreq(name: string): Uint8Array {
 const ifrFlags = (buf: Uint8Array): number => new DataView(buf.buffer, buf.byteOffset).getUint16(16, true);
 const setIfrFlags = (buf: Uint8Array, flags: number): void =>
   new DataView(buf.buffer, buf.byteOffset).setUint16(16, flags, true);
+
+/**
+ * Libc.spawn (posix_spawn) from inside the namespace window: where the child
+ * lands, what it gets (env, the opened file, signals), and the errno of a
+ * missing program.
+ */
+function spawnProbe(libc: Libc): Record<string, unknown> {
+  const dir = run('mktemp', ['-d']);
+  try {
+    const script = 'readlink /proc/self/ns/net; echo "$PROBE_ENV"; grep -E "^(SigBlk|SigIgn):" /proc/self/status';
+    const pid = libc.spawn('/bin/sh', ['sh', '-c', script], {
+      env: ['PROBE_ENV=a b'],
+      files: [{ fd: 1, path: `${dir}/out`, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600 }],
+    });
+    let status = 0;
+    for (;;) {
+      const r = libc.waitpid(pid, 0);
+      if (r.pid === pid) {
+        status = r.status;
+        break;
+      }
+    }
+    let missing = '';
+    try {
+      libc.spawn(`${dir}/no-such-program`, ['x'], { env: [], files: [] });
+    } catch (err) {
+      missing = isSyscallError(err) ? err.code : String(err);
+    }
+    const [net = '', env = '', ...sig] = readFileSync(`${dir}/out`, 'utf8').trim().split('\n');
+    return { status, net: nsInode(net), env, signals: sig, missing };
+  } finally {
+    run('rm', ['-rf', dir]);
+  }
+}
 
 async function main(): Promise<void> {
   const libc = await loadLibc();
@@ -125,6 +163,7 @@ async function main(): Promise<void> {
       }
 
       out.child = { net: childNs('net'), uts: childNs('uts'), ipc: childNs('ipc'), hostname: run('hostname', []) };
+      out.spawned = spawnProbe(libc);
     } finally {
       // Always go back, whatever failed above.
       for (const { type, fd } of saved) libc.setns(fd, type);

@@ -63,6 +63,7 @@ interface ProbeResult {
   loFlags: number;
   child: Inodes & { hostname: string };
   childAfter: { net: number };
+  spawned: { status: number; net: number; env: string; signals: string[]; missing: string };
 }
 
 const IFF_UP = 0x1;
@@ -127,6 +128,15 @@ for (const rt of RUNTIMES) {
 
     it(`${rt.name}: a child spawned inside lands in the new namespaces`, () => {
       expect({ net: r.child.net, uts: r.child.uts, ipc: r.child.ipc }).toEqual(r.inside);
+    });
+
+    it(`${rt.name}: posix_spawn from the window lands in the new netns with only the given env and file, every signal default`, () => {
+      expect(r.spawned.status).toBe(0);
+      expect(r.spawned.net).toBe(r.inside.net);
+      expect(r.spawned.env).toBe('a b');
+      // Node ignores SIGPIPE; a helper must not inherit that, nor a blocked signal.
+      expect(r.spawned.signals).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
+      expect(r.spawned.missing).toBe('ENOENT');
     });
 
     it(`${rt.name}: hostname set inside, host hostname unchanged`, () => {

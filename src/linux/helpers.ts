@@ -1,0 +1,169 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname } from 'node:path';
+import { isSyscallError, libc, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG } from '../ffi/index.js';
+import type { Reaper } from './reaper.js';
+
+/** One line a helper sent: "KEY WORD TEXT" (native/notify.h). */
+export interface HelperMessage {
+  word: string;
+  text: string;
+}
+
+export interface SpawnedHelper {
+  pid: number;
+  /** The helper's first message; rejected if it exits without one. */
+  report: Promise<HelperMessage>;
+}
+
+/** How often a helper that has not reported yet is checked for an early exit. */
+const EXIT_POLL_MS = 10;
+/** A sun_path holds 108 bytes; longer socket paths go through a directory fd. */
+const SUN_PATH_MAX = 107;
+
+/**
+ * Starts the native helpers (peapod-sandbox, peapod-monitor) and hears what
+ * they report. They are spawned with posix_spawn through FFI: unlike the
+ * runtime's child_process, which forks the whole server (about 4 ms for a
+ * 100 MB Node process), posix_spawn copies nothing and creates no thread,
+ * so it is also safe inside a namespace window. No runtime can watch a raw
+ * pipe fd, so helpers report on this unix socket instead, one connection
+ * per line: "KEY created PID", "KEY ok PID", "KEY error MESSAGE",
+ * "KEY exited CODE". Monitors outlive the server and tell whichever server
+ * listens on the socket at the time.
+ */
+export class Helpers {
+  private server: Server | undefined;
+  private dirFd = -1;
+  /** Helpers that have not reported yet, by key. */
+  private readonly pending = new Map<string, (m: HelperMessage) => void>();
+  private readonly listeners = new Map<string, (m: HelperMessage) => void>();
+
+  constructor(
+    readonly socketPath: string,
+    private readonly reaper: Reaper,
+  ) {}
+
+  async listen(): Promise<void> {
+    rmSync(this.socketPath, { force: true });
+    let address = this.socketPath;
+    if (Buffer.byteLength(address) > SUN_PATH_MAX) {
+      this.dirFd = libc().open(dirname(address), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      address = `/proc/self/fd/${this.dirFd}/${basename(address)}`;
+    }
+    const server = createServer((sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(address, () => resolve());
+    });
+    this.server = server;
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    if (this.dirFd >= 0) libc().close(this.dirFd);
+    this.dirFd = -1;
+    rmSync(this.socketPath, { force: true });
+  }
+
+  /**
+   * Spawns `binary` with `--notify SOCKET --notify-key KEY` before `args`,
+   * stdin and stdout on /dev/null, stderr appended to `logPath`. Synchronous:
+   * the helper starts in the calling thread's namespaces.
+   */
+  spawn(binary: string, args: string[], key: string, logPath: string): SpawnedHelper {
+    if (this.pending.has(key)) throw new Error(`a helper for ${key} is already starting`);
+    const argv = [basename(binary), '--notify', this.socketPath, '--notify-key', key, ...args];
+    const pid = libc().spawn(binary, argv, {
+      env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+      files: [
+        { fd: 0, path: '/dev/null', flags: O_RDONLY },
+        { fd: 1, path: '/dev/null', flags: O_WRONLY },
+        { fd: 2, path: logPath, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640 },
+      ],
+    });
+    const report = new Promise<HelperMessage>((resolve, reject) => {
+      // Until it reports, the helper's exit is watched here (the reaper would
+      // take its status). Only exit status 0 promises a message (a helper
+      // exits 0 only after its report went out); it can be seen before the
+      // message when the event loop is busy, so then the message is awaited.
+      let exited = false;
+      const poll = setInterval(() => {
+        const status = waitStatus(pid);
+        if (status === undefined) return;
+        exited = true;
+        clearInterval(poll);
+        if (status === 0) return;
+        this.pending.delete(key);
+        reject(new Error(`${basename(binary)} ${describeStatus(status)}: ${lastLine(logPath) || 'no message'}`));
+      }, EXIT_POLL_MS);
+      this.pending.set(key, (m) => {
+        clearInterval(poll);
+        if (!exited) this.reaper.watch(pid);
+        resolve(m);
+      });
+    });
+    return { pid, report };
+  }
+
+  /** Hears every later message about `key` (a container's "exited"). */
+  subscribe(key: string, fn: (m: HelperMessage) => void): void {
+    this.listeners.set(key, fn);
+  }
+
+  unsubscribe(key: string): void {
+    this.listeners.delete(key);
+  }
+
+  private accept(sock: Socket): void {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => {
+      buf += d;
+      if (buf.length > 8192) sock.destroy();
+    });
+    sock.on('error', () => {});
+    sock.on('end', () => {
+      const line = buf.replace(/\n$/, '');
+      const [key = '', word = '', ...rest] = line.split(' ');
+      this.dispatch(key, { word, text: rest.join(' ') });
+    });
+  }
+
+  private dispatch(key: string, m: HelperMessage): void {
+    // A helper that said its last word is about to exit: reap it soon.
+    if (m.word !== 'created') setTimeout(() => this.reaper.reap(), 20).unref?.();
+    const waiter = this.pending.get(key);
+    if (waiter) {
+      this.pending.delete(key);
+      waiter(m);
+    } else {
+      this.listeners.get(key)?.(m);
+    }
+  }
+}
+
+/** The wait status of an exited child (reaped now), or undefined while it runs. */
+function waitStatus(pid: number): number | undefined {
+  try {
+    const r = libc().waitpid(pid, WNOHANG);
+    return r.pid === pid ? r.status : undefined;
+  } catch (err) {
+    if (isSyscallError(err, 'ECHILD')) return -1;
+    throw err;
+  }
+}
+
+function describeStatus(status: number): string {
+  if (status === -1) return 'is gone';
+  const sig = status & 0x7f;
+  return sig ? `was killed by signal ${sig}` : `exited with status ${(status >> 8) & 0xff}`;
+}
+
+function lastLine(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').at(-1) ?? '';
+  } catch {
+    return '';
+  }
+}
