@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, isKind, notFound } from '../errors.js';
 import { libc } from '../ffi/index.js';
@@ -79,7 +80,10 @@ export class ContainerManager {
   private readonly store: RecordStore<Container>;
 
   constructor(private readonly deps: ContainerManagerDeps) {
-    this.store = new RecordStore<Container>(deps.root, deps.state, 'containers', reviveContainer);
+    // Records live in the state dir like the sandboxes they belong to (neither
+    // outlives the boot), so a create or start touches no disk metadata but
+    // the writable layer's, which stays under <root>/containers/<id>.
+    this.store = new RecordStore<Container>(deps.state, deps.state, 'containers', reviveContainer);
   }
 
   async load(): Promise<void> {
@@ -95,12 +99,26 @@ export class ContainerManager {
       this.deps.helpers.subscribe(c.id, () => this.refresh(c));
       this.refresh(c);
     }
+    // Writable layers of containers whose records are gone (a reboot emptied the state dir).
+    await mkdir(this.layersDir(), { recursive: true });
+    for (const id of await readdir(this.layersDir())) {
+      if (!this.containers.has(id)) await rm(this.layerDir(id), { recursive: true, force: true });
+    }
     // A create killed before its record was written leaves only its image lease.
     for (const holder of this.deps.images.leaseHolders()) if (!this.containers.has(holder)) await this.deps.images.release(holder);
   }
 
   runtimeDir(id: string): string {
     return this.store.runtimeDir(id);
+  }
+
+  private layersDir(): string {
+    return join(this.deps.root, 'containers');
+  }
+
+  /** The container's writable overlay layer (upper, work), on the persistent disk. */
+  private layerDir(id: string): string {
+    return join(this.layersDir(), id);
   }
 
   async create(sandboxId: string, spec: ContainerSpec): Promise<Container> {
@@ -137,14 +155,14 @@ export class ContainerManager {
     const undo = new Rollback();
     undo.add('release name', () => this.names.delete(key));
     try {
-      const recordDir = this.store.recordDir(id);
+      const layerDir = this.layerDir(id);
       const runDir = this.store.runtimeDir(id);
-      undo.add('remove files', () => this.store.removeFiles(id));
-      mkdirSync(recordDir, { recursive: true });
+      undo.add('remove files', () => this.removeFiles(id));
+      mkdirSync(layerDir, { recursive: true });
       mkdirSync(join(runDir, 'rootfs'), { recursive: true });
       await images.retain(image.id, id);
       undo.add('release image', () => images.release(id));
-      const rootfs = await images.rootfsSpec(image.id, recordDir);
+      const rootfs = await images.rootfsSpec(image.id, layerDir);
       const reader = layerFileReader(rootfs.type === 'overlay' ? rootfs.lowerdir : [rootfs.rootfs]);
       c.process = buildProcess(spec, image.config, reader);
       const wantsInit = spec.annotations[INIT_ANNOTATION] === 'true';
@@ -272,7 +290,12 @@ export class ContainerManager {
       await cg.remove();
     }
     await this.deps.images.release(c.id);
-    await this.store.removeFiles(c.id);
+    await this.removeFiles(c.id);
+  }
+
+  private async removeFiles(id: string): Promise<void> {
+    await this.store.removeFiles(id);
+    await rm(this.layerDir(id), { recursive: true, force: true });
   }
 
   get(idOrPrefix: string): Container {
@@ -371,7 +394,7 @@ export class ContainerManager {
     try {
       return await runExec(join(this.deps.nativeDir, 'peapod-exec'), ['--pid', String(c.init.pid), '--spec', specPath], timeoutSeconds);
     } finally {
-      await import('node:fs/promises').then((f) => f.rm(specPath, { force: true }));
+      await rm(specPath, { force: true });
     }
   }
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -359,6 +359,20 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       }
     },
   );
+
+  it('drops writable layers whose container records are gone (the state dir empties at a reboot)', async () => {
+    const stale = 'ab'.repeat(32);
+    const s = await startServer({}, async (root) => {
+      mkdirSync(join(root, 'containers', stale, 'upper', 'etc'), { recursive: true });
+      writeFileSync(join(root, 'containers', stale, 'upper', 'etc', 'x'), 'x');
+    });
+    try {
+      expect(existsSync(join(s.root, 'containers'))).toBe(true);
+      expect(existsSync(join(s.root, 'containers', stale))).toBe(false);
+    } finally {
+      await s.cleanup();
+    }
+  });
 
   it('keeps containers, logs and exit codes across a kill -9 of the server', async () => {
     const logs = mkdtempSync(join(tmpdir(), 'peapod-logs-'));
