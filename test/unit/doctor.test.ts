@@ -33,7 +33,7 @@ function healthyHost(): DoctorInputs {
     join(proc, 'self/mountinfo'),
     [
       '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw',
-      `30 22 0:26 / ${cg} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw`,
+      `30 22 0:26 / ${cg} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,favordynmods`,
     ].join('\n') + '\n',
   );
   write(join(proc, '1/comm'), 'systemd\n');
@@ -148,6 +148,19 @@ describe('peapod doctor checks', () => {
     write(join(host.proc, 'self/mountinfo'), '22 1 8:1 / / rw,relatime master:1 - ext4 /dev/sda1 rw\n');
     r = get(await runChecks(host), 'mount-propagation');
     expect(r.detail).toMatch(/^\/ is slave/);
+  });
+
+  it('cgroup2 without favordynmods is WARN with the remount; without cgroup2 there is nothing to tune', async () => {
+    write(
+      join(host.proc, 'self/mountinfo'),
+      ['22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw', '30 22 0:26 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw'].join('\n') + '\n',
+    );
+    expect(get(await runChecks(host), 'cgroup-favordynmods')).toMatchObject({
+      status: 'WARN',
+      fix: expect.stringMatching(/^mount -o remount,favordynmods \/sys\/fs\/cgroup\/unified /),
+    });
+    write(join(host.proc, 'self/mountinfo'), '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n');
+    expect(get(await runChecks(host), 'cgroup-favordynmods').status).toBe('OK');
   });
 
   it('CNI: missing plugins and a missing config are WARN, naming --network none and the example', async () => {
