@@ -10,9 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages: build tools for native/, seccomp, CNI plugins, and the
+# Debian packages: build tools for native/ (musl for small static helpers),
+# seccomp, CNI plugins, and the
 # real peers the tests use (an OCI registry, skopeo/umoci, busybox for images).
-packages=(gcc make libc6-dev libseccomp-dev iproute2 iptables util-linux file
+packages=(gcc make libc6-dev libseccomp-dev musl-tools iproute2 iptables util-linux file
   containernetworking-plugins busybox docker-registry skopeo umoci jq
   ruby systemd)  # the last two check the Vagrantfile and the unit file in the tests
 missing=()
