@@ -22,6 +22,8 @@ export interface ServerConfig {
   podLogDir: string;
   /** Static pods: a directory of Pod manifests the server runs (polled every second); '' for none. */
   manifestDir: string;
+  /** The cluster's DNS domain, as the kubelet's clusterDomain: pods with a subdomain are HOST.SUBDOMAIN.NS.svc.<this> in /etc/hosts. */
+  clusterDomain: string;
   /** Registry host → mirror endpoints tried first, e.g. {"registry.k8s.io": ["http://127.0.0.1:5000"]}. */
   registryMirrors: Record<string, string[]>;
   /** Registries (host[:port]) reached over plain HTTP. */
@@ -47,6 +49,7 @@ export const defaultConfig: ServerConfig = {
   streamingPort: 0,
   podLogDir: '/var/log/pods',
   manifestDir: '',
+  clusterDomain: 'cluster.local',
   registryMirrors: {},
   insecureRegistries: [],
   dockerConfig: '/root/.docker/config.json',

@@ -122,6 +122,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       await pullImage(images, ref, { config: registryConfig(config), log: (level, msg, fields) => log[level](msg, fields) });
     },
     backoffBaseMs: Number(process.env.PEAPOD_BACKOFF_BASE_MS) || undefined,
+    evictionPeriodMs: Number(process.env.PEAPOD_EVICTION_PERIOD_MS) || undefined,
+    clusterDomain: config.clusterDomain,
   });
   await pods.load();
   const staticPods = config.manifestDir ? new StaticPods(config.manifestDir, pods, log) : undefined;

@@ -2,8 +2,8 @@
 // containers in order, sidecars, app containers, restart policy with back-off,
 // hooks, probes, deadline) over the server's own sandbox and container managers.
 
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { ContainerManager } from '../container/manager.js';
 import type { ContainerSpec } from '../container/types.js';
 import { isKind } from '../errors.js';
@@ -11,11 +11,13 @@ import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { SandboxSpec } from '../sandbox/types.js';
+import { writeFileAtomic } from '../util/fs.js';
 import { sleep } from '../util/time.js';
 import { containerEnv, expandArgs } from './env.js';
+import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
 import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, Terminated } from './types.js';
-import { containerMounts, prepareVolumes, type VolumeDirs } from './volumes.js';
+import { containerMounts, diskUsage, prepareVolumes, volumePath, type VolumeDirs } from './volumes.js';
 
 export interface ControllerDeps {
   sandboxes: SandboxManager;
@@ -28,6 +30,12 @@ export interface ControllerDeps {
   /** The pod's log directory (<logRoot>/<ns>_<name>_<uid>). */
   logDir(rec: PodRecord): string;
   volumeDirs(uid: string): VolumeDirs;
+  /** The pod's managed /etc/hosts, mounted into each of its containers. */
+  etcHostsPath(uid: string): string;
+  /** The cluster's DNS domain, for the hosts entry of a pod with a subdomain. */
+  clusterDomain: string;
+  /** How often disk emptyDirs with a sizeLimit are measured (the kubelet's eviction manager: 10 s). */
+  evictionPeriodMs: number;
   save(rec: PodRecord): void;
   backoffBaseMs: number;
   backoffMaxMs: number;
@@ -63,6 +71,10 @@ export class PodController {
   private sandboxBackoff = 0;
   private lastSaved = '';
   private resumed = false;
+  private measuring = false;
+  private nextMeasureAt = 0;
+  /** Set by a measurement that found an emptyDir over its sizeLimit: the eviction message. */
+  private evictWith = '';
 
   constructor(
     readonly rec: PodRecord,
@@ -147,7 +159,12 @@ export class PodController {
     if (rec.deleting) return;
     if (!this.resumed) this.resume();
     if (this.terminal) return;
+    if (this.evictWith) {
+      await this.evict(this.evictWith);
+      return;
+    }
     const now = Date.now();
+    this.measureEmptyDirs(now);
 
     if (this.spec.activeDeadlineSeconds !== null && rec.startTime > 0 && now - rec.startTime >= this.spec.activeDeadlineSeconds * 1000) {
       this.event('Normal', 'DeadlineExceeded', 'pod', `Pod was active on the node longer than the specified deadline`);
@@ -256,8 +273,8 @@ export class PodController {
   }
 
   /** Ends the pod: every container stopped, the sandbox stopped, the phase final. */
-  private async finish(phase: 'Succeeded' | 'Failed', reason: string, message: string): Promise<void> {
-    await this.killAll(this.spec.terminationGracePeriodSeconds);
+  private async finish(phase: 'Succeeded' | 'Failed', reason: string, message: string, graceSeconds = this.spec.terminationGracePeriodSeconds): Promise<void> {
+    await this.killAll(graceSeconds);
     this.observeExits();
     this.rec.phase = phase;
     this.rec.reason = reason;
@@ -316,6 +333,14 @@ export class PodController {
 
   // ------------------------------------------------------------ sandbox
 
+  /**
+   * A sandbox that is no longer ready (pause died) is replaced as the kubelet
+   * does: the pod's containers are killed (their exits recorded), the old
+   * sandbox goes, and a new one with the next attempt number is made, in
+   * which init containers run again and the containers restart by the
+   * restart policy — unless computePodActions would make none (see
+   * wantsNewSandbox); then the pod ends.
+   */
   private async ensureSandbox(): Promise<boolean> {
     const rec = this.rec;
     const { sandboxes } = this.deps;
@@ -326,12 +351,17 @@ export class PodController {
         // gone
       }
       this.event('Normal', 'SandboxChanged', 'pod', 'Pod sandbox changed, it will be killed and re-created.');
-      for (const c of rec.containers) this.stopProbes(c.name);
-      await sandboxes.remove(rec.sandboxId).catch((err) => this.deps.log.warn('removing a dead sandbox failed', { err }));
+      await this.killAll(this.spec.terminationGracePeriodSeconds);
       this.observeExits();
+      await sandboxes.remove(rec.sandboxId).catch((err) => this.deps.log.warn('removing a dead sandbox failed', { err }));
       rec.sandboxId = '';
-      rec.initialized = false;
-      for (const c of rec.containers) if (c.kind === 'init') c.succeeded = false;
+      this.save(true);
+    }
+    if (rec.sandboxAttempt > 0 && !this.wantsNewSandbox()) {
+      const phase = this.appPhase();
+      if (phase === 'Succeeded' || phase === 'Failed') await this.finish(phase, '', '');
+      else await this.finish('Failed', '', 'The pod sandbox died and the restart policy runs no container again.');
+      return false;
     }
     if (Date.now() < this.sandboxRetryAt) return false;
     try {
@@ -344,7 +374,16 @@ export class PodController {
     try {
       const sb = await sandboxes.run(this.sandboxSpec());
       rec.sandboxId = sb.id;
-      rec.podIP = sb.network.ip;
+      rec.podIP = this.spec.hostNetwork ? this.deps.hostIP : sb.network.ip;
+      const ips = this.spec.hostNetwork ? [] : [sb.network.ip, ...sb.network.additionalIps].filter((ip) => ip !== '');
+      const hosts = this.deps.etcHostsPath(rec.id);
+      mkdirSync(dirname(hosts), { recursive: true });
+      writeFileAtomic(hosts, etcHostsContent(this.spec, ips, this.deps.clusterDomain, () => readFileSync('/etc/hosts', 'utf8')), { mode: 0o644 });
+      if (rec.sandboxAttempt > 0) {
+        // A new sandbox: everything runs again in it, init containers first.
+        rec.initialized = false;
+        for (const c of rec.containers) if (c.kind === 'init') c.succeeded = false;
+      }
       rec.sandboxAttempt++;
       if (!rec.startTime) rec.startTime = Date.now();
       this.sandboxBackoff = 0;
@@ -357,6 +396,19 @@ export class PodController {
     }
   }
 
+  /**
+   * The kubelet's computePodActions for a pod that had a sandbox: no new one
+   * with restartPolicy Never once any container was created, nor when the
+   * init containers are done and no app container is left to run (OnFailure
+   * skips those that succeeded).
+   */
+  private wantsNewSandbox(): boolean {
+    const { rec, spec } = this;
+    if (spec.restartPolicy === 'Never' && rec.containers.some((c) => c.instances > 0)) return false;
+    const toStart = rec.containers.filter((c) => c.kind === 'app' && !(spec.restartPolicy === 'OnFailure' && c.terminated?.exitCode === 0));
+    return toStart.length > 0 || !rec.initialized;
+  }
+
   private retrySandboxLater(): void {
     this.sandboxBackoff = this.nextBackoff(this.sandboxBackoff);
     this.sandboxRetryAt = Date.now() + this.sandboxBackoff;
@@ -365,8 +417,7 @@ export class PodController {
   sandboxSpec(): SandboxSpec {
     const p = this.spec;
     const ports = [...p.initContainers, ...p.containers].flatMap((c) => c.ports.filter((x) => x.hostPort > 0));
-    let hostname = p.hostname || p.name;
-    if (hostname.length > 63) hostname = hostname.slice(0, 63).replace(/[-.]+$/, '');
+    const { hostname } = podHostname(p, this.deps.clusterDomain);
     return {
       metadata: { name: p.name, uid: p.uid, namespace: p.namespace, attempt: this.rec.sandboxAttempt },
       hostname: p.hostNetwork ? '' : hostname,
@@ -528,7 +579,7 @@ export class PodController {
       args: expandArgs(spec.args, env),
       workingDir: spec.workingDir,
       env,
-      mounts: containerMounts(p, spec, this.deps.volumeDirs(this.rec.id)),
+      mounts: this.mounts(spec),
       labels: {
         'io.kubernetes.container.name': spec.name,
         'io.kubernetes.pod.name': p.name,
@@ -572,6 +623,13 @@ export class PodController {
       },
       stopSignal: '',
     };
+  }
+
+  /** The volume mounts, and the pod's /etc/hosts unless a volume is mounted there (as the kubelet's makeMounts). */
+  private mounts(spec: PodContainer): ContainerSpec['mounts'] {
+    const mounts = containerMounts(this.spec, spec, this.deps.volumeDirs(this.rec.id));
+    if (mounts.some((m) => m.containerPath === '/etc/hosts')) return mounts;
+    return [...mounts, { containerPath: '/etc/hosts', hostPath: this.deps.etcHostsPath(this.rec.id), readonly: false, propagation: 'PRIVATE' }];
   }
 
   target(c: ContainerRecord): ActionTarget {
@@ -641,6 +699,46 @@ export class PodController {
       void this.killContainer(c, probe.terminationGracePeriodSeconds ?? this.spec.terminationGracePeriodSeconds, true);
     }
     this.save();
+  }
+
+  // ------------------------------------------------------------ eviction
+
+  /**
+   * The kubelet eviction manager's emptyDir check: every period the
+   * disk-backed emptyDirs with a sizeLimit are measured, in the background so
+   * a large tree never holds up the pod's sync; one over its limit gets the
+   * pod evicted at the next sync. Memory-backed ones are tmpfs mounts of that
+   * size and cannot go over.
+   */
+  private measureEmptyDirs(now: number): void {
+    if (this.measuring || now < this.nextMeasureAt) return;
+    const limited = this.spec.volumes.filter((v) => v.emptyDir?.medium === '' && v.emptyDir.sizeLimit);
+    if (limited.length === 0) return;
+    this.nextMeasureAt = now + this.deps.evictionPeriodMs;
+    this.measuring = true;
+    const dirs = this.deps.volumeDirs(this.rec.id);
+    void (async () => {
+      for (const v of limited) {
+        const limit = v.emptyDir!.sizeLimit!;
+        const used = await diskUsage(volumePath(v, dirs)).catch(() => 0);
+        if (used > limit.bytes) {
+          this.evictWith = `Usage of EmptyDir volume "${v.name}" exceeds the limit "${limit.quantity}".`;
+          return;
+        }
+      }
+    })().finally(() => {
+      this.measuring = false;
+    });
+  }
+
+  /**
+   * Failed with reason Evicted, never restarted. The kubelet evicts with a
+   * grace override of 0 (no preStop; its killContainer then still waits its
+   * 2 s minimum); here the containers are killed at once, as by delete --force.
+   */
+  private async evict(message: string): Promise<void> {
+    this.event('Warning', 'Evicted', 'pod', message);
+    await this.finish('Failed', 'Evicted', message, 0);
   }
 
   // ------------------------------------------------------------ stopping

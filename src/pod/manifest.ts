@@ -3,6 +3,7 @@
 // else is an error naming its path, so a manifest never half-works.
 
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { parseAllDocuments } from 'yaml';
 import { invalidArgument } from '../errors.js';
 import type {
@@ -454,6 +455,15 @@ function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodConta
   return c;
 }
 
+function hostAlias(f: Fields): PodSpec['hostAliases'][number] {
+  const ip = f.str('ip');
+  if (!isIP(ip)) throw bad(`${f.at('ip')} "${ip}" must be a valid IP address`);
+  const hostnames = f.strings('hostnames') ?? [];
+  hostnames.forEach((h, i) => checkName(h, `${f.at('hostnames')}[${i}]`, DNS_SUBDOMAIN, 253));
+  f.done();
+  return { ip, hostnames };
+}
+
 function volume(f: Fields): VolumeSpec {
   const name = f.str('name');
   checkName(name, f.at('name'), DNS_LABEL, 63);
@@ -463,7 +473,9 @@ function volume(f: Fields): VolumeSpec {
   if (ed) {
     const medium = ed.oneOf('medium', ['', 'Memory'], '');
     const sl = ed.raw('sizeLimit');
-    v.emptyDir = { medium, sizeLimit: sl === undefined ? null : Math.ceil(parseQuantity(sl, ed.at('sizeLimit'))) };
+    const sizeLimit = sl === undefined ? null : { bytes: Math.ceil(parseQuantity(sl, ed.at('sizeLimit'))), quantity: String(sl).trim() };
+    // A zero limit is no limit, as for the kubelet (and tmpfs size=0).
+    v.emptyDir = { medium, sizeLimit: sizeLimit?.bytes ? sizeLimit : null };
     ed.done();
   }
   if (hp) {
@@ -533,6 +545,7 @@ function parsePodObject(obj: unknown): PodSpec {
     shareProcessNamespace: sp.bool('shareProcessNamespace'),
     hostname,
     subdomain,
+    hostAliases: sp.list('hostAliases').map(hostAlias),
     nodeName: sp.str('nodeName'),
     serviceAccountName: sp.str('serviceAccountName') || sp.str('serviceAccount') || 'default',
     volumes: sp.list('volumes').map(volume),

@@ -35,6 +35,10 @@ export interface PodRunnerDeps {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   tickMs?: number;
+  /** The cluster's DNS domain (cluster.local). */
+  clusterDomain?: string;
+  /** How often disk emptyDirs with a sizeLimit are measured (10 s; PEAPOD_EVICTION_PERIOD_MS for tests). */
+  evictionPeriodMs?: number;
 }
 
 export interface PodSummary {
@@ -81,6 +85,9 @@ export class PodRunner {
       log: d.log,
       logDir: (r) => this.logDir(r),
       volumeDirs: (uid) => this.volumeDirs(uid),
+      etcHostsPath: (uid) => join(this.store.runtimeDir(uid), 'etc-hosts'),
+      clusterDomain: d.clusterDomain ?? 'cluster.local',
+      evictionPeriodMs: d.evictionPeriodMs ?? 10_000,
       save: (r) => this.store.save(r),
       backoffBaseMs: d.backoffBaseMs ?? 10_000,
       backoffMaxMs: d.backoffMaxMs ?? 300_000,

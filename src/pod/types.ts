@@ -90,9 +90,15 @@ export interface PodContainer {
   restartPolicy?: 'Always';
 }
 
+/** An emptyDir's sizeLimit: bytes, and the quantity as the manifest wrote it (for messages). */
+export interface SizeLimit {
+  bytes: number;
+  quantity: string;
+}
+
 export interface VolumeSpec {
   name: string;
-  emptyDir?: { medium: '' | 'Memory'; sizeLimit: number | null };
+  emptyDir?: { medium: '' | 'Memory'; sizeLimit: SizeLimit | null };
   hostPath?: { path: string; type: string };
 }
 
@@ -111,6 +117,8 @@ export interface PodSpec {
   shareProcessNamespace: boolean;
   hostname: string;
   subdomain: string;
+  /** Extra /etc/hosts lines: one per entry, the ip then its hostnames. */
+  hostAliases: Array<{ ip: string; hostnames: string[] }>;
   nodeName: string;
   serviceAccountName: string;
   volumes: VolumeSpec[];

@@ -1,7 +1,7 @@
 // Pod volumes on the host: emptyDir (a directory of the pod, or a tmpfs for
 // medium: Memory) and hostPath (with the type checks of the kubelet).
 
-import { closeSync, lstatSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, promises as fsp, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { MS_NODEV, MS_NOSUID } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
@@ -64,10 +64,48 @@ export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs): void {
     const dir = volumePath(v, dirs);
     mkdirSync(dir, { recursive: true, mode: 0o777 });
     if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
-      const size = v.emptyDir!.sizeLimit ? `,size=${v.emptyDir!.sizeLimit}` : '';
+      const size = v.emptyDir!.sizeLimit ? `,size=${v.emptyDir!.sizeLimit.bytes}` : '';
       libc().mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=0777${size}`);
     }
   }
+}
+
+/**
+ * The bytes a directory tree takes on disk, counted as `du -sx` does (and the
+ * kubelet's volume metrics): st_blocks * 512 of every entry, a file with
+ * several links once, nothing on another file system. One lstat at a time,
+ * so a large tree is walked slowly rather than with a burst of I/O.
+ */
+export async function diskUsage(dir: string): Promise<number> {
+  const top = await fsp.lstat(dir);
+  const linked = new Set<number>();
+  let total = top.blocks * 512;
+  const walk = async (d: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await fsp.readdir(d);
+    } catch {
+      return; // removed or unreadable meanwhile: nothing to count
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      let st: Stats;
+      try {
+        st = await fsp.lstat(p);
+      } catch {
+        continue;
+      }
+      if (st.dev !== top.dev) continue;
+      if (!st.isDirectory() && st.nlink > 1) {
+        if (linked.has(st.ino)) continue;
+        linked.add(st.ino);
+      }
+      total += st.blocks * 512;
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return total;
 }
 
 export function teardownVolumes(dirs: VolumeDirs): void {
