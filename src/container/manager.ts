@@ -95,6 +95,8 @@ export class ContainerManager {
       }
       this.containers.set(c.id, c);
       this.names.set(nameKey(c), c.id);
+      // Leases live in memory: a container's image stays in use across restarts.
+      if (this.deps.images.resolve(c.imageId)) this.deps.images.retain(c.imageId, c.id);
       // A monitor started by an earlier server reports its exit to this one.
       this.deps.helpers.subscribe(c.id, () => this.refresh(c));
       this.refresh(c);
@@ -104,8 +106,6 @@ export class ContainerManager {
     for (const id of await readdir(this.layersDir())) {
       if (!this.containers.has(id)) await rm(this.layerDir(id), { recursive: true, force: true });
     }
-    // A create killed before its record was written leaves only its image lease.
-    for (const holder of this.deps.images.leaseHolders()) if (!this.containers.has(holder)) await this.deps.images.release(holder);
   }
 
   runtimeDir(id: string): string {
@@ -160,7 +160,7 @@ export class ContainerManager {
       undo.add('remove files', () => this.removeFiles(id));
       mkdirSync(layerDir, { recursive: true });
       mkdirSync(join(runDir, 'rootfs'), { recursive: true });
-      await images.retain(image.id, id);
+      images.retain(image.id, id);
       undo.add('release image', () => images.release(id));
       const rootfs = await images.rootfsSpec(image.id, layerDir);
       const reader = layerFileReader(rootfs.type === 'overlay' ? rootfs.lowerdir : [rootfs.rootfs]);
@@ -289,7 +289,7 @@ export class ContainerManager {
       await cg.killAll();
       await cg.remove();
     }
-    await this.deps.images.release(c.id);
+    this.deps.images.release(c.id);
     await this.removeFiles(c.id);
   }
 

@@ -59,7 +59,9 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
       if (!img) return { image: null, info: {} };
       return {
         image: imageOut(img),
-        info: req.verbose ? { info: JSON.stringify({ imageSpec: img.config, chainIds: img.chainIds, manifestDigest: img.manifestDigest }) } : {},
+        info: req.verbose
+          ? { info: JSON.stringify({ imageSpec: img.config, chainIds: img.chainIds, manifestDigest: img.manifestDigest, usedBy: images.usedBy(img.id) }) }
+          : {},
       };
     },
     async RemoveImage(req) {

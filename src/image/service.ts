@@ -5,7 +5,7 @@
 //   ingest/                   temp files of blobs being written (wiped on open)
 //   layers/<chainid>/fs       unpacked layers (overlay lowerdirs) + meta.json
 //   layers/.tmp-*             layers being unpacked (wiped on open)
-//   index.json                images, tags, container leases (atomic writes)
+//   index.json                images and tags (atomic writes)
 //
 // resolve(ref) accepts, in this order:
 //   1. a full image id: "sha256:<64 hex>" or "<64 hex>"
@@ -61,13 +61,18 @@ interface IndexState {
   /** normalised "repo:tag" → image id */
   tags: Record<string, string>;
   /** container id → image id */
-  leases: Record<string, string>;
 }
 
 const INDEX_FILE = 'index.json';
 
 export class ImageService {
-  private state: IndexState = { version: 1, images: {}, tags: {}, leases: {} };
+  private state: IndexState = { version: 1, images: {}, tags: {} };
+  /**
+   * Container id → image id. In memory only: containers live no longer than
+   * the boot, and the container manager retains again for every container it
+   * loads, so a create touches no image index on disk.
+   */
+  private readonly leases = new Map<string, string>();
   private chain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -111,19 +116,15 @@ export class ImageService {
         throw internal(`image index ${path.join(this.root, INDEX_FILE)} is not valid JSON: ${(e as Error).message}`, e);
       }
       if (s.version !== 1) throw invalidArgument(`image index ${path.join(this.root, INDEX_FILE)}: unsupported version ${String(s.version)}`);
-      this.state = { version: 1, images: s.images ?? {}, tags: s.tags ?? {}, leases: s.leases ?? {} };
+      this.state = { version: 1, images: s.images ?? {}, tags: s.tags ?? {} };
     }
     // Drop anything no image references (leftovers of a crash mid-remove or mid-import).
     await this.collect(new Set(this.blobs.list()), new Set(this.layers.list()));
   }
 
-  /**
-   * Image changes are made durable (blobs nothing indexes are collected at
-   * open); lease changes need not be: a lease only protects an image while
-   * its container lives, within one boot.
-   */
-  private async persist(durable = true): Promise<void> {
-    writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1), { mode: 0o644, durable });
+  /** Durable: blobs nothing indexes are collected at open. */
+  private async persist(): Promise<void> {
+    writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1), { mode: 0o644, durable: true });
   }
 
   /** Serialises mutations. */
@@ -248,9 +249,7 @@ export class ImageService {
     return this.locked(async () => {
       const id = this.resolveId(ref);
       if (!id) return;
-      const holders = Object.entries(this.state.leases)
-        .filter(([, i]) => i === id)
-        .map(([c]) => c);
+      const holders = this.usedBy(id);
       if (holders.length) {
         throw failedPrecondition(`image ${id} is in use by container(s) ${holders.join(', ')}`);
       }
@@ -264,27 +263,20 @@ export class ImageService {
     });
   }
 
-  retain(imageId: string, containerId: string): Promise<void> {
-    return this.locked(async () => {
-      const id = this.resolveId(imageId);
-      if (!id) throw notFound(`image ${imageId} not found`);
-      if (this.state.leases[containerId] === id) return;
-      this.state.leases[containerId] = id;
-      await this.persist(false);
-    });
+  /** Keeps an image from removal while a container uses it. */
+  retain(imageId: string, containerId: string): void {
+    const id = this.resolveId(imageId);
+    if (!id) throw notFound(`image ${imageId} not found`);
+    this.leases.set(containerId, id);
   }
 
-  /** The ids of the containers holding a lease on an image. */
-  leaseHolders(): string[] {
-    return Object.keys(this.state.leases);
+  /** The containers holding a lease on an image. */
+  usedBy(imageId: string): string[] {
+    return [...this.leases].filter(([, id]) => id === imageId).map(([c]) => c);
   }
 
-  release(containerId: string): Promise<void> {
-    return this.locked(async () => {
-      if (!(containerId in this.state.leases)) return;
-      delete this.state.leases[containerId];
-      await this.persist(false);
-    });
+  release(containerId: string): void {
+    this.leases.delete(containerId);
   }
 
   /**

@@ -199,7 +199,7 @@ describe('ImageService: tags, removal, leases, restart', () => {
     expect(svc.resolve(ia!.id)!.repoTags).toEqual(['x.io/app:1']);
   });
 
-  it('shared layers survive removal of one image; a lease blocks removal; state survives restart', async () => {
+  it('shared layers survive removal of one image; a lease blocks removal; images survive restart, leases are the holders\' to renew', async () => {
     const base = await makeTar([{ name: 'base', content: 'base' }]);
     const top = await makeTar([{ name: 'top', content: 'top' }]);
     const A = buildImage([base]);
@@ -209,25 +209,28 @@ describe('ImageService: tags, removal, leases, restart', () => {
     const [ib] = await svc.import(chunks(await ociArchiveOf(B, 'x.io/b:1')));
     expect(ib!.chainIds[0]).toBe(ia!.chainIds[0]);
     expect(layerDirs()).toHaveLength(2);
-    await svc.retain(ib!.id, 'ctr-1');
+    svc.retain(ib!.id, 'ctr-1');
+    expect(svc.usedBy(ib!.id)).toEqual(['ctr-1']);
     await svc.remove('x.io/a:1');
     expect(layerDirs()).toHaveLength(2); // base still used by B
     const baseBlob = [...B.blobs.keys()].find((d) => B.blobs.get(d)!.equals(gzip(base)))!;
     expect(svc.hasBlob(baseBlob)).toBe(true);
     await expectError(svc.remove('x.io/b:1'), 'FailedPrecondition', /in use by container\(s\) ctr-1/);
 
-    // restart: same images, same lease
+    // restart: same images; leases are in memory (the container manager
+    // retains again for every container it loads)
     svc = await open();
     expect(svc.list().map((i) => i.id)).toEqual([ib!.id]);
     expect(svc.resolve('x.io/b:1')!.config.Cmd).toEqual(['b']);
+    expect(svc.usedBy(ib!.id)).toEqual([]);
+    svc.retain(ib!.id, 'ctr-1');
     await expectError(svc.remove(ib!.id), 'FailedPrecondition', /ctr-1/);
-    await svc.release('ctr-1');
-    await svc.release('ctr-1'); // idempotent
-    svc = await open();
+    svc.release('ctr-1');
+    svc.release('ctr-1'); // idempotent
     await svc.remove('x.io/b:1');
     expect(layerDirs()).toEqual([]);
     expect(blobCount()).toBe(0);
-    await expectError(svc.retain('sha256:' + '0'.repeat(64), 'c'), 'NotFound', /not found/);
+    expect(() => svc.retain('sha256:' + '0'.repeat(64), 'c')).toThrow(/not found/);
   });
 
   it('open() cleans crash leftovers: ingest temps, half-unpacked layers, orphan blobs and layers', async () => {

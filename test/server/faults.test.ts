@@ -106,8 +106,8 @@ describe(`faults [server on ${runtime}]`, () => {
       expect(existsSync(dir) ? readdirSync(dir) : [], dir).toEqual([]);
     }
     // No image lease is held by a container that does not exist.
-    const index = JSON.parse(readFileSync(join(s.root, 'images', 'index.json'), 'utf8'));
-    expect(Object.keys(index.leases ?? {})).toEqual([]);
+    const image = await s.image.ImageStatus({ image: { image: BUSYBOX }, verbose: true });
+    expect(JSON.parse(image.info.info!).usedBy).toEqual([]);
   }
 
   for (const point of ['container.after-prepare', 'container.after-record', 'container.after-monitor']) {
