@@ -72,6 +72,23 @@ export function exitReport(protocol: string, exitCode: number | Error, cmd: stri
   return status.status === 'Success' ? null : Buffer.from(String(status.message));
 }
 
+/**
+ * The client's reading of an exitReport (v4 and later): Success is 0, a
+ * NonZeroExitCode failure its ExitCode cause; any other failure is an error.
+ */
+export function exitCodeOf(report: string): number {
+  let status: { status?: string; message?: string; reason?: string; details?: { causes?: Array<{ reason?: string; message?: string }> } };
+  try {
+    status = JSON.parse(report) as typeof status;
+  } catch {
+    throw new Error(`malformed exit status from the server: ${report.slice(0, 200)}`);
+  }
+  if (status.status === 'Success') return 0;
+  const code = status.details?.causes?.find((c) => c.reason === 'ExitCode')?.message;
+  if (status.reason === 'NonZeroExitCode' && code !== undefined && /^\d+$/.test(code)) return Number(code);
+  throw new Error(status.message || `the command failed: ${report.slice(0, 200)}`);
+}
+
 /** Terminal size messages: a sequence of JSON objects {"Width":W,"Height":H}. */
 export class ResizeDecoder {
   private buf = '';

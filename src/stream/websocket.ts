@@ -18,12 +18,15 @@ export const WS_EXEC_PROTOCOLS = [
   'channel.k8s.io',
 ] as const;
 
-const STDIN = 0;
-const STDOUT = 1;
-const STDERR = 2;
-const ERROR = 3;
-const RESIZE = 4;
-const CLOSE = 255;
+export const STDIN = 0;
+export const STDOUT = 1;
+export const STDERR = 2;
+export const ERROR = 3;
+export const RESIZE = 4;
+export const CLOSE = 255;
+
+/** How long a command with a terminal waits for the client's first size before it starts without one. */
+const FIRST_SIZE_WAIT_MS = 1000;
 
 export class WebSocketExec {
   private readonly wss = new WebSocketServer({
@@ -51,8 +54,12 @@ export class WebSocketExec {
       if (base64) ws.send(String.fromCharCode(48 + channel) + data.toString('base64'));
       else ws.send(Buffer.concat([Buffer.from([channel]), data]));
     };
-    let proc: ExecProcess;
+    let proc: ExecProcess | null = null;
     let done = false;
+    // Until the command starts: its input, and the terminal size to start it with.
+    const input: Buffer[] = [];
+    let inputEnded = false;
+    let size: { width: number; height: number } | null = null;
     const finish = (result: number | Error) => {
       if (done) return;
       done = true;
@@ -60,15 +67,29 @@ export class WebSocketExec {
       if (report) send(ERROR, report);
       ws.close(1000);
     };
-    try {
-      proc = start(opts);
-    } catch (err) {
-      finish(err as Error);
-      return;
-    }
-    proc.stdout?.on('data', (d: Buffer) => send(STDOUT, d));
-    proc.stderr?.on('data', (d: Buffer) => send(opts.tty ? STDOUT : STDERR, d));
-    proc.exited.then(finish, (e: Error) => finish(e));
+    let sizeWait: NodeJS.Timeout | undefined;
+    const begin = () => {
+      clearTimeout(sizeWait);
+      if (proc || done) return;
+      try {
+        proc = start(opts);
+      } catch (err) {
+        finish(err as Error);
+        return;
+      }
+      const p = proc;
+      if (size) p.resize(size.width, size.height);
+      for (const chunk of input) p.stdin?.write(chunk);
+      if (inputEnded) p.stdin?.end();
+      p.stdout?.on('data', (d: Buffer) => send(STDOUT, d));
+      p.stderr?.on('data', (d: Buffer) => send(opts.tty ? STDOUT : STDERR, d));
+      p.exited.then(finish, (e: Error) => finish(e));
+    };
+    // A client sends its terminal's size right after the upgrade: the command
+    // starts at that size (as over SPDY, where the streams come first), not at
+    // 0x0 with a resize racing its first look at the terminal.
+    if (opts.tty) sizeWait = setTimeout(begin, FIRST_SIZE_WAIT_MS);
+    else begin();
     const resize = new ResizeDecoder();
     ws.on('message', (raw: RawData, isBinary: boolean) => {
       let msg = Buffer.isBuffer(raw) ? raw : Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw);
@@ -80,17 +101,26 @@ export class WebSocketExec {
       }
       const data = msg.subarray(1);
       if (channel === STDIN) {
-        if (data.length) proc.stdin?.write(data);
+        if (!data.length) return;
+        if (proc) proc.stdin?.write(data);
+        else input.push(Buffer.from(data));
       } else if (channel === RESIZE) {
-        for (const r of resize.push(data)) proc.resize(r.width, r.height);
+        for (const r of resize.push(data)) {
+          if (proc) proc.resize(r.width, r.height);
+          else size = r;
+        }
+        if (size) begin();
       } else if (channel === CLOSE && protocol === 'v5.channel.k8s.io') {
-        if (data[0] === STDIN) proc.stdin?.end();
+        if (data[0] !== STDIN) return;
+        if (proc) proc.stdin?.end();
+        else inputEnded = true;
       }
     });
     ws.on('close', () => {
+      clearTimeout(sizeWait);
       if (!done) {
         done = true;
-        proc.kill();
+        proc?.kill();
       }
     });
     ws.on('error', (err) => this.log.debug('websocket error', { err: err.message }));
