@@ -40,6 +40,11 @@ doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with 
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
           tarballs (optionally gzipped; --name names an unnamed archive or completes a
           tag-only ref.name); ls, rm and pull use CRI ImageService, as crictl does
+run, get, describe, logs, exec, delete
+          kubectl-style commands for the server's pod runner; logs -f follows the container
+          across restarts, instance after instance, until no instance follows or the pod is
+          deleted; exec -i streams stdin in (its end closes the command's) and exits with the
+          command's code; -it gives the command a terminal when stdin is one (raw mode, resizes)
 `;
 
 /** Repeated `--registry-mirror registry.k8s.io=http://127.0.0.1:5000` flags, grouped by registry. */

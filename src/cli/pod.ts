@@ -1,21 +1,27 @@
 // `peapod run / get / describe / logs / exec / delete`: kubectl-style pod
-// commands over peapod.v1.Peapod (and CRI ExecSync for exec).
+// commands over peapod.v1.Peapod, and CRI for exec (ExecSync; Exec and its
+// WebSocket stream with -i).
 
 import * as grpc from '@grpc/grpc-js';
-import { closeSync, openSync, promises as fsp, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { defaultConfig } from '../config.js';
 import { criClient } from '../cri/client.js';
+import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
 import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
+import { connectRemoteCommand } from '../stream/client.js';
+import { sleep } from '../util/time.js';
 import { UsageError } from './usage.js';
 
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
   peapod get pods [NAME] [-o wide|yaml|json] [-A]
   peapod describe pod NAME
   peapod logs NAME [-c CONTAINER] [-f] [--previous]
-  peapod exec NAME [-c CONTAINER] -- COMMAND [ARG]...
+  peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
   peapod delete [pod] NAME [--grace-period N] [--force]
       (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default")`;
 
@@ -33,12 +39,22 @@ function peapodCall(socket: string): { call: Call; close(): void } {
   };
 }
 
-function rpcError(e: grpc.ServiceError, socket: string): Error {
-  if (e.code === grpc.status.UNAVAILABLE) {
-    return new Error(`cannot reach the peapod server at ${socket} (is "peapod serve" running?): ${e.details}`);
+/** A failed call, said for a person, keeping its gRPC code for callers that expect some (not `code`: main() reads that as a Node error code). */
+class RpcError extends Error {
+  constructor(
+    message: string,
+    readonly grpcCode: grpc.status,
+  ) {
+    super(message);
   }
-  if (e.code === grpc.status.UNIMPLEMENTED) return new Error(`the server does not support this: ${e.details}`);
-  return new Error(e.details || e.message);
+}
+
+function rpcError(e: grpc.ServiceError, socket: string): RpcError {
+  if (e.code === grpc.status.UNAVAILABLE) {
+    return new RpcError(`cannot reach the peapod server at ${socket} (is "peapod serve" running?): ${e.details}`, e.code);
+  }
+  if (e.code === grpc.status.UNIMPLEMENTED) return new RpcError(`the server does not support this: ${e.details}`, e.code);
+  return new RpcError(e.details || e.message, e.code);
 }
 
 const common = {
@@ -240,6 +256,43 @@ export function criLogMessages(text: string): string {
   return out;
 }
 
+/** Prints a CRI log file's messages, whole lines at a time, as they are written. */
+class LogReader {
+  private pos = 0;
+  private pending = Buffer.alloc(0);
+
+  private constructor(private readonly fd: number) {}
+
+  /** null when the file is not there (an instance that wrote nothing yet, or a log already removed). */
+  static open(path: string): LogReader | null {
+    try {
+      return new LogReader(openSync(path, 'r'));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Everything written so far; a line not finished yet waits for its end (it may be cut inside a character). */
+  drain(): void {
+    const buf = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const n = readSync(this.fd, buf, 0, buf.length, this.pos);
+      if (n <= 0) return;
+      this.pos += n;
+      this.pending = Buffer.concat([this.pending, buf.subarray(0, n)]);
+      const cut = this.pending.lastIndexOf(0x0a);
+      if (cut >= 0) {
+        process.stdout.write(criLogMessages(this.pending.subarray(0, cut + 1).toString('utf8')));
+        this.pending = this.pending.subarray(cut + 1);
+      }
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
 async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -248,57 +301,78 @@ async function logs(argv: string[]): Promise<number> {
   });
   const name = positionals[0] === 'pod' ? positionals[1] : positionals[0];
   if (!name) throw new UsageError('logs: give a pod NAME');
-  const namespace = values.namespace ?? 'default';
+  const req = { namespace: values.namespace ?? 'default', name, container: values.container ?? '', previous: values.previous ?? false };
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  let reader: LogReader | null = null;
   try {
-    const { path, container } = await call('ContainerLogPath', { namespace, name, container: values.container ?? '', previous: values.previous ?? false });
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch {
-      return 0; // started, nothing written yet
-    }
-    let pos = 0;
-    let pending = '';
-    const drain = () => {
-      const buf = Buffer.alloc(64 * 1024);
-      for (;;) {
-        const n = readSync(fd, buf, 0, buf.length, pos);
-        if (n <= 0) break;
-        pos += n;
-        pending += buf.subarray(0, n).toString('utf8');
-        const cut = pending.lastIndexOf('\n');
-        if (cut >= 0) {
-          process.stdout.write(criLogMessages(pending.slice(0, cut + 1)));
-          pending = pending.slice(cut + 1);
-        }
+    let cur = (await call('ContainerLogPath', req)) as ContainerLogPathResponse__Output;
+    reader = LogReader.open(cur.path);
+    reader?.drain();
+    if (!values.follow || values.previous) return 0;
+    // Follow instance after instance, each log from its beginning, until no
+    // instance will follow the one read (or the pod is gone).
+    let attempt = cur.attempt;
+    for (;;) {
+      if (cur.attempt > attempt) {
+        // A newer instance exists, so the one read has exited and its log is complete.
+        reader?.drain();
+        reader?.close();
+        attempt++;
+        // Instances log side by side as <attempt>.log; one two restarts behind may be gone already.
+        reader = LogReader.open(join(dirname(cur.path), `${attempt}.log`));
+        reader?.drain();
+        continue;
       }
-    };
-    try {
-      drain();
-      if (!values.follow || values.previous) return 0;
-      // Follow until this instance of the container is no longer running.
-      for (;;) {
-        await new Promise((r) => setTimeout(r, 250));
-        drain();
-        let running = false;
-        try {
-          const v = JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView;
-          const cs = [...v.status.containerStatuses, ...v.status.initContainerStatuses].find((c) => c.name === container);
-          running = !!cs?.state.running && statSync(path, { throwIfNoEntry: false }) !== undefined;
-        } catch {
-          running = false;
-        }
-        if (!running) {
-          drain();
-          return 0;
-        }
+      if (cur.last) {
+        reader?.drain();
+        return 0;
       }
-    } finally {
-      closeSync(fd);
+      await sleep(250);
+      reader?.drain();
+      try {
+        cur = (await call('ContainerLogPath', { ...req, container: cur.container })) as ContainerLogPathResponse__Output;
+      } catch (err) {
+        if (!(err instanceof RpcError && err.grpcCode === grpc.status.NOT_FOUND)) throw err;
+        // Deleted: what was written before the log went is still there to read.
+        reader?.drain();
+        return 0;
+      }
     }
   } finally {
+    reader?.close();
     close();
+  }
+}
+
+/**
+ * An interactive exec, as kubectl runs one: the local stdin copied in (its
+ * end closes the command's), output copied out; with a terminal, the local
+ * one in raw mode (keys, ^C included, go to the command) and its size sent
+ * at once and on every change.
+ */
+async function streamExec(url: string, tty: boolean): Promise<number> {
+  const { stdin, stdout } = process;
+  const remote = await connectRemoteCommand(url, { stdin, stdout, stderr: process.stderr });
+  if (!tty) return remote.exitCode;
+  const sendSize = () => {
+    if (stdout.isTTY) remote.resize(stdout.columns, stdout.rows);
+  };
+  // Killed while raw, the terminal would stay raw: restore it first.
+  const onSignal = (signal: NodeJS.Signals) => {
+    stdin.setRawMode(false);
+    process.exit(128 + osConstants.signals[signal]);
+  };
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP'];
+  stdin.setRawMode(true);
+  for (const sig of signals) process.on(sig, onSignal);
+  stdout.on('resize', sendSize);
+  try {
+    sendSize();
+    return await remote.exitCode;
+  } finally {
+    stdout.off('resize', sendSize);
+    for (const sig of signals) process.off(sig, onSignal);
+    stdin.setRawMode(false);
   }
 }
 
@@ -314,9 +388,7 @@ async function exec(argv: string[]): Promise<number> {
   const name = positionals[0];
   if (!name) throw new UsageError('exec: give a pod NAME');
   if (cmd.length === 0) throw new UsageError('exec: give the command after "--" (peapod exec NAME -- ls /)');
-  if (values.stdin || values.tty) {
-    throw new Error('exec -i/-t: interactive exec is not supported by the peapod CLI yet (the server has the CRI streaming endpoint: use "crictl exec -it")');
-  }
+  if (values.stdin && values.timeout !== undefined) throw new UsageError('exec: --timeout applies to an exec without -i only');
   const socket = values.socket ?? defaultConfig.socket;
   const { call, close } = peapodCall(socket);
   let id: string;
@@ -330,17 +402,27 @@ async function exec(argv: string[]): Promise<number> {
   } finally {
     close();
   }
+  // As in kubectl: a terminal needs -i, and a local terminal to drive it.
+  const tty = !!values.tty && !!values.stdin && process.stdin.isTTY;
+  if (values.tty && values.stdin && !tty) process.stderr.write('Unable to use a TTY - input is not a terminal or the right kind of file\n');
   const cri = criClient(socket);
+  const rpc = <T>(p: Promise<T>) =>
+    p.catch((err: grpc.ServiceError) => {
+      throw rpcError(err, socket);
+    });
+  let url: string;
   try {
-    const r = await cri.runtime.ExecSync({ containerId: id, cmd, timeout: values.timeout ?? '0' });
-    process.stdout.write(Buffer.from(r.stdout));
-    process.stderr.write(Buffer.from(r.stderr));
-    return r.exitCode;
-  } catch (err) {
-    throw rpcError(err as grpc.ServiceError, socket);
+    if (!values.stdin) {
+      const r = await rpc(cri.runtime.ExecSync({ containerId: id, cmd, timeout: values.timeout ?? '0' }));
+      process.stdout.write(Buffer.from(r.stdout));
+      process.stderr.write(Buffer.from(r.stderr));
+      return r.exitCode;
+    }
+    url = (await rpc(cri.runtime.Exec({ containerId: id, cmd, tty, stdin: true, stdout: true, stderr: !tty }))).url;
   } finally {
     cri.close();
   }
+  return streamExec(url, tty);
 }
 
 async function del(argv: string[]): Promise<number> {

@@ -204,8 +204,8 @@ export class PodRunner {
     return [...new Set([...this.pods.values()].map((c) => c.rec.source))];
   }
 
-  /** The CRI log file of a container (the current instance, or the previous one). */
-  logPath(namespace: string, name: string, container: string, previous: boolean): { path: string; container: string } {
+  /** The CRI log file of a container (the current instance, or the previous one); `last`: no instance will follow it. */
+  logPath(namespace: string, name: string, container: string, previous: boolean): { path: string; container: string; attempt: number; last: boolean } {
     const ctl = this.get(namespace, name);
     const rec = ctl.rec;
     let c = container ? rec.containers.find((x) => x.name === container) : undefined;
@@ -220,7 +220,11 @@ export class PodRunner {
     if (c.instances === 0) throw notFound(`container "${c.name}" in pod "${name}" has not started yet`);
     const attempt = previous ? c.instances - 2 : c.instances - 1;
     if (attempt < 0) throw notFound(`previous terminated container "${c.name}" in pod "${name}" not found`);
-    return { path: join(this.logDir(rec), c.name, `${attempt}.log`), container: c.name };
+    // The current instance is the last once the pod is over (every container is reaped before the phase is
+    // set), or once it has exited with no restart pending; either way its log is then complete.
+    const over = rec.phase === 'Succeeded' || rec.phase === 'Failed';
+    const last = !previous && (over || (c.terminated !== null && !ctl.restartPending(c)));
+    return { path: join(this.logDir(rec), c.name, `${attempt}.log`), container: c.name, attempt, last };
   }
 
   /** The container's current CRI id (for exec). */
