@@ -1,6 +1,7 @@
 /* peapod-exec: run a command in a running container (ExecSync, probes).
  *
  *   peapod-exec --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]
+ *               [--output-limit BYTES] [--notify SOCKET --notify-key KEY]
  *
  * Joins the namespaces and cgroups of the container whose init is PID
  * (container_join), then forks the command: it becomes the leader of a new
@@ -24,6 +25,14 @@
  * each sets the terminal's window size (TIOCSWINSZ; ignored without --tty).
  * Pending resizes are applied before pending input.
  *
+ * With --output-limit (ExecSync; not with --tty) the command's stdout and
+ * stderr are pipes that peapod-exec copies to its own, at most BYTES each,
+ * dropping the rest (the command never blocks on them), and background
+ * processes holding them are not waited for (capture.h).
+ *
+ * With --notify the exit status is also sent to the server's socket
+ * (notify.h) as "KEY exited CODE".
+ *
  * Exit status: the command's, or 128+N when it died of signal N; 126 when
  * the set-up failed (spec, join, process set-up, or exec failed for another
  * reason than a missing program); 127 when the program was not found; 2 for
@@ -43,14 +52,17 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "container.h"
+#include "notify.h"
 #include "util.h"
 
 #define PROG "peapod-exec"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]\n");
+	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]\n"
+		   "       [--output-limit BYTES] [--notify SOCKET --notify-key KEY]\n");
 }
 
 
@@ -296,10 +308,13 @@ static int relay(pid_t pid, int master, int slave, int resize_fd, const sigset_t
 	}
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
-	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL;
+	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL, *limit_arg = NULL;
+	const char *notify_path = NULL, *notify_key = "-";
 	int timeout_kill = 0, killed = 0, tty = 0, resize_fd = -1, master = -1, slave = -1;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	size_t limit = 0;
 	char err[1024], *end;
 	struct spec *s;
 	sigset_t mask;
@@ -322,16 +337,35 @@ int main(int argc, char **argv)
 			pid_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--spec")) != NULL) {
 			spec_path = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--output-limit")) != NULL) {
+			limit_arg = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify")) != NULL) {
+			notify_path = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--notify-key")) != NULL) {
+			notify_key = v;
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (pid_arg == NULL || spec_path == NULL) {
+	if (pid_arg == NULL || spec_path == NULL || (limit_arg != NULL && tty)) {
 		usage(stderr);
 		return 2;
 	}
+	if (limit_arg != NULL) {
+		unsigned long long l;
+
+		errno = 0;
+		l = strtoull(limit_arg, &end, 10);
+		if (errno || *end || end == limit_arg || *limit_arg == '-' || l == 0) {
+			fprintf(stderr, PROG ": --output-limit needs a byte count, got '%s'\n", limit_arg);
+			return 2;
+		}
+		limit = (size_t)l;
+	}
+	if (notify_path != NULL)
+		notify_setup(notify_path, notify_key);
 	errno = 0;
 	target = strtol(pid_arg, &end, 10);
 	if (errno || *end || end == pid_arg || target < 1 || target > 0x3fffffff) {
@@ -383,6 +417,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": spec %s: %s\n", spec_path, err);
 		return 126;
 	}
+	/* The socket's path means nothing in the container's mount namespace. */
+	notify_preconnect();
 	if (container_join((int)target, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": join container %ld: %s\n", target, err);
 		return 126;
@@ -393,20 +429,39 @@ int main(int argc, char **argv)
 		return 126;
 	}
 
+	if (limit && (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)) {
+		fprintf(stderr, PROG ": pipe: %s\n", strerror(errno));
+		return 126;
+	}
+
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, PROG ": fork: %s\n", strerror(errno));
 		return 126;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		if (limit && (dup2(outp[1], 1) < 0 || dup2(errp[1], 2) < 0)) {
+			fprintf(stderr, PROG ": dup2 output pipes: %s\n", strerror(errno));
+			_exit(126);
+		}
 		child(s, slave);
+	}
 	/* Also here, so a kill right away reaches the group (with a tty the
 	 * child's setsid does it). */
 	if (!tty)
 		setpgid(pid, pid);
 	else
 		return relay(pid, master, slave, resize_fd, &mask, timeout_kill, s);
+	if (limit) {
+		int code;
+
+		close(outp[1]);
+		close(errp[1]);
+		code = capture_run(pid, outp[0], errp[0], &mask, limit, timeout_kill);
+		spec_free(s);
+		return code;
+	}
 
 	for (;;) {
 		siginfo_t si;
@@ -439,4 +494,12 @@ int main(int argc, char **argv)
 			return 128 + WTERMSIG(st);
 		return WEXITSTATUS(st);
 	}
+}
+
+int main(int argc, char **argv)
+{
+	int code = run(argc, argv);
+
+	notify("exited", "%d", code);
+	return code;
 }

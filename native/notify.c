@@ -13,6 +13,7 @@
 
 static const char *sock_path;
 static const char *notify_key;
+static int early_fd = -1;
 
 void notify_setup(const char *socket_path, const char *key)
 {
@@ -63,6 +64,14 @@ static int connect_server(void)
 	return fd;
 }
 
+int notify_preconnect(void)
+{
+	if (sock_path == NULL || early_fd >= 0)
+		return 0;
+	early_fd = connect_server();
+	return early_fd < 0 ? -1 : 0;
+}
+
 int notify(const char *word, const char *fmt, ...)
 {
 	char line[2048];
@@ -81,7 +90,8 @@ int notify(const char *word, const char *fmt, ...)
 		if (*p == '\n')
 			*p = ' ';
 	strcat(line, "\n");
-	fd = connect_server();
+	fd = early_fd >= 0 ? early_fd : connect_server();
+	early_fd = -1;
 	if (fd >= 0) {
 		r = write_all(fd, line, strlen(line));
 		if (close(fd) < 0)

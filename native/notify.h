@@ -11,6 +11,11 @@
 /* Where to send; both strings must outlive the process (argv does). */
 void notify_setup(const char *socket_path, const char *key);
 
+/* Connects now, for a helper that will leave the server's mount namespace
+ * (peapod-exec joins the container's): the next notify() uses this
+ * connection. 0, or -1 when the server could not be reached. */
+int notify_preconnect(void);
+
 /* Sends "KEY WORD TEXT"; newlines in TEXT become spaces. 0 when sent (or
  * when there is nowhere to send), -1 when the server could not be reached:
  * a server that is down or restarting misses it and reads the state files,

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, isKind, notFound } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import { SIGKILL, SIGTERM, signalNumber } from '../ffi/constants.js';
@@ -389,12 +388,31 @@ export class ContainerManager {
     if (cmd.length === 0) throw invalidArgument('cmd is required');
     const native = new NativeSpec();
     addProcess(native, { ...c.process, args: cmd });
-    const specPath = join(this.store.runtimeDir(c.id), `exec-${newId().slice(0, 16)}.spec`);
-    writeFileSync(specPath, native.toString(), { mode: 0o600 });
+    // The helper's files, in the state dir (a tmpfs on a node); it caps each output at the limit.
+    const base = join(this.store.runtimeDir(c.id), `exec-${newId().slice(0, 16)}`);
+    const files = { spec: `${base}.spec`, out: `${base}.out`, err: `${base}.err` };
+    writeFileSync(files.spec, native.toString(), { mode: 0o600 });
     try {
-      return await runExec(join(this.deps.nativeDir, 'peapod-exec'), ['--pid', String(c.init.pid), '--spec', specPath], timeoutSeconds);
+      const started = this.deps.helpers.spawn(
+        join(this.deps.nativeDir, 'peapod-exec'),
+        ['--pid', String(c.init.pid), '--spec', files.spec, '--output-limit', String(EXEC_OUTPUT_LIMIT)],
+        basename(base),
+        { stdout: files.out, stderr: files.err, exitReports: true },
+      );
+      let timedOut = false;
+      const timer =
+        timeoutSeconds > 0
+          ? setTimeout(() => {
+              timedOut = true;
+              libc().kill(started.pid, SIGTERM); // the helper kills the exec's whole process group
+            }, timeoutSeconds * 1000)
+          : undefined;
+      const m = await started.report.finally(() => clearTimeout(timer));
+      if (timedOut) throw deadlineExceeded(`command timed out after ${timeoutSeconds} s`);
+      const [stdout, stderr] = await Promise.all([readFile(files.out), readFile(files.err)]);
+      return { stdout, stderr, exitCode: Number(m.text) };
     } finally {
-      await rm(specPath, { force: true });
+      await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
     }
   }
 
@@ -504,51 +522,4 @@ function signal(id: ProcessIdentity, sig: number): void {
 async function killAndWait(id: ProcessIdentity): Promise<void> {
   signal(id, SIGKILL);
   for (let i = 0; i < 500 && isAlive(id); i++) await sleep(2);
-}
-
-/**
- * Runs the exec helper, collecting at most 16 MiB per stream. It stops
- * reading when the helper exits: a background child holding the pipes open
- * must not hold the call.
- */
-function runExec(helper: string, args: string[], timeoutSeconds: number) {
-  return new Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }>((resolve, reject) => {
-    const child = spawn(helper, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const collect = (into: Buffer[]) => {
-      let size = 0;
-      return (d: Buffer) => {
-        if (size >= EXEC_OUTPUT_LIMIT) return;
-        const part = d.subarray(0, EXEC_OUTPUT_LIMIT - size);
-        size += part.length;
-        into.push(part);
-      };
-    };
-    child.stdout!.on('data', collect(out));
-    child.stderr!.on('data', collect(err));
-    let timedOut = false;
-    const timer =
-      timeoutSeconds > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGTERM'); // the helper kills the exec's whole process group
-          }, timeoutSeconds * 1000)
-        : undefined;
-    child.on('error', reject);
-    let settled = false;
-    const finish = (code: number | null, sig: NodeJS.Signals | null) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      child.stdout!.destroy();
-      child.stderr!.destroy();
-      if (timedOut) reject(deadlineExceeded(`command timed out after ${timeoutSeconds} s`));
-      else resolve({ stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code ?? 128 + (sig ? signalNumber(sig) ?? 0 : 0) });
-    };
-    // Normally the pipes close with the exit; a background child may hold
-    // them open, and then a short drain is all it gets.
-    child.on('close', finish);
-    child.on('exit', (code, sig) => setTimeout(() => finish(code, sig), 50));
-  });
 }

@@ -14,7 +14,7 @@ import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../ffi/constants.js';
  * Synchronous, for the namespace window; it reports under the container id.
  */
 export function spawnMonitor(helpers: Helpers, nativeDir: string, id: string, specPath: string, dir: string): SpawnedHelper {
-  return helpers.spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], id, join(dir, 'monitor.log'));
+  return helpers.spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], id, { stderr: join(dir, 'monitor.log') });
 }
 
 /** Waits until the monitor reports the container init ready to exec (CREATED). */

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
-import { isSyscallError, libc, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_WRONLY, WNOHANG } from '../ffi/index.js';
+import { isSyscallError, libc, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, WNOHANG } from '../ffi/index.js';
 import type { Reaper } from './reaper.js';
 
 /** One line a helper sent: "KEY WORD TEXT" (native/notify.h). */
@@ -68,18 +68,20 @@ export class Helpers {
 
   /**
    * Spawns `binary` with `--notify SOCKET --notify-key KEY` before `args`,
-   * stdin and stdout on /dev/null, stderr appended to `logPath`. Synchronous:
-   * the helper starts in the calling thread's namespaces.
+   * stdin on /dev/null, stdout on `io.stdout` (else /dev/null) and stderr
+   * appended to `io.stderr`. Synchronous: the helper starts in the calling
+   * thread's namespaces. With `io.exitReports` the helper's exit is its
+   * report ("exited CODE"), whether its message or its exit is seen first.
    */
-  spawn(binary: string, args: string[], key: string, logPath: string): SpawnedHelper {
+  spawn(binary: string, args: string[], key: string, io: { stdout?: string; stderr: string; exitReports?: boolean }): SpawnedHelper {
     if (this.pending.has(key)) throw new Error(`a helper for ${key} is already starting`);
     const argv = [basename(binary), '--notify', this.socketPath, '--notify-key', key, ...args];
     const pid = libc().spawn(binary, argv, {
       env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
       files: [
         { fd: 0, path: '/dev/null', flags: O_RDONLY },
-        { fd: 1, path: '/dev/null', flags: O_WRONLY },
-        { fd: 2, path: logPath, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640 },
+        io.stdout ? { fd: 1, path: io.stdout, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600 } : { fd: 1, path: '/dev/null', flags: O_WRONLY },
+        { fd: 2, path: io.stderr, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640 },
       ],
     });
     const report = new Promise<HelperMessage>((resolve, reject) => {
@@ -93,9 +95,13 @@ export class Helpers {
         if (status === undefined) return;
         exited = true;
         clearInterval(poll);
-        if (status === 0) return;
-        this.pending.delete(key);
-        reject(new Error(`${basename(binary)} ${describeStatus(status)}: ${lastLine(logPath) || 'no message'}`));
+        if (io.exitReports) {
+          this.pending.delete(key);
+          resolve({ word: 'exited', text: String(exitCode(status)) });
+        } else if (status !== 0) {
+          this.pending.delete(key);
+          reject(new Error(`${basename(binary)} ${describeStatus(status)}: ${lastLine(io.stderr) || 'no message'}`));
+        }
       }, EXIT_POLL_MS);
       this.pending.set(key, (m) => {
         clearInterval(poll);
@@ -152,6 +158,13 @@ function waitStatus(pid: number): number | undefined {
     if (isSyscallError(err, 'ECHILD')) return -1;
     throw err;
   }
+}
+
+/** A shell's view of a wait status: the exit code, or 128+N for signal N. */
+function exitCode(status: number): number {
+  if (status === -1) return 255;
+  const sig = status & 0x7f;
+  return sig ? 128 + sig : (status >> 8) & 0xff;
 }
 
 function describeStatus(status: number): string {

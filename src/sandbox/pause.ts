@@ -25,7 +25,7 @@ export function spawnPauseLauncher(opts: PauseOptions): SpawnedHelper {
   if (opts.newPidNamespace) args.push('--new-pidns');
   if (opts.user) args.push('--user', opts.user);
   args.push('--', join(opts.nativeDir, 'pause'));
-  return opts.helpers.spawn(join(opts.nativeDir, 'peapod-sandbox'), args, opts.id, opts.logPath);
+  return opts.helpers.spawn(join(opts.nativeDir, 'peapod-sandbox'), args, opts.id, { stderr: opts.logPath });
 }
 
 /** Waits for the launcher to report pause's host pid (it exits right after). */
