@@ -28,7 +28,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -680,6 +680,40 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
     expect(mntns).toBe(readlinkSync(`/proc/${m.initPid}/ns/mnt`));
     expect(pidns).not.toBe(readlinkSync('/proc/self/ns/pid'));
     expect(Number(pid)).toBeLessThan(1000);
+  });
+
+  it('--output-limit keeps the first BYTES of each stream, never blocks the command, and does not wait for background holders', async () => {
+    // 300 KB on each stream: more than a pipe holds, so a reader that stopped would block the command.
+    const big = 'i=0; while [ $i -lt 3000 ]; do echo 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789; i=$((i+1)); done';
+    const r = await execIn(['sh', '-c', `(${big}) ; (${big}) >&2; exit 3`], ['--output-limit', '1000']).done;
+    expect(r.code).toBe(3);
+    expect(r.out).toBe('0123456789'.repeat(10).concat('\n').repeat(10).slice(0, 1000));
+    expect(r.err).toBe(r.out);
+    const t0 = Date.now();
+    const bg = await execIn(['sh', '-c', 'sleep 30 & echo started'], ['--output-limit', '1000', '--timeout-kill']).done;
+    expect(bg).toMatchObject({ code: 0, out: 'started\n' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('--notify reports "KEY exited CODE" on a connection made before it joined the container', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-notify-'));
+    const sockPath = join(dir, 'helpers.sock');
+    const lines: string[] = [];
+    const server = createServer((c) => {
+      let buf = '';
+      c.on('data', (d) => (buf += d));
+      c.on('end', () => lines.push(buf));
+    });
+    await new Promise<void>((res) => server.listen(sockPath, res));
+    try {
+      const r = await execIn(['sh', '-c', 'exit 4'], ['--notify', sockPath, '--notify-key', 'k1']).done;
+      expect(r.code).toBe(4);
+      await until('the report', () => lines.length === 1);
+      expect(lines).toEqual(['k1 exited 4\n']);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a missing program exits 127 with a message', async () => {
