@@ -13,6 +13,22 @@ export async function until<T>(what: string, fn: () => T | undefined | null | fa
   }
 }
 
+/** Polls an async check (errors count as "not yet") until it returns something other than undefined or false. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(150);
+  }
+}
+
 export function readOrNull(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');

@@ -1,0 +1,218 @@
+// The pod CLI's interactive exec (CRI Exec, then the WebSocket stream) and
+// logs -f across container restarts, against a real server on the matrix
+// runtime. The CLI runs under Node; -it gets a terminal from script(1).
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PodView } from '../../src/pod/status.js';
+import { preloadBusybox } from '../support/images.js';
+import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { sleep, waitFor } from '../support/wait.js';
+
+const cliPath = join(repoRoot, 'dist', 'cli.js');
+
+interface CliResult {
+  code: number;
+  out: Buffer;
+  err: string;
+}
+
+/** Waits for a started CLI to exit; its output as bytes (exec -i is checked byte for byte). */
+function finished(child: ChildProcess): Promise<CliResult> {
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => out.push(d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  return new Promise((resolve) => child.once('close', (code, sig) => resolve({ code: code ?? 128 + osConstants.signals[sig!], out: Buffer.concat(out), err })));
+}
+
+describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let base: string;
+  const children = new Set<ChildProcess>();
+
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-podcli-'));
+    // Restarts after 300 ms, 600 ms… instead of the kubelet's 10 s, 20 s…
+    s = await startServer({ PEAPOD_BACKOFF_BASE_MS: '300' }, preloadBusybox, { args: ['--pod-log-dir', join(base, 'logs')] });
+  });
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    if (s) {
+      const list = await cli(['get', 'pods', '-A', '-o', 'json']).catch(() => undefined);
+      for (const p of list?.code === 0 ? (JSON.parse(list.out.toString()).items as PodView[]) : []) {
+        await cli(['delete', p.metadata.name, '-n', p.metadata.namespace, '--force']);
+      }
+      await s.cleanup();
+    }
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  /** `peapod CMD --socket … ARGS…` started; its stdin stays open unless `input` is given. */
+  const started = (args: string[], input?: string | Buffer) => {
+    const c = spawn(process.execPath, [cliPath, args[0]!, '--socket', s.socket, ...args.slice(1)], { stdio: 'pipe' });
+    children.add(c);
+    c.stdin!.on('error', () => {}); // the command may exit before it read everything
+    if (input !== undefined) c.stdin!.end(input);
+    return c;
+  };
+  const cli = (args: string[], input?: string | Buffer) => finished(started(args, input));
+  const getPod = async (name: string) => {
+    const r = await cli(['get', 'pods', name, '-o', 'json']);
+    if (r.code !== 0) throw new Error(r.err);
+    return JSON.parse(r.out.toString()) as PodView;
+  };
+  const apply = async (name: string, spec: string) => {
+    const yaml = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`;
+    const r = await cli(['run', '-f', '-'], yaml);
+    expect(r.code, r.err).toBe(0);
+  };
+  const container = (command: string) => `    - name: c\n      image: busybox\n      imagePullPolicy: IfNotPresent\n      command: ["sh", "-c", ${JSON.stringify(command)}]`;
+  const running = (name: string, restarts = 0) =>
+    waitFor(`${name} running`, async () => {
+      const c = (await getPod(name)).status.containerStatuses[0]!;
+      return !!c.state.running && c.restartCount === restarts;
+    });
+
+  describe('exec', () => {
+    beforeAll(async () => {
+      await apply('shell', `  containers:\n${container('exec sleep 3600')}`);
+      await running('shell');
+    });
+
+    it('-i copies stdin in byte for byte, closes it at the end of input, and exits with the command\'s code', async () => {
+      // Binary and larger than any one message or pipe buffer: flow control on both sides.
+      const input = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(3 * 1024 * 1024)]);
+      const r = await cli(['exec', '-i', 'shell', '--', 'sh', '-c', 'cat; echo "stdin closed" >&2; exit 3'], input);
+      expect(r.err).toBe('stdin closed\n');
+      expect(r.code).toBe(3);
+      expect(r.out.length).toBe(input.length);
+      expect(r.out.equals(input)).toBe(true);
+
+      const ok = await cli(['exec', '-i', 'shell', '--', 'sh', '-c', 'read line; echo "got $line"'], 'hello\n');
+      expect([ok.code, ok.out.toString(), ok.err]).toEqual([0, 'got hello\n', '']);
+    });
+
+    it('-i ends when the command does, with local input still open', async () => {
+      const child = started(['exec', '-i', 'shell', '--', 'sh', '-c', 'head -c 5; exit 4']);
+      const done = finished(child);
+      child.stdin!.write('abcdefgh');
+      const r = await Promise.race([done, sleep(15_000).then(() => undefined)]);
+      expect(r, 'the CLI is still running').toBeDefined();
+      expect([r!.code, r!.out.toString()]).toEqual([4, 'abcde']);
+    });
+
+    /** A shell command run by script(1) on a pseudo-terminal of its own, its input typed by the test. */
+    const underTerminal = (inner: string) => {
+      const child = spawn('script', ['-qec', inner, '/dev/null'], { stdio: 'pipe' });
+      children.add(child);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+      return {
+        type: (text: string) => child.stdin!.write(text),
+        see: (what: string, re: RegExp) =>
+          waitFor(what, async () => re.test(out), 15_000).catch((err: Error) => {
+            throw new Error(`${err.message}; the terminal showed ${JSON.stringify(out)}`);
+          }),
+        // Input stays open to the end: script(1) would type an end-of-file into the terminal.
+        done: async () => {
+          const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+          child.stdin!.end();
+          return { code, out };
+        },
+      };
+    };
+    const execIt = (cmd: string) => `${process.execPath} ${cliPath} exec --socket ${s.socket} -it shell -- ${cmd}`;
+
+    it('-it under a terminal: a tty of the local size in raw mode, resizes, and the terminal restored', async () => {
+      const dir = mkdtempSync(join(base, 'tty-'));
+      // The state of the local terminal is saved before and after the CLI.
+      const term = underTerminal(
+        `stty cols 91 rows 27; tty > ${dir}/pts; stty -g > ${dir}/before; ${execIt('sh')}; echo $? > ${dir}/code; stty -g > ${dir}/after`,
+      );
+      await term.see('a shell prompt', /\/ # /);
+      term.type('tty; stty size\r');
+      await term.see('the container terminal and its size', /\/dev\/pts\/\d+\r*\n27 91\r*\n/);
+
+      // The local terminal changes size: the CLI gets SIGWINCH and passes the new size on.
+      execFileSync('stty', ['-F', readFileSync(join(dir, 'pts'), 'utf8').trim(), 'cols', '100', 'rows', '30']);
+      await sleep(300);
+      term.type('stty size\r');
+      await term.see('the new size', /\n30 100\r*\n/);
+
+      // Raw mode: ^C reaches the container's shell (interrupting sleep) instead of killing the CLI.
+      term.type('sleep 30\r');
+      await sleep(500);
+      term.type('\x03');
+      term.type('echo after-$((6*7))\r');
+      await term.see('the shell after ^C', /after-42/);
+
+      term.type('exit 7\r');
+      const { out } = await term.done();
+      expect(readFileSync(join(dir, 'code'), 'utf8').trim(), out).toBe('7');
+      expect(readFileSync(join(dir, 'after'), 'utf8')).toBe(readFileSync(join(dir, 'before'), 'utf8'));
+    });
+
+    // The server starts the helper only once the size has come, but native/exec.c forks the command before it
+    // reads the resize pipe, and under Deno the server's write to that pipe lands later: there it is a race.
+    it.skipIf(runtime === 'deno')('-it starts the command at the local terminal\'s size', async () => {
+      // The size must be there when the command first looks, not arrive just after it started.
+      // stty is the command itself (no shell starting first): a size sent after the start would often come too late.
+      for (let i = 0; i < 6; i++) {
+        const r = await underTerminal(`stty cols 61 rows 17; ${execIt('stty size')}`).done();
+        expect(r.out).toMatch(/^17 61\r*\n$/);
+        expect(r.code).toBe(0); // script -e: the CLI's code
+      }
+    });
+  });
+
+  describe('logs -f', () => {
+    // Each instance prints its number (kept in an emptyDir, which outlives the instances) on every line.
+    const numbered = (lines: number, tail: string) =>
+      `n=$(cat /d/n 2>/dev/null || echo 0); echo $((n+1)) > /d/n; [ $n = 0 ] && sleep 2; ` +
+      `i=0; while [ $i -lt ${lines} ]; do echo "run $n line $i"; i=$((i+1)); [ $i = ${lines / 2} ] && sleep 0.3; done; ${tail}`;
+    const volume = `  volumes: [{name: d, emptyDir: {}}]\n`;
+    const mount = `\n      volumeMounts: [{name: d, mountPath: /d}]`;
+    const expected = (runs: number, lines: number) =>
+      Array.from({ length: runs }, (_, n) => Array.from({ length: lines }, (_, i) => `run ${n} line ${i}`)).flat();
+
+    it('goes on into each restarted instance\'s log, in order, with no line lost or repeated, and ends with the pod', async () => {
+      // Two failures (restarted: OnFailure), then success: the pod is Succeeded.
+      await apply('counter', `  restartPolicy: OnFailure\n${volume}  containers:\n${container(numbered(200, '[ $n -lt 2 ] && exit 1; exit 0'))}${mount}`);
+      await running('counter');
+      const r = await Promise.race([cli(['logs', '-f', 'counter']), sleep(30_000).then(() => undefined)]);
+      expect(r, 'logs -f did not end with the pod').toBeDefined();
+      expect(r!.err).toBe('');
+      expect(r!.code).toBe(0);
+      expect(r!.out.toString().split('\n').slice(0, -1)).toEqual(expected(3, 200));
+      const v = await getPod('counter');
+      expect([v.status.phase, v.status.containerStatuses[0]!.restartCount]).toEqual(['Succeeded', 2]);
+      await cli(['delete', 'counter']);
+    });
+
+    it('keeps following a restartPolicy Always container until the pod is deleted', async () => {
+      await apply('looper', `${volume}  containers:\n${container(numbered(50, 'exit 0'))}${mount}`);
+      await running('looper');
+      const child = started(['logs', '-f', 'looper']);
+      const done = finished(child);
+      let seen = '';
+      child.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
+      await waitFor('the third instance in the log', async () => seen.includes('run 2 line 49\n'), 30_000);
+      const del = await cli(['delete', 'looper']);
+      expect(del.code, del.err).toBe(0);
+      const r = await Promise.race([done, sleep(15_000).then(() => undefined)]);
+      expect(r, 'logs -f did not end when the pod was deleted').toBeDefined();
+      expect(r!.code, r!.err).toBe(0);
+      const got = r!.out.toString().split('\n').slice(0, -1);
+      // Whole instances in order; the instance running at the deletion may be cut short.
+      expect(got.length).toBeGreaterThanOrEqual(150);
+      expect(got).toEqual(expected(Math.ceil(got.length / 50), 50).slice(0, got.length));
+    });
+  });
+});
