@@ -1,6 +1,6 @@
 /* peapod-exec: run a command in a running container (ExecSync, probes).
  *
- *   peapod-exec --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]
+ *   peapod-exec --pid PID --spec SPECFILE [--timeout-kill] [--tty [--size WIDTH,HEIGHT]] [--resize-fd N]
  *               [--output-limit BYTES] [--notify SOCKET --notify-key KEY]
  *
  * Joins the namespaces and cgroups of the container whose init is PID
@@ -21,6 +21,8 @@
  * stdout and stderr; peapod-exec relays its own stdin to the master and the
  * master to its own stdout until the command has exited and the master is
  * drained. EOF on stdin stops that direction only.
+ * --size gives the terminal its size before the command starts (a resize
+ * that raced the command's first look at its terminal would come too late).
  * --resize-fd N names an inherited descriptor carrying lines "WIDTH HEIGHT\n":
  * each sets the terminal's window size (TIOCSWINSZ; ignored without --tty).
  * Pending resizes are applied before pending input.
@@ -61,7 +63,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty] [--resize-fd N]\n"
+	fprintf(f, "usage: " PROG " --pid PID --spec SPECFILE [--timeout-kill] [--tty [--size W,H]] [--resize-fd N]\n"
 		   "       [--output-limit BYTES] [--notify SOCKET --notify-key KEY]\n");
 }
 
@@ -310,7 +312,7 @@ static int relay(pid_t pid, int master, int slave, int resize_fd, const sigset_t
 
 static int run(int argc, char **argv)
 {
-	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL, *limit_arg = NULL;
+	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL, *limit_arg = NULL, *size_arg = NULL;
 	const char *notify_path = NULL, *notify_key = "-";
 	int timeout_kill = 0, killed = 0, tty = 0, resize_fd = -1, master = -1, slave = -1;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
@@ -337,6 +339,8 @@ static int run(int argc, char **argv)
 			pid_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--spec")) != NULL) {
 			spec_path = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--size")) != NULL) {
+			size_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--output-limit")) != NULL) {
 			limit_arg = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--notify")) != NULL) {
@@ -427,6 +431,19 @@ static int run(int argc, char **argv)
 	if (tty && open_pty(&master, &slave, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": terminal: %s\n", err);
 		return 126;
+	}
+	if (tty && size_arg != NULL) {
+		struct winsize ws = { 0 };
+		unsigned w, h;
+		char extra;
+
+		if (sscanf(size_arg, "%u,%u%c", &w, &h, &extra) != 2 || w > 0xffff || h > 0xffff) {
+			fprintf(stderr, PROG ": --size needs WIDTH,HEIGHT, got '%s'\n", size_arg);
+			return 2;
+		}
+		ws.ws_col = (unsigned short)w;
+		ws.ws_row = (unsigned short)h;
+		ioctl(master, TIOCSWINSZ, &ws);
 	}
 
 	if (limit && (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)) {

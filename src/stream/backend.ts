@@ -43,8 +43,9 @@ export class StreamBackend {
 
   /**
    * Starts a command in a running container: the exec helper with pipes for
-   * the requested streams; with a tty, a terminal whose size is set through
-   * the helper's descriptor 3 ("W H" lines).
+   * the requested streams; with a tty, a terminal of the client's size
+   * (--size) that later resizes reach through the helper's descriptor 3
+   * ("W H" lines).
    */
   exec(containerId: string, cmd: string[], opts: ExecOptions): ExecProcess {
     const { containers, nativeDir } = this.deps;
@@ -56,7 +57,8 @@ export class StreamBackend {
     addProcess(native, { ...c.process, args: cmd, env });
     const specPath = join(containers.runtimeDir(c.id), `exec-${newId().slice(0, 16)}.spec`);
     writeFileSync(specPath, native.toString(), { mode: 0o600 });
-    const args = ['--pid', String(c.init!.pid), '--spec', specPath, ...(opts.tty ? ['--tty', '--resize-fd', '3'] : [])];
+    const args = ['--pid', String(c.init!.pid), '--spec', specPath];
+    if (opts.tty) args.push('--tty', '--resize-fd', '3', ...(opts.size ? ['--size', `${opts.size.width},${opts.size.height}`] : []));
     const stdio: StdioOptions = [
       opts.stdin ? 'pipe' : 'ignore',
       opts.stdout || opts.tty ? 'pipe' : 'ignore',
@@ -94,6 +96,7 @@ export class StreamBackend {
       // A terminal requested of a container without one: stderr is relayed on stdout.
       stderr: opts.stderr || (opts.tty && !c.spec.tty),
     });
+    if (opts.size) conn.resize(opts.size.width, opts.size.height);
     return {
       stdin: conn.stdin,
       stdout: conn.stdout,

@@ -13,6 +13,8 @@ export interface ExecOptions {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
+  /** The client's terminal size when it is known before the start. */
+  size?: { width: number; height: number };
 }
 
 /** A running exec (or attach): what the protocols relay. */
@@ -176,13 +178,12 @@ export function serveSpdyExec(
   const begin = () => {
     clearTimeout(timer);
     try {
-      proc = start(opts);
+      proc = start({ ...opts, size: size ?? undefined });
     } catch (err) {
       finish(err as Error);
       return;
     }
     const p = proc;
-    if (size) p.resize(size.width, size.height);
     if (p.stdin) {
       p.stdin.on('error', () => {}); // the command may exit without reading
       for (const chunk of stdinQueue) p.stdin.write(chunk);

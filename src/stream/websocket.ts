@@ -72,13 +72,12 @@ export class WebSocketExec {
       clearTimeout(sizeWait);
       if (proc || done) return;
       try {
-        proc = start(opts);
+        proc = start({ ...opts, size: size ?? undefined });
       } catch (err) {
         finish(err as Error);
         return;
       }
       const p = proc;
-      if (size) p.resize(size.width, size.height);
       for (const chunk of input) p.stdin?.write(chunk);
       if (inputEnded) p.stdin?.end();
       p.stdout?.on('data', (d: Buffer) => send(STDOUT, d));
