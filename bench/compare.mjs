@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { criClient } from '../dist/cri/client.js';
 import { barChartSvg } from './chart.mjs';
-import { killMatching, podConfig, pssKiB, repoRoot, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
+import { isWorkload, killMatching, podConfig, pssKiB, repoRoot, rssKiB, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -68,6 +68,7 @@ state = "${base}/state"
     base,
     memory: () => rssOfMatching(base),
     pss: () => rssOfMatching(base, pssKiB),
+    runtimeMemory: () => rssOfMatching(base, rssKiB, isWorkload),
     async stop() {
       client.close();
       const gone = new Promise((r) => child.once('exit', r));
@@ -108,6 +109,7 @@ async function scenarios(label, target, hostNetwork) {
   }
   const memBefore = target.memory();
   const pssBefore = target.pss();
+  const runtimeBefore = target.runtimeMemory();
   const run = [];
   for (let i = 0; i < N; i++) {
     const cfg = podConfig(`pod-${i}`, hostNetwork);
@@ -133,6 +135,7 @@ async function scenarios(label, target, hostNetwork) {
   await new Promise((r) => setTimeout(r, 1000));
   res.memPerPodKiB = (target.memory() - memBefore) / N;
   res.pssPerPodKiB = (target.pss() - pssBefore) / N;
+  res.runtimePerPodKiB = (target.runtimeMemory() - runtimeBefore) / N;
   res.idleKiB = memBefore;
   const exec = [];
   for (let i = 0; i < Math.min(N, 100); i++) {
@@ -172,6 +175,7 @@ const rows = [];
 const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true });
 peapod.memory = () => treeRssKiB(peapod.pid);
 peapod.pss = () => treeRssKiB(peapod.pid, pssKiB);
+peapod.runtimeMemory = () => treeRssKiB(peapod.pid, rssKiB, isWorkload);
 try {
   await loadPeapodImages(peapod);
   rows.push(await scenarios(`peapod (${values.runtime}), host network`, peapod, true));
@@ -204,6 +208,7 @@ const table = [
   line('churn pods/s', (r) => r.churn),
   line('RSS added/pod MiB', (r) => r.memPerPodKiB / 1024),
   line('PSS added/pod MiB', (r) => r.pssPerPodKiB / 1024),
+  line('runtime RSS/pod MiB', (r) => r.runtimePerPodKiB / 1024),
   line('idle RSS MiB', (r) => r.idleKiB / 1024),
 ];
 console.log([header, ...table].map((r) => r.map((c, i) => (i === 0 ? c.padEnd(22) : c.padStart(14))).join(' ')).join('\n'));
@@ -219,6 +224,7 @@ if (ctrd) {
     ['Stop+Remove ctr p50', (r) => r.stopRemove.p50],
     ['RSS added/pod', (r) => r.memPerPodKiB],
     ['PSS added/pod', (r) => r.pssPerPodKiB],
+    ['runtime RSS/pod', (r) => r.runtimePerPodKiB],
   ]) {
     console.log(`  ${name.padEnd(22)} ${(get(mine) / get(ctrd)).toFixed(3)}`);
   }
@@ -234,6 +240,7 @@ if (values.chart) {
     metric('Stop+Remove pod p50', 'ms', (r) => r.podStopRemove.p50),
     metric('PSS added per pod', 'MiB', (r) => r.pssPerPodKiB / 1024),
     metric('RSS added per pod', 'MiB', (r) => r.memPerPodKiB / 1024),
+    metric('runtime RSS per pod (workload excluded)', 'MiB', (r) => r.runtimePerPodKiB / 1024),
   ]);
   writeFileSync(values.chart, svg);
   console.log(`chart written to ${values.chart}`);

@@ -56,8 +56,25 @@ export async function startPeapod(rt = 'node', extraArgs = [], { stateTmpfs = fa
   };
 }
 
-/** Resident set size (or `measure`, e.g. pssKiB) of a process and all its descendants, in KiB. */
-export function treeRssKiB(rootPid, measure = rssKiB) {
+/**
+ * The containers' own program in every bench scenario. "Runtime" memory
+ * leaves these processes out: what the runtime adds per pod (daemon, shim or
+ * monitor, pause), whatever the workload is.
+ */
+export const WORKLOAD = 'sleep\x003600';
+export const isWorkload = (pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').startsWith(WORKLOAD);
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Resident set size (or `measure`, e.g. pssKiB) of a process and all its
+ * descendants, in KiB; `skip(pid)` leaves processes out.
+ */
+export function treeRssKiB(rootPid, measure = rssKiB, skip = () => false) {
   const parent = new Map();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -70,7 +87,7 @@ export function treeRssKiB(rootPid, measure = rssKiB) {
   for (const pid of parent.keys()) {
     let q = pid;
     while (q && q !== rootPid) q = parent.get(q);
-    if (q === rootPid) total += measure(pid);
+    if (q === rootPid && !skip(pid)) total += measure(pid);
   }
   return total;
 }
@@ -138,12 +155,12 @@ export function killMatching(needle) {
 }
 
 /** Every pid whose command line contains `needle`, with their descendants' RSS added, in KiB. */
-export function rssOfMatching(needle, measure = rssKiB) {
+export function rssOfMatching(needle, measure = rssKiB, skip = () => false) {
   let total = 0;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) total += treeRssKiB(Number(name), measure);
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1').includes(needle)) total += treeRssKiB(Number(name), measure, skip);
     } catch {}
   }
   return total;
