@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preloadBusybox } from '../support/images.js';
 import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { sleep, waitFor } from '../support/wait.js';
 import type { PodView } from '../../src/pod/status.js';
 
 const examples = join(repoRoot, 'examples', 'pods');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe(`pod runner examples [server on ${runtime}]`, () => {
   let s: TestServer;
@@ -54,21 +54,6 @@ describe(`pod runner examples [server on ${runtime}]`, () => {
     const r = await cli(['get', 'pods', name, '-n', ns, '-o', 'json']);
     if (r.code !== 0) throw new Error(r.err);
     return JSON.parse(r.out) as PodView;
-  }
-
-  async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    let last: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false) return v;
-      } catch (err) {
-        last = err;
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-      await sleep(150);
-    }
   }
 
   const status = async (name: string) => (await pod(name)).status.display;
