@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { isKind } from '../../src/errors.js';
-import { normalizeCgroupPath, parseMountinfo, sharesToWeight } from '../../src/linux/cgroups.js';
+import { Cgroups, normalizeCgroupPath, parseMountinfo, sharesToWeight } from '../../src/linux/cgroups.js';
 
 describe('sharesToWeight', () => {
   it('follows the kubelet/runc formula 1 + ((shares-2)*9999)/262142', () => {
@@ -76,5 +79,40 @@ describe('parseMountinfo', () => {
     expect(
       parseMountinfo('32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n').v1,
     ).toEqual([{ mount: '/sys/fs/cgroup/cpu,cpuacct', controllers: ['cpu', 'cpuacct'] }]);
+  });
+});
+
+// The hosts here have no v1 hugetlb hierarchy (hugetlb is only on the hybrid
+// cgroup2 mount, which peapod leaves alone as runc does), so the limit files
+// are checked on fake hierarchies: plain directories named in a mountinfo,
+// with the files the kernel would make already there.
+describe.skipIf(!existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB'))('hugepage limits on v1 and v2 hierarchies', () => {
+  const base = mkdtempSync(join(tmpdir(), 'peapod-hugetlb-'));
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const limits = { hugepageLimits: [{ pageSize: '2MB', limit: 6 * 1024 * 1024 }, { pageSize: '64KB', limit: 1 }] };
+
+  it('v1: hugetlb.2MB.limit_in_bytes; a page size the host lacks is skipped', () => {
+    const mount = join(base, 'v1-hugetlb');
+    mkdirSync(join(mount, 'pod1/c1'), { recursive: true });
+    writeFileSync(join(mount, 'pod1/c1/hugetlb.2MB.limit_in_bytes'), '');
+    const cg = Cgroups.detect(`30 22 0:26 / ${mount} rw,relatime - cgroup cgroup rw,hugetlb\n`);
+    cg.create('pod1/c1', limits);
+    expect(readFileSync(join(mount, 'pod1/c1/hugetlb.2MB.limit_in_bytes'), 'utf8')).toBe(String(6 * 1024 * 1024));
+    expect(readdirSync(join(mount, 'pod1/c1'))).toEqual(['hugetlb.2MB.limit_in_bytes']);
+  });
+
+  it('v2: hugetlb.2MB.max, with the controller enabled down the tree', () => {
+    const mount = join(base, 'v2');
+    mkdirSync(mount);
+    writeFileSync(join(mount, 'cgroup.controllers'), 'hugetlb\n');
+    writeFileSync(join(mount, 'cgroup.subtree_control'), '');
+    const cg = Cgroups.detect(`30 22 0:26 / ${mount} rw,relatime - cgroup2 cgroup2 rw\n`);
+    mkdirSync(join(mount, 'pod2/c1'), { recursive: true });
+    writeFileSync(join(mount, 'pod2', 'cgroup.subtree_control'), '');
+    writeFileSync(join(mount, 'pod2/c1/hugetlb.2MB.max'), '');
+    cg.create('pod2/c1', limits);
+    expect(readFileSync(join(mount, 'pod2/c1/hugetlb.2MB.max'), 'utf8')).toBe(String(6 * 1024 * 1024));
+    expect(readFileSync(join(mount, 'cgroup.subtree_control'), 'utf8')).toBe('+hugetlb');
+    expect(readFileSync(join(mount, 'pod2/cgroup.subtree_control'), 'utf8')).toBe('+hugetlb');
   });
 });
