@@ -4,9 +4,10 @@
  *
  * The server starts it while sitting in the pod's net/IPC/UTS namespaces.
  * The monitor becomes a session leader, enters the PID namespace of the spec
- * (for its child only), forks the container init, puts it into the spec's
- * cgroups and lets it set itself up (container_setup). The init then waits
- * for "start" before it executes the container's program, so create and
+ * (for its child only), forks the container init and lets it set itself up
+ * (container_setup). The init then waits for "start", when the monitor puts
+ * it into the spec's cgroups (the server makes them while the init sets
+ * itself up) and lets it execute the container's program, so create and
  * start are separate steps. From then on the monitor owns the container's
  * stdout/stderr (written to the CRI log file of the spec) and its exit
  * status, and needs the server no more.
@@ -456,9 +457,35 @@ static const char *start_error_reply(struct monitor *m)
 	return m->reply;
 }
 
+static int join_cgroups(const struct spec *s, pid_t pid, const char **which)
+{
+	char path[4096], num[32];
+	int n = snprintf(num, sizeof(num), "%d\n", (int)pid);
+
+	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
+		int fd, r;
+
+		*which = spec_cgroup(s, i);
+		if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", *which) >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		r = write_all(fd, num, (size_t)n);
+		if (close(fd) < 0)
+			r = -1;
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static const char *handle_command(void *ctx, int client, const char *line)
 {
 	struct monitor *m = ctx;
+	const char *which = "";
 
 	if (strcmp(line, "ping") == 0) {
 		snprintf(m->reply, sizeof(m->reply), "ok %d", (int)m->init);
@@ -486,6 +513,11 @@ static const char *handle_command(void *ctx, int client, const char *line)
 		}
 		if (m->exited)
 			return "error container init has exited";
+		/* Before the exec, that is what matters. */
+		if (join_cgroups(m->spec, m->init, &which) < 0) {
+			snprintf(m->reply, sizeof(m->reply), "error join cgroup %s: %s", which, strerror(errno));
+			return m->reply;
+		}
 		if (write_all(m->go_w, "G", 1) < 0) {
 			snprintf(m->reply, sizeof(m->reply), "error signal container init: %s",
 				 strerror(errno));
@@ -773,31 +805,6 @@ static __attribute__((noreturn)) void abort_start(struct monitor *m, const char 
 }
 
 
-static int join_cgroups(const struct spec *s, pid_t pid, const char **which)
-{
-	char path[4096], num[32];
-	int n = snprintf(num, sizeof(num), "%d\n", (int)pid);
-
-	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
-		int fd, r;
-
-		*which = spec_cgroup(s, i);
-		if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", *which) >= sizeof(path)) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -1;
-		r = write_all(fd, num, (size_t)n);
-		if (close(fd) < 0)
-			r = -1;
-		if (r < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* Waits for the init's set-up result; 0 when ready, else -1 with msg. */
 static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
 {
@@ -862,7 +869,7 @@ int main(int argc, char **argv)
 {
 	static struct monitor mon;
 	struct monitor *m = &mon;
-	const char *spec_path = NULL, *dir = NULL, *which = NULL, *notify_path = NULL, *notify_key = "-";
+	const char *spec_path = NULL, *dir = NULL, *notify_path = NULL, *notify_key = "-";
 	char err[1024];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty;
 	sigset_t mask;
@@ -992,10 +999,6 @@ int main(int argc, char **argv)
 	m->err_r = errp[0];
 	m->in_w = inp[1];
 	m->go_w = gop[1];
-
-	/* Before the exec, that is what matters; the init waits for "start". */
-	if (join_cgroups(s, m->init, &which) < 0)
-		abort_start(m, "join cgroup %s: %s", which);
 
 	if (wait_setup(m, syncp[0], err, sizeof(err)) < 0) {
 		report_error(err);

@@ -170,11 +170,6 @@ export class ContainerManager {
       if (spec.tty && !c.process.env.some((e) => e.startsWith('TERM='))) c.process.env.push('TERM=xterm');
       failpoint('container.after-prepare');
 
-      const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
-      undo.add('remove cgroup', async () => {
-        await cgroup.killAll();
-        await cgroup.remove();
-      });
       if (c.logPath) mkdirSync(dirname(c.logPath), { recursive: true });
 
       const native = new NativeSpec();
@@ -184,7 +179,7 @@ export class ContainerManager {
       addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb), initBinary);
       addProcess(native, c.process);
       if (spec.resources.oomScoreAdj) native.add('oom-score-adj', spec.resources.oomScoreAdj);
-      for (const dir of cgroup.procsDirs()) native.add('cgroup', dir);
+      for (const dir of this.deps.cgroups.procsDirs(c.cgroup)) native.add('cgroup', dir);
       if (c.logPath) native.add('log', c.logPath);
       // Attach (native/monitor.c): stdin a pipe the monitor feeds, tty a pty of the container's devpts.
       if (spec.stdin) native.add('stdin', 1);
@@ -204,6 +199,13 @@ export class ContainerManager {
       if (early) undo.add('kill monitor', () => killAndWait(early));
       this.deps.helpers.subscribe(id, () => this.refresh(c));
       undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
+      // Made while the init sets itself up (on the other core); the monitor
+      // puts the init into it at start, before the exec.
+      const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
+      undo.add('remove cgroup', async () => {
+        await cgroup.killAll();
+        await cgroup.remove();
+      });
       const { monitor, init } = await awaitCreated(started);
       c.monitor = monitor;
       c.init = init;

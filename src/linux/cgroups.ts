@@ -189,6 +189,12 @@ export class Cgroups {
     return new CgroupHandle(this, rel);
   }
 
+  /** Where a process joins the cgroup at `path` (its cgroup.procs dirs), whether or not it exists yet. */
+  procsDirs(path: string): string[] {
+    const rel = normalizeCgroupPath(path);
+    return this.mounts.map((m) => join(m, rel));
+  }
+
   dir(controller: string, rel: string): { dir: string; version: 1 | 2 } | undefined {
     const loc = this.controllers.get(controller);
     return loc && { dir: join(loc.mount, rel), version: loc.version };
@@ -228,7 +234,7 @@ class CgroupHandle implements Cgroup {
   ) {}
 
   procsDirs(): string[] {
-    return this.cg.mounts.map((m) => join(m, this.path));
+    return this.cg.procsDirs(this.path);
   }
 
   update(res: CgroupResources): void {
