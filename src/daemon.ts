@@ -142,8 +142,9 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
     ...eventHandlers(events, containers, sandboxes, log),
   };
-  // Exits of monitors this server did not start (after a restart) are noticed
-  // by polling exit.json, while anyone listens for events.
+  // Monitors report exits on the helpers socket; an exit whose report found no
+  // server (during a restart) is noticed by polling exit.json while anyone
+  // listens for events.
   const exitPoll = setInterval(() => {
     if (events.listenerCount > 0) containers.list();
   }, 500);
