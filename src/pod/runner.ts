@@ -41,19 +41,6 @@ export interface PodRunnerDeps {
   evictionPeriodMs?: number;
 }
 
-export interface PodSummary {
-  name: string;
-  namespace: string;
-  uid: string;
-  ready: string;
-  status: string;
-  restarts: number;
-  createdAt: number;
-  ip: string;
-  node: string;
-  phase: string;
-}
-
 function firstHostIPv4(): string {
   for (const addrs of Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
@@ -172,21 +159,6 @@ export class PodRunner {
       .filter((c) => !namespace || c.spec.namespace === namespace)
       .sort((a, b) => a.key.localeCompare(b.key))
       .map((c) => podView(c, this.nodeName));
-  }
-
-  summaries(namespace?: string): PodSummary[] {
-    return this.list(namespace).map((v) => ({
-      name: v.metadata.name,
-      namespace: v.metadata.namespace,
-      uid: v.metadata.uid,
-      ready: v.ready,
-      status: v.status.display,
-      restarts: v.restarts,
-      createdAt: Date.parse(v.metadata.creationTimestamp),
-      ip: v.status.podIP,
-      node: v.node,
-      phase: v.status.phase,
-    }));
   }
 
   view(namespace: string, name: string): PodView {

@@ -2,15 +2,14 @@
 // against a real server (on the matrix runtime), asserting the outcome its
 // header comment documents.
 
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preloadBusybox } from '../support/images.js';
+import { podCli } from '../support/pods.js';
 import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, waitFor } from '../support/wait.js';
-import type { PodView } from '../../src/pod/status.js';
 
 const examples = join(repoRoot, 'examples', 'pods');
 
@@ -32,29 +31,14 @@ describe(`pod runner examples [server on ${runtime}]`, () => {
   });
   afterAll(async () => {
     if (s) {
-      const list = await cli(['get', 'pods', '-A', '-o', 'json']).catch(() => undefined);
-      for (const p of list ? (JSON.parse(list.out).items as PodView[]) : []) {
-        await cli(['delete', p.metadata.name, '-n', p.metadata.namespace, '--force']);
-      }
+      await k.deleteAll().catch(() => undefined);
       await s.cleanup();
     }
     rmSync(base, { recursive: true, force: true });
   });
 
-  function cli(args: string[], input?: string): Promise<{ code: number; out: string; err: string }> {
-    return new Promise((resolve) => {
-      const child = execFile(process.execPath, [join(repoRoot, 'dist', 'cli.js'), args[0]!, '--socket', s.socket, ...args.slice(1)], (error, out, err) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out, err });
-      });
-      if (input !== undefined) child.stdin!.end(input);
-    });
-  }
-
-  async function pod(name: string, ns = 'default'): Promise<PodView> {
-    const r = await cli(['get', 'pods', name, '-n', ns, '-o', 'json']);
-    if (r.code !== 0) throw new Error(r.err);
-    return JSON.parse(r.out) as PodView;
-  }
+  const k = podCli(() => s);
+  const { cli, pod } = k;
 
   const status = async (name: string) => (await pod(name)).status.display;
   const waitStatus = (name: string, want: string, ms?: number) =>

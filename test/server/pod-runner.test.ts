@@ -1,16 +1,15 @@
 // Pod runner semantics beyond the examples: sidecars, hooks, deadline, image
 // pull policy, security checks, and a server restart resuming control.
 
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preloadBusybox } from '../support/images.js';
-import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
-import type { PodView } from '../../src/pod/status.js';
+import { podCli } from '../support/pods.js';
+import { runtime, startServer, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe(`pod runner [server on ${runtime}]`, () => {
   let s: TestServer;
@@ -21,41 +20,14 @@ describe(`pod runner [server on ${runtime}]`, () => {
   });
   afterAll(async () => {
     if (s) {
-      const list = await cli(['get', 'pods', '-A', '-o', 'json']).catch(() => undefined);
-      for (const p of list?.code === 0 ? (JSON.parse(list.out).items as PodView[]) : []) {
-        await cli(['delete', p.metadata.name, '-n', p.metadata.namespace, '--force']);
-      }
+      await k.deleteAll().catch(() => undefined);
       await s.cleanup();
     }
     rmSync(base, { recursive: true, force: true });
   });
 
-  function cli(args: string[], input?: string): Promise<{ code: number; out: string; err: string }> {
-    return new Promise((resolve) => {
-      const child = execFile(process.execPath, [join(repoRoot, 'dist', 'cli.js'), args[0]!, '--socket', s.socket, ...args.slice(1)], (error, out, err) => {
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out, err });
-      });
-      if (input !== undefined) child.stdin!.end(input);
-    });
-  }
-  async function pod(name: string): Promise<PodView> {
-    const r = await cli(['get', 'pods', name, '-o', 'json']);
-    if (r.code !== 0) throw new Error(r.err);
-    return JSON.parse(r.out) as PodView;
-  }
-  async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const v = await fn().catch(() => undefined);
-      if (v !== undefined && v !== false) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(150);
-    }
-  }
-  const apply = async (yaml: string) => {
-    const r = await cli(['run', '-f', '-'], yaml);
-    expect(r.code, r.err).toBe(0);
-  };
+  const k = podCli(() => s);
+  const { cli, pod, apply } = k;
   const manifest = (name: string, spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`;
   const bb = 'image: busybox\n      imagePullPolicy: IfNotPresent';
 
