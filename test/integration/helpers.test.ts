@@ -1,0 +1,90 @@
+// The helper spawner (src/linux/helpers.ts) with fake helpers: small Node
+// scripts started through posix_spawn that report on the server's socket the
+// way native/notify.c does, or crash without a word, or report after a delay
+// so that their exit is seen first.
+
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadLibc } from '../../src/ffi/index.js';
+import { Helpers } from '../../src/linux/helpers.js';
+import { Reaper } from '../../src/linux/reaper.js';
+import { until } from '../support/wait.js';
+
+let dir: string;
+let helpers: Helpers;
+const reaper = new Reaper();
+
+/** A fake helper: `body` runs with `report(word, text)` and `key` in scope. */
+function fake(name: string, body: string): string {
+  const path = join(dir, name);
+  writeFileSync(
+    path,
+    `#!${process.execPath}
+const net = require('node:net');
+const a = process.argv;
+const sock = a[a.indexOf('--notify') + 1], key = a[a.indexOf('--notify-key') + 1];
+const report = (word, text) => new Promise((r) => { const c = net.connect(sock, () => c.end(key + ' ' + word + ' ' + text + '\\n')); c.on('close', r); });
+(async () => { ${body} })();
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+beforeAll(async () => {
+  await loadLibc();
+  dir = mkdtempSync(join(tmpdir(), 'peapod-helpers-'));
+  helpers = new Helpers(join(dir, 'helpers.sock'), reaper);
+  await helpers.listen();
+});
+
+afterAll(async () => {
+  await helpers.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Helpers: posix_spawn and reports on the socket', () => {
+  it('resolves with the first report and hears later ones through subscribe; the helper is reaped', async () => {
+    const later: string[] = [];
+    helpers.subscribe('k-ok', (m) => later.push(`${m.word} ${m.text}`));
+    const h = helpers.spawn(fake('ok', `await report('created', '42'); await new Promise((r) => setTimeout(r, 200)); await report('exited', '0');`), ['extra'], 'k-ok', { stderr: join(dir, 'ok.log') });
+    expect(await h.report).toEqual({ word: 'created', text: '42' });
+    await until('the later report', () => later.length === 1);
+    expect(later).toEqual(['exited 0']);
+    // Reaped, not just dead: a zombie would still have its /proc entry.
+    await until('the helper reaped', () => !existsSync(`/proc/${h.pid}`), 5000);
+    helpers.unsubscribe('k-ok');
+  });
+
+  it('a helper that dies without a report fails with its status and the last line of its stderr', async () => {
+    const h = helpers.spawn(fake('crash', `console.error('boom: no config'); process.exit(3);`), [], 'k-crash', { stderr: join(dir, 'crash.log') });
+    await expect(h.report).rejects.toThrow(/^crash exited with status 3: boom: no config$/);
+  });
+
+  it('exit 0 seen before the report: the report is still awaited and delivered', async () => {
+    // The fake exits 0 at once; a child it leaves behind reports 300 ms later,
+    // long after the server's exit poll (10 ms) has seen the exit.
+    const h = helpers.spawn(
+      fake('late', `require('node:child_process').spawn(process.execPath, ['-e', \`setTimeout(() => { const c = require('node:net').connect(\${JSON.stringify(sock)}, () => c.end(\${JSON.stringify(key)} + ' ok 7\\\\n')); }, 300)\`], { detached: true, stdio: 'ignore' }).unref(); process.exit(0);`),
+      [],
+      'k-late',
+      { stderr: join(dir, 'late.log') },
+    );
+    expect(await h.report).toEqual({ word: 'ok', text: '7' });
+  });
+
+  it('with exitReports the exit is the report when it comes first (ExecSync): 128+N for a signal', async () => {
+    const h = helpers.spawn(fake('killed', `process.kill(process.pid, 'SIGKILL');`), [], 'k-exit', { stderr: join(dir, 'killed.log'), exitReports: true });
+    expect(await h.report).toEqual({ word: 'exited', text: '137' });
+  });
+
+  it('stdout goes to the file asked for, and a key cannot start twice at once', async () => {
+    const out = join(dir, 'out.txt');
+    const h = helpers.spawn(fake('out', `process.stdout.write('hello'); await report('exited', '0');`), [], 'k-out', { stdout: out, stderr: join(dir, 'out.log'), exitReports: true });
+    expect(() => helpers.spawn('/bin/true', [], 'k-out', { stderr: join(dir, 'x.log') })).toThrow(/already starting/);
+    await h.report;
+    await until('the output', () => readFileSync(out, 'utf8') === 'hello');
+  });
+});
