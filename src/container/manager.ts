@@ -87,8 +87,9 @@ export class ContainerManager {
 
   async load(): Promise<void> {
     for (const c of await this.store.loadAll(this.deps.log)) {
-      if (c.monitor === null && c.exit === null) {
-        // Create died before the monitor reported: nothing of it runs.
+      if (c.init === null && c.exit === null) {
+        // Create died before the monitor reported: its monitor (if it was
+        // spawned) is killed with the rest.
         await this.cleanup(c);
         continue;
       }
@@ -196,7 +197,13 @@ export class ContainerManager {
         () => spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir),
       );
       const early = identify(started.pid);
-      if (early) undo.add('kill monitor', () => killAndWait(early));
+      if (early) {
+        undo.add('kill monitor', () => killAndWait(early));
+        // Recorded at once: a server that dies before the report must find it at load.
+        c.monitor = early;
+        this.store.save(c);
+      }
+      failpoint('container.after-spawn');
       this.deps.helpers.subscribe(id, () => this.refresh(c));
       undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
       // Made while the init sets itself up (on the other core); the monitor

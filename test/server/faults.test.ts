@@ -110,7 +110,7 @@ describe(`faults [server on ${runtime}]`, () => {
     expect(JSON.parse(image.info.info!).usedBy).toEqual([]);
   }
 
-  for (const point of ['container.after-prepare', 'container.after-record', 'container.after-monitor']) {
+  for (const point of ['container.after-prepare', 'container.after-record', 'container.after-spawn', 'container.after-monitor']) {
     it(`CreateContainer killed at ${point}: cleaned up or kept whole at restart, then retried`, async () => {
       const p = await pod(`create-${point.replace(/\W/g, '-')}`);
       await armed(point);
