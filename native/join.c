@@ -58,24 +58,44 @@ static int opts_match(const char *superopts, const char *ctrls)
 	return 1;
 }
 
-/*
- * Finds where the hierarchy (v2 when ctrls is empty and v2 set) is mounted in
- * our mount namespace and builds the directory of `path` in it. Returns 0 and
- * a malloc'ed dir, or 1 when the hierarchy is not mounted (or this cgroup is
- * outside the mounted subtree).
- */
-static int find_cgroup_dir(const char *ctrls, int v2, const char *path, char **dir)
+/* A cgroup or cgroup2 mount of our mount namespace. */
+struct cgmount {
+	int v2;
+	char *superopts, *root, *dir;
+};
+
+struct cgmounts {
+	struct cgmount *m;
+	size_t n;
+	char **lines; /* the mountinfo lines the fields point into */
+};
+
+static void cgmounts_free(struct cgmounts *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		free(t->lines[i]);
+	free(t->lines);
+	free(t->m);
+}
+
+/* The cgroup mounts, from one read of /proc/self/mountinfo (it grows with
+ * every pod's mounts, so it is not read again per hierarchy). */
+static int cgmounts_load(struct cgmounts *t)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
 	size_t cap = 0;
-	int r = 1;
+	int r = 0;
 
+	t->m = NULL;
+	t->lines = NULL;
+	t->n = 0;
 	if (f == NULL)
-		return 1;
-	while (r == 1 && getline(&line, &cap, f) > 0) {
+		return 0;
+	while (r == 0 && getline(&line, &cap, f) > 0) {
 		char *fld[5], *save = NULL, *sep, *fstype, *superopts;
-		size_t rootlen;
+		struct cgmount *nm;
+		char **nl;
 		int i;
 
 		line[strcspn(line, "\n")] = '\0';
@@ -86,10 +106,8 @@ static int find_cgroup_dir(const char *ctrls, int v2, const char *path, char **d
 		fstype = strtok_r(sep + 3, " ", &save);
 		(void)strtok_r(NULL, " ", &save); /* source */
 		superopts = strtok_r(NULL, " ", &save);
-		if (fstype == NULL || superopts == NULL)
-			continue;
-		if (v2 ? strcmp(fstype, "cgroup2") != 0
-		       : strcmp(fstype, "cgroup") != 0 || !opts_match(superopts, ctrls))
+		if (fstype == NULL || superopts == NULL ||
+		    (strcmp(fstype, "cgroup") != 0 && strcmp(fstype, "cgroup2") != 0))
 			continue;
 		save = NULL;
 		for (i = 0; i < 5 && (fld[i] = strtok_r(i ? NULL : line, " ", &save)) != NULL; i++)
@@ -98,22 +116,54 @@ static int find_cgroup_dir(const char *ctrls, int v2, const char *path, char **d
 			continue;
 		unescape(fld[3]); /* root of the mount inside the hierarchy */
 		unescape(fld[4]); /* mount point */
-		rootlen = strcmp(fld[3], "/") == 0 ? 0 : strlen(fld[3]);
-		if (strncmp(path, fld[3], rootlen) != 0 || (path[rootlen] != '/' && path[rootlen] != '\0'))
-			continue;
-		if (asprintf(dir, "%s%s", fld[4], path + rootlen) < 0)
+		nm = realloc(t->m, (t->n + 1) * sizeof(*t->m));
+		if (nm != NULL)
+			t->m = nm;
+		nl = realloc(t->lines, (t->n + 1) * sizeof(*t->lines));
+		if (nl != NULL)
+			t->lines = nl;
+		if (nm == NULL || nl == NULL) {
 			r = -1;
-		else
-			r = 0;
+			break;
+		}
+		t->m[t->n] = (struct cgmount){ strcmp(fstype, "cgroup2") == 0, superopts, fld[3], fld[4] };
+		t->lines[t->n++] = line; /* keeps the fields alive */
+		line = NULL;
+		cap = 0;
 	}
 	free(line);
 	fclose(f);
+	if (r < 0)
+		cgmounts_free(t);
 	return r;
+}
+
+/*
+ * Finds where the hierarchy (v2 when ctrls is empty and v2 set) is mounted in
+ * our mount namespace and builds the directory of `path` in it. Returns 0 and
+ * a malloc'ed dir, or 1 when the hierarchy is not mounted (or this cgroup is
+ * outside the mounted subtree).
+ */
+static int find_cgroup_dir(const struct cgmounts *t, const char *ctrls, int v2, const char *path, char **dir)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct cgmount *m = &t->m[i];
+		size_t rootlen;
+
+		if (v2 ? !m->v2 : m->v2 || !opts_match(m->superopts, ctrls))
+			continue;
+		rootlen = strcmp(m->root, "/") == 0 ? 0 : strlen(m->root);
+		if (strncmp(path, m->root, rootlen) != 0 || (path[rootlen] != '/' && path[rootlen] != '\0'))
+			continue;
+		return asprintf(dir, "%s%s", m->dir, path + rootlen) < 0 ? -1 : 0;
+	}
+	return 1;
 }
 
 static int join_cgroups(int pid, char *err, size_t errlen)
 {
 	char file[64], *line = NULL;
+	struct cgmounts mounts;
 	size_t cap = 0;
 	FILE *f;
 	int r = 0;
@@ -124,6 +174,10 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 	f = fopen(file, "re");
 	if (f == NULL)
 		return spec_err(err, errlen, "open %s: %s", file, strerror(errno));
+	if (cgmounts_load(&mounts) < 0) {
+		fclose(f);
+		return spec_err(err, errlen, "read mountinfo: %s", strerror(errno));
+	}
 	while (r == 0 && getline(&line, &cap, f) > 0) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *dir = NULL;
 		char procs[4096], me[24];
@@ -136,7 +190,7 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 		v2 = strcmp(line, "0") == 0 && c1[1] == '\0';
 		if (!v2 && c1[1] == '\0')
 			continue; /* unnamed v1 hierarchy: cannot be mounted, nothing to join */
-		found = find_cgroup_dir(c1 + 1, v2, c2 + 1, &dir);
+		found = find_cgroup_dir(&mounts, c1 + 1, v2, c2 + 1, &dir);
 		if (found < 0)
 			r = spec_err(err, errlen, "out of memory");
 		if (found != 0)
@@ -152,6 +206,7 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 	}
 	free(line);
 	fclose(f);
+	cgmounts_free(&mounts);
 	return r;
 }
 

@@ -53,10 +53,20 @@ static int open_in_root(int rootfd, const char *path)
  */
 static int mkpath_in_root(int rootfd, const char *path, int file, char *err, size_t errlen)
 {
-	char *copy = strdup(path), *acc = malloc(strlen(path) + 2), *save = NULL;
-	int cur = -1, fd = -1;
+	char *copy, *acc, *save = NULL;
+	int cur = -1, fd;
 	size_t acclen = 0;
 
+	/* Most targets already exist (/proc, /sys, what the image has): one lookup. */
+	fd = open_in_root(rootfd, path);
+	if (fd >= 0)
+		return fd;
+	if (errno != ENOENT) {
+		spec_err(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	copy = strdup(path);
+	acc = malloc(strlen(path) + 2);
 	if (copy == NULL || acc == NULL) {
 		spec_err(err, errlen, "out of memory");
 		goto out;

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, isKind, notFound } from '../errors.js';
@@ -163,7 +163,7 @@ export class ContainerManager {
       images.retain(image.id, id);
       undo.add('release image', () => images.release(id));
       const rootfs = await images.rootfsSpec(image.id, layerDir);
-      const reader = layerFileReader(rootfs.type === 'overlay' ? rootfs.lowerdir : [rootfs.rootfs]);
+      const reader = rootfs.type === 'overlay' ? layerFileReader(rootfs.lowerdir, true) : layerFileReader([rootfs.rootfs]);
       c.process = buildProcess(spec, image.config, reader);
       const wantsInit = spec.annotations[INIT_ANNOTATION] === 'true';
       if (wantsInit) c.process.args = [INIT_PATH, '--', ...c.process.args];
@@ -418,10 +418,10 @@ export class ContainerManager {
           : undefined;
       const m = await started.report.finally(() => clearTimeout(timer));
       if (timedOut) throw deadlineExceeded(`command timed out after ${timeoutSeconds} s`);
-      const [stdout, stderr] = await Promise.all([readFile(files.out), readFile(files.err)]);
+      const [stdout, stderr] = await Promise.all([readOutput(files.out), readOutput(files.err)]);
       return { stdout, stderr, exitCode: Number(m.text) };
     } finally {
-      await Promise.all(Object.values(files).map((f) => rm(f, { force: true })));
+      for (const f of Object.values(files)) rmSync(f, { force: true });
     }
   }
 
@@ -531,4 +531,12 @@ function signal(id: ProcessIdentity, sig: number): void {
 async function killAndWait(id: ProcessIdentity): Promise<void> {
   signal(id, SIGKILL);
   for (let i = 0; i < 500 && isAlive(id); i++) await sleep(2);
+}
+
+/** Below this an exec's output is read synchronously: a trip through the thread pool costs more. */
+const SYNC_READ_MAX = 256 * 1024;
+
+/** One output file of an exec (in the state dir, a tmpfs on a node). */
+function readOutput(path: string): Promise<Buffer> | Buffer {
+  return statSync(path).size <= SYNC_READ_MAX ? readFileSync(path) : readFile(path);
 }

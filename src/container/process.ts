@@ -41,20 +41,40 @@ export function mergeEnv(imageEnv: string[], envs: Array<{ key: string; value: s
 /** Reads a regular file of the image, looking through its layers top first (whiteouts hide). */
 export type ImageFileReader = (path: string) => string | undefined;
 
-export function layerFileReader(layersTopFirst: string[]): ImageFileReader {
+/** Files already read from unpacked layers, which never change (content-addressed). */
+const layerFiles = new Map<string, string | undefined>();
+const LAYER_FILES_MAX = 256;
+
+/**
+ * Reads through `layersTopFirst`. With `immutable` (unpacked image layers,
+ * not a container's copied rootfs) what was read is kept: every create of
+ * the same image looks up the same /etc/passwd and /etc/group.
+ */
+export function layerFileReader(layersTopFirst: string[], immutable = false): ImageFileReader {
+  const prefix = layersTopFirst.join(':') + '\0';
   return (path) => {
-    for (const dir of layersTopFirst) {
-      try {
-        const st = lstatSync(join(dir, path));
-        if (st.isCharacterDevice() && st.rdev === 0) return undefined; // overlay whiteout
-        // Never follow an image's symlink: it could point at the host.
-        return st.isFile() ? readFileSync(join(dir, path), 'utf8') : undefined;
-      } catch {
-        continue;
-      }
-    }
-    return undefined;
+    if (!immutable) return readThroughLayers(layersTopFirst, path);
+    const key = prefix + path;
+    if (layerFiles.has(key)) return layerFiles.get(key);
+    const text = readThroughLayers(layersTopFirst, path);
+    if (layerFiles.size >= LAYER_FILES_MAX) layerFiles.delete(layerFiles.keys().next().value!);
+    layerFiles.set(key, text);
+    return text;
   };
+}
+
+function readThroughLayers(layersTopFirst: string[], path: string): string | undefined {
+  for (const dir of layersTopFirst) {
+    try {
+      const st = lstatSync(join(dir, path));
+      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // overlay whiteout
+      // Never follow an image's symlink: it could point at the host.
+      return st.isFile() ? readFileSync(join(dir, path), 'utf8') : undefined;
+    } catch {
+      continue;
+    }
+  }
+  return undefined;
 }
 
 interface PasswdEntry {
