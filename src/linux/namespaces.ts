@@ -11,7 +11,6 @@ import {
 
 /** The namespaces a pod shares through its pause process. */
 export type PodNamespace = 'net' | 'ipc' | 'uts' | 'pid';
-export const podNamespaces: readonly PodNamespace[] = ['net', 'ipc', 'uts', 'pid'];
 
 export const cloneFlag: Record<PodNamespace, number> = {
   net: CLONE_NEWNET,

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import type { Logger } from '../log.js';
-import { bindFile, unmount } from '../linux/mount.js';
-import { HostNamespaces, podNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
+import { bindFile } from '../linux/mount.js';
+import { HostNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
 import { linkUp } from '../linux/netif.js';
 import { isAlive } from '../linux/proc.js';
 import type { Helpers } from '../linux/helpers.js';
@@ -45,9 +45,9 @@ export interface SandboxManagerDeps {
 const PAUSE_USER = '65535:65535';
 
 /**
- * Pod sandboxes: a pause process holding the pod's namespaces, each pinned by
- * a bind mount so that it outlives pause. Answers reads from memory; every
- * change is written to disk before it is acknowledged.
+ * Pod sandboxes: a pause process holding the pod's namespaces, the network
+ * one also pinned by a bind mount so that it outlives pause. Answers reads
+ * from memory; every change is written to disk before it is acknowledged.
  */
 export class SandboxManager {
   private readonly sandboxes = new Map<string, Sandbox>();
@@ -147,14 +147,22 @@ export class SandboxManager {
     this.store.save(sb);
     failpoint('sandbox.after-pause');
 
+    // Only the network namespace is pinned, as containerd does: CNI DEL needs
+    // it after pause is gone. IPC, UTS and PID are joined through pause, as
+    // containerd does too; a bind mount each would cost every container's
+    // unshare(CLONE_NEWNS), which copies all the host's mounts.
     for (const ns of owned) {
+      if (ns !== 'net') {
+        sb.namespaces[ns] = `/proc/${pause.pid}/ns/${ns}`;
+        continue;
+      }
       const path = join(nsDir, ns);
       bindFile(`/proc/${pause.pid}/ns/${ns}`, path);
       sb.namespaces[ns] = path;
       failpoint(`sandbox.after-pin-${ns}`);
     }
-    // The pins must name pause's namespaces, and pause must still be the
-    // process we started (it could have died and its pid been reused).
+    // The pin and the paths must name pause's namespaces, and pause must still
+    // be the process we started (it could have died and its pid been reused).
     if (!isAlive(pause)) throw new Error(`pause (pid ${pause.pid}) died during start-up`);
     if (network) {
       // Recorded before ADD, so that a server dying mid-ADD still gets its DEL at load.
@@ -209,10 +217,7 @@ export class SandboxManager {
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
-      for (const ns of podNamespaces) {
-        const path = sb.namespaces[ns];
-        if (path) unmount(path);
-      }
+      // removeFiles unmounts the netns pin with whatever else is under the runtime dir.
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
       this.names.delete(nameKey(sb.spec));

@@ -55,7 +55,7 @@ export interface Sandbox {
   createdAt: bigint;
   /** The pause process; null once it has been stopped and reaped. */
   pause: ProcessIdentity | null;
-  /** Pinned namespace files, for the namespaces the pod owns. */
+  /** For the namespaces the pod owns: the pinned netns file, pause's /proc/PID/ns/* for the others. */
   namespaces: Partial<Record<PodNamespace, string>>;
   /** Set by StopPodSandbox: a stopped sandbox never turns READY again. */
   stopped: boolean;
