@@ -72,10 +72,17 @@ void container_exec(const struct spec *s);
 
 /*
  * For exec into a running container: joins every namespace of `pid` (user
- * excluded: mnt, pid for children, net, ipc, uts, cgroup) and its cgroups.
- * The caller forks afterwards so the child lands in the PID namespace.
+ * excluded: mnt, pid for children, net, ipc, uts, cgroup) and its cgroups:
+ * the spec's "cgroup" dirs, or without any those `pid` is in. The caller
+ * forks afterwards so the child lands in the PID namespace.
  */
-int container_join(int pid, char *err, size_t errlen);
+int container_join(int pid, const struct spec *s, char *err, size_t errlen);
+
+/* Writes `pid` into DIR/cgroup.procs. 0 or -1 with errno set. */
+int cgroup_add(const char *dir, pid_t pid);
+
+/* Adds `pid` to every "cgroup" dir of the spec; on failure *which names the dir. */
+int cgroup_add_all(const struct spec *s, pid_t pid, const char **which);
 
 /*
  * Enters the spec's PID namespace for the caller's children: the pinned pod

@@ -423,7 +423,7 @@ static int run(int argc, char **argv)
 	}
 	/* The socket's path means nothing in the container's mount namespace. */
 	notify_preconnect();
-	if (container_join((int)target, err, sizeof(err)) < 0) {
+	if (container_join((int)target, s, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": join container %ld: %s\n", target, err);
 		return 126;
 	}

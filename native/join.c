@@ -160,6 +160,36 @@ static int find_cgroup_dir(const struct cgmounts *t, const char *ctrls, int v2, 
 	return 1;
 }
 
+int cgroup_add(const char *dir, pid_t pid)
+{
+	char path[4096], num[32];
+	int n = snprintf(num, sizeof(num), "%d\n", (int)pid), fd, r;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = write_all(fd, num, (size_t)n);
+	if (close(fd) < 0)
+		r = -1;
+	return r;
+}
+
+int cgroup_add_all(const struct spec *s, pid_t pid, const char **which)
+{
+	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
+		*which = spec_cgroup(s, i);
+		if (cgroup_add(*which, pid) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Without the server's list (run-spec -j): the cgroups `pid` is in, found
+ * through /proc/PID/cgroup and our cgroup mounts. */
 static int join_cgroups(int pid, char *err, size_t errlen)
 {
 	char file[64], *line = NULL;
@@ -180,8 +210,7 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 	}
 	while (r == 0 && getline(&line, &cap, f) > 0) {
 		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, *dir = NULL;
-		char procs[4096], me[24];
-		int found, fd, v2;
+		int found, v2;
 
 		line[strcspn(line, "\n")] = '\0';
 		if (c2 == NULL)
@@ -195,13 +224,8 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 			r = spec_err(err, errlen, "out of memory");
 		if (found != 0)
 			continue; /* hierarchy not mounted here */
-		snprintf(procs, sizeof(procs), "%s/cgroup.procs", dir);
-		snprintf(me, sizeof(me), "%d", getpid());
-		fd = open(procs, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write_all(fd, me, strlen(me)) < 0)
-			r = spec_err(err, errlen, "join cgroup %s: %s", procs, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		if (cgroup_add(dir, getpid()) < 0)
+			r = spec_err(err, errlen, "join cgroup %s: %s", dir, strerror(errno));
 		free(dir);
 	}
 	free(line);
@@ -210,8 +234,9 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 	return r;
 }
 
-int container_join(int pid, char *err, size_t errlen)
+int container_join(int pid, const struct spec *s, char *err, size_t errlen)
 {
+	const char *which = "";
 	int fds[NNS];
 	size_t i;
 	int r = -1;
@@ -234,8 +259,14 @@ int container_join(int pid, char *err, size_t errlen)
 			goto out;
 		}
 	}
-	if (join_cgroups(pid, err, errlen) < 0)
+	if (spec_cgroup_count(s) > 0) {
+		if (cgroup_add_all(s, getpid(), &which) < 0) {
+			spec_err(err, errlen, "join cgroup %s: %s", which, strerror(errno));
+			goto out;
+		}
+	} else if (join_cgroups(pid, err, errlen) < 0) {
 		goto out;
+	}
 	for (i = 0; i < NNS; i++) {
 		if (fds[i] >= 0 && setns(fds[i], 0) < 0) {
 			spec_err(err, errlen, "setns %s of pid %d: %s", ns_names[i], pid, strerror(errno));

@@ -457,31 +457,6 @@ static const char *start_error_reply(struct monitor *m)
 	return m->reply;
 }
 
-static int join_cgroups(const struct spec *s, pid_t pid, const char **which)
-{
-	char path[4096], num[32];
-	int n = snprintf(num, sizeof(num), "%d\n", (int)pid);
-
-	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
-		int fd, r;
-
-		*which = spec_cgroup(s, i);
-		if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", *which) >= sizeof(path)) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -1;
-		r = write_all(fd, num, (size_t)n);
-		if (close(fd) < 0)
-			r = -1;
-		if (r < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static const char *handle_command(void *ctx, int client, const char *line)
 {
 	struct monitor *m = ctx;
@@ -514,7 +489,7 @@ static const char *handle_command(void *ctx, int client, const char *line)
 		if (m->exited)
 			return "error container init has exited";
 		/* Before the exec, that is what matters. */
-		if (join_cgroups(m->spec, m->init, &which) < 0) {
+		if (cgroup_add_all(m->spec, m->init, &which) < 0) {
 			snprintf(m->reply, sizeof(m->reply), "error join cgroup %s: %s", which, strerror(errno));
 			return m->reply;
 		}

@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "run-spec: %s\n", err);
 		return 125;
 	}
-	if (join_pid > 0 ? container_join(join_pid, err, sizeof(err)) < 0
+	if (join_pid > 0 ? container_join(join_pid, s, err, sizeof(err)) < 0
 			 : container_enter_pidns(s) < 0) {
 		if (join_pid == 0)
 			snprintf(err, sizeof(err), "enter pid namespace %s: %s", spec_pidns(s), strerror(errno));

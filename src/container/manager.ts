@@ -397,6 +397,8 @@ export class ContainerManager {
     if (cmd.length === 0) throw invalidArgument('cmd is required');
     const native = new NativeSpec();
     addProcess(native, { ...c.process, args: cmd });
+    // The init's cgroups, as the monitor joined them: the helper need not look them up.
+    for (const dir of this.deps.cgroups.procsDirs(c.cgroup)) native.add('cgroup', dir);
     // The helper's files, in the state dir (a tmpfs on a node); it caps each output at the limit.
     const base = join(this.store.runtimeDir(c.id), `exec-${newId().slice(0, 16)}`);
     const files = { spec: `${base}.spec`, out: `${base}.out`, err: `${base}.err` };

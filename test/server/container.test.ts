@@ -261,6 +261,10 @@ describe(`containers [server on ${runtime}]`, () => {
     const p = await pod('exec');
     try {
       const id = await run(p, 'c', ['sleep', '300']);
+      // The exec is in the container's cgroups, every hierarchy, as its init is.
+      const [mine, init] = (await exec(id, ['sh', '-c', 'cat /proc/self/cgroup; echo --; cat /proc/$(pidof sleep)/cgroup'])).out.split('--\n');
+      expect(mine!.split('\n').length).toBeGreaterThan(2);
+      expect(mine).toBe(init);
       expect(await exec(id, ['sh', '-c', 'echo out; echo err >&2; exit 5'])).toEqual({ out: 'out\n', err: 'err\n', code: 5 });
       const t = Date.now();
       await expect(exec(id, ['sh', '-c', 'sleep 401 & sleep 402'], 1)).rejects.toSatisfy((e) => grpcCode(e) === 'DEADLINE_EXCEEDED');
