@@ -24,7 +24,10 @@
  *                  reply line each:
  *                    start   -> "ok" once the program was executed, or
  *                               "error <message>" (the init then exits
- *                               127 for a missing program, else 126)
+ *                               127 for a missing program, else 126; on a
+ *                               failure before the exec, a cgroup it cannot
+ *                               join, the monitor kills it: a failed start
+ *                               is final)
  *                    reopen  -> "ok" when the log path was opened anew
  *                               (after a rename by log rotation), or
  *                               "error <message>"
@@ -41,7 +44,7 @@
  *                  {"exitCode":N,"signal":S,"finishedAt":"<ns>","startedAt":"<ns>"}
  *                  exitCode is 128+S for death by signal S (S is 0 otherwise);
  *                  times are nanoseconds since the epoch as decimal strings,
- *                  startedAt "0" when the program never ran; when the exec
+ *                  startedAt "0" when the program never ran; when the start
  *                  failed, "error":"<message>" is added.
  *
  * Stdio of the container (spec directives stdin, stdin-once, tty):
@@ -457,6 +460,15 @@ static const char *start_error_reply(struct monitor *m)
 	return m->reply;
 }
 
+/* A start that fails before the exec ends the container, as in containerd:
+ * the waiting init must not linger to be started by a later request. */
+static const char *refuse_start(struct monitor *m)
+{
+	m->start = START_FAILED;
+	kill(m->init, SIGKILL);
+	return start_error_reply(m);
+}
+
 static const char *handle_command(void *ctx, int client, const char *line)
 {
 	struct monitor *m = ctx;
@@ -490,13 +502,14 @@ static const char *handle_command(void *ctx, int client, const char *line)
 			return "error container init has exited";
 		/* Before the exec, that is what matters. */
 		if (cgroup_add_all(m->spec, m->init, &which) < 0) {
-			snprintf(m->reply, sizeof(m->reply), "error join cgroup %s: %s", which, strerror(errno));
-			return m->reply;
+			snprintf(m->start_error, sizeof(m->start_error), "join cgroup %s: %s", which,
+				 strerror(errno));
+			return refuse_start(m);
 		}
 		if (write_all(m->go_w, "G", 1) < 0) {
-			snprintf(m->reply, sizeof(m->reply), "error signal container init: %s",
+			snprintf(m->start_error, sizeof(m->start_error), "signal container init: %s",
 				 strerror(errno));
-			return m->reply;
+			return refuse_start(m);
 		}
 		close(m->go_w);
 		m->go_w = -1;

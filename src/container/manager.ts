@@ -237,17 +237,20 @@ export class ContainerManager {
       this.starting.add(c.id);
       try {
         await control(this.store.runtimeDir(c.id), 'start');
+        // The monitor's own time of the exec is the truer one (a fast exit can finish before this line).
+        if (c.startedAt === 0n) c.startedAt = readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
+      } catch (err) {
+        // A failed start ends the container (the monitor records it): say so when the call returns.
+        await this.waitExit(c, 2000);
+        throw err;
       } finally {
         this.starting.delete(c.id);
-        // Even a failed exec is a start attempt: the monitor records the exit. Its own
-        // time of the exec is the truer one (a fast exit can finish before this line).
-        if (c.startedAt === 0n) c.startedAt = readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
         this.store.save(c);
+        // An exit seen while the start was under way was held back (see refresh): now, in order.
+        if (c.startedAt > 0n) this.emit('CONTAINER_STARTED_EVENT', c);
+        if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
       }
       failpoint('container.after-start');
-      this.emit('CONTAINER_STARTED_EVENT', c);
-      // An exit seen while the start was under way was held back (see refresh): now, in order.
-      if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);
       this.deps.log.info('container started', { id: c.id });
     });
   }
@@ -453,9 +456,14 @@ export class ContainerManager {
       rec = readExit(dir);
     }
     if (rec) {
-      const oom = rec.exitCode !== 0 && (this.cgroup(c)?.oomKilled() ?? false);
-      c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
-      if (rec.startedAt > 0n) c.startedAt = rec.startedAt;
+      if (rec.startError !== undefined) {
+        // As containerd reports a failed start: exit code 128, reason StartError.
+        c.exit = { exitCode: 128, signal: 0, finishedAt: rec.finishedAt, reason: 'StartError', message: rec.startError };
+      } else {
+        const oom = rec.exitCode !== 0 && (this.cgroup(c)?.oomKilled() ?? false);
+        c.exit = exitStatus(rec.exitCode, rec.signal, rec.finishedAt, oom);
+        if (rec.startedAt > 0n) c.startedAt = rec.startedAt;
+      }
       this.store.save(c);
     } else {
       // Without its monitor the init is the server's child (the nearest subreaper): reap it.

@@ -70,17 +70,25 @@ export interface ExitRecord {
   signal: number;
   finishedAt: bigint;
   startedAt: bigint;
+  /** Why the start failed, when it did (the program never ran). */
+  startError?: string;
 }
 
 /** The exit the monitor recorded, or undefined while the container runs. */
 export function readExit(dir: string): ExitRecord | undefined {
-  let raw: { exitCode: number; signal: number; finishedAt: string; startedAt: string };
+  let raw: { exitCode: number; signal: number; finishedAt: string; startedAt: string; error?: string };
   try {
     raw = JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8'));
   } catch {
     return undefined;
   }
-  return { exitCode: raw.exitCode, signal: raw.signal, finishedAt: BigInt(raw.finishedAt), startedAt: BigInt(raw.startedAt) };
+  return {
+    exitCode: raw.exitCode,
+    signal: raw.signal,
+    finishedAt: BigInt(raw.finishedAt),
+    startedAt: BigInt(raw.startedAt),
+    ...(raw.error !== undefined && { startError: raw.error }),
+  };
 }
 
 /** When the monitor saw the exec succeed (monitor.json, written before it answers "start"). */

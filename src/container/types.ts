@@ -79,7 +79,7 @@ export interface ExitStatus {
   exitCode: number;
   signal: number;
   finishedAt: bigint;
-  reason: 'Completed' | 'Error' | 'OOMKilled';
+  reason: 'Completed' | 'Error' | 'OOMKilled' | 'StartError';
   message: string;
 }
 

@@ -503,7 +503,7 @@ export class PodController {
       try {
         await containers.start(id);
       } catch (err) {
-        // The monitor records the failed exec as an exit; the next sync sees it.
+        // The monitor records a failed start as an exit (StartError); the next sync sees it.
         c.waiting = null;
         this.event('Warning', 'Failed', this.objectOf(c), `Error: ${(err as Error).message}`);
         return;

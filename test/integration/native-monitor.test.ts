@@ -556,8 +556,10 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
 
       const missing = await startMonitor({ args: ['true'], cgroups: [`${cg}-missing`] });
       expect(await ctl(missing.dir, 'start')).toMatch(/^error join cgroup .*-missing: No such file or directory$/);
-      missing.proc.kill('SIGTERM');
-      await finished(missing);
+      // A failed start is final: the init is killed, not left to a later "start".
+      const exit = await finished(missing);
+      expect([exit.signal, exit.startedAt]).toEqual([9, '0']);
+      expect(exit.error).toMatch(/^join cgroup .*-missing/);
     } finally {
       rmdirSync(cg);
     }

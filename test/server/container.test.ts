@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,7 +128,9 @@ describe(`containers [server on ${runtime}]`, () => {
       expect(grpcCode(missing)).toBe('FAILED_PRECONDITION');
       const { containers } = await s.runtime.ListContainers({ filter: { podSandboxId: p } });
       const d = await waitExited(containers.find((x) => x.metadata!.name === 'missing')!.id!);
-      expect(d.exitCode).toBe(127);
+      // A start that failed, as containerd reports it.
+      expect([d.exitCode, d.reason, d.startedAt]).toEqual([128, 'StartError', '0']);
+      expect(d.message).toMatch(/exec: No such file or directory/);
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
@@ -278,6 +280,35 @@ describe(`containers [server on ${runtime}]`, () => {
       expect(Date.now() - t2).toBeLessThan(3000);
       const big = await exec(id, ['sh', '-c', 'head -c 3000000 /dev/zero']);
       expect(big.out.length).toBe(3_000_000);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('ends a container whose start fails before the exec as containerd does: EXITED, 128, StartError, nothing left running', async () => {
+    const p = await pod('start-error');
+    try {
+      const { containerId: id } = await s.runtime.CreateContainer({
+        podSandboxId: p,
+        config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+      });
+      const init = await initPid(id);
+      // The monitor puts the init into its cgroups at start: take one away.
+      const pids = Cgroups.detect().open(`peapod/${p}/${id}`).procsDirs().find((d) => d.includes('/pids/'))!;
+      rmdirSync(pids);
+      await expect(s.runtime.StartContainer({ containerId: id })).rejects.toSatisfy(
+        (e) => grpcCode(e) === 'FAILED_PRECONDITION' && /join cgroup .*pids/.test(String(e)),
+      );
+      const st = (await s.runtime.ContainerStatus({ containerId: id })).status!;
+      expect(st.state).toBe('CONTAINER_EXITED');
+      expect(st.exitCode).toBe(128);
+      expect(st.reason).toBe('StartError');
+      expect(st.message).toMatch(/join cgroup/);
+      expect(st.startedAt).toBe('0');
+      expect(BigInt(st.finishedAt!)).toBeGreaterThan(0n);
+      expect(existsSync(`/proc/${init}`)).toBe(false); // the waiting init is gone, not left to exec later
+      await expect(s.runtime.StartContainer({ containerId: id })).rejects.toSatisfy((e) => grpcCode(e) === 'FAILED_PRECONDITION');
+      await s.runtime.RemoveContainer({ containerId: id });
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
