@@ -1,46 +1,36 @@
-// The helper spawner (src/linux/helpers.ts) with fake helpers: small Node
-// scripts started through posix_spawn that report on the server's socket the
-// way native/notify.c does, or crash without a word, or report after a delay
-// so that their exit is seen first.
+// The helper spawner (src/linux/helpers.ts) with fake helpers
+// (support/fake-helper.ts) started through posix_spawn: they report, crash
+// without a word, or report after a delay so that their exit is seen first.
+// Under Node here; test/unit/helpers-runtimes.test.ts runs the main cases
+// under Bun and Deno.
 
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
 import { Reaper } from '../../src/linux/reaper.js';
+import { fakeHelper } from '../support/fake-helper.js';
 import { until } from '../support/wait.js';
 
 let dir: string;
 let helpers: Helpers;
 const reaper = new Reaper();
 
-/** A fake helper: `body` runs with `report(word, text)` and `key` in scope. */
-function fake(name: string, body: string): string {
-  const path = join(dir, name);
-  writeFileSync(
-    path,
-    `#!${process.execPath}
-const net = require('node:net');
-const a = process.argv;
-const sock = a[a.indexOf('--notify') + 1], key = a[a.indexOf('--notify-key') + 1];
-const report = (word, text) => new Promise((r) => { const c = net.connect(sock, () => c.end(key + ' ' + word + ' ' + text + '\\n')); c.on('close', r); });
-(async () => { ${body} })();
-`,
-  );
-  chmodSync(path, 0o755);
-  return path;
-}
+const fake = (name: string, body: string) => fakeHelper(dir, name, body);
 
 beforeAll(async () => {
   await loadLibc();
+  // As the server does: a helper not yet gone when its last report arrives is reaped within a second.
+  reaper.start();
   dir = mkdtempSync(join(tmpdir(), 'peapod-helpers-'));
   helpers = new Helpers(join(dir, 'helpers.sock'), reaper);
   await helpers.listen();
 });
 
 afterAll(async () => {
+  reaper.stop();
   await helpers.close();
   rmSync(dir, { recursive: true, force: true });
 });

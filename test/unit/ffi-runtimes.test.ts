@@ -1,49 +1,16 @@
 // Runs test/support/ffi-probe.ts under Node (koffi), Bun (bun:ffi) and Deno
-// (Deno.dlopen), straight from the TypeScript source:
-//
-//   node: node node_modules/vite-node/vite-node.mjs test/support/ffi-probe.ts
-//         (Node 20 cannot run .ts itself; vite-node transpiles in-process and
-//         runs the module on the main thread, so unshare/setns act on the
-//         thread that spawns children, as in production)
-//   bun:  node_modules/.bin/bun test/support/ffi-probe.ts
-//   deno: node_modules/.bin/deno run -A --sloppy-imports test/support/ffi-probe.ts
-//         (--sloppy-imports lets Deno resolve our `./x.js` specifiers to the
-//         `./x.ts` sources; without it Deno 2.9 fails with "Module not found")
+// (Deno.dlopen), straight from the TypeScript source (see support/runtimes.ts).
 //
 // Each probe unshares net+uts+ipc on its main thread, sets a hostname, brings
 // lo up, spawns children, setns()es back and prints JSON; see the probe.
 // A runtime whose binary is missing is skipped with a visible message, as is
 // everything when not running as root.
 
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PROBE_RUNTIMES, probeSkipReason, runProbe } from '../support/runtimes.js';
 
-const execFileP = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROBE = 'test/support/ffi-probe.ts';
-const bin = (name: string) => path.join(ROOT, 'node_modules/.bin', name);
-
-interface Runtime {
-  name: 'node' | 'bun' | 'deno';
-  backend: 'koffi' | 'bun' | 'deno';
-  binary: string;
-  args: string[];
-}
-
-const RUNTIMES: Runtime[] = [
-  {
-    name: 'node',
-    backend: 'koffi',
-    binary: process.execPath,
-    args: [path.join(ROOT, 'node_modules/vite-node/vite-node.mjs'), PROBE],
-  },
-  { name: 'bun', backend: 'bun', binary: bin('bun'), args: [PROBE] },
-  { name: 'deno', backend: 'deno', binary: bin('deno'), args: ['run', '-A', '--sloppy-imports', PROBE] },
-];
 
 type Inodes = { net: number; uts: number; ipc: number };
 interface ProbeResult {
@@ -67,12 +34,10 @@ interface ProbeResult {
 }
 
 const IFF_UP = 0x1;
-const isRoot = process.getuid?.() === 0;
 const hostHostname = () => readFileSync('/proc/sys/kernel/hostname', 'utf8').trim();
 
-for (const rt of RUNTIMES) {
-  const missing = !existsSync(rt.binary) || (rt.name === 'node' && !existsSync(rt.args[0]!));
-  const skipReason = !isRoot ? 'not root (needs CAP_SYS_ADMIN)' : missing ? `binary missing: ${rt.binary}` : undefined;
+for (const rt of PROBE_RUNTIMES) {
+  const skipReason = probeSkipReason(rt);
   if (skipReason !== undefined) {
     console.warn(`[ffi-runtimes] SKIPPING ${rt.name}: ${skipReason}`);
     describe.skip(`${rt.name} (${rt.backend}) namespace probe — SKIPPED: ${skipReason}`, () => {
@@ -87,19 +52,7 @@ for (const rt of RUNTIMES) {
 
     beforeAll(async () => {
       hostBefore = hostHostname();
-      let stdout: string;
-      try {
-        ({ stdout } = await execFileP(rt.binary, rt.args, { cwd: ROOT, timeout: 45_000, env: { ...process.env, NO_COLOR: '1' } }));
-      } catch (err) {
-        const e = err as { message: string; stderr?: string; stdout?: string };
-        throw new Error(`${rt.name}: probe failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nstderr: ${e.stderr ?? ''}`);
-      }
-      const line = stdout.trim().split('\n').at(-1) ?? '';
-      try {
-        r = JSON.parse(line) as ProbeResult;
-      } catch {
-        throw new Error(`${rt.name}: probe printed no JSON:\n${stdout}`);
-      }
+      r = await runProbe<ProbeResult>(rt, PROBE);
     }, 60_000);
 
     it(`${rt.name}: uses the ${rt.backend} backend on the main thread`, () => {
