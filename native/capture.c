@@ -53,6 +53,42 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int command_signalfd(pid_t pid, const sigset_t *mask)
+{
+	int sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	if (sfd < 0) {
+		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	return sfd;
+}
+
+int command_signals(int sfd, pid_t pid, int *killed)
+{
+	struct signalfd_siginfo si;
+	int st;
+
+	while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo != SIGCHLD && !*killed) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			*killed = 1;
+		}
+	}
+	return waitpid(pid, &st, WNOHANG) == pid ? st : -1;
+}
+
+int command_poll_failed(pid_t pid)
+{
+	if (errno == EINTR)
+		return 0;
+	fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
+	kill(-pid, SIGKILL);
+	return -1;
+}
+
 int capture_run(pid_t pid, int out_r, int err_r, const sigset_t *mask, size_t limit, int kill_group_at_exit)
 {
 	struct sink sinks[2] = { { out_r, 1, limit }, { err_r, 2, limit } };
@@ -61,13 +97,9 @@ int capture_run(pid_t pid, int out_r, int err_r, const sigset_t *mask, size_t li
 
 	fcntl(out_r, F_SETFL, O_NONBLOCK);
 	fcntl(err_r, F_SETFL, O_NONBLOCK);
-	sfd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
+	sfd = command_signalfd(pid, mask);
+	if (sfd < 0)
 		return 126;
-	}
 	while (status < 0 || sinks[0].from >= 0 || sinks[1].from >= 0) {
 		struct pollfd p[3] = {
 			{ .fd = status < 0 ? sfd : -1, .events = POLLIN },
@@ -82,28 +114,12 @@ int capture_run(pid_t pid, int out_r, int err_r, const sigset_t *mask, size_t li
 				break;
 		}
 		if (poll(p, 3, wait) < 0) {
-			if (errno == EINTR)
+			if (command_poll_failed(pid) == 0)
 				continue;
-			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
-			kill(-pid, SIGKILL);
 			return 126;
 		}
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-			int st;
-
-			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo != SIGCHLD && !killed) {
-					kill(-pid, SIGKILL);
-					kill(pid, SIGKILL);
-					killed = 1;
-				}
-			}
-			if (waitpid(pid, &st, WNOHANG) == pid) {
-				status = st;
-				deadline = now_ms() + DRAIN_MS;
-			}
-		}
+		if ((p[0].revents & POLLIN) && (status = command_signals(sfd, pid, &killed)) >= 0)
+			deadline = now_ms() + DRAIN_MS;
 		for (int i = 0; i < 2; i++)
 			if (p[i + 1].revents & (POLLIN | POLLHUP | POLLERR))
 				pump(&sinks[i]);

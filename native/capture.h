@@ -18,4 +18,19 @@
  */
 int capture_run(pid_t pid, int out_r, int err_r, const sigset_t *mask, size_t limit, int kill_group_at_exit);
 
+/* Shared by capture_run and exec's tty relay, which wait for the command `pid`: */
+
+/* The blocked signals of `mask` as a non-blocking fd; on failure the command
+ * (and its group) is killed and -1 returned. */
+int command_signalfd(pid_t pid, const sigset_t *mask);
+
+/* Takes what arrived on the signalfd: any signal but SIGCHLD kills the
+ * command's group (once, *killed set). Returns the command's wait status
+ * once it has exited (reaped), else -1. */
+int command_signals(int sfd, pid_t pid, int *killed);
+
+/* After poll(2) failed: 0 for EINTR (poll again); else the error is printed,
+ * the command's group killed and -1 returned. */
+int command_poll_failed(pid_t pid);
+
 #endif

@@ -49,7 +49,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -238,13 +237,9 @@ static int relay(pid_t pid, int master, int slave, int resize_fd, const sigset_t
 
 	close(slave);
 	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-	sfd = signalfd(-1, mask, SFD_CLOEXEC);
-	if (sfd < 0) {
-		fprintf(stderr, PROG ": signalfd: %s\n", strerror(errno));
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
+	sfd = command_signalfd(pid, mask);
+	if (sfd < 0)
 		return 126;
-	}
 	for (;;) {
 		struct pollfd p[4] = {
 			{ .fd = sfd, .events = POLLIN },
@@ -254,30 +249,12 @@ static int relay(pid_t pid, int master, int slave, int resize_fd, const sigset_t
 		};
 
 		if (poll(p, 4, -1) < 0) {
-			if (errno == EINTR)
+			if (command_poll_failed(pid) == 0)
 				continue;
-			fprintf(stderr, PROG ": poll: %s\n", strerror(errno));
-			kill(-pid, SIGKILL);
 			return 126;
 		}
-		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				int st;
-
-				if (si.ssi_signo != SIGCHLD) {
-					if (!killed) {
-						kill(-pid, SIGKILL);
-						kill(pid, SIGKILL);
-						killed = 1;
-					}
-				} else if (status < 0 && waitpid(pid, &st, WNOHANG) == pid) {
-					status = st;
-				}
-				break;
-			}
-		}
+		if (p[0].revents & POLLIN)
+			status = command_signals(sfd, pid, &killed);
 		if (status >= 0) {
 			/* Whatever the command wrote is in the master now. */
 			if (master_open)

@@ -32,6 +32,42 @@ export interface ExecProcess {
 /** Starts the command of a stream request; throws (domain errors) when it cannot. */
 export type ExecStarter = (opts: ExecOptions) => ExecProcess;
 
+/** Where a started command's output and end go, in either protocol. */
+export interface ExecSinks {
+  stdout(d: Buffer): void;
+  stderr(d: Buffer): void;
+  finish(result: number | Error): void;
+}
+
+/**
+ * Starts the command once the protocol is ready (its streams open, the first
+ * terminal size known): feeds it the input that came before, wires its output
+ * and its end. Returns null when it could not start (`finish` got the error).
+ */
+export function startExec(
+  start: ExecStarter,
+  opts: ExecOptions,
+  input: { queued: Buffer[]; ended: boolean },
+  sinks: ExecSinks,
+): ExecProcess | null {
+  let p: ExecProcess;
+  try {
+    p = start(opts);
+  } catch (err) {
+    sinks.finish(err as Error);
+    return null;
+  }
+  if (p.stdin) {
+    p.stdin.on('error', () => {}); // the command may exit without reading
+    for (const chunk of input.queued) p.stdin.write(chunk);
+    if (input.ended) p.stdin.end();
+  }
+  p.stdout?.on('data', (d: Buffer) => sinks.stdout(d));
+  p.stderr?.on('data', (d: Buffer) => sinks.stderr(d));
+  p.exited.then(sinks.finish, (e: Error) => sinks.finish(e));
+  return p;
+}
+
 /** How long a client may take to open its streams after the upgrade. */
 export const STREAM_CREATION_TIMEOUT_MS = 30_000;
 
@@ -177,23 +213,13 @@ export function serveSpdyExec(
 
   const begin = () => {
     clearTimeout(timer);
-    try {
-      proc = start({ ...opts, size: size ?? undefined });
-    } catch (err) {
-      finish(err as Error);
-      return;
-    }
-    const p = proc;
-    if (p.stdin) {
-      p.stdin.on('error', () => {}); // the command may exit without reading
-      for (const chunk of stdinQueue) p.stdin.write(chunk);
-      if (stdinEnded) p.stdin.end();
-    }
     const out = streams.get('stdout');
-    const errOut = streams.get('stderr');
-    p.stdout?.on('data', (d: Buffer) => out?.write(d));
-    p.stderr?.on('data', (d: Buffer) => (errOut ?? (opts.tty ? out : undefined))?.write(d));
-    p.exited.then(finish, (e: Error) => finish(e));
+    const errOut = streams.get('stderr') ?? (opts.tty ? out : undefined);
+    proc = startExec(start, { ...opts, size: size ?? undefined }, { queued: stdinQueue, ended: stdinEnded }, {
+      stdout: (d) => out?.write(d),
+      stderr: (d) => errOut?.write(d),
+      finish,
+    });
   };
 
   session.on('stream', (s: SpdyStream) => {

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../log.js';
-import { exitReport, ResizeDecoder, type ExecOptions, type ExecProcess, type ExecStarter } from './remotecommand.js';
+import { exitReport, ResizeDecoder, startExec, type ExecOptions, type ExecProcess, type ExecStarter } from './remotecommand.js';
 
 export const WS_EXEC_PROTOCOLS = [
   'v5.channel.k8s.io',
@@ -71,18 +71,11 @@ export class WebSocketExec {
     const begin = () => {
       clearTimeout(sizeWait);
       if (proc || done) return;
-      try {
-        proc = start({ ...opts, size: size ?? undefined });
-      } catch (err) {
-        finish(err as Error);
-        return;
-      }
-      const p = proc;
-      for (const chunk of input) p.stdin?.write(chunk);
-      if (inputEnded) p.stdin?.end();
-      p.stdout?.on('data', (d: Buffer) => send(STDOUT, d));
-      p.stderr?.on('data', (d: Buffer) => send(opts.tty ? STDOUT : STDERR, d));
-      p.exited.then(finish, (e: Error) => finish(e));
+      proc = startExec(start, { ...opts, size: size ?? undefined }, { queued: input, ended: inputEnded }, {
+        stdout: (d) => send(STDOUT, d),
+        stderr: (d) => send(opts.tty ? STDOUT : STDERR, d),
+        finish,
+      });
     };
     // A client sends its terminal's size right after the upgrade: the command
     // starts at that size (as over SPDY, where the streams come first), not at
