@@ -53,6 +53,17 @@ export function validateMounts(spec: ContainerSpec): void {
   }
 }
 
+/** The pod's files bound into a container, [host file, container path], but those a CRI mount replaces. */
+export function podFileMounts(c: ContainerSpec, pod: PodFiles): Array<[string, string]> {
+  const clientPaths = new Set(c.mounts.map((m) => m.containerPath));
+  const all: Array<[string, string]> = [
+    [pod.hosts, '/etc/hosts'],
+    [pod.resolvConf, '/etc/resolv.conf'],
+    [pod.hostname, '/etc/hostname'],
+  ];
+  return all.filter(([, target]) => !clientPaths.has(target));
+}
+
 /**
  * The file-system part of a container's spec, in the order the launcher
  * applies it: the image rootfs, the kernel file systems, the pod's files,
@@ -84,14 +95,7 @@ export function addFilesystem(
   spec.add('mount', 'mqueue', 'mqueue', '/dev/mqueue', 'nosuid,noexec,nodev', '-');
   spec.add('mount', 'bind', pod.shm, '/dev/shm', 'rbind,rprivate', '-');
   spec.add('mount', 'sysfs', 'sysfs', '/sys', sec.privileged ? 'nosuid,noexec,nodev' : 'ro,nosuid,noexec,nodev', '-');
-  const clientPaths = new Set(c.mounts.map((m) => m.containerPath));
-  for (const [file, target] of [
-    [pod.hosts, '/etc/hosts'],
-    [pod.resolvConf, '/etc/resolv.conf'],
-    [pod.hostname, '/etc/hostname'],
-  ] as const) {
-    if (!clientPaths.has(target)) spec.add('mount', 'bind', file, target, 'bind,rprivate', '-');
-  }
+  for (const [file, target] of podFileMounts(c, pod)) spec.add('mount', 'bind', file, target, 'bind,rprivate', '-');
   for (const m of c.mounts) {
     const flags = ['rbind', propagationFlag[m.propagation]];
     if (m.readonly) flags.push('ro');

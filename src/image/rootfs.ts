@@ -66,6 +66,44 @@ export async function overlaySpec(cache: LayerCache, chainIds: string[], contain
 }
 
 /**
+ * Creates the files that bind mounts will cover (the pod's /etc/hosts, …) in
+ * the upper dir, when the image has none: a plain mkdir and create there,
+ * where the launcher would otherwise make overlayfs copy /etc up and create
+ * them through it, several journaled operations each. Only for files straight
+ * under a directory that is a plain directory in the image's top layer having
+ * it, with its mode and owner, and only when no layer has the file at all
+ * (else the launcher deals with it, inside the mounted root).
+ */
+export function precreateMountTargets(spec: OverlaySpec, targets: string[]): void {
+  const byDir = new Map<string, string[]>();
+  for (const t of targets) {
+    const dir = path.posix.dirname(t).slice(1);
+    if (!dir || dir.includes('/')) continue;
+    byDir.set(dir, [...(byDir.get(dir) ?? []), path.posix.basename(t)]);
+  }
+  for (const [dir, names] of byDir) {
+    const st = topEntry(spec.lowerdir, dir);
+    if (st && !st.isDirectory()) continue; // a symlink, a whiteout, a file: not ours to shadow
+    const missing = names.filter((n) => topEntry(spec.lowerdir, path.join(dir, n)) === undefined);
+    if (missing.length === 0) continue;
+    const upper = path.join(spec.upperdir, dir);
+    fs.mkdirSync(upper);
+    fs.chmodSync(upper, st ? st.mode & 0o7777 : 0o755); // whatever the umask
+    if (st) fs.chownSync(upper, st.uid, st.gid);
+    for (const n of missing) fs.closeSync(fs.openSync(path.join(upper, n), fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644));
+  }
+}
+
+/** What the topmost layer having `rel` has there (undefined: no layer has it). */
+function topEntry(layersTopFirst: string[], rel: string): fs.Stats | undefined {
+  for (const l of layersTopFirst) {
+    const st = fs.lstatSync(path.join(l, rel), { throwIfNoEntry: false });
+    if (st) return st;
+  }
+  return undefined;
+}
+
+/**
  * Copies the merged layers into `dest` (which must be empty or absent), applying
  * whiteouts and opaque directories as overlayfs would. Uses `cp -a`, which keeps
  * owners, modes, times, hardlinks within a layer, devices and xattrs.

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImageService } from '../../src/image/service.js';
-import { copyRootfs, overlayAvailable, overlayMountOptions, type OverlaySpec } from '../../src/image/rootfs.js';
+import { copyRootfs, overlayAvailable, overlayMountOptions, precreateMountTargets, type OverlaySpec } from '../../src/image/rootfs.js';
 import { LayerCache } from '../../src/image/layers.js';
 import { BlobStore } from '../../src/image/blobs.js';
 import { PeapodError } from '../../src/errors.js';
@@ -412,6 +412,45 @@ describe('rootfs', () => {
     expect(fs.readFileSync(path.join(spec.upperdir, 'etc/new'), 'utf8')).toBe('n');
     // the layer cache itself is untouched
     expect(fs.readFileSync(path.join(spec.lowerdir[2]!, 'keep/k'), 'utf8')).toBe('K');
+  });
+
+  it.skipIf(!isRoot || !overlayAvailable())('precreateMountTargets: targets made in upper only where no layer has them, /etc keeping its mode and owner', () => {
+    const spec = (name: string): OverlaySpec => {
+      const d = path.join(work, name);
+      for (const sub of ['top', 'bottom', 'upper', 'work']) fs.mkdirSync(path.join(d, sub), { recursive: true });
+      return { type: 'overlay', lowerdir: [path.join(d, 'top'), path.join(d, 'bottom')], upperdir: path.join(d, 'upper'), workdir: path.join(d, 'work') };
+    };
+    const targets = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostname'];
+
+    const a = spec('targets-a');
+    const [top, bottom] = a.lowerdir as [string, string];
+    fs.mkdirSync(path.join(bottom, 'etc'), { mode: 0o750 });
+    fs.writeFileSync(path.join(bottom, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n');
+    fs.writeFileSync(path.join(bottom, 'etc/hostname'), 'image\n');
+    fs.mkdirSync(path.join(top, 'etc'));
+    fs.chmodSync(path.join(top, 'etc'), 0o711);
+    fs.chownSync(path.join(top, 'etc'), 9, 9);
+    execFileSync('mknod', [path.join(top, 'etc/resolv.conf'), 'c', '0', '0']); // a whiteout: the image deleted it
+    precreateMountTargets(a, targets);
+    expect(fs.readdirSync(path.join(a.upperdir, 'etc'))).toEqual(['hosts']);
+    const target = path.join(work, 'targets-a', 'merged');
+    fs.mkdirSync(target);
+    execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', overlayMountOptions(a), target]);
+    mounts.push(target);
+    expect(fs.readdirSync(path.join(target, 'etc')).sort()).toEqual(['hostname', 'hosts', 'passwd']);
+    const etc = fs.statSync(path.join(target, 'etc'));
+    expect([etc.mode & 0o7777, etc.uid, etc.gid]).toEqual([0o711, 9, 9]);
+    expect(fs.readFileSync(path.join(target, 'etc/hostname'), 'utf8')).toBe('image\n');
+
+    const b = spec('targets-b'); // /etc a symlink: never shadowed by a directory
+    fs.symlinkSync('usr/etc', path.join(b.lowerdir[0]!, 'etc'));
+    precreateMountTargets(b, targets);
+    expect(fs.readdirSync(b.upperdir)).toEqual([]);
+
+    const c = spec('targets-c'); // no /etc at all
+    precreateMountTargets(c, targets);
+    expect(fs.readdirSync(path.join(c.upperdir, 'etc')).sort()).toEqual(['hostname', 'hosts', 'resolv.conf']);
+    expect(fs.statSync(path.join(c.upperdir, 'etc')).mode & 0o7777).toBe(0o755);
   });
 
   it.skipIf(!isRoot)('copyRootfs (no-overlay fallback) gives the same merged tree', async () => {
