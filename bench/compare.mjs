@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // peapod against containerd + runc (Debian's), same scenarios, same CRI client,
 // same pause and busybox images, in one run. Prints a table with ratios.
-// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd] [--chart FILE.svg]
+// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd] [--journaled-root] [--chart FILE.svg]
+// --journaled-root: each runtime's root (layers, snapshots) on its own fresh
+// journaled ext4, as on a node (this VM's root file system has no journal).
 // Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,13 +12,14 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { criClient } from '../dist/cri/client.js';
 import { barChartSvg } from './chart.mjs';
-import { isWorkload, killMatching, podConfig, pssKiB, repoRoot, rssKiB, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
+import { isWorkload, killMatching, mountJournaledFs, podConfig, pssKiB, repoRoot, rssKiB, rssOfMatching, startPeapod, stats, timed, treeRssKiB } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
     pods: { type: 'string', default: '100' },
     runtime: { type: 'string', default: 'node' },
     'no-containerd': { type: 'boolean', default: false },
+    'journaled-root': { type: 'boolean', default: false },
     chart: { type: 'string' },
   },
 });
@@ -31,6 +34,7 @@ async function startContainerd() {
   // containerd's state is /run/containerd on a node: a tmpfs, as peapod's is.
   mkdirSync(join(base, 'state'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0711', 'peapod-bench-containerd-state', join(base, 'state')]);
+  const unmountRoot = values['journaled-root'] ? mountJournaledFs(join(base, 'root')) : () => {};
   writeFileSync(
     join(base, 'config.toml'),
     `version = 2
@@ -81,6 +85,7 @@ state = "${base}/state"
       try {
         execFileSync('umount', ['-l', join(base, 'state')], { stdio: 'ignore' });
       } catch {} // already gone with the mounts above
+      unmountRoot();
       rmSync(base, { recursive: true, force: true });
     },
   };
@@ -172,7 +177,7 @@ async function scenarios(label, target, hostNetwork) {
 }
 
 const rows = [];
-const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true });
+const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] });
 peapod.memory = () => treeRssKiB(peapod.pid);
 peapod.pss = () => treeRssKiB(peapod.pid, pssKiB);
 peapod.runtimeMemory = () => treeRssKiB(peapod.pid, rssKiB, isWorkload);
@@ -193,7 +198,7 @@ if (!values['no-containerd']) {
 }
 
 const f = (x) => (x === undefined ? '-' : x.toFixed(2));
-console.log(`\nCRI bench, ${N} pods, one busybox container each (ms unless said)`);
+console.log(`\nCRI bench, ${N} pods, one busybox container each (ms unless said); roots on ${values['journaled-root'] ? 'a fresh journaled ext4 each' : 'the root file system'}`);
 const header = ['scenario', ...rows.map((r) => r.label)];
 const line = (name, get) => [name, ...rows.map((r) => f(get(r)))];
 const table = [
