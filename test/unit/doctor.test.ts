@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
@@ -46,9 +46,15 @@ function healthyHost(): DoctorInputs {
   const native = join(dir, 'native');
   for (const h of ['pause', 'peapod-sandbox', 'peapod-monitor', 'peapod-exec']) write(join(native, h), '', 0o755);
   mkdirSync(join(dir, 'root'));
+  const sys = join(dir, 'sys');
+  write(join(sys, 'devices/block/sda/sda1/dev'), '8:1\n');
+  mkdirSync(join(sys, 'dev/block'), { recursive: true });
+  symlinkSync('../../devices/block/sda/sda1', join(sys, 'dev/block/8:1'));
+  write(join(sys, 'fs/ext4/sda1/journal_task'), '9\n');
   return {
     config: { ...defaultConfig, socket: join(dir, 'run', 'peapod.sock'), root: join(dir, 'root'), state: join(dir, 'run'), nativeDir: native },
     proc,
+    sys,
     bootDir: join(dir, 'boot'),
     modulesDir: join(dir, 'modules'),
     cniBinDirs: [join(dir, 'nowhere'), bin],
@@ -161,6 +167,20 @@ describe('peapod doctor checks', () => {
     });
     write(join(host.proc, 'self/mountinfo'), '22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n');
     expect(get(await runChecks(host), 'cgroup-favordynmods').status).toBe('OK');
+  });
+
+  it('a root on ext4 without a journal is WARN; with one, or on another file system, OK', async () => {
+    expect(get(await runChecks(host), 'root-journal')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/ext4 with a journal \(sda1\)/) });
+    write(join(host.sys, 'fs/ext4/sda1/journal_task'), '<none>\n');
+    expect(get(await runChecks(host), 'root-journal')).toMatchObject({
+      status: 'WARN',
+      detail: expect.stringMatching(/ext4 without a journal \(sda1\)/),
+      fix: expect.stringMatching(/journaled file system.*tune2fs -O has_journal/),
+    });
+    // The root's own mount wins over /: here a tmpfs.
+    const mi = readFileSync(join(host.proc, 'self/mountinfo'), 'utf8');
+    write(join(host.proc, 'self/mountinfo'), `${mi}40 22 0:50 / ${host.config.root} rw - tmpfs tmpfs rw\n`);
+    expect(get(await runChecks(host), 'root-journal')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/ on tmpfs /) });
   });
 
   it('CNI: missing plugins and a missing config are WARN, naming --network none and the example', async () => {
