@@ -24,6 +24,7 @@ import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
 import { awaitCreated, control, readExit, readStartedAt, spawnMonitor } from './monitor.js';
 import { addFilesystem, INIT_ANNOTATION, INIT_PATH, podFileMounts } from './mounts.js';
+import { SPARE_TARGETS, SpareLayers } from './spares.js';
 import { buildProcess, layerFileReader } from './process.js';
 import { addProcess, NativeSpec } from './spec.js';
 import { validateContainerSpec } from './validate.js';
@@ -78,12 +79,14 @@ export class ContainerManager {
   /** Containers whose StartContainer is under way: their stop event waits for the start's. */
   private readonly starting = new Set<string>();
   private readonly store: RecordStore<Container>;
+  private readonly spares: SpareLayers;
 
   constructor(private readonly deps: ContainerManagerDeps) {
     // Records live in the state dir like the sandboxes they belong to (neither
     // outlives the boot), so a create or start touches no disk metadata but
     // the writable layer's, which stays under <root>/containers/<id>.
     this.store = new RecordStore<Container>(deps.state, deps.state, 'containers', reviveContainer);
+    this.spares = new SpareLayers(deps.root, deps.log);
   }
 
   async load(): Promise<void> {
@@ -107,6 +110,7 @@ export class ContainerManager {
     for (const id of await readdir(this.layersDir())) {
       if (!this.containers.has(id)) await rm(this.layerDir(id), { recursive: true, force: true });
     }
+    await this.spares.load();
   }
 
   runtimeDir(id: string): string {
@@ -159,12 +163,16 @@ export class ContainerManager {
       const layerDir = this.layerDir(id);
       const runDir = this.store.runtimeDir(id);
       undo.add('remove files', () => this.removeFiles(id));
-      mkdirSync(layerDir, { recursive: true });
+      const spare = this.spares.take(layerDir);
+      if (!spare) mkdirSync(layerDir, { recursive: true });
       mkdirSync(join(runDir, 'rootfs'), { recursive: true });
       images.retain(image.id, id);
       undo.add('release image', () => images.release(id));
       const rootfs = await images.rootfsSpec(image.id, layerDir);
-      if (rootfs.type === 'overlay') precreateMountTargets(rootfs, podFileMounts(spec, sandboxes.files(sb)).map(([, target]) => target));
+      if (rootfs.type === 'overlay') {
+        const targets = podFileMounts(spec, sandboxes.files(sb)).map(([, target]) => target);
+        precreateMountTargets(rootfs, targets, spare ? SPARE_TARGETS : []);
+      }
       const reader = rootfs.type === 'overlay' ? layerFileReader(rootfs.lowerdir, true) : layerFileReader([rootfs.rootfs]);
       c.process = buildProcess(spec, image.config, reader);
       const wantsInit = spec.annotations[INIT_ANNOTATION] === 'true';

@@ -66,31 +66,38 @@ export async function overlaySpec(cache: LayerCache, chainIds: string[], contain
 }
 
 /**
- * Creates the files that bind mounts will cover (the pod's /etc/hosts, …) in
- * the upper dir, when the image has none: a plain mkdir and create there,
- * where the launcher would otherwise make overlayfs copy /etc up and create
- * them through it, several journaled operations each. Only for files straight
- * under a directory that is a plain directory in the image's top layer having
- * it, with its mode and owner, and only when no layer has the file at all
- * (else the launcher deals with it, inside the mounted root).
+ * Makes the upper dir hold exactly the files that bind mounts will cover (the
+ * pod's /etc/hosts, …) where the image has none: a plain create there, where
+ * the launcher would otherwise make overlayfs copy /etc up and create them
+ * through it, several inodes and xattrs each. Only for files straight under a
+ * directory that is a plain directory in the image's top layer having it (the
+ * upper one gets its mode and owner), and only when no layer has the file at
+ * all (else the launcher deals with it, inside the mounted root). `premade`
+ * are targets a spare layer already holds (SpareLayers): those not wanted go.
  */
-export function precreateMountTargets(spec: OverlaySpec, targets: string[]): void {
-  const byDir = new Map<string, string[]>();
-  for (const t of targets) {
+export function precreateMountTargets(spec: OverlaySpec, targets: string[], premade: string[] = []): void {
+  const byDir = new Map<string, Set<string>>();
+  const wanted = new Set(targets);
+  for (const t of [...targets, ...premade]) {
     const dir = path.posix.dirname(t).slice(1);
     if (!dir || dir.includes('/')) continue;
-    byDir.set(dir, [...(byDir.get(dir) ?? []), path.posix.basename(t)]);
+    if (!byDir.has(dir)) byDir.set(dir, new Set());
+    if (wanted.has(t)) byDir.get(dir)!.add(path.posix.basename(t));
   }
   for (const [dir, names] of byDir) {
     const st = topEntry(spec.lowerdir, dir);
-    if (st && !st.isDirectory()) continue; // a symlink, a whiteout, a file: not ours to shadow
-    const missing = names.filter((n) => topEntry(spec.lowerdir, path.join(dir, n)) === undefined);
-    if (missing.length === 0) continue;
     const upper = path.join(spec.upperdir, dir);
-    fs.mkdirSync(upper);
+    // A symlink, a whiteout, a file in the image: not ours to shadow with a directory.
+    const missing = st && !st.isDirectory() ? [] : [...names].filter((n) => topEntry(spec.lowerdir, path.join(dir, n)) === undefined);
+    if (missing.length === 0) {
+      fs.rmSync(upper, { recursive: true, force: true });
+      continue;
+    }
+    fs.mkdirSync(upper, { recursive: true });
     fs.chmodSync(upper, st ? st.mode & 0o7777 : 0o755); // whatever the umask
-    if (st) fs.chownSync(upper, st.uid, st.gid);
-    for (const n of missing) fs.closeSync(fs.openSync(path.join(upper, n), fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644));
+    fs.chownSync(upper, st?.uid ?? 0, st?.gid ?? 0);
+    for (const n of fs.readdirSync(upper)) if (!missing.includes(n)) fs.rmSync(path.join(upper, n), { recursive: true, force: true });
+    for (const n of missing) fs.closeSync(fs.openSync(path.join(upper, n), fs.constants.O_CREAT | fs.constants.O_WRONLY, 0o644));
   }
 }
 

@@ -451,6 +451,30 @@ describe('rootfs', () => {
     precreateMountTargets(c, targets);
     expect(fs.readdirSync(path.join(c.upperdir, 'etc')).sort()).toEqual(['hostname', 'hosts', 'resolv.conf']);
     expect(fs.statSync(path.join(c.upperdir, 'etc')).mode & 0o7777).toBe(0o755);
+
+    // A spare layer (SpareLayers) comes with all three made: what is not wanted goes.
+    const spare = (name: string): OverlaySpec => {
+      const x = spec(name);
+      fs.mkdirSync(path.join(x.upperdir, 'etc'));
+      for (const t of targets) fs.writeFileSync(path.join(x.upperdir, t), '');
+      return x;
+    };
+    const d = spare('targets-d'); // the image has hostname and deleted resolv.conf
+    fs.mkdirSync(path.join(d.lowerdir[1]!, 'etc'), { mode: 0o750 });
+    fs.writeFileSync(path.join(d.lowerdir[1]!, 'etc/hostname'), 'image\n');
+    fs.mkdirSync(path.join(d.lowerdir[0]!, 'etc'));
+    execFileSync('mknod', [path.join(d.lowerdir[0]!, 'etc/resolv.conf'), 'c', '0', '0']);
+    fs.chmodSync(path.join(d.lowerdir[0]!, 'etc'), 0o751);
+    precreateMountTargets(d, targets, targets);
+    expect(fs.readdirSync(path.join(d.upperdir, 'etc'))).toEqual(['hosts']);
+    expect(fs.statSync(path.join(d.upperdir, 'etc')).mode & 0o7777).toBe(0o751);
+    const e = spare('targets-e'); // every target replaced by a CRI mount
+    precreateMountTargets(e, [], targets);
+    expect(fs.readdirSync(e.upperdir)).toEqual([]);
+    const f = spare('targets-f'); // /etc a symlink
+    fs.symlinkSync('usr/etc', path.join(f.lowerdir[1]!, 'etc'));
+    precreateMountTargets(f, targets, targets);
+    expect(fs.readdirSync(f.upperdir)).toEqual([]);
   });
 
   it.skipIf(!isRoot)('copyRootfs (no-overlay fallback) gives the same merged tree', async () => {

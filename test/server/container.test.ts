@@ -7,6 +7,7 @@ import { Cgroups } from '../../src/linux/cgroups.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+import { until } from '../support/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -400,10 +401,24 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
     const s = await startServer({}, async (root) => {
       mkdirSync(join(root, 'containers', stale, 'upper', 'etc'), { recursive: true });
       writeFileSync(join(root, 'containers', stale, 'upper', 'etc', 'x'), 'x');
+      // A spare an earlier server left half made: thrown away, not used.
+      mkdirSync(join(root, 'spare-layers', 'half', 'upper'), { recursive: true });
+      await preloadBusybox(root);
     });
     try {
       expect(existsSync(join(s.root, 'containers'))).toBe(true);
       expect(existsSync(join(s.root, 'containers', stale))).toBe(false);
+      // Two spare writable layers are made ahead; a create takes one and another is made.
+      const spares = () => readdirSync(join(s.root, 'spare-layers')).sort();
+      await until('two spares', () => spares().length === 2);
+      expect(spares()).not.toContain('half');
+      const before = spares().join();
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares') });
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['true'] } });
+      await until('one spare taken, another made', () => spares().length === 2 && spares().join() !== before);
+      // busybox has /etc/hostname: of the spare's three targets, that one went.
+      expect(readdirSync(join(s.root, 'containers', containerId, 'upper', 'etc')).sort()).toEqual(['hosts', 'resolv.conf']);
+      await s.runtime.RemovePodSandbox({ podSandboxId });
     } finally {
       await s.cleanup();
     }
