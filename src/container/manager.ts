@@ -10,6 +10,7 @@ import type { Logger } from '../log.js';
 import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
 import type { HostNamespaces } from '../linux/namespaces.js';
 import type { Reaper } from '../linux/reaper.js';
+import { spreadSubdirectories } from '../linux/fsflags.js';
 import type { Helpers } from '../linux/helpers.js';
 import { identify, isAlive, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
@@ -107,6 +108,7 @@ export class ContainerManager {
     }
     // Writable layers of containers whose records are gone (a reboot emptied the state dir).
     await mkdir(this.layersDir(), { recursive: true });
+    spreadSubdirectories(this.layersDir());
     for (const id of await readdir(this.layersDir())) {
       if (!this.containers.has(id)) await rm(this.layerDir(id), { recursive: true, force: true });
     }

@@ -1,6 +1,7 @@
 import { renameSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { spreadSubdirectories } from '../linux/fsflags.js';
 import type { Logger } from '../log.js';
 import { newId } from '../util/ids.js';
 
@@ -32,6 +33,7 @@ export class SpareLayers {
   async load(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
     await mkdir(this.dir, { recursive: true });
+    spreadSubdirectories(this.dir);
     this.fill();
   }
 

@@ -274,3 +274,10 @@ export function formatFlags(value: number, table: Readonly<Record<string, number
   if (rest !== 0) parts.push(`0x${(rest >>> 0).toString(16)}`);
   return parts.length === 0 ? zero : parts.join('|');
 }
+
+// --- inode flags (chattr) ------------------------------------------------------
+/** ioctl requests on an open file: the inode flags as an int (linux/fs.h). */
+export const FS_IOC_GETFLAGS = 0x80086601;
+export const FS_IOC_SETFLAGS = 0x40086602;
+/** chattr +T: ext2/3/4's Orlov allocator spreads this directory's subdirectories over block groups. */
+export const FS_TOPDIR_FL = 0x00020000;
