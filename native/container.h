@@ -15,7 +15,10 @@
  *                              list of ro,nosuid,nodev,noexec,bind,rbind,private,
  *                              rprivate,slave,rslave,shared,rshared,relatime,strictatime
  *                              or "-"; DATA "-" for none. Missing targets are created
- *                              (a file when a bind source is a file).
+ *                              (a file when a bind source is a file). TYPE "device":
+ *                              a node like the host's device SRC (type, number, mode,
+ *                              owner) made at DST with mknod, or bound where mknod is
+ *                              refused (a user namespace); FLAGS and DATA "-".
  *   symlink TARGET LINKPATH    LINKPATH a container path
  *   mask PATH                  /dev/null over a file, empty read-only tmpfs over a dir
  *   readonly PATH              bind PATH onto itself read-only

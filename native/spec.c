@@ -332,8 +332,9 @@ static int directive(struct parser *p, char **f, int n)
 		m->src = xstrdup(f[2]);
 		m->dst = xstrdup(f[3]);
 		m->data = strcmp(f[5], "-") == 0 ? NULL : xstrdup(f[5]);
-		if ((m->flags & MS_BIND) && m->src[0] != '/')
-			return perr(p, "a bind mount's SRC must be an absolute host path, got '%s'", m->src);
+		if (((m->flags & MS_BIND) || strcmp(m->type, "device") == 0) && m->src[0] != '/')
+			return perr(p, "a %s's SRC must be an absolute host path, got '%s'",
+				    m->flags & MS_BIND ? "bind mount" : "device", m->src);
 		return 0;
 	}
 	if (strcmp(d, "symlink") == 0) {

@@ -83,7 +83,7 @@ export function addFilesystem(
   if (rootfs.type === 'overlay') spec.add('overlay', rootfs.lowerdir.join(':'), rootfs.upperdir, rootfs.workdir);
   spec.add('mount', 'proc', 'proc', '/proc', 'nosuid,noexec,nodev', '-');
   spec.add('mount', 'tmpfs', 'tmpfs', '/dev', 'nosuid,strictatime', 'mode=755,size=65536k');
-  for (const d of DEVICES) spec.add('mount', 'bind', `/dev/${d}`, `/dev/${d}`, 'bind', '-');
+  for (const d of DEVICES) spec.add('mount', 'device', `/dev/${d}`, `/dev/${d}`, '-', '-');
   // In the /dev tmpfs, so the image's own file system never sees it.
   if (initBinary) spec.add('mount', 'bind', initBinary, INIT_PATH, 'bind,ro', '-');
   spec.add('mount', 'devpts', 'devpts', '/dev/pts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620,gid=5');

@@ -17,6 +17,7 @@ import {
   readlinkSync,
   rmdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -67,7 +68,7 @@ function standard(rootfs: string, shm: string, etc: string): Directive[] {
     ['mount', 'tmpfs', 'tmpfs', '/dev', 'nosuid', 'mode=755,size=65536k'],
   ];
   for (const dev of ['null', 'zero', 'full', 'random', 'urandom', 'tty'])
-    d.push(['mount', 'bind', `/dev/${dev}`, `/dev/${dev}`, 'bind', '-']);
+    d.push(['mount', 'device', `/dev/${dev}`, `/dev/${dev}`, '-', '-']);
   d.push(
     ['mount', 'devpts', 'devpts', '/dev/pts', 'nosuid,noexec', 'newinstance,ptmxmode=0666,mode=0620,gid=5'],
     ['mount', 'mqueue', 'mqueue', '/dev/mqueue', 'nosuid,nodev,noexec', '-'],
@@ -222,6 +223,7 @@ describe.skipIf(!isRoot)('native container launcher', () => {
           'head -c 8 /dev/random | wc -c',
           'echo x > /dev/full 2>/dev/null; echo full=$?',
           'test -c /dev/tty && echo tty-ok',
+          'stat -c "node %n %t:%T %a %u:%g" /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty',
           'ls /dev/pts',
           'for l in /dev/ptmx /dev/fd /dev/stdin /dev/stdout /dev/stderr; do readlink $l; done',
           'touch /sys/kernel/x 2>&1; echo sys=$?',
@@ -240,6 +242,13 @@ describe.skipIf(!isRoot)('native container launcher', () => {
     expect(out).toMatch(/^8$/m);
     expect(out).toMatch(/^full=1$/m);
     expect(out).toContain('tty-ok\n');
+    // Nodes like the host's: number, mode and owner (made with mknod, whatever the umask).
+    for (const dev of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) {
+      const st = statSync(`/dev/${dev}`);
+      const hex = (n: number) => n.toString(16);
+      const [major, minor] = [Math.floor(st.rdev / 256) & 0xfff, st.rdev & 0xff];
+      expect(out).toContain(`node /dev/${dev} ${hex(major)}:${hex(minor)} ${(st.mode & 0o777).toString(8)} ${st.uid}:${st.gid}\n`);
+    }
     expect(out).toMatch(/^ptmx$/m);
     expect(out).toContain('/dev/pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\n');
     expect(out).toMatch(/Read-only file system\nsys=1/);
