@@ -52,6 +52,13 @@ export async function startPeapod(rt = 'node', extraArgs = [], { stateTmpfs = fa
   const child = spawn(cmd, [...args, 'serve', '--socket', socket, '--root', join(base, 'root'), '--state', join(base, 'state'), '--log-level', 'warn', ...extraArgs], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  const release = () => {
+    if (stateTmpfs) execFileSync('umount', ['-R', join(base, 'state')]);
+    unmountRoot();
+    rmSync(base, { recursive: true, force: true });
+  };
+  let exited = false;
+  child.once('exit', () => (exited = true));
   const client = criClient(socket);
   for (let i = 0; ; i++) {
     if (existsSync(socket)) {
@@ -60,7 +67,14 @@ export async function startPeapod(rt = 'node', extraArgs = [], { stateTmpfs = fa
         break;
       } catch {}
     }
-    if (i > 600) throw new Error('server did not start');
+    if (exited || i > 600) {
+      // Nothing of a failed start stays mounted.
+      client.close();
+      child.kill('SIGKILL');
+      if (!exited) await new Promise((r) => child.once('exit', r));
+      release();
+      throw new Error(exited ? 'server exited at start' : 'server did not start');
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
@@ -73,9 +87,7 @@ export async function startPeapod(rt = 'node', extraArgs = [], { stateTmpfs = fa
       const gone = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await gone;
-      if (stateTmpfs) execFileSync('umount', ['-R', join(base, 'state')]);
-      unmountRoot();
-      rmSync(base, { recursive: true, force: true });
+      release();
     },
   };
 }
