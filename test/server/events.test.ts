@@ -27,14 +27,16 @@ function subscribe(socket: string) {
     events,
     ended: () => ended,
     of: (id: string) => events.filter((e) => e.containerId === id).map((e) => e.containerEventType),
-    async waitFor(pred: () => boolean, ms = 10_000) {
+    async waitFor(pred: () => boolean, ms = 10_000, meanwhile?: () => Promise<unknown>) {
       const deadline = Date.now() + ms;
       while (!pred()) {
         if (ended && ended !== 'end' && (ended as grpc.ServiceError).code !== grpc.status.CANCELLED) throw ended;
         if (Date.now() > deadline) throw new Error(`timed out; events: ${JSON.stringify(events.map((e) => [e.containerId.slice(0, 8), e.containerEventType]))}`);
-        await sleep(20);
+        await Promise.all([sleep(20), meanwhile?.()]);
       }
     },
+    /** A unary call on this subscriber's connection. */
+    ping: () => new Promise((resolve) => client.Version({}, resolve)),
     close() {
       call.cancel();
       client.close();
@@ -165,7 +167,12 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
       for (let i = 0; i < 10; i++) ids.push(await create(p, `c${i}`, ['true']));
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
       expect(Date.now() - t).toBeLessThan(30_000);
-      await live.waitFor(() => ids.every((id) => live.of(id).includes('CONTAINER_DELETED_EVENT')));
+      // The two subscribers share one connection (grpc-js pools it), as a
+      // kubelet's watcher shares its calls'. Bun's HTTP/2 server sends the live
+      // stream's data on a connection where another stream is blocked only
+      // when that connection has traffic: a kubelet's calls are that traffic,
+      // here a Version on the same connection while waiting.
+      await live.waitFor(() => ids.every((id) => live.of(id).includes('CONTAINER_DELETED_EVENT')), 10_000, live.ping);
       expect((await s.runtime.Version({})).runtimeName).toBe('peapod');
     } finally {
       stuck.close();
