@@ -68,8 +68,10 @@ int main(int argc, char **argv)
 		say(1, "pause version " VERSION "\n");
 		return 0;
 	}
-	if (argc > 1) {
-		say(2, "usage: pause [-v]\n");
+	/* --sandbox DIR only names the pod in the process list: a server killed
+	 * before it learned this pause's pid finds it by that at its next start. */
+	if (argc > 1 && !(argc == 3 && strcmp(argv[1], "--sandbox") == 0)) {
+		say(2, "usage: pause [-v | --sandbox DIR]\n");
 		return 2;
 	}
 	if (getpid() != 1)

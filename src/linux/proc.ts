@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** A process named by pid and start time, so a reused pid is never mistaken for it. */
 export interface ProcessIdentity {
@@ -35,4 +35,21 @@ export function identify(pid: number): ProcessIdentity | undefined {
 export function isAlive(id: ProcessIdentity): boolean {
   const stat = readProcStat(id.pid);
   return stat !== undefined && stat.startTime === id.startTime && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/** Every process whose argv is exactly `argv` (a scan of /proc). */
+export function processesWithArgv(argv: string[]): ProcessIdentity[] {
+  const want = argv.join('\0') + '\0';
+  const out: ProcessIdentity[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'latin1') !== want) continue;
+    } catch {
+      continue; // gone
+    }
+    const id = identify(Number(name));
+    if (id) out.push(id);
+  }
+  return out;
 }

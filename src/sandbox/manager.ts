@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import { bindFile } from '../linux/mount.js';
 import { HostNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
 import { linkUp } from '../linux/netif.js';
-import { isAlive } from '../linux/proc.js';
+import { isAlive, processesWithArgv } from '../linux/proc.js';
 import type { Helpers } from '../linux/helpers.js';
 import type { Reaper } from '../linux/reaper.js';
 import type { PodNetwork } from '../network/status.js';
@@ -18,7 +18,7 @@ import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs } from '../util/time.js';
-import { awaitPause, spawnPauseLauncher } from './pause.js';
+import { awaitPause, pauseArgv, spawnPauseLauncher } from './pause.js';
 import { podFiles, preparePodFiles, type PodFiles } from './podfiles.js';
 import type { Sandbox, SandboxFilter, SandboxSpec, SandboxState } from './types.js';
 import { validateSpec } from './validate.js';
@@ -71,7 +71,9 @@ export class SandboxManager {
     for (const sb of await this.store.loadAll(this.deps.log)) {
       if (!sb.complete) {
         this.deps.log.warn('removing sandbox left half-built by a previous server', { id: sb.id });
-        if (sb.pause) await this.deps.reaper.kill(sb.pause);
+        // A server killed before the launcher's report never recorded pause: find it by its argv.
+        const pauses = sb.pause ? [sb.pause] : processesWithArgv(pauseArgv(this.deps.nativeDir, this.store.runtimeDir(sb.id)));
+        for (const p of pauses) await this.deps.reaper.kill(p);
         await this.detachNetwork(sb).catch((err) => this.deps.log.error('network teardown failed', { id: sb.id, err }));
         await this.store.removeFiles(sb.id);
         continue;
@@ -135,12 +137,13 @@ export class SandboxManager {
         nativeDir: this.deps.nativeDir,
         helpers: this.deps.helpers,
         id,
-        logPath: join(this.store.runtimeDir(id), 'launcher.log'),
+        dir: this.store.runtimeDir(id),
         newPidNamespace: owned.includes('pid'),
         user: PAUSE_USER,
       });
     });
     const pause = await awaitPause(launcher);
+    failpoint('sandbox.after-launch');
     reaper.watch(pause.pid);
     undo.add('kill pause', () => reaper.kill(pause));
     sb.pause = pause;

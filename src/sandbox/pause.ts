@@ -8,8 +8,8 @@ export interface PauseOptions {
   helpers: Helpers;
   /** The sandbox id: the key its launcher reports under. */
   id: string;
-  /** The launcher's stderr. */
-  logPath: string;
+  /** The sandbox's runtime dir: the launcher's log goes there, and pause's argv names it. */
+  dir: string;
   /** Make pause PID 1 of a new PID namespace (pid mode POD or CONTAINER). */
   newPidNamespace: boolean;
   user?: string;
@@ -24,8 +24,13 @@ export function spawnPauseLauncher(opts: PauseOptions): SpawnedHelper {
   const args: string[] = [];
   if (opts.newPidNamespace) args.push('--new-pidns');
   if (opts.user) args.push('--user', opts.user);
-  args.push('--', join(opts.nativeDir, 'pause'));
-  return opts.helpers.spawn(join(opts.nativeDir, 'peapod-sandbox'), args, opts.id, { stderr: opts.logPath });
+  args.push('--', ...pauseArgv(opts.nativeDir, opts.dir));
+  return opts.helpers.spawn(join(opts.nativeDir, 'peapod-sandbox'), args, opts.id, { stderr: join(opts.dir, 'launcher.log') });
+}
+
+/** pause's argv names its sandbox's runtime dir, so a pause whose pid never got recorded can still be found. */
+export function pauseArgv(nativeDir: string, sandboxDir: string): string[] {
+  return [join(nativeDir, 'pause'), '--sandbox', sandboxDir];
 }
 
 /** Waits for the launcher to report pause's host pid (it exits right after). */

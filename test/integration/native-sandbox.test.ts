@@ -170,8 +170,8 @@ describe('pause', () => {
     expect(r.stdout).toBe(`pause version peapod-${VERSION}\n`);
   });
 
-  it('rejects any other argument', () => {
-    for (const args of [['--bogus'], ['-v', 'x'], ['x']]) {
+  it('rejects any argument but -v or --sandbox DIR', () => {
+    for (const args of [['--bogus'], ['-v', 'x'], ['x'], ['--sandbox'], ['--sandbox', 'a', 'b']]) {
       const r = spawnSync(PAUSE, args, { encoding: 'utf8' });
       expect(r.status, args.join(' ')).not.toBe(0);
       expect(r.stderr).toContain('usage');

@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { mountsContaining, nsOf, procStatus, repoRoot, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+import { defaultConfig } from '../../src/config.js';
+import { processesWithArgv } from '../../src/linux/proc.js';
+import { pauseArgv } from '../../src/sandbox/pause.js';
 
 const hostNs = (ns: string) => nsOf('self', ns);
 
@@ -337,13 +340,18 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
     }
   });
 
-  it.each(['sandbox.after-pause', 'sandbox.after-pin-net'])(
+  it.each(['sandbox.after-launch', 'sandbox.after-pause', 'sandbox.after-pin-net'])(
     'cleans up at start-up after the server was killed during RunPodSandbox (%s)',
     async (fp) => {
       const s = await startServer({ PEAPOD_FAILPOINTS: `${fp}=exit` });
       try {
         await expect(s.runtime.RunPodSandbox({ config: podConfig('killed') })).rejects.toBeDefined();
+        // after-launch: pause runs, but the server died before it recorded its pid.
+        const [id] = readdirSync(join(s.state, 'sandboxes'));
+        const pauses = () => processesWithArgv(pauseArgv(defaultConfig.nativeDir, join(s.state, 'sandboxes', id!)));
+        expect(pauses()).toHaveLength(1);
         await s.restart();
+        expect(pauses()).toEqual([]);
         expect((await s.runtime.ListPodSandbox({})).items).toEqual([]);
         expect(mountsContaining(s.state)).toEqual([]);
         expect(sandboxDirsEmpty(s)).toBe(true);

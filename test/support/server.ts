@@ -2,7 +2,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { isAlive, type ProcessIdentity } from '../../src/linux/proc.js';
 import { criClient, type ImageApi, type RuntimeApi } from './cri-client.js';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -140,30 +139,33 @@ export async function startServer(
 
 /**
  * Whatever a failed test left under `base` goes, so one failure does not leak
- * onto the machine: processes of its pods (found by the PID namespaces of
- * the pauses its sandbox records name) and its monitors (by their command
- * line), then its mounts. After a clean RemovePodSandbox there is nothing to do.
+ * onto the machine: every process whose command line names `base` (pauses
+ * name their sandbox dir, monitors their container dir), with every process
+ * in the PID namespace of such a pause, then its mounts. After a clean
+ * RemovePodSandbox there is nothing to do.
  */
 export function reclaim(base: string): void {
-  const pidNs = new Set<number>();
   const hostPidNs = statSync('/proc/self/ns/pid').ino;
-  for (const rec of sandboxRecords(join(base, 'state'))) {
-    // A pause that is gone took every process of its PID namespace with it.
-    if (!rec.namespaces.pid || !isAlive(rec.pause)) continue;
+  const ours: number[] = [];
+  const pidNs = new Set<number>();
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
-      const ino = statSync(`/proc/${rec.pause.pid}/ns/pid`).ino;
-      if (ino !== hostPidNs) pidNs.add(ino);
+      const argv = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0');
+      if (!argv.some((a) => a.includes(base))) continue;
+      ours.push(Number(p));
+      const ns = statSync(`/proc/${p}/ns/pid`).ino;
+      if (argv[0]!.endsWith('/pause') && ns !== hostPidNs) pidNs.add(ns);
     } catch {
-      // exited just now
+      // gone, or not ours to read
     }
   }
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
-      const ours = pidNs.has(statSync(`/proc/${p}/ns/pid`).ino) || readFileSync(`/proc/${p}/cmdline`, 'latin1').includes(base);
-      if (ours) process.kill(Number(p), 'SIGKILL');
+      if (ours.includes(Number(p)) || pidNs.has(statSync(`/proc/${p}/ns/pid`).ino)) process.kill(Number(p), 'SIGKILL');
     } catch {
-      // gone, or not ours to read
+      // gone
     }
   }
   for (const mp of mountsContaining(base).reverse()) spawnSync('umount', ['-l', mp]);
@@ -205,18 +207,4 @@ export function mountsContaining(fragment: string): string[] {
     .split('\n')
     .map((l) => l.split(' ')[4] ?? '')
     .filter((mp) => mp.includes(fragment));
-}
-
-/** The sandbox records a server left in its state dir (readable ones with a pause). */
-function sandboxRecords(state: string): Array<{ pause: ProcessIdentity; namespaces: { pid?: string } }> {
-  const dir = join(state, 'sandboxes');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((id) => {
-    try {
-      const rec = JSON.parse(readFileSync(join(dir, id, 'record.json'), 'utf8'));
-      return rec.pause ? [rec] : [];
-    } catch {
-      return [];
-    }
-  });
 }
