@@ -37,12 +37,22 @@ export class SpareLayers {
     this.fill();
   }
 
-  /** Moves a spare to `dest` (which must not exist); false when none is ready. */
+  /** Moves a spare to `dest` (which must not exist); false when none is ready (or it vanished). */
   take(dest: string): boolean {
     const spare = this.ready.pop();
-    if (spare !== undefined) renameSync(spare, dest);
+    let taken = false;
+    if (spare !== undefined) {
+      try {
+        renameSync(spare, dest);
+        taken = true;
+      } catch (err) {
+        // Gone under us (removed by hand, say): the others likely too; make new ones.
+        this.log.warn('a spare writable layer could not be taken', { spare, err });
+        this.ready.length = 0;
+      }
+    }
     this.fill();
-    return spare !== undefined;
+    return taken;
   }
 
   private fill(): void {

@@ -52,8 +52,12 @@ class UnaryTransport {
       }
       // A call in flight keeps the process alive, as grpc-js does; an idle connection does not.
       if (this.active++ === 0) session.ref();
+      let settled = false;
       const done = () => {
+        if (settled) return false; // 'error' and 'end' can both come
+        settled = true;
         if (--this.active === 0 && !session.destroyed) session.unref();
+        return true;
       };
       const body = def.requestSerialize(request);
       const frame = Buffer.allocUnsafe(5 + body.length);
@@ -73,11 +77,10 @@ class UnaryTransport {
       stream.on('trailers', (t) => (trailers = t));
       stream.on('data', (d: Buffer) => chunks.push(d));
       stream.on('error', (err) => {
-        done();
-        reject(statusError(grpc.status.UNAVAILABLE, err.message));
+        if (done()) reject(statusError(grpc.status.UNAVAILABLE, err.message));
       });
       stream.on('end', () => {
-        done();
+        if (!done()) return;
         const status = trailers['grpc-status'] ?? headers['grpc-status'];
         // No status at all: the connection went down mid-call (grpc-js says the same).
         if (status === undefined) {

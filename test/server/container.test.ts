@@ -418,6 +418,11 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       await until('one spare taken, another made', () => spares().length === 2 && spares().join() !== before);
       // busybox has /etc/hostname: of the spare's three targets, that one went.
       expect(readdirSync(join(s.root, 'containers', containerId, 'upper', 'etc')).sort()).toEqual(['hosts', 'resolv.conf']);
+      // Spares that vanish under the server: the create makes its layer itself.
+      rmSync(join(s.root, 'spare-layers'), { recursive: true, force: true });
+      const second = await s.runtime.CreateContainer({ podSandboxId, config: { metadata: { name: 'd' }, image: { image: BUSYBOX }, command: ['true'] } });
+      expect(readdirSync(join(s.root, 'containers', second.containerId, 'upper', 'etc')).sort()).toEqual(['hosts', 'resolv.conf']);
+      await until('spares made again', () => existsSync(join(s.root, 'spare-layers')) && spares().length === 2);
       await s.runtime.RemovePodSandbox({ podSandboxId });
     } finally {
       await s.cleanup();
