@@ -170,4 +170,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-if (code >= 0) process.exit(code);
+if (code >= 0) {
+  // Where stdout is a pipe, Bun and Deno write it asynchronously: exiting at
+  // once could drop the end of an exec's output. An empty write's callback
+  // comes after every write before it.
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  process.exit(code);
+}
