@@ -12,7 +12,7 @@ import type { HostNamespaces } from '../linux/namespaces.js';
 import type { Reaper } from '../linux/reaper.js';
 import { spreadSubdirectories } from '../linux/fsflags.js';
 import type { Helpers } from '../linux/helpers.js';
-import { identify, isAlive, type ProcessIdentity } from '../linux/proc.js';
+import { identify, isAlive, processesWithArgv, type ProcessIdentity } from '../linux/proc.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { matchesLabels } from '../sandbox/manager.js';
@@ -23,7 +23,7 @@ import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
-import { awaitCreated, control, readExit, readStartedAt, spawnMonitor } from './monitor.js';
+import { awaitCreated, control, monitorArgs, readExit, readStartedAt, spawnMonitor } from './monitor.js';
 import { addFilesystem, INIT_ANNOTATION, INIT_PATH, podFileMounts } from './mounts.js';
 import { SPARE_TARGETS, SpareLayers } from './spares.js';
 import { buildProcess, layerFileReader } from './process.js';
@@ -95,6 +95,7 @@ export class ContainerManager {
       if (c.init === null && c.exit === null) {
         // Create died before the monitor reported: its monitor (if it was
         // spawned) is killed with the rest.
+        c.monitor ??= processesWithArgv(monitorArgs(this.specPath(c.id), this.runtimeDir(c.id)), 'suffix')[0] ?? null;
         await this.cleanup(c);
         continue;
       }
@@ -117,6 +118,10 @@ export class ContainerManager {
 
   runtimeDir(id: string): string {
     return this.store.runtimeDir(id);
+  }
+
+  private specPath(id: string): string {
+    return join(this.store.runtimeDir(id), 'spec');
   }
 
   private layersDir(): string {
@@ -198,7 +203,7 @@ export class ContainerManager {
       if (spec.stdin) native.add('stdin', 1);
       if (spec.stdin && spec.stdinOnce) native.add('stdin-once');
       if (spec.tty) native.add('tty', 1);
-      const specPath = join(runDir, 'spec');
+      const specPath = this.specPath(id);
       writeFileSync(specPath, native.toString(), { mode: 0o600 });
       this.store.save(c);
       failpoint('container.after-record');
@@ -208,13 +213,9 @@ export class ContainerManager {
         { net: sb.namespaces.net, ipc: sb.namespaces.ipc, uts: sb.namespaces.uts },
         () => spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir),
       );
+      // Not recorded before its report: a server that dies before then finds it by its argv at load.
       const early = identify(started.pid);
-      if (early) {
-        undo.add('kill monitor', () => killAndWait(early));
-        // Recorded at once: a server that dies before the report must find it at load.
-        c.monitor = early;
-        this.store.save(c);
-      }
+      if (early) undo.add('kill monitor', () => killAndWait(early));
       failpoint('container.after-spawn');
       this.deps.helpers.subscribe(id, () => this.refresh(c));
       undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));

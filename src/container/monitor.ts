@@ -14,7 +14,12 @@ import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../ffi/constants.js';
  * Synchronous, for the namespace window; it reports under the container id.
  */
 export function spawnMonitor(helpers: Helpers, nativeDir: string, id: string, specPath: string, dir: string): SpawnedHelper {
-  return helpers.spawn(join(nativeDir, 'peapod-monitor'), ['--spec', specPath, '--dir', dir], id, { stderr: join(dir, 'monitor.log') });
+  return helpers.spawn(join(nativeDir, 'peapod-monitor'), monitorArgs(specPath, dir), id, { stderr: join(dir, 'monitor.log') });
+}
+
+/** The end of a monitor's argv: it names the container's runtime dir, so an unrecorded monitor can be found. */
+export function monitorArgs(specPath: string, dir: string): string[] {
+  return ['--spec', specPath, '--dir', dir];
 }
 
 /** Waits until the monitor reports the container init ready to exec (CREATED). */

@@ -165,15 +165,15 @@ export class Cgroups {
     const parts = rel.split('/');
     const created: string[] = [];
     try {
+      // Every container's cgroup is new and its pod's exists: one mkdir per
+      // hierarchy in the usual case, ancestors made only on ENOENT.
+      let cpusetFrom = parts.length + 1;
+      const cpusetMount = this.controllers.get('cpuset')?.version === 1 ? this.controllers.get('cpuset')!.mount : undefined;
       for (const mount of this.mounts) {
-        for (let i = 1; i <= parts.length; i++) {
-          const dir = join(mount, ...parts.slice(0, i));
-          if (existsSync(dir)) continue;
-          mkdirSync(dir);
-          created.push(dir);
-        }
+        const first = mkdirs(mount, parts, created);
+        if (mount === cpusetMount) cpusetFrom = first;
       }
-      this.prepare(parts);
+      this.prepare(parts, cpusetFrom);
       const cg = new CgroupHandle(this, rel);
       if (res) cg.apply(res);
       return cg;
@@ -200,11 +200,15 @@ export class Cgroups {
     return loc && { dir: join(loc.mount, rel), version: loc.version };
   }
 
-  private prepare(parts: string[]): void {
+  /** `cpusetFrom`: the first level of `parts` made just now in the v1 cpuset hierarchy. */
+  private prepare(parts: string[], cpusetFrom: number): void {
     const cpuset = this.controllers.get('cpuset');
-    if (cpuset?.version === 1) {
+    if (cpuset?.version === 1 && cpusetFrom <= parts.length) {
       // A v1 cpuset starts empty and refuses tasks until cpus and mems are set: inherit the parent's.
-      for (let i = 1; i <= parts.length; i++) {
+      // The levels that existed were filled when made, unless someone else made them empty: then all.
+      const above = join(cpuset.mount, ...parts.slice(0, cpusetFrom - 1));
+      const from = ['cpuset.cpus', 'cpuset.mems'].some((f) => read(join(above, f)) === '') ? 1 : cpusetFrom;
+      for (let i = from; i <= parts.length; i++) {
         const dir = join(cpuset.mount, ...parts.slice(0, i));
         for (const f of ['cpuset.cpus', 'cpuset.mems']) {
           if (read(join(dir, f)) === '') write(join(dir, f), read(join(dir, '..', f)));
@@ -486,6 +490,39 @@ function write(path: string, value: string): void {
 function keyed(text: string, key: string): number {
   const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+/**
+ * mkdir -p of `parts` under `mount`, the deepest first: appends what it made
+ * to `created` (parents first) and returns the first level it made
+ * (parts.length + 1 when all existed).
+ */
+function mkdirs(mount: string, parts: string[], created: string[]): number {
+  const dir = (level: number) => join(mount, ...parts.slice(0, level));
+  // Up until a mkdir succeeds or finds its dir there; ENOENT means the parent is missing too.
+  let level = parts.length;
+  let first: number;
+  for (;;) {
+    try {
+      mkdirSync(dir(level));
+      created.push(dir(level));
+      first = level;
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        first = level + 1;
+        break;
+      }
+      if (code !== 'ENOENT' || level === 1) throw err;
+      level--;
+    }
+  }
+  for (let i = level + 1; i <= parts.length; i++) {
+    mkdirSync(dir(i));
+    created.push(dir(i));
+  }
+  return first;
 }
 
 /** dir and all cgroup directories below it, parents first; [] when dir is gone. */

@@ -37,14 +37,15 @@ export function isAlive(id: ProcessIdentity): boolean {
   return stat !== undefined && stat.startTime === id.startTime && stat.state !== 'Z' && stat.state !== 'X';
 }
 
-/** Every process whose argv is exactly `argv` (a scan of /proc). */
-export function processesWithArgv(argv: string[]): ProcessIdentity[] {
+/** Every process whose argv is exactly `argv`, or ends with it (a scan of /proc). */
+export function processesWithArgv(argv: string[], match: 'exact' | 'suffix' = 'exact'): ProcessIdentity[] {
   const want = argv.join('\0') + '\0';
+  const matches = (cmdline: string) => (match === 'exact' ? cmdline === want : cmdline.endsWith('\0' + want));
   const out: ProcessIdentity[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'latin1') !== want) continue;
+      if (!matches(readFileSync(`/proc/${name}/cmdline`, 'latin1'))) continue;
     } catch {
       continue; // gone
     }

@@ -3,7 +3,7 @@
 // no directory of it is left in any hierarchy.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKind } from '../../src/errors.js';
@@ -293,6 +293,28 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
       expect(String(caught)).toMatch(/memory limit.*usage/);
     },
   );
+
+  it('makes only what is missing, fills an empty cpuset ancestor, and a failed create removes only what it made', () => {
+    const c1 = cgroups.create(`${prefix}/pod/c1`);
+    // A sibling in the existing pod cgroup; the pod's own dirs stay as they were.
+    const c2 = cgroups.create(`${prefix}/pod/c2`);
+    for (const d of c2.procsDirs()) expect(existsSync(join(d, 'cgroup.procs')), d).toBe(true);
+    if (v('cpuset') === 1) {
+      const root = cgroups.controllers.get('cpuset')!.mount;
+      // An ancestor someone else made with mkdir alone has empty cpus and mems.
+      mkdirSync(join(root, prefix, 'bare'));
+      expect(readFileSync(join(root, prefix, 'bare', 'cpuset.cpus'), 'utf8').trim()).toBe('');
+      const c3 = cgroups.create(`${prefix}/bare/c3`);
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+        const want = readFileSync(join(root, f), 'utf8').trim();
+        for (const rel of [`${prefix}/bare`, c3.path]) expect(readFileSync(join(root, rel, f), 'utf8').trim(), rel).toBe(want);
+      }
+      // The kernel refuses a cpu the host lacks: the new pod and container dirs go, the prefix stays.
+      expectKind(() => cgroups.create(`${prefix}/pod2/c4`, { cpusetCpus: '4095' }), 'InvalidArgument');
+      expect(cgroups.mounts.filter((m) => existsSync(join(m, prefix, 'pod2')))).toEqual([]);
+      expect(cgroups.mounts.every((m) => existsSync(join(m, c1.path)))).toBe(true);
+    }
+  });
 
   it('rejects bad input with InvalidArgument and creates nothing', () => {
     expectKind(() => cgroups.create(`${prefix}/neg`, { memoryLimitBytes: -5 }), 'InvalidArgument');
