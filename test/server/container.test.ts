@@ -410,12 +410,15 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       expect(existsSync(join(s.root, 'containers', stale))).toBe(false);
       // Two spare writable layers are made ahead; a create takes one and another is made.
       const spares = () => readdirSync(join(s.root, 'spare-layers')).sort();
-      await until('two spares', () => spares().length === 2);
+      // A spare is listed from its first mkdir; it is whole once its three targets are there.
+      const whole = () =>
+        spares().every((d) => ['hosts', 'resolv.conf', 'hostname'].every((f) => existsSync(join(s.root, 'spare-layers', d, 'upper', 'etc', f))));
+      await until('two spares', () => spares().length === 2 && whole());
       expect(spares()).not.toContain('half');
       const before = spares().join();
       const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares') });
       const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['true'] } });
-      await until('one spare taken, another made', () => spares().length === 2 && spares().join() !== before);
+      await until('one spare taken, another made', () => spares().length === 2 && spares().join() !== before && whole());
       // busybox has /etc/hostname: of the spare's three targets, that one went.
       expect(readdirSync(join(s.root, 'containers', containerId, 'upper', 'etc')).sort()).toEqual(['hosts', 'resolv.conf']);
       // Spares that vanish under the server: the create makes its layer itself.
