@@ -2,6 +2,7 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { invalidArgument } from '../errors.js';
 import type { ContainerConfig } from '../image/types.js';
+import { BoundedCache } from '../util/cache.js';
 import { capabilityMask } from './capabilities.js';
 import type { ContainerSpec, ProcessSpec } from './types.js';
 
@@ -42,8 +43,7 @@ export function mergeEnv(imageEnv: string[], envs: Array<{ key: string; value: s
 export type ImageFileReader = (path: string) => string | undefined;
 
 /** Files already read from unpacked layers, which never change (content-addressed). */
-const layerFiles = new Map<string, string | undefined>();
-const LAYER_FILES_MAX = 256;
+const layerFiles = new BoundedCache<string | undefined>(256);
 
 /**
  * Reads through `layersTopFirst`. With `immutable` (unpacked image layers,
@@ -54,12 +54,7 @@ export function layerFileReader(layersTopFirst: string[], immutable = false): Im
   const prefix = layersTopFirst.join(':') + '\0';
   return (path) => {
     if (!immutable) return readThroughLayers(layersTopFirst, path);
-    const key = prefix + path;
-    if (layerFiles.has(key)) return layerFiles.get(key);
-    const text = readThroughLayers(layersTopFirst, path);
-    if (layerFiles.size >= LAYER_FILES_MAX) layerFiles.delete(layerFiles.keys().next().value!);
-    layerFiles.set(key, text);
-    return text;
+    return layerFiles.get(prefix + path, () => readThroughLayers(layersTopFirst, path));
   };
 }
 

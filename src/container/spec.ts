@@ -19,8 +19,13 @@ export class NativeSpec {
   }
 }
 
+/** Bytes that travel as themselves; everything else is %XX. */
+const PLAIN = /^[A-Za-z0-9._/:=,+@-]+$/;
+
 export function encodeField(value: string): string {
   if (value === '') return '%';
+  // Most fields (paths, ids, numbers) need no escaping.
+  if (PLAIN.test(value)) return value;
   let out = '';
   for (const byte of Buffer.from(value, 'utf8')) {
     const c = String.fromCharCode(byte);

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { LayerCache } from './layers.js';
 import { isWhiteoutStat } from './unpack.js';
+import { BoundedCache } from '../util/cache.js';
 
 const execFileP = promisify(execFile);
 
@@ -101,13 +102,18 @@ export function precreateMountTargets(spec: OverlaySpec, targets: string[], prem
   }
 }
 
+/** topEntry's answers: unpacked layers never change, and every create of an image asks the same. */
+const topEntries = new BoundedCache<fs.Stats | undefined>(256);
+
 /** What the topmost layer having `rel` has there (undefined: no layer has it). */
 function topEntry(layersTopFirst: string[], rel: string): fs.Stats | undefined {
-  for (const l of layersTopFirst) {
-    const st = fs.lstatSync(path.join(l, rel), { throwIfNoEntry: false });
-    if (st) return st;
-  }
-  return undefined;
+  return topEntries.get(layersTopFirst.join(':') + '\0' + rel, () => {
+    for (const l of layersTopFirst) {
+      const st = fs.lstatSync(path.join(l, rel), { throwIfNoEntry: false });
+      if (st) return st;
+    }
+    return undefined;
+  });
 }
 
 /**

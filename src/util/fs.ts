@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, promises as fsp } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+
+let tempSeq = 0;
 
 /**
  * Writes a small file so that readers see the old or the new content, never
@@ -11,7 +12,8 @@ import { randomBytes } from 'node:crypto';
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number; durable?: boolean } = {}): void {
   const { mode = 0o600, durable = false } = opts;
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  // Unique among writers: another process has another pid, this one counts.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${++tempSeq}.tmp`);
   try {
     const fd = openSync(tmp, 'wx', mode);
     try {
