@@ -84,8 +84,12 @@ int container_join(int pid, const struct spec *s, char *err, size_t errlen);
 /* Writes `pid` into DIR/cgroup.procs. 0 or -1 with errno set. */
 int cgroup_add(const char *dir, pid_t pid);
 
-/* Adds `pid` to every "cgroup" dir of the spec; on failure *which names the dir. */
-int cgroup_add_all(const struct spec *s, pid_t pid, const char **which);
+/* Adds `pid` to every "cgroup" dir of the spec; on failure *which names the dir.
+ * With `joined` (a bit per dir, the first 64), dirs marked there (and still
+ * there) are skipped and those joined get marked; with `keep_going` a failure is passed over
+ * (a later call retries it) and the result is 0. */
+int cgroup_add_all(const struct spec *s, pid_t pid, unsigned long long *joined, int keep_going,
+		   const char **which);
 
 /*
  * Enters the spec's PID namespace for the caller's children: the pinned pod

@@ -178,12 +178,22 @@ int cgroup_add(const char *dir, pid_t pid)
 	return r;
 }
 
-int cgroup_add_all(const struct spec *s, pid_t pid, const char **which)
+int cgroup_add_all(const struct spec *s, pid_t pid, unsigned long long *joined, int keep_going,
+		   const char **which)
 {
 	for (size_t i = 0; i < spec_cgroup_count(s); i++) {
+		unsigned long long bit = i < 64 ? 1ULL << i : 0;
+
+		/* A cgroup removed since (by hand) is joined again, and that fails. */
+		if (joined != NULL && (*joined & bit) && access(spec_cgroup(s, i), F_OK) == 0)
+			continue;
 		*which = spec_cgroup(s, i);
-		if (cgroup_add(*which, pid) < 0)
+		if (cgroup_add(*which, pid) == 0) {
+			if (joined != NULL)
+				*joined |= bit;
+		} else if (!keep_going) {
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -260,7 +270,7 @@ int container_join(int pid, const struct spec *s, char *err, size_t errlen)
 		}
 	}
 	if (spec_cgroup_count(s) > 0) {
-		if (cgroup_add_all(s, getpid(), &which) < 0) {
+		if (cgroup_add_all(s, getpid(), NULL, 0, &which) < 0) {
 			spec_err(err, errlen, "join cgroup %s: %s", which, strerror(errno));
 			goto out;
 		}

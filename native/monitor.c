@@ -5,10 +5,11 @@
  * The server starts it while sitting in the pod's net/IPC/UTS namespaces.
  * The monitor becomes a session leader, enters the PID namespace of the spec
  * (for its child only), forks the container init and lets it set itself up
- * (container_setup). The init then waits for "start", when the monitor puts
- * it into the spec's cgroups (the server makes them while the init sets
- * itself up) and lets it execute the container's program, so create and
- * start are separate steps. From then on the monitor owns the container's
+ * (container_setup). The monitor reports it created and puts it into the
+ * spec's cgroups that exist by then (the server makes them meanwhile, as
+ * runc create joins them). The init then waits for "start", when the
+ * monitor puts it into the cgroups it is not in yet and lets it execute the
+ * container's program, so create and start are separate steps. From then on the monitor owns the container's
  * stdout/stderr (written to the CRI log file of the spec) and its exit
  * status, and needs the server no more.
  *
@@ -369,6 +370,7 @@ struct monitor {
 	size_t inlen;
 
 	enum start_state start;
+	unsigned long long cg_joined; /* the spec's cgroups the init is in (cgroup_add_all) */
 	unsigned waiters; /* bitmask of control clients waiting for "start" */
 	char start_error[1024];
 	long long started_at;
@@ -500,8 +502,8 @@ static const char *handle_command(void *ctx, int client, const char *line)
 		}
 		if (m->exited)
 			return "error container init has exited";
-		/* Before the exec, that is what matters. */
-		if (cgroup_add_all(m->spec, m->init, &which) < 0) {
+		/* All of them before the exec, that is what matters. */
+		if (cgroup_add_all(m->spec, m->init, &m->cg_joined, 0, &which) < 0) {
 			snprintf(m->start_error, sizeof(m->start_error), "join cgroup %s: %s", which,
 				 strerror(errno));
 			return refuse_start(m);
@@ -1036,6 +1038,10 @@ int main(int argc, char **argv)
 		abort_start(m, "report to the %s: %s", "server");
 	}
 	detach_stdio(m->dirfd);
+	/* While the server answers and the start is asked for: the init joins
+	 * the cgroups the server has made by now (it makes them meanwhile); the
+	 * start joins the rest. Nothing runs in the container before the start. */
+	cgroup_add_all(s, m->init, &m->cg_joined, 1, &(const char *){ NULL });
 
 	event_loop(m);
 
