@@ -8,6 +8,9 @@
  * an empty field is "%").  Lines in order; unknown directives are an error.
  *
  *   pidns PATH|new|host        join the pinned pod PID namespace / a new one / stay
+ *   netns PATH, ipcns PATH, utsns PATH
+ *                              (monitor) the pod namespaces the monitor joins before it
+ *                              forks the init; absent: it stays in its own
  *   rootfs DIR                 where the root file system is assembled (the mount point)
  *   overlay LOWERS UPPER WORK  overlay at rootfs; LOWERS colon-separated, top first
  *   mount TYPE SRC DST FLAGS DATA
@@ -55,6 +58,7 @@ void spec_free(struct spec *s);
 
 /* Accessors the monitor needs. */
 const char *spec_pidns(const struct spec *s);      /* path, "new" or "host" */
+const char *spec_pod_ns(const struct spec *s, size_t i); /* 0 net, 1 ipc, 2 uts: a path or NULL */
 const char *spec_log_path(const struct spec *s);   /* NULL when absent */
 int spec_stdin(const struct spec *s);
 int spec_stdin_once(const struct spec *s);
@@ -97,6 +101,10 @@ int cgroup_add_all(const struct spec *s, pid_t pid, unsigned long long *joined, 
  * forks afterwards. 0 or -1 with errno set.
  */
 int container_enter_pidns(const struct spec *s);
+
+/* Joins the spec's netns, ipcns and utsns (those given). 0, or -1 with errno
+ * set and *which naming the namespace file. */
+int container_enter_pod_namespaces(const struct spec *s, const char **which);
 
 /*
  * The process part of the spec, shared by container_setup and exec: cwd,

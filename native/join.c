@@ -291,19 +291,36 @@ out:
 	return r;
 }
 
+static int enter_ns(const char *path, int type)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return -1;
+	r = setns(fd, type);
+	close(fd);
+	return r;
+}
+
 int container_enter_pidns(const struct spec *s)
 {
 	const char *ns = spec_pidns(s);
-	int fd, r;
 
 	if (ns == NULL || strcmp(ns, "host") == 0)
 		return 0;
 	if (strcmp(ns, "new") == 0)
 		return unshare(CLONE_NEWPID);
-	fd = open(ns, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	r = setns(fd, CLONE_NEWPID);
-	close(fd);
-	return r;
+	return enter_ns(ns, CLONE_NEWPID);
+}
+
+int container_enter_pod_namespaces(const struct spec *s, const char **which)
+{
+	static const int types[3] = { CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS };
+
+	for (size_t i = 0; i < 3; i++) {
+		*which = spec_pod_ns(s, i);
+		if (*which != NULL && enter_ns(*which, types[i]) < 0)
+			return -1;
+	}
+	return 0;
 }

@@ -1,10 +1,11 @@
 /* peapod-monitor: the per-container monitor (conmon-style).
  *
  *   peapod-monitor --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]
+ *   peapod-monitor --wait FIFO [--notify SOCKET]      (a spare; see await_claim)
  *
- * The server starts it while sitting in the pod's net/IPC/UTS namespaces.
- * The monitor becomes a session leader, enters the PID namespace of the spec
- * (for its child only), forks the container init and lets it set itself up
+ * The monitor becomes a session leader, joins the pod's net/IPC/UTS
+ * namespaces and (for its child only) the PID namespace the spec names,
+ * forks the container init and lets it set itself up
  * (container_setup). The monitor reports it created and puts it into the
  * spec's cgroups that exist by then (the server makes them meanwhile, as
  * runc create joins them). The init then waits for "start", when the
@@ -763,7 +764,53 @@ static void event_loop(struct monitor *m)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]\n");
+	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]\n"
+		   "       " PROG " --wait FIFO [--notify SOCKET]\n");
+}
+
+/* A spare monitor (--wait): started ahead, it sleeps in open() until the
+ * server claims it by writing "KEY\0SPECFILE\0DIR\0" to the FIFO and closing
+ * it, and then goes on as if started with those. No message (the server
+ * closed the FIFO unwritten, at shutdown): exits 0. */
+static void await_claim(const char *fifo, const char **key, const char **spec, const char **dir)
+{
+	static char buf[3 * 4096 + 8];
+	size_t len = 0;
+	ssize_t n;
+	int fd, log;
+
+	do
+		fd = open(fifo, O_RDONLY | O_CLOEXEC);
+	while (fd < 0 && errno == EINTR);
+	if (fd < 0) {
+		fprintf(stderr, PROG ": open %s: %s\n", fifo, strerror(errno));
+		exit(1);
+	}
+	while (len < sizeof(buf) - 1 && ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	close(fd);
+	if (len == 0)
+		exit(0);
+	buf[len] = '\0';
+	*key = buf;
+	*spec = *key + strlen(*key) + 1;
+	*dir = *spec < buf + len ? *spec + strlen(*spec) + 1 : buf + len;
+	if (*dir >= buf + len || !**key || !**spec || !**dir) {
+		fprintf(stderr, PROG ": malformed claim on %s\n", fifo);
+		exit(2);
+	}
+	/* From now on its messages are the container's, as a monitor started for it. */
+	log = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log >= 0) {
+		int f = openat(log, "monitor.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+		if (f >= 0 && f != 2) {
+			dup2(f, 2);
+			close(f);
+		}
+		close(log);
+	}
 }
 
 
@@ -859,7 +906,7 @@ int main(int argc, char **argv)
 {
 	static struct monitor mon;
 	struct monitor *m = &mon;
-	const char *spec_path = NULL, *dir = NULL, *notify_path = NULL, *notify_key = "-";
+	const char *spec_path = NULL, *dir = NULL, *notify_path = NULL, *notify_key = "-", *wait_fifo = NULL, *which;
 	char err[1024];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty;
 	sigset_t mask;
@@ -879,12 +926,16 @@ int main(int argc, char **argv)
 			notify_path = v;
 		} else if ((v = opt_value(argc, argv, &i, usage, "--notify-key")) != NULL) {
 			notify_key = v;
+		} else if ((v = opt_value(argc, argv, &i, usage, "--wait")) != NULL) {
+			wait_fifo = v;
 		} else {
 			fprintf(stderr, PROG ": unknown argument '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
 		}
 	}
+	if (wait_fifo != NULL && spec_path == NULL && dir == NULL && *wait_fifo)
+		await_claim(wait_fifo, &notify_key, &spec_path, &dir);
 	if (spec_path == NULL || dir == NULL || !*spec_path || !*dir) {
 		usage(stderr);
 		return 2;
@@ -958,6 +1009,9 @@ int main(int argc, char **argv)
 		fcntl(errp[0], F_SETPIPE_SZ, 1 << 20);
 	}
 
+	/* The init inherits them. */
+	if (container_enter_pod_namespaces(s, &which) < 0)
+		abort_start(m, "enter pod namespace %s: %s", which);
 	if (container_enter_pidns(s) < 0)
 		abort_start(m, "enter pid namespace %s: %s", spec_pidns(s));
 

@@ -267,6 +267,8 @@ static int parse_bool(struct parser *p, const char *v, int *out)
 }
 
 /* One directive: name, then its fields (already decoded). */
+static const char *const pod_ns_directive[3] = { "netns", "ipcns", "utsns" };
+
 static int directive(struct parser *p, char **f, int n)
 {
 	struct spec *s = p->s;
@@ -288,6 +290,14 @@ static int directive(struct parser *p, char **f, int n)
 		if (strcmp(f[1], "new") != 0 && strcmp(f[1], "host") != 0 && want_abs(p, "PATH", f[1]) < 0)
 			return -1;
 		return set_once(p, &s->pidns, f[1]);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (strcmp(d, pod_ns_directive[i]) == 0) {
+			ARGS(1, 1);
+			if (want_abs(p, "PATH", f[1]) < 0)
+				return -1;
+			return set_once(p, &s->podns[i], f[1]);
+		}
 	}
 	if (strcmp(d, "rootfs") == 0) {
 		ARGS(1, 1);
@@ -609,6 +619,8 @@ void spec_free(struct spec *s)
 	if (s == NULL)
 		return;
 	free(s->pidns);
+	for (size_t i = 0; i < 3; i++)
+		free(s->podns[i]);
 	free(s->rootfs);
 	free(s->ov_lower);
 	free(s->ov_upper);
@@ -640,6 +652,11 @@ void spec_free(struct spec *s)
 const char *spec_pidns(const struct spec *s)
 {
 	return s->pidns != NULL ? s->pidns : "host";
+}
+
+const char *spec_pod_ns(const struct spec *s, size_t i)
+{
+	return i < 3 ? s->podns[i] : NULL;
 }
 
 const char *spec_log_path(const struct spec *s)

@@ -32,6 +32,7 @@ enum spec_seccomp { SECCOMP_UNSET = 0, SECCOMP_DEFAULT, SECCOMP_UNCONFINED };
 
 struct spec {
 	char *pidns;  /* NULL = "host" */
+	char *podns[3]; /* netns, ipcns, utsns paths to join (the monitor); NULL = stay */
 	char *rootfs; /* NULL when absent (exec-only specs) */
 	char *ov_lower, *ov_upper, *ov_work; /* all NULL without overlay */
 

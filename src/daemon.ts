@@ -106,7 +106,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       await containers.removeSandboxCgroup(sandboxes.get(id));
     },
   });
-  containers = new ContainerManager({ ...config, log, hostNs, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });
+  containers = new ContainerManager({ ...config, log, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });
   await sandboxes.load();
   await containers.load();
   const pods = new PodRunner({
@@ -156,6 +156,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   try {
     server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
   } catch (err) {
+    await containers.close();
     await streaming.close();
     await helpers.close();
     reaper.stop();
@@ -174,6 +175,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       staticPods?.stop();
       await pods.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await containers.close();
       await streaming.close();
       await helpers.close();
       reaper.stop();

@@ -8,7 +8,6 @@ import { precreateMountTargets } from '../image/rootfs.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log.js';
 import type { Cgroups, Cgroup, CgroupStats } from '../linux/cgroups.js';
-import type { HostNamespaces } from '../linux/namespaces.js';
 import type { Reaper } from '../linux/reaper.js';
 import { spreadSubdirectories } from '../linux/fsflags.js';
 import type { Helpers } from '../linux/helpers.js';
@@ -26,6 +25,7 @@ import { nowNs, sleep } from '../util/time.js';
 import { awaitCreated, control, monitorArgs, readExit, readStartedAt, spawnMonitor } from './monitor.js';
 import { addFilesystem, INIT_ANNOTATION, INIT_PATH, podFileMounts } from './mounts.js';
 import { SPARE_TARGETS, SpareLayers } from './spares.js';
+import { SpareMonitors } from './spare-monitors.js';
 import { buildProcess, layerFileReader } from './process.js';
 import { addProcess, NativeSpec } from './spec.js';
 import { validateContainerSpec } from './validate.js';
@@ -36,7 +36,6 @@ export interface ContainerManagerDeps {
   state: string;
   nativeDir: string;
   log: Logger;
-  hostNs: HostNamespaces;
   sandboxes: SandboxManager;
   images: ImageService;
   cgroups: Cgroups;
@@ -81,6 +80,7 @@ export class ContainerManager {
   private readonly starting = new Set<string>();
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
+  private readonly monitors: SpareMonitors;
 
   constructor(private readonly deps: ContainerManagerDeps) {
     // Records live in the state dir like the sandboxes they belong to (neither
@@ -88,6 +88,7 @@ export class ContainerManager {
     // the writable layer's, which stays under <root>/containers/<id>.
     this.store = new RecordStore<Container>(deps.state, deps.state, 'containers', reviveContainer);
     this.spares = new SpareLayers(deps.root, deps.log);
+    this.monitors = new SpareMonitors(join(deps.state, 'spare-monitors'), join(deps.nativeDir, 'peapod-monitor'), deps.helpers, deps.log);
   }
 
   async load(): Promise<void> {
@@ -114,6 +115,12 @@ export class ContainerManager {
       if (!this.containers.has(id)) await rm(this.layerDir(id), { recursive: true, force: true });
     }
     await this.spares.load();
+    this.monitors.load();
+  }
+
+  /** Containers outlive the server; the spare monitors do not. */
+  async close(): Promise<void> {
+    await this.monitors.close();
   }
 
   runtimeDir(id: string): string {
@@ -193,6 +200,10 @@ export class ContainerManager {
       const native = new NativeSpec();
       const pidMode = spec.security.pidMode;
       native.add('pidns', pidMode === 'NODE' ? 'host' : pidMode === 'CONTAINER' ? 'new' : sb.namespaces.pid ?? 'host');
+      // The monitor joins the pod's net/IPC/UTS (those it has of its own) and the init inherits them.
+      for (const [directive, path] of [['netns', sb.namespaces.net], ['ipcns', sb.namespaces.ipc], ['utsns', sb.namespaces.uts]] as const) {
+        if (path) native.add(directive, path);
+      }
       const initBinary = wantsInit ? join(this.deps.nativeDir, 'peapod-init') : undefined;
       addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb), initBinary);
       addProcess(native, c.process);
@@ -208,11 +219,9 @@ export class ContainerManager {
       this.store.save(c);
       failpoint('container.after-record');
 
-      // The monitor and the init it forks inherit the pod's net/IPC/UTS.
-      const started = this.deps.hostNs.inExisting(
-        { net: sb.namespaces.net, ipc: sb.namespaces.ipc, uts: sb.namespaces.uts },
-        () => spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir),
-      );
+      const started =
+        this.monitors.claim(id, specPath, runDir, join(runDir, 'monitor.log')) ??
+        spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir);
       // Not recorded before its report: a server that dies before then finds it by its argv at load.
       const early = identify(started.pid);
       if (early) undo.add('kill monitor', () => killAndWait(early));
@@ -233,6 +242,8 @@ export class ContainerManager {
       failpoint('container.after-monitor');
       this.containers.set(id, c);
       undo.commit();
+      // Once the answer is on its way: while the client reads it and asks for the start.
+      setTimeout(() => this.monitors.fill(), 1);
       this.emit('CONTAINER_CREATED_EVENT', c);
       log.info('container created', { id, name: spec.name, sandbox: sb.id, pid: init.pid });
       return c;

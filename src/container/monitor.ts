@@ -11,7 +11,8 @@ import { O_CLOEXEC, O_DIRECTORY, O_PATH } from '../ffi/constants.js';
  * Spawns the per-container native monitor (native/monitor.c): it forks the
  * container init, owns its stdio and log, and records its exit in
  * <dir>/exit.json, so none of that depends on the server staying alive.
- * Synchronous, for the namespace window; it reports under the container id.
+ * It joins the pod's namespaces from the spec; it reports under the
+ * container id. (Most creates take a spare instead: SpareMonitors.)
  */
 export function spawnMonitor(helpers: Helpers, nativeDir: string, id: string, specPath: string, dir: string): SpawnedHelper {
   return helpers.spawn(join(nativeDir, 'peapod-monitor'), monitorArgs(specPath, dir), id, { stderr: join(dir, 'monitor.log') });

@@ -91,6 +91,9 @@ export const UMOUNT_FLAGS: Readonly<Record<string, number>> = Object.freeze({
   UMOUNT_NOFOLLOW,
 });
 
+// --- mknod(2) ----------------------------------------------------------------
+export const S_IFIFO = 0o010000;
+
 // --- open(2) -----------------------------------------------------------------
 export const O_RDONLY = 0;
 export const O_WRONLY = 0o1;

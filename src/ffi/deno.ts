@@ -27,6 +27,7 @@ interface Symbols {
   mknod(path: Uint8Array, mode: number, dev: number): number;
   open(path: Uint8Array, flags: number, mode: number): number;
   close(fd: number): number;
+  write(fd: number, data: Uint8Array, len: number | bigint): number | bigint;
   syscall(nr: number, a1: number, a2: number, a3: number, a4: number): bigint;
   kill(pid: number, sig: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
@@ -64,6 +65,7 @@ export function createRawLibc(): RawLibc {
     mknod: { parameters: ['buffer', 'u32', 'u64'], result: 'i32' },
     open: { parameters: ['buffer', 'i32', 'u32'], result: 'i32' },
     close: { parameters: ['i32'], result: 'i32' },
+    write: { parameters: ['i32', 'buffer', 'usize'], result: 'isize' },
     syscall: { parameters: ['i64', 'i64', 'i64', 'i64', 'i64'], result: 'i64' },
     kill: { parameters: ['i32', 'i32'], result: 'i32' },
     waitpid: { parameters: ['i32', 'buffer', 'i32'], result: 'i32' },
@@ -100,6 +102,7 @@ export function createRawLibc(): RawLibc {
     mknod: (path, mode, dev) => c.mknod(path, mode, dev),
     open: (path, flags, mode) => c.open(path, flags, mode),
     close: (fd) => c.close(fd),
+    write: (fd, data, len) => Number(c.write(fd, data, len)),
     syscall: (nr, a1, a2, a3, a4) => Number(c.syscall(nr, a1, a2, a3, a4)),
     kill: (pid, sig) => c.kill(pid, sig),
     waitpid: (pid, status, options) => c.waitpid(pid, status, options),

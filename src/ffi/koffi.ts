@@ -24,6 +24,7 @@ export function createRawLibc(): RawLibc {
   const mknod = lib.func('mknod', 'int', ['const char *', 'unsigned int', 'unsigned long']);
   const open = lib.func('open', 'int', ['const char *', 'int', 'unsigned int']);
   const close = lib.func('close', 'int', ['int']);
+  const write = lib.func('write', 'long', ['int', 'void *', 'size_t']);
   const syscall = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
   const kill = lib.func('kill', 'int', ['int', 'int']);
   const waitpid = lib.func('waitpid', 'int', ['int', 'void *', 'int']);
@@ -55,6 +56,7 @@ export function createRawLibc(): RawLibc {
     mknod: (path, mode, dev) => mknod(path, mode, dev) as number,
     open: (path, flags, mode) => open(path, flags, mode) as number,
     close: (fd) => close(fd) as number,
+    write: (fd, data, len) => Number(write(fd, data, len)),
     syscall: (nr, a1, a2, a3, a4) => Number(syscall(nr, a1, a2, a3, a4)),
     kill: (pid, sig) => kill(pid, sig) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,

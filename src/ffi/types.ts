@@ -28,6 +28,11 @@ export interface Libc {
   /** open(2); returns the fd. `mode` defaults to 0 (only meaningful with O_CREAT/O_TMPFILE). */
   open(path: string, flags: number, mode?: number): number;
   close(fd: number): void;
+  /**
+   * write(2) of `data` to an fd from open() above: the runtimes' own fs calls
+   * do not all take a raw descriptor (Deno's do not). Returns the bytes written.
+   */
+  write(fd: number, data: Uint8Array): number;
   /** syscall(SYS_pidfd_open = 434, pid, flags); returns the pidfd. */
   pidfdOpen(pid: number, flags?: number): number;
   /** syscall(SYS_pidfd_send_signal = 424, pidfd, sig, NULL, 0). */

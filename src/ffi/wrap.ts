@@ -35,6 +35,8 @@ export interface RawLibc {
   mknod(path: CString, mode: number, dev: number): number;
   open(path: CString, flags: number, mode: number): number;
   close(fd: number): number;
+  /** ssize_t write(int fd, const void *buf, size_t count) */
+  write(fd: number, data: Uint8Array, len: number): number;
   /** long syscall(long nr, long a1, long a2, long a3, long a4) */
   syscall(nr: number, a1: number, a2: number, a3: number, a4: number): number;
   kill(pid: number, sig: number): number;
@@ -130,6 +132,12 @@ export function wrapLibc(raw: RawLibc): Libc {
 
     close(fd: number): void {
       if (raw.close(fd) === -1) fail('close', () => String(fd));
+    },
+
+    write(fd: number, data: Uint8Array): number {
+      const n = raw.write(fd, data, data.length);
+      if (n === -1) fail('write', () => `${fd}, <${data.length} bytes>`);
+      return n;
     },
 
     pidfdOpen(pid: number, flags = 0): number {

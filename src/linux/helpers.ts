@@ -75,8 +75,12 @@ export class Helpers {
    */
   spawn(binary: string, args: string[], key: string, io: { stdout?: string; stderr: string; exitReports?: boolean }): SpawnedHelper {
     if (this.pending.has(key)) throw new Error(`a helper for ${key} is already starting`);
-    const argv = [basename(binary), '--notify', this.socketPath, '--notify-key', key, ...args];
-    const pid = libc().spawn(binary, argv, {
+    return this.expect(this.start(binary, ['--notify-key', key, ...args], io), key, { ...io, name: basename(binary) });
+  }
+
+  /** Spawns `binary --notify SOCKET ...args` (stdio as for spawn) and returns its pid; the caller reaps it or expects its report. */
+  start(binary: string, args: string[], io: { stdout?: string; stderr: string }): number {
+    return libc().spawn(binary, [basename(binary), '--notify', this.socketPath, ...args], {
       env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
       files: [
         { fd: 0, path: '/dev/null', flags: O_RDONLY },
@@ -84,6 +88,15 @@ export class Helpers {
         { fd: 2, path: io.stderr, flags: O_WRONLY | O_CREAT | O_APPEND, mode: 0o640 },
       ],
     });
+  }
+
+  /**
+   * The first message of helper `pid` (a child of this process) under `key`,
+   * its exit watched until then; `io.stderr` is where its last words are,
+   * `io.name` what to call it in an error.
+   */
+  expect(pid: number, key: string, io: { name: string; stderr: string; exitReports?: boolean }): SpawnedHelper {
+    if (this.pending.has(key)) throw new Error(`a helper for ${key} is already starting`);
     const report = new Promise<HelperMessage>((resolve, reject) => {
       // Until it reports, the helper's exit is watched here (the reaper would
       // take its status). Only exit status 0 promises a message (a helper
@@ -100,7 +113,7 @@ export class Helpers {
           resolve({ word: 'exited', text: String(exitCode(status)) });
         } else if (status !== 0) {
           this.pending.delete(key);
-          reject(new Error(`${basename(binary)} ${describeStatus(status)}: ${lastLine(io.stderr) || 'no message'}`));
+          reject(new Error(`${io.name} ${describeStatus(status)}: ${lastLine(io.stderr) || 'no message'}`));
         }
       }, EXIT_POLL_MS);
       this.pending.set(key, (m) => {

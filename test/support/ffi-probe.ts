@@ -37,6 +37,7 @@ import {
   SOCK_CLOEXEC,
   SOCK_DGRAM,
 } from '../../src/ffi/index.js';
+import { spreadSubdirectories } from '../../src/linux/fsflags.js';
 
 const NAMESPACES = [
   ['net', CLONE_NEWNET],
@@ -132,6 +133,17 @@ async function main(): Promise<void> {
     out.xattr = run('python3', ['-c', `import os,sys; sys.stdout.write(os.getxattr('${scratch}/f','user.probe').decode())`]);
     libc.mknod(`${scratch}/fifo`, 0o010600, 0);
     out.fifo = run('stat', ['-c', '%F', `${scratch}/fifo`]);
+    // write(2) on an fd of libc.open (what a runtime's own fs calls may not take).
+    const fd = libc.open(`${scratch}/w`, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600);
+    try {
+      out.wrote = libc.write(fd, new TextEncoder().encode(`written by ${libc.backend}\n`));
+    } finally {
+      libc.close(fd);
+    }
+    out.written = readFileSync(`${scratch}/w`, 'utf8');
+    // chattr +T through FS_IOC_GETFLAGS/SETFLAGS, read back by lsattr where the file system has the flag.
+    run('mkdir', [`${scratch}/top`]);
+    out.topdir = { set: spreadSubdirectories(`${scratch}/top`), fs: run('stat', ['-f', '-c', '%T', scratch]), lsattr: run('sh', ['-c', `lsattr -d ${scratch}/top 2>/dev/null | cut -d' ' -f1 || true`]) };
   } finally {
     run('rm', ['-rf', scratch]);
   }

@@ -20,6 +20,9 @@ interface ProbeResult {
   ebadf: { call: string; code: string; errno: number; message: string } | null;
   xattr: string;
   fifo: string;
+  wrote: number;
+  written: string;
+  topdir: { set: boolean; fs: string; lsattr: string };
   hostnameBefore: string;
   hostnameSet: string;
   hostnameAfter: string;
@@ -68,6 +71,14 @@ for (const rt of PROBE_RUNTIMES) {
     it(`${rt.name}: lsetxattr and mknod work`, () => {
       expect(r.xattr).toBe(rt.backend);
       expect(r.fifo).toBe('fifo');
+    });
+
+    it(`${rt.name}: write on a libc fd, and chattr +T through ioctl where the file system has it`, () => {
+      expect(r.written).toBe(`written by ${rt.backend}\n`);
+      expect(r.wrote).toBe(r.written.length);
+      // ext2/3/4 ("ext2/ext3" to stat -f) have the flag; tmpfs and others refuse it.
+      expect(r.topdir.set).toBe(r.topdir.fs === 'ext2/ext3');
+      if (r.topdir.set) expect(r.topdir.lsattr).toContain('T');
     });
 
     it(`${rt.name}: unshare gives new net/uts/ipc namespaces`, () => {

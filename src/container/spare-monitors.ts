@@ -1,0 +1,115 @@
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { isSyscallError, libc, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, WNOHANG } from '../ffi/index.js';
+import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/time.js';
+
+interface Spare {
+  pid: number;
+  fifo: string;
+}
+
+/**
+ * Container monitors started ahead (`peapod-monitor --wait FIFO`): each
+ * sleeps in open() on its FIFO until a create writes it the container's key,
+ * spec and dir. A create then costs a write instead of a posix_spawn and an
+ * exec while the client waits; the monitor joins the pod's namespaces itself
+ * (from the spec), so nothing about a spare depends on the pod. Refilled by
+ * the caller at a moment of its choosing (fill), off the create's path.
+ */
+export class SpareMonitors {
+  private readonly ready: Spare[] = [];
+  private seq = 0;
+
+  constructor(
+    /** <state>/spare-monitors: the FIFOs and the spares' own log. */
+    private readonly dir: string,
+    private readonly binary: string,
+    private readonly helpers: Helpers,
+    private readonly log: Logger,
+    private readonly want = 2,
+  ) {}
+
+  /** Dismisses the spares an earlier server left, then starts new ones. */
+  load(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    for (const name of readdirSync(this.dir)) if (name.endsWith('.fifo')) dismiss(join(this.dir, name));
+    this.fill();
+  }
+
+  /** Starts spares until `want` wait. */
+  fill(): void {
+    while (this.ready.length < this.want) {
+      const fifo = join(this.dir, `${process.pid}-${++this.seq}.fifo`);
+      try {
+        libc().mknod(fifo, S_IFIFO | 0o600, 0);
+        const pid = this.helpers.start(this.binary, ['--wait', fifo], { stderr: join(this.dir, 'spares.log') });
+        this.ready.push({ pid, fifo });
+      } catch (err) {
+        rmSync(fifo, { force: true });
+        this.log.warn('could not start a spare container monitor', { err });
+        return;
+      }
+    }
+  }
+
+  /**
+   * Hands a container to a waiting spare: its report comes as from a monitor
+   * spawned for it. Undefined when none is waiting yet (the caller spawns one).
+   */
+  claim(key: string, specPath: string, dir: string, stderr: string): SpawnedHelper | undefined {
+    for (let tries = this.ready.length; tries > 0; tries--) {
+      const spare = this.ready.shift()!;
+      let fd: number;
+      try {
+        // Succeeds only while the spare sits in open() for reading.
+        fd = libc().open(spare.fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      } catch (err) {
+        if (!isSyscallError(err, 'ENXIO')) throw err;
+        if (exited(spare.pid)) rmSync(spare.fifo, { force: true });
+        else this.ready.push(spare); // still starting: the next create may have it
+        continue;
+      }
+      try {
+        // One write into the empty pipe (64 KiB): all of it or an error.
+        const claim = Buffer.from(`${key}\0${specPath}\0${dir}\0`);
+        if (libc().write(fd, claim) !== claim.length) throw new Error(`short write to spare monitor ${spare.pid}`);
+      } finally {
+        libc().close(fd);
+        rmSync(spare.fifo, { force: true });
+      }
+      return this.helpers.expect(spare.pid, key, { name: 'peapod-monitor', stderr });
+    }
+    return undefined;
+  }
+
+  /** Dismisses every spare (each exits on its empty claim) and reaps them. */
+  async close(): Promise<void> {
+    for (const spare of this.ready.splice(0)) {
+      dismiss(spare.fifo);
+      // A spare still in its exec has not opened the FIFO (gone now): it exits on ENOENT.
+      for (let i = 0; i < 200 && !exited(spare.pid); i++) await sleep(5);
+    }
+  }
+}
+
+/** Opens and closes a spare's FIFO unwritten (the spare reads nothing and exits 0) and removes it. */
+function dismiss(fifo: string): void {
+  try {
+    libc().close(libc().open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  } catch (err) {
+    if (!isSyscallError(err, 'ENXIO') && !isSyscallError(err, 'ENOENT')) throw err;
+  }
+  rmSync(fifo, { force: true });
+}
+
+/** Reaps the spare if it has exited. */
+function exited(pid: number): boolean {
+  try {
+    return libc().waitpid(pid, WNOHANG).pid === pid;
+  } catch (err) {
+    if (isSyscallError(err, 'ECHILD')) return true;
+    throw err;
+  }
+}

@@ -1,0 +1,97 @@
+// Container monitors started ahead (SpareMonitors): a create hands its
+// container to a waiting spare, which joins the pod's namespaces itself; a
+// server's spares go with it, whether it stops or is killed and restarted.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { identify, isAlive, type ProcessIdentity } from '../../src/linux/proc.js';
+import { podConfig } from '../support/cri-client.js';
+import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { nsOf, runtime, startServer, type TestServer } from '../support/server.js';
+import { until } from '../support/wait.js';
+
+const isRoot = process.getuid?.() === 0;
+
+/** The spares waiting on FIFOs in `dir`: pid → FIFO, from /proc (a claimed one's FIFO is gone). */
+function spares(dir: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0');
+      const i = argv.indexOf('--wait');
+      const state = readFileSync(`/proc/${name}/stat`, 'latin1');
+      if (i > 0 && argv[i + 1]!.startsWith(dir + '/') && existsSync(argv[i + 1]!) && !/\) Z /.test(state)) out.set(Number(name), argv[i + 1]!);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+const identifyOr = (pid: number): ProcessIdentity => identify(pid) ?? { pid, startTime: 'gone' };
+
+describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let dir: string;
+
+  beforeAll(async () => {
+    s = await startServer({}, preloadBusybox);
+    dir = join(s.state, 'spare-monitors');
+  });
+
+  afterAll(async () => {
+    await s?.cleanup();
+  });
+
+  it('two wait on FIFOs; a create takes one, which joins the pod namespaces, and another is started', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    for (const fifo of spares(dir).values()) expect(statSync(fifo).isFIFO()).toBe(true);
+    const before = spares(dir);
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares') });
+    const { containerId } = await s.runtime.CreateContainer({
+      podSandboxId,
+      config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+    });
+    const { monitorPid, pid } = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!);
+    expect([...before.keys()]).toContain(monitorPid);
+    // Its FIFO is gone; its argv still says what it waited on (the rest came through the FIFO).
+    expect(() => statSync(before.get(monitorPid)!)).toThrow();
+    const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info!).pid;
+    for (const ns of ['net', 'ipc', 'uts']) {
+      expect(nsOf(monitorPid, ns), ns).toBe(nsOf(pause, ns));
+      expect(nsOf(pid, ns), ns).toBe(nsOf(pause, ns));
+    }
+    expect(nsOf(monitorPid, 'net')).not.toBe(nsOf(s.pid, 'net'));
+    // Its messages go where a monitor started for the container writes them.
+    expect(readdirSync(join(s.state, 'containers', containerId))).toContain('monitor.log');
+    await until('the pool refilled', () => spares(dir).size === 2 && !spares(dir).has(monitorPid));
+    await s.runtime.StartContainer({ containerId });
+    expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+    await s.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('a killed server leaves its spares waiting; the next one dismisses them and starts its own', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    const old = spares(dir);
+    await s.restart();
+    await until('old spares gone, new ones waiting', () => {
+      const now = spares(dir);
+      return now.size === 2 && [...old.keys()].every((p) => !now.has(p));
+    });
+    // Exited (PID 1, their parent now, may not have reaped them yet).
+    for (const p of old.keys()) expect(isAlive(identifyOr(p)), `spare ${p}`).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.fifo')).sort()).toEqual([...spares(dir).values()].map((f) => f.slice(dir.length + 1)).sort());
+  });
+
+  it('a server that stops takes its spares with it', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    const old = [...spares(dir).keys()].map(identifyOr);
+    const server = identifyOr(s.pid);
+    process.kill(s.pid, 'SIGTERM');
+    await until('the server gone', () => !isAlive(server));
+    for (const p of old) expect(isAlive(p), `spare ${p.pid}`).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.fifo'))).toEqual([]);
+    await s.restart();
+  });
+});
