@@ -210,6 +210,16 @@ async function finished(m: Monitor, timeoutMs = 20_000): Promise<ExitJson> {
   return JSON.parse(readFileSync(join(m.dir, 'exit.json'), 'utf8')) as ExitJson;
 }
 
+/** rmdir of a cgroup that may still be busy for a moment with a just-exited task; true once gone. */
+function rmdirQuietly(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 /** One command on the control socket, one reply line back. */
 function ctl(dir: string, cmd: string): Promise<string> {
   return new Promise((res, rej) => {
@@ -538,21 +548,25 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     expect(s.err).toMatch(/^peapod-monitor: spec .*: /);
   });
 
-  it('puts the init into the spec cgroups at start, before the program runs; a missing cgroup fails the start', async () => {
+  it('puts the init into the spec cgroups there once it is created, the rest at start; a missing cgroup fails the start', async () => {
     const base = '/sys/fs/cgroup/pids';
     const unified = '/sys/fs/cgroup/cgroup.procs';
     const parent = existsSync(join(base, 'cgroup.procs')) ? base : existsSync(unified) ? '/sys/fs/cgroup' : null;
     if (parent === null) return;
     const cg = join(parent, `peapod-test-${process.pid}-${seq}`);
+    // Made after the monitor reported: the server makes the cgroups while the init sets itself up.
+    const late = `${cg}-late`;
+    const procs = (dir: string) => readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n');
     mkdirSync(cg);
     try {
-      const m = await startMonitor({ args: ['cat', '/proc/self/cgroup'], cgroups: [cg] });
-      // Not yet: the server makes the cgroups while the init sets itself up.
-      expect(readFileSync(join(cg, 'cgroup.procs'), 'utf8').split('\n')).not.toContain(String(m.initPid));
+      const m = await startMonitor({ args: ['cat', '/proc/self/cgroup'], cgroups: [cg, late] });
+      await until('the init in the cgroup that was there', () => procs(cg).includes(String(m.initPid)));
+      mkdirSync(late);
+      expect(procs(late)).not.toContain(String(m.initPid));
       expect(await ctl(m.dir, 'start')).toBe('ok');
       await finished(m);
-      const name = cg.slice(parent.length);
-      expect(readFileSync(m.log, 'utf8')).toContain(name);
+      // One cgroup per hierarchy: the one joined at start, before the program ran.
+      expect(readFileSync(m.log, 'utf8')).toContain(late.slice(parent.length));
 
       const missing = await startMonitor({ args: ['true'], cgroups: [`${cg}-missing`] });
       expect(await ctl(missing.dir, 'start')).toMatch(/^error join cgroup .*-missing: No such file or directory$/);
@@ -561,7 +575,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
       expect([exit.signal, exit.startedAt]).toEqual([9, '0']);
       expect(exit.error).toMatch(/^join cgroup .*-missing/);
     } finally {
-      rmdirSync(cg);
+      for (const dir of [cg, late]) await until(`rmdir ${dir}`, () => rmdirQuietly(dir));
     }
   });
 
