@@ -41,8 +41,8 @@ export interface ContainerManagerDeps {
   cgroups: Cgroups;
   /** Lifecycle events (CRI GetContainerEvents). */
   events?: EventBus;
-  /** Reaps container inits re-parented to the server when their monitor dies. */
-  reaper?: Reaper;
+  /** Reaps container inits re-parented to the server when their monitor dies, and spare monitors let go. */
+  reaper: Reaper;
   /** Spawns monitors (posix_spawn) and hears their reports and exits. */
   helpers: Helpers;
 }
@@ -88,7 +88,7 @@ export class ContainerManager {
     // the writable layer's, which stays under <root>/containers/<id>.
     this.store = new RecordStore<Container>(deps.state, deps.state, 'containers', reviveContainer);
     this.spares = new SpareLayers(deps.root, deps.log);
-    this.monitors = new SpareMonitors(join(deps.state, 'spare-monitors'), join(deps.nativeDir, 'peapod-monitor'), deps.helpers, deps.log);
+    this.monitors = new SpareMonitors(join(deps.state, 'spare-monitors'), join(deps.nativeDir, 'peapod-monitor'), deps.helpers, deps.reaper, deps.log);
   }
 
   async load(): Promise<void> {
@@ -216,13 +216,19 @@ export class ContainerManager {
       if (spec.tty) native.add('tty', 1);
       const specPath = this.specPath(id);
       writeFileSync(specPath, native.toString(), { mode: 0o600 });
+      // A spare is recorded as the monitor before it is handed the container.
+      const spareMonitor = this.monitors.take();
+      if (spareMonitor) {
+        c.monitor = spareMonitor.identity;
+        undo.add('release spare monitor', () => this.monitors.release(spareMonitor));
+      }
       this.store.save(c);
       failpoint('container.after-record');
 
-      const started =
-        this.monitors.claim(id, specPath, runDir, join(runDir, 'monitor.log')) ??
-        spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir);
-      // Not recorded before its report: a server that dies before then finds it by its argv at load.
+      // A monitor spawned here is not recorded before its report: a server that dies before then finds it by its argv.
+      const started = spareMonitor
+        ? this.monitors.hand(spareMonitor, id, specPath, runDir, join(runDir, 'monitor.log'))
+        : spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir);
       const early = identify(started.pid);
       if (early) undo.add('kill monitor', () => killAndWait(early));
       failpoint('container.after-spawn');
@@ -230,11 +236,13 @@ export class ContainerManager {
       undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
       // Made while the init sets itself up (on the other core); the monitor
       // puts the init into it at start, before the exec.
-      const cgroup = this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
+      // Undone whatever create leaves: an init that joined a level early keeps it from being removed there.
       undo.add('remove cgroup', async () => {
-        await cgroup.killAll();
-        await cgroup.remove();
+        const cgroup = this.cgroup(c);
+        await cgroup?.killAll();
+        await cgroup?.remove();
       });
+      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
       const { monitor, init } = await awaitCreated(started);
       c.monitor = monitor;
       c.init = init;
@@ -249,6 +257,7 @@ export class ContainerManager {
       return c;
     } catch (err) {
       await undo.run((what, e) => log.error('rollback step failed', { id, what, err: e }));
+      this.monitors.fill();
       throw err;
     }
   }
@@ -491,7 +500,7 @@ export class ContainerManager {
       this.store.save(c);
     } else {
       // Without its monitor the init is the server's child (the nearest subreaper): reap it.
-      if (c.init) this.deps.reaper?.adopt(c.init);
+      if (c.init) this.deps.reaper.adopt(c.init);
       if (c.startedAt > 0n && !(c.init && isAlive(c.init))) {
         c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
         this.store.save(c);

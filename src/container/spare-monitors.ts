@@ -2,6 +2,8 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSyscallError, libc, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, WNOHANG } from '../ffi/index.js';
 import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
+import { identify, type ProcessIdentity } from '../linux/proc.js';
+import type { Reaper } from '../linux/reaper.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/time.js';
 
@@ -10,11 +12,19 @@ interface Spare {
   fifo: string;
 }
 
+/** A spare let out of open(): it waits for its container in read(). */
+export interface TakenSpare {
+  identity: ProcessIdentity;
+  fd: number;
+}
+
 /**
  * Container monitors started ahead (`peapod-monitor --wait FIFO`): each
  * sleeps in open() on its FIFO until a create writes it the container's key,
  * spec and dir. A create then costs a write instead of a posix_spawn and an
- * exec while the client waits; the monitor joins the pod's namespaces itself
+ * exec while the client waits, and records the spare as its monitor before
+ * handing it the container (so a server that dies in between knows whom to
+ * kill); the monitor joins the pod's namespaces itself
  * (from the spec), so nothing about a spare depends on the pod. Refilled by
  * the caller at a moment of its choosing (fill), off the create's path.
  */
@@ -27,6 +37,7 @@ export class SpareMonitors {
     private readonly dir: string,
     private readonly binary: string,
     private readonly helpers: Helpers,
+    private readonly reaper: Reaper,
     private readonly log: Logger,
     private readonly want = 2,
   ) {}
@@ -55,10 +66,11 @@ export class SpareMonitors {
   }
 
   /**
-   * Hands a container to a waiting spare: its report comes as from a monitor
-   * spawned for it. Undefined when none is waiting yet (the caller spawns one).
+   * A spare that is waiting, with its FIFO open for writing (which lets it
+   * out of open() into read()); undefined when none is waiting yet. Then
+   * hand() it a container, or release() it.
    */
-  claim(key: string, specPath: string, dir: string, stderr: string): SpawnedHelper | undefined {
+  take(): TakenSpare | undefined {
     for (let tries = this.ready.length; tries > 0; tries--) {
       const spare = this.ready.shift()!;
       let fd: number;
@@ -68,20 +80,36 @@ export class SpareMonitors {
       } catch (err) {
         if (!isSyscallError(err, 'ENXIO')) throw err;
         if (exited(spare.pid)) rmSync(spare.fifo, { force: true });
-        else this.ready.push(spare); // still starting: the next create may have it
+        else this.ready.push(spare); // still starting: a later create may have it
         continue;
       }
-      try {
-        // One write into the empty pipe (64 KiB): all of it or an error.
-        const claim = Buffer.from(`${key}\0${specPath}\0${dir}\0`);
-        if (libc().write(fd, claim) !== claim.length) throw new Error(`short write to spare monitor ${spare.pid}`);
-      } finally {
-        libc().close(fd);
-        rmSync(spare.fifo, { force: true });
-      }
-      return this.helpers.expect(spare.pid, key, { name: 'peapod-monitor', stderr });
+      rmSync(spare.fifo, { force: true });
+      const identity = identify(spare.pid);
+      if (identity) return { identity, fd };
+      libc().close(fd);
     }
     return undefined;
+  }
+
+  /** Gives the spare its container: its report comes as from a monitor spawned for it. */
+  hand(spare: TakenSpare, key: string, specPath: string, dir: string, stderr: string): SpawnedHelper {
+    try {
+      // One write into the empty pipe (64 KiB): all of it or an error.
+      const claim = Buffer.from(`${key}\0${specPath}\0${dir}\0`);
+      if (libc().write(spare.fd, claim) !== claim.length) throw new Error(`short write to spare monitor ${spare.identity.pid}`);
+    } finally {
+      libc().close(spare.fd);
+      spare.fd = -1;
+    }
+    return this.helpers.expect(spare.identity.pid, key, { name: 'peapod-monitor', stderr });
+  }
+
+  /** Lets a taken spare go unused (it reads nothing and exits); nothing once it was handed a container. */
+  release(spare: TakenSpare): void {
+    if (spare.fd < 0) return;
+    libc().close(spare.fd);
+    spare.fd = -1;
+    this.reaper.watch(spare.identity.pid);
   }
 
   /** Dismisses every spare (each exits on its empty claim) and reaps them. */

@@ -122,6 +122,8 @@ export class Helpers {
         resolve(m);
       });
     });
+    // A create rolled back before it awaited the report kills the helper: that rejection is nobody's.
+    report.catch(() => {});
     return { pid, report };
   }
 

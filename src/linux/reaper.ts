@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { libc } from '../ffi/index.js';
 import { PR_SET_CHILD_SUBREAPER, SIGKILL, WNOHANG } from '../ffi/constants.js';
 import { SyscallError } from '../ffi/types.js';
@@ -75,10 +76,53 @@ export class Reaper {
     const deadline = Date.now() + timeoutMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
       this.reap();
+      // A dying pause waits for every process of its PID namespace to be reaped.
+      if (delay >= 8) reapPodOrphans();
       // A child of ours is gone once reaped, not merely dead: else a zombie stays.
       if (!this.pids.has(id.pid) && !isAlive(id)) return;
       if (Date.now() > deadline) throw new Error(`process ${id.pid} did not exit within ${timeoutMs} ms`);
       await sleep(delay);
+    }
+  }
+}
+
+/**
+ * Reaps this server's zombie children that lived in a PID namespace below
+ * its own: processes of a pod whose parent died before them and that the
+ * kernel gave to the server (the nearest subreaper), such as a container
+ * init whose monitor was killed before it reported the init's pid. The
+ * runtime's own children all live in the server's PID namespace, so its
+ * bookkeeping is untouched.
+ */
+export function reapPodOrphans(): void {
+  let tasks: string[];
+  try {
+    tasks = readdirSync('/proc/self/task');
+  } catch {
+    return;
+  }
+  for (const tid of tasks) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const child of children.split(' ').filter(Boolean)) {
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${child}/status`, 'latin1');
+      } catch {
+        continue;
+      }
+      const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+      if (/^State:\s*Z/m.test(status) && nspid.length > 1) {
+        try {
+          libc().waitpid(Number(child), WNOHANG);
+        } catch {
+          // already reaped
+        }
+      }
     }
   }
 }

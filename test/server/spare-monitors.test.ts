@@ -4,8 +4,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cgroups } from '../../src/linux/cgroups.js';
 import { identify, isAlive, type ProcessIdentity } from '../../src/linux/proc.js';
-import { podConfig } from '../support/cri-client.js';
+import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { nsOf, runtime, startServer, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
@@ -68,6 +69,32 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     await until('the pool refilled', () => spares(dir).size === 2 && !spares(dir).has(monitorPid));
     await s.runtime.StartContainer({ containerId });
     expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+    await s.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('a create that fails after a spare was handed its container leaves no monitor behind', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    const before = spares(dir);
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares-fail') });
+    // The kernel refuses a cpu the host lacks when the server writes the cgroup, after the hand-over.
+    const err = await s.runtime
+      .CreateContainer({
+        podSandboxId,
+        config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux: { resources: { cpusetCpus: '4095' } } },
+      })
+      .catch((e) => e);
+    expect(grpcCode(err)).toBe('INVALID_ARGUMENT');
+    const taken = [...before.keys()].filter((p) => !spares(dir).has(p));
+    expect(taken.length).toBe(1);
+    await until('the handed spare gone', () => !isAlive(identifyOr(taken[0]!)));
+    expect((await s.runtime.ListContainers({})).containers).toEqual([]);
+    // Nothing of the container's cgroup is left in any hierarchy.
+    const podCgroup = Cgroups.detect().procsDirs(`peapod/${podSandboxId}`);
+    for (const d of podCgroup) {
+      expect(existsSync(d) ? readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()) : [], d).toEqual([]);
+    }
+    await until('the pool refilled', () => spares(dir).size === 2);
+    // The init the killed monitor had forked, now the server's child, is reaped: pause can end.
     await s.runtime.RemovePodSandbox({ podSandboxId });
   });
 
