@@ -64,13 +64,24 @@ for (const id of live.splice(0)) {
 }
 const base = server.base;
 const leftMounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(base)).length;
-const leftProcs = readdirSync('/proc').filter((p) => {
+const children = readdirSync('/proc').filter((p) => {
   try {
     return /^\d+$/.test(p) && readFileSync(`/proc/${p}/status`, 'utf8').match(/PPid:\s+(\d+)/)[1] === String(server.pid);
   } catch {
     return false;
   }
 });
+// The spare monitors waiting for a container (their FIFO still there) are the server's own.
+const isSpare = (p) => {
+  try {
+    const argv = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0');
+    return argv.includes('--wait') && existsSync(argv[argv.indexOf('--wait') + 1]);
+  } catch {
+    return false;
+  }
+};
+const spares = children.filter(isSpare);
+const leftProcs = children.filter((p) => !isSpare(p));
 const leftCgroups = existsSync('/sys/fs/cgroup/memory/peapod') ? readdirSync('/sys/fs/cgroup/memory/peapod').filter((n) => /^[0-9a-f]{64}$/.test(n)).length : 0;
 const entries = (d) => (existsSync(d) ? readdirSync(d).length : 0);
 const leftDirs = ['sandboxes', 'containers'].map((k) => entries(join(base, 'state', k)) + entries(join(base, 'root', k)));
@@ -82,4 +93,4 @@ const avg = (xs) => xs.reduce((a, s) => a + s.rss, 0) / Math.max(1, xs.length) /
 console.log(`soak: ${values.seconds} s, runtime ${values.runtime}, ${created} pods created, ${removed} removed, ${errors.length} errors`);
 if (errors.length) console.log(`first errors:\n  ${errors.slice(0, 5).join('\n  ')}`);
 console.log(`server RSS: ${avg(first).toFixed(1)} MiB at the start, ${avg(last).toFixed(1)} MiB at the end (samples every 10 s: ${samples.map((s) => (s.rss / 1024).toFixed(0)).join(' ')})`);
-console.log(`left behind: ${leftMounts} mounts, ${leftProcs.length} child processes, ${leftCgroups} pod cgroups, ${leftDirs[0] + leftDirs[1]} record/state dirs`);
+console.log(`left behind: ${leftMounts} mounts, ${leftProcs.length} child processes (besides ${spares.length} spare monitors, gone with the server: ${spares.every((p) => !existsSync(`/proc/${p}/cmdline`) || /State:\s+Z/.test(readFileSync(`/proc/${p}/status`, 'utf8')))}), ${leftCgroups} pod cgroups, ${leftDirs[0] + leftDirs[1]} record/state dirs`);
