@@ -264,6 +264,31 @@ describe.skipIf(!isRoot)('native container launcher', () => {
     expect(mi('/dev/shm')).toMatch(/ rw,nosuid,nodev,noexec,relatime /);
   });
 
+  it('binds the host\'s device nodes where mknod is refused (a devices cgroup denying it, as in a user namespace)', () => {
+    const devices = '/sys/fs/cgroup/devices';
+    if (!existsSync(join(devices, 'devices.deny'))) return; // no v1 devices controller here
+    const cg = join(devices, `peapod-test-${process.pid}-mknod`);
+    mkdirSync(cg);
+    try {
+      writeFileSync(join(cg, 'devices.deny'), 'c *:* m');
+      writeFileSync(join(cg, 'devices.deny'), 'b *:* m');
+      const { shm, etc } = podDirs();
+      const spec = writeSpec([
+        ...standard(freshRootfs(), shm, etc),
+        ...sh('echo discard > /dev/null && echo null-ok; head -c 4 /dev/zero | od -An -tx1; grep -E " /dev/(null|zero|full|random|urandom|tty) " /proc/self/mountinfo | wc -l'),
+      ]);
+      const r = spawnSync('sh', ['-c', 'echo $$ > "$1/cgroup.procs" && exec "$2" "$3"', 'sh', cg, runSpec, spec], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain('null-ok\n');
+      expect(r.stdout).toContain(' 00 00 00 00\n');
+      // Six bind mounts, one per node, where mknod made none.
+      expect(r.stdout.trim().split('\n').at(-1)).toBe('6');
+    } finally {
+      rmdirSync(cg);
+    }
+  });
+
   it('refuses to follow a rootfs symlink out of the rootfs when creating a mount target', () => {
     const hostdir = mkdtempSync(join(base, 'hostdir-'));
     const src = mkdtempSync(join(base, 'src-'));
