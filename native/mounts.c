@@ -271,7 +271,8 @@ static int do_symlink(int rootfd, const struct spec_symlink *l, char *err, size_
 
 /* A node like the host's device m->src (type, number, mode, owner) at m->dst,
  * made with mknod as runc does; bound from the host where mknod is refused
- * (in a user namespace). Cheaper than a bind mount each. */
+ * (in a user namespace, or under a devices cgroup that denies it). Cheaper
+ * than a bind mount each. */
 static int do_device(int rootfd, const struct spec_mount *m, char *err, size_t errlen)
 {
 	struct spec_mount bind = *m;
