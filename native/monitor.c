@@ -934,6 +934,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The monitor outlives the server: it must not hold the server's files
+	 * (its listening socket, say), whatever the runtime forgot to mark
+	 * CLOEXEC; nor must a spare while it waits. */
+	if (close_fds_from(3) < 0)
+		fprintf(stderr, PROG ": warning: closing inherited descriptors: %s\n", strerror(errno));
 	if (wait_fifo != NULL && spec_path == NULL && dir == NULL && *wait_fifo)
 		await_claim(wait_fifo, &notify_key, &spec_path, &dir);
 	if (spec_path == NULL || dir == NULL || !*spec_path || !*dir) {
@@ -942,11 +947,6 @@ int main(int argc, char **argv)
 	}
 	if (notify_path != NULL)
 		notify_setup(notify_path, notify_key);
-
-	/* The monitor outlives the server: it must not hold the server's files
-	 * (its listening socket, say), whatever the runtime forgot to mark CLOEXEC. */
-	if (close_fds_from(3) < 0)
-		fprintf(stderr, PROG ": warning: closing inherited descriptors: %s\n", strerror(errno));
 	m->init = -1;
 	m->dirfd = -1;
 	m->go_w = m->sync_r = m->out_r = m->err_r = -1;

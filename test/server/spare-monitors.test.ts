@@ -47,7 +47,11 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
 
   it('two wait on FIFOs; a create takes one, which joins the pod namespaces, and another is started', async () => {
     await until('two spares', () => spares(dir).size === 2);
-    for (const fifo of spares(dir).values()) expect(statSync(fifo).isFIFO()).toBe(true);
+    for (const [pid, fifo] of spares(dir)) {
+      expect(statSync(fifo).isFIFO()).toBe(true);
+      // Nothing of the server's is held while it waits: stdio only.
+      expect(readdirSync(`/proc/${pid}/fd`).sort()).toEqual(['0', '1', '2']);
+    }
     const before = spares(dir);
     const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares') });
     const { containerId } = await s.runtime.CreateContainer({
