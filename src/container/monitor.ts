@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { failedPrecondition, internal } from '../errors.js';
@@ -82,9 +82,12 @@ export interface ExitRecord {
 
 /** The exit the monitor recorded, or undefined while the container runs. */
 export function readExit(dir: string): ExitRecord | undefined {
+  const path = join(dir, 'exit.json');
+  // Asked for every running container on every list: a missing file costs no exception.
+  if (!existsSync(path)) return undefined;
   let raw: { exitCode: number; signal: number; finishedAt: string; startedAt: string; error?: string };
   try {
-    raw = JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8'));
+    raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch {
     return undefined;
   }
