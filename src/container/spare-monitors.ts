@@ -24,9 +24,9 @@ export interface TakenSpare {
  * spec and dir. A create then costs a write instead of a posix_spawn and an
  * exec while the client waits, and records the spare as its monitor before
  * handing it the container (so a server that dies in between knows whom to
- * kill); the monitor joins the pod's namespaces itself
- * (from the spec), so nothing about a spare depends on the pod. Refilled by
- * the caller at a moment of its choosing (fill), off the create's path.
+ * kill). The monitor joins the pod's namespaces itself (from the spec), so
+ * nothing about a spare depends on the pod. Refilled by the caller at a
+ * moment of its choosing (fill), off the create's path.
  */
 export class SpareMonitors {
   private readonly ready: Spare[] = [];
@@ -86,21 +86,26 @@ export class SpareMonitors {
       rmSync(spare.fifo, { force: true });
       const identity = identify(spare.pid);
       if (identity) return { identity, fd };
-      libc().close(fd);
+      libc().close(fd); // gone in between: nothing waits on the other end
+      this.reaper.watch(spare.pid);
     }
     return undefined;
   }
 
   /** Gives the spare its container: its report comes as from a monitor spawned for it. */
   hand(spare: TakenSpare, key: string, specPath: string, dir: string, stderr: string): SpawnedHelper {
+    // One write into the empty pipe (64 KiB): all of it or an error.
+    const claim = Buffer.from(`${key}\0${specPath}\0${dir}\0`);
+    let written = -1;
     try {
-      // One write into the empty pipe (64 KiB): all of it or an error.
-      const claim = Buffer.from(`${key}\0${specPath}\0${dir}\0`);
-      if (libc().write(spare.fd, claim) !== claim.length) throw new Error(`short write to spare monitor ${spare.identity.pid}`);
+      written = libc().write(spare.fd, claim);
     } finally {
       libc().close(spare.fd);
       spare.fd = -1;
+      // Cut short, the spare refuses the claim and exits: reap it.
+      if (written !== claim.length) this.reaper.watch(spare.identity.pid);
     }
+    if (written !== claim.length) throw new Error(`short write to spare monitor ${spare.identity.pid}`);
     return this.helpers.expect(spare.identity.pid, key, { name: 'peapod-monitor', stderr });
   }
 
