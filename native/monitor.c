@@ -5,14 +5,14 @@
  *
  * The monitor becomes a session leader, joins the pod's net/IPC/UTS
  * namespaces and (for its child only) the PID namespace the spec names,
- * forks the container init and lets it set itself up
- * (container_setup). The monitor reports it created and puts it into the
- * spec's cgroups that exist by then (the server makes them meanwhile, as
- * runc create joins them). The init then waits for "start", when the
- * monitor puts it into the cgroups it is not in yet and lets it execute the
- * container's program, so create and start are separate steps. From then on the monitor owns the container's
- * stdout/stderr (written to the CRI log file of the spec) and its exit
- * status, and needs the server no more.
+ * forks the container init and lets it set itself up (container_setup).
+ * The monitor reports it created and puts it into the spec's cgroups that
+ * exist by then (the server makes them meanwhile, as runc create joins
+ * them). The init then waits for "start", when the monitor puts it into the
+ * cgroups it is not in yet and lets it execute the container's program, so
+ * create and start are separate steps. From then on the monitor owns the
+ * container's stdout/stderr (written to the CRI log file of the spec) and
+ * its exit status, and needs the server no more.
  *
  * Stdout contract: on success, "<init pid>\n" (pid as seen by the caller),
  * then stdout and stderr are closed (stderr goes on into DIR/monitor.log).
@@ -762,6 +762,12 @@ static void event_loop(struct monitor *m)
 
 /* ---- start-up -------------------------------------------------------------------- */
 
+/* DIR/monitor.log, where the monitor's own messages go once it has its container. */
+static int open_monitor_log(int dirfd)
+{
+	return openat(dirfd, "monitor.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: " PROG " --spec SPECFILE --dir DIR [--notify SOCKET --notify-key KEY]\n"
@@ -775,9 +781,8 @@ static void usage(FILE *f)
 static void await_claim(const char *fifo, const char **key, const char **spec, const char **dir)
 {
 	static char buf[3 * 4096 + 8];
-	size_t len = 0;
-	ssize_t n;
-	int fd, log;
+	ssize_t len;
+	int fd, dfd;
 
 	do
 		fd = open(fifo, O_RDONLY | O_CLOEXEC);
@@ -786,35 +791,31 @@ static void await_claim(const char *fifo, const char **key, const char **spec, c
 		fprintf(stderr, PROG ": open %s: %s\n", fifo, strerror(errno));
 		exit(1);
 	}
-	while (len < sizeof(buf) - 1 && ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
-		if (n > 0)
-			len += (size_t)n;
+	len = read_all(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (len == 0)
 		exit(0);
-	buf[len] = '\0';
+	buf[len < 0 ? 0 : len] = '\0';
 	*key = buf;
 	*spec = *key + strlen(*key) + 1;
 	*dir = *spec < buf + len ? *spec + strlen(*spec) + 1 : buf + len;
-	if (*dir >= buf + len || !**key || !**spec || !**dir) {
+	if (len < 0 || *dir >= buf + len || !**key || !**spec || !**dir) {
 		fprintf(stderr, PROG ": malformed claim on %s\n", fifo);
 		exit(2);
 	}
 	/* From now on its messages are the container's, as a monitor started for it. */
-	log = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (log >= 0) {
-		int f = openat(log, "monitor.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	dfd = open(*dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		int f = open_monitor_log(dfd);
 
 		if (f >= 0 && f != 2) {
 			dup2(f, 2);
 			close(f);
 		}
-		close(log);
+		close(dfd);
 	}
 }
 
-
-/* Kills and reaps the init after a start-up failure, then exits 1. */
 /* A start-up failure, on stderr and to the server. */
 static void report_error(const char *msg)
 {
@@ -822,6 +823,7 @@ static void report_error(const char *msg)
 	notify("error", "%s", msg);
 }
 
+/* Reports a start-up failure, kills and reaps the init, then exits 1. */
 static __attribute__((noreturn)) void abort_start(struct monitor *m, const char *fmt, const char *arg)
 {
 	char msg[1200];
@@ -887,7 +889,7 @@ static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
 static void detach_stdio(int dirfd)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	int log = openat(dirfd, "monitor.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	int log = open_monitor_log(dirfd);
 
 	if (null >= 0)
 		dup2(null, 1);

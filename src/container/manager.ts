@@ -177,15 +177,15 @@ export class ContainerManager {
       const layerDir = this.layerDir(id);
       const runDir = this.store.runtimeDir(id);
       undo.add('remove files', () => this.removeFiles(id));
-      const spare = this.spares.take(layerDir);
-      if (!spare) mkdirSync(layerDir, { recursive: true });
+      const spareLayer = this.spares.take(layerDir);
+      if (!spareLayer) mkdirSync(layerDir, { recursive: true });
       mkdirSync(join(runDir, 'rootfs'), { recursive: true });
       images.retain(image.id, id);
       undo.add('release image', () => images.release(id));
       const rootfs = await images.rootfsSpec(image.id, layerDir);
       if (rootfs.type === 'overlay') {
         const targets = podFileMounts(spec, sandboxes.files(sb)).map(([, target]) => target);
-        precreateMountTargets(rootfs, targets, spare ? SPARE_TARGETS : []);
+        precreateMountTargets(rootfs, targets, spareLayer ? SPARE_TARGETS : []);
       }
       const reader = rootfs.type === 'overlay' ? layerFileReader(rootfs.lowerdir, true) : layerFileReader([rootfs.rootfs]);
       c.process = buildProcess(spec, image.config, reader);
@@ -235,7 +235,7 @@ export class ContainerManager {
       this.deps.helpers.subscribe(id, () => this.refresh(c));
       undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
       // Made while the init sets itself up (on the other core); the monitor
-      // puts the init into it at start, before the exec.
+      // puts the init into what exists when it reports, the rest at start.
       // Undone whatever create leaves: an init that joined a level early keeps it from being removed there.
       undo.add('remove cgroup', async () => {
         const cgroup = this.cgroup(c);

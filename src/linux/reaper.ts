@@ -94,35 +94,33 @@ export class Reaper {
  * runtime's own children all live in the server's PID namespace, so its
  * bookkeeping is untouched.
  */
-export function reapPodOrphans(): void {
-  let tasks: string[];
-  try {
-    tasks = readdirSync('/proc/self/task');
-  } catch {
-    return;
-  }
-  for (const tid of tasks) {
-    let children: string;
+function reapPodOrphans(): void {
+  for (const child of ownChildren()) {
+    let status: string;
     try {
-      children = readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+      status = readFileSync(`/proc/${child}/status`, 'latin1');
     } catch {
-      continue;
+      continue; // gone
     }
-    for (const child of children.split(' ').filter(Boolean)) {
-      let status: string;
-      try {
-        status = readFileSync(`/proc/${child}/status`, 'latin1');
-      } catch {
-        continue;
-      }
-      const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
-      if (/^State:\s*Z/m.test(status) && nspid.length > 1) {
-        try {
-          libc().waitpid(Number(child), WNOHANG);
-        } catch {
-          // already reaped
-        }
-      }
+    const nspids = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [];
+    if (!/^State:\s*Z/m.test(status) || nspids.length < 2) continue;
+    try {
+      libc().waitpid(child, WNOHANG);
+    } catch {
+      // reaped meanwhile
     }
   }
+}
+
+/** The pids of this process's children, from every thread's /proc children list. */
+function ownChildren(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      out.push(...readFileSync(`/proc/self/task/${tid}/children`, 'latin1').split(' ').filter(Boolean).map(Number));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
 }

@@ -28,6 +28,7 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -577,6 +578,43 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     } finally {
       for (const dir of [cg, late]) await until(`rmdir ${dir}`, () => rmdirQuietly(dir));
     }
+  });
+
+  it('as a spare (--wait FIFO): runs the container it is handed; exits 0 when dismissed, 2 on a malformed claim', async () => {
+    const spare = (fifo: string) => {
+      execFileSync('mkfifo', ['-m', '0600', fifo]);
+      const proc = spawn(MONITOR, ['--wait', fifo], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
+      return { proc, exited, out: () => out, err: () => err };
+    };
+
+    // Handed a container: as if started with --spec and --dir (its messages go to DIR/monitor.log).
+    const dir = newDir();
+    const specFile = join(dir, 'spec');
+    writeFileSync(specFile, specText({ args: ['sh', '-c', 'echo handed; exit 5'], log: join(dir, 'log') }));
+    const a = spare(join(TMP, `spare-${seq}-a`));
+    await writeFile(join(TMP, `spare-${seq}-a`), Buffer.from(`key-a\0${specFile}\0${dir}\0`));
+    await until('the init pid on stdout', () => /^\d+\n$/.test(a.out()));
+    expect(existsSync(join(dir, 'monitor.log'))).toBe(true);
+    expect(await ctl(dir, 'start')).toBe('ok');
+    expect(await a.exited).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(5);
+    expect(readFileSync(join(dir, 'log'), 'utf8')).toMatch(/ stdout F handed\n$/);
+
+    // Dismissed: the FIFO opened and closed unwritten.
+    const b = spare(join(TMP, `spare-${seq}-b`));
+    await writeFile(join(TMP, `spare-${seq}-b`), '');
+    expect(await b.exited).toBe(0);
+
+    // A claim without its three fields.
+    const c = spare(join(TMP, `spare-${seq}-c`));
+    await writeFile(join(TMP, `spare-${seq}-c`), 'key-only');
+    expect(await c.exited).toBe(2);
+    expect(c.err()).toMatch(/malformed claim/);
   });
 
   it('keeps running and records the exit when its parent is killed', async () => {

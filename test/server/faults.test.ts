@@ -3,7 +3,7 @@
 // killed; the pod's log file system full; the image root full during a load.
 // After each, the state is consistent, nothing leaks and the operation can be
 // retried to success.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +136,34 @@ describe(`faults [server on ${runtime}]`, () => {
       await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
     });
   }
+
+  it('a monitor the server spawned but never heard from (no spare was ready) is found by its argv at restart', async () => {
+    const p = await pod('unheard-monitor');
+    const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p.podSandboxId, config: config('c') });
+    const { pid, monitorPid } = await info(containerId);
+    await s.kill9();
+    // As if the server died between spawning this monitor and its report: no pid recorded.
+    process.kill(monitorPid, 'SIGKILL');
+    process.kill(pid, 'SIGKILL');
+    const dir = join(s.state, 'containers', containerId);
+    const record = JSON.parse(readFileSync(join(dir, 'record.json'), 'utf8'));
+    writeFileSync(join(dir, 'record.json'), JSON.stringify({ ...record, monitor: null, init: null }));
+    // A stand-in whose argv ends as a spawned monitor's does.
+    const standIn = spawn('/bin/sh', ['-c', 'sleep 300; :', 'peapod-monitor', '--spec', join(dir, 'spec'), '--dir', dir], { stdio: 'ignore', detached: true });
+    const gone = new Promise((r) => standIn.once('exit', r));
+    try {
+      await s.restart();
+      expect(await Promise.race([gone.then(() => 'killed'), sleep(10_000).then(() => 'still running')])).toBe('killed');
+      expect((await s.runtime.ListContainers({ filter: { podSandboxId: p.podSandboxId } })).containers).toEqual([]);
+    } finally {
+      try {
+        process.kill(-standIn.pid!, 'SIGKILL');
+      } catch {
+        // its group is gone
+      }
+    }
+    await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
+  });
 
   it('StartContainer killed after the start: RUNNING after the restart, a retried start is refused, stop works', async () => {
     const p = await pod('start-killed');
