@@ -1,4 +1,3 @@
-import type * as grpc from '@grpc/grpc-js';
 import { createReadStream, existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot, type ServerConfig } from './config.js';
@@ -13,7 +12,7 @@ import { StaticPods } from './pod/static.js';
 import { pullImage } from './image/registry.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
-import { serveCri } from './cri/server.js';
+import { serveCri, type CriServer } from './cri/server.js';
 import { streamHandlers } from './cri/stream.js';
 import { loadLibc } from './ffi/index.js';
 import { ImageService } from './image/service.js';
@@ -152,7 +151,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
   const metricsServer = config.metricsAddress
     ? await serveMetrics(config.metricsAddress, () => metricGauges(sandboxes, containers, images), log)
     : undefined;
-  let server: grpc.Server;
+  let server: CriServer;
   try {
     server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
   } catch (err) {
@@ -174,7 +173,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       // Pods outlive the server: only the socket and timers go.
       staticPods?.stop();
       await pods.close();
-      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await server.close();
       await containers.close();
       await streaming.close();
       await helpers.close();

@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { promises as fsp } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
+import { withoutClientGoaway } from './goaway-filter.js';
 import { serviceHandlers, type Implementation } from './handlers.js';
 import { criProto, peapodProto } from './proto.js';
 
@@ -25,13 +26,20 @@ function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
+export interface CriServer {
+  /** Stops accepting, lets calls under way finish, closes every connection. */
+  close(): Promise<void>;
+}
+
 /**
  * Serves CRI RuntimeService and ImageService, and peapod's own service beside
  * them, on a unix socket (mode 0660).
  * A stale socket file is replaced; a live one is refused, so two servers
  * never share one set of roots by accident.
+ * The server accepts connections itself and hands them to gRPC, so that under
+ * Deno each is read through the GOAWAY filter (goaway-filter.ts).
  */
-export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<grpc.Server> {
+export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<CriServer> {
   await fsp.mkdir(dirname(socket), { recursive: true, mode: 0o750 });
   if (await socketIsLive(socket)) {
     throw new Error(`another server is already listening on ${socket}; stop it or choose another --socket`);
@@ -44,9 +52,23 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   server.addService(v1.ImageService.service, serviceHandlers(v1.ImageService.service, services.image, log));
   const own = peapodProto().peapod.v1.Peapod.service;
   server.addService(own, serviceHandlers(own, services.peapod ?? {}, log));
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())),
-  );
+  const connections = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const filter = (globalThis as { Deno?: unknown }).Deno !== undefined;
+  const listener = createServer((conn) => connections.injectConnection(filter ? withoutClientGoaway(conn) : conn));
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(socket, () => {
+      listener.off('error', reject);
+      resolve();
+    });
+  });
   await fsp.chmod(socket, 0o660);
-  return server;
+  return {
+    async close() {
+      // The listener's callback waits for its connections, which the gRPC shutdown closes.
+      const unlistened = new Promise<void>((resolve) => listener.close(() => resolve()));
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      await unlistened;
+    },
+  };
 }

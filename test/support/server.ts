@@ -61,8 +61,12 @@ export async function startServer(
   let child!: ChildProcess;
   let out = '';
   let client = criClient(socket);
+  // A server that dies on its own mid-test: its last words, for the failure report (the tests only see a refused socket).
+  let died: string | undefined;
+  let killing = false;
 
   const launch = async (extraEnv: Record<string, string>) => {
+    died = undefined; // a test that restarts the server meant it to go (fault points kill it)
     const [cmd, ...args] = command(runtime);
     const serve = ['serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'];
     serve.push('--network', opts.network ?? 'none', ...(opts.args ?? []));
@@ -73,6 +77,9 @@ export async function startServer(
     });
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
+    child.once('exit', (code, sig) => {
+      if (!killing && code !== 0) died = `server (${runtime}) died on its own (${code ?? sig}); its last output:\n${out.slice(-6000)}`;
+    });
     const exited = new Promise<never>((_, reject) =>
       child.once('exit', (code, sig) => reject(new Error(`server (${runtime}) exited early: ${code ?? sig}\n${out}`))),
     );
@@ -94,8 +101,10 @@ export async function startServer(
   const kill9 = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((r) => child.once('exit', r));
+    killing = true;
     child.kill('SIGKILL');
     await gone;
+    killing = false;
     client.close();
     client = criClient(socket);
   };
@@ -132,6 +141,7 @@ export async function startServer(
         client.close();
         reclaim(base);
       }
+      if (died) throw new Error(died);
     },
   };
   return server;

@@ -1,0 +1,47 @@
+// Client connections coming and going. The server runs with MALLOC_PERTURB_
+// set, so glibc fills freed memory: a use after free in the server's HTTP/2
+// (Deno's node:http2 on a client's GOAWAY, denoland/deno#36788, which
+// src/cri/goaway-filter.ts keeps away) crashes it at once instead of once in
+// a while.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { criClient } from '../support/cri-client.js';
+import { runtime, startServer, type TestServer } from '../support/server.js';
+
+describe(`client connections [server on ${runtime}]`, () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer({ MALLOC_PERTURB_: '165' });
+  });
+  afterAll(async () => {
+    await s?.cleanup(); // fails the file if the server died on its own
+  });
+
+  it('serves clients that each make one call and hang up with a GOAWAY, and goes on serving', async () => {
+    const started = s.pid;
+    for (let i = 0; i < 150; i++) {
+      const client = criClient(s.socket);
+      try {
+        expect((await client.runtime.Version({})).runtimeName).toBe('peapod');
+      } finally {
+        client.close(); // grpc-js: GOAWAY, then the socket closes
+      }
+    }
+    const { items } = await s.runtime.ListPodSandbox({});
+    expect(items).toEqual([]);
+    expect(s.pid).toBe(started);
+    expect(() => process.kill(s.pid, 0)).not.toThrow();
+  });
+
+  it('serves many calls at once on one connection and on several', async () => {
+    const clients = Array.from({ length: 4 }, () => criClient(s.socket));
+    try {
+      const all = clients.flatMap((c) => Array.from({ length: 25 }, () => c.runtime.Version({})));
+      const versions = await Promise.all(all);
+      expect(versions.length).toBe(100);
+      expect(new Set(versions.map((v) => v.runtimeApiVersion))).toEqual(new Set(['v1']));
+    } finally {
+      for (const c of clients) c.close();
+    }
+  });
+});
