@@ -323,3 +323,41 @@ describe(`image root full [server on ${runtime}]`, () => {
     expect((await s.runtime.Version({})).runtimeName).toBe('peapod');
   });
 });
+
+// The harness's own clean-up (reclaim), when a server dies under its pods:
+// what a crashed test leaves must not outlive it.
+describe(`the test harness after a killed server [server on ${runtime}]`, () => {
+  it('leaves no pause, monitor, container (one with a PID namespace of its own too), cgroup or mount behind', async () => {
+    const s = await startServer({}, preloadBusybox);
+    const ids: string[] = [];
+    const pids: number[] = [];
+    let cleaned = false;
+    try {
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('reclaimed') });
+      ids.push(podSandboxId);
+      for (const pid of ['POD', 'CONTAINER'] as const) {
+        const { containerId } = await s.runtime.CreateContainer({
+          podSandboxId,
+          config: { metadata: { name: pid.toLowerCase() }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux: { securityContext: { namespaceOptions: { pid } } } },
+          sandboxConfig: podConfig('reclaimed'),
+        });
+        await s.runtime.StartContainer({ containerId });
+        ids.push(containerId);
+        const v = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!) as { pid: number; monitorPid: number };
+        pids.push(v.pid, v.monitorPid);
+      }
+      pids.push(JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info!).pid as number);
+      expect(leftoverCgroups(ids).length).toBeGreaterThan(0);
+      await s.kill9();
+      expect(pids.every(alive)).toBe(true); // the pods outlive their server
+      await s.cleanup();
+      cleaned = true;
+      expect(pids.filter(alive)).toEqual([]);
+      expect(leftoverCgroups(ids)).toEqual([]);
+      expect(mountsContaining(s.state)).toEqual([]);
+      expect(existsSync(s.state)).toBe(false);
+    } finally {
+      if (!cleaned) await s.cleanup();
+    }
+  });
+});

@@ -148,38 +148,84 @@ export async function startServer(
 }
 
 /**
- * Whatever a failed test left under `base` goes, so one failure does not leak
- * onto the machine: every process whose command line names `base` (pauses
- * name their sandbox dir, monitors their container dir), with every process
- * in the PID namespace of such a pause, then its mounts. After a clean
+ * Whatever a failed test left under `base` goes, so one failure (or a server
+ * that died) does not leak onto the machine: every process whose command line
+ * names `base` (pauses name their sandbox dir, monitors their container dir),
+ * every process in the PID namespace of such a pause, and every descendant of
+ * any of them (a container with a PID namespace of its own is its monitor's
+ * child); then the cgroups of its pods, then its mounts. After a clean
  * RemovePodSandbox there is nothing to do.
  */
 export function reclaim(base: string): void {
   const hostPidNs = statSync('/proc/self/ns/pid').ino;
-  const ours: number[] = [];
-  const pidNs = new Set<number>();
+  const procs = new Map<number, { ppid: number; named: boolean; pauseNs?: number; ns?: number }>();
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
     try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1');
       const argv = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0');
-      if (!argv.some((a) => a.includes(base))) continue;
-      ours.push(Number(p));
       const ns = statSync(`/proc/${p}/ns/pid`).ino;
-      if (argv[0]!.endsWith('/pause') && ns !== hostPidNs) pidNs.add(ns);
+      const named = argv.some((a) => a.includes(base));
+      const pauseNs = named && argv[0]!.endsWith('/pause') && ns !== hostPidNs ? ns : undefined;
+      procs.set(Number(p), { ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), named, pauseNs, ns });
     } catch {
       // gone, or not ours to read
     }
   }
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+  const pidNs = new Set([...procs.values()].flatMap((x) => (x.pauseNs ? [x.pauseNs] : [])));
+  const doomed = new Set([...procs].filter(([, x]) => x.named || pidNs.has(x.ns!)).map(([pid]) => pid));
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, x] of procs) {
+      if (!doomed.has(pid) && doomed.has(x.ppid)) {
+        doomed.add(pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of doomed) {
     try {
-      if (ours.includes(Number(p)) || pidNs.has(statSync(`/proc/${p}/ns/pid`).ino)) process.kill(Number(p), 'SIGKILL');
+      process.kill(pid, 'SIGKILL');
     } catch {
       // gone
     }
   }
+  removeCgroups(base, [...doomed]);
   for (const mp of mountsContaining(base).reverse()) spawnSync('umount', ['-l', mp]);
   rmSync(base, { recursive: true, force: true });
+}
+
+/** The cgroup directories named after the pods and containers recorded under `base`, in every hierarchy, once `dying` are gone. */
+function removeCgroups(base: string, dying: number[]): void {
+  const ids = new Set(['sandboxes', 'containers'].flatMap((d) => (existsSync(join(base, 'state', d)) ? readdirSync(join(base, 'state', d)) : [])));
+  if (ids.size === 0) return;
+  const deadline = Date.now() + 5000;
+  while (dying.some((pid) => existsSync(`/proc/${pid}/stat`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))) && Date.now() < deadline) {
+    spawnSync('sleep', ['0.02']);
+  }
+  const hierarchies = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => / - cgroup2? /.test(l))
+    .map((l) => l.split(' ')[4]!);
+  const found: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (!e.isDirectory()) continue;
+      if (ids.has(e.name)) found.push(join(dir, e.name));
+      else if (depth < 4) walk(join(dir, e.name), depth + 1);
+    }
+  };
+  for (const h of hierarchies) walk(h, 0);
+  for (const top of found) {
+    // Deepest first: a pod's containers, then the pod.
+    const dirs: string[] = [];
+    const below = (d: string) => {
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) below(join(d, e.name));
+      dirs.push(d);
+    };
+    below(top);
+    for (const d of dirs) spawnSync('rmdir', [d]);
+  }
 }
 
 /** Namespace inode of /proc/<pid>/ns/<ns> (for a thread: pass "pid/task/tid"). */
