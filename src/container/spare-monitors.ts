@@ -1,6 +1,6 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { isSyscallError, libc, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, WNOHANG } from '../ffi/index.js';
+import { isSyscallError, libc, O_CLOEXEC, O_NONBLOCK, O_WRONLY, S_IFIFO, SIGKILL, WNOHANG } from '../ffi/index.js';
 import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
 import { identify, type ProcessIdentity } from '../linux/proc.js';
 import type { Reaper } from '../linux/reaper.js';
@@ -78,9 +78,17 @@ export class SpareMonitors {
         // Succeeds only while the spare sits in open() for reading.
         fd = libc().open(spare.fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
       } catch (err) {
-        if (!isSyscallError(err, 'ENXIO')) throw err;
-        if (exited(spare.pid)) rmSync(spare.fifo, { force: true });
-        else this.ready.push(spare); // still starting: a later create may have it
+        if (exited(spare.pid)) {
+          rmSync(spare.fifo, { force: true });
+        } else if (isSyscallError(err, 'ENXIO')) {
+          this.ready.push(spare); // still starting: a later create may have it
+        } else {
+          // Its FIFO gone (removed by hand, say): it would wait for ever.
+          this.log.warn('a spare container monitor could not be reached; killed', { pid: spare.pid, err });
+          libc().kill(spare.pid, SIGKILL);
+          this.reaper.watch(spare.pid);
+          rmSync(spare.fifo, { force: true });
+        }
         continue;
       }
       rmSync(spare.fifo, { force: true });

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { promises as fsp } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
+import { detectBackend } from '../ffi/index.js';
 import type { Logger } from '../log.js';
 import { withoutClientGoaway } from './goaway-filter.js';
 import { serviceHandlers, type Implementation } from './handlers.js';
@@ -26,6 +27,9 @@ function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
+/** How long a stopping server lets its calls run before it closes their connections. */
+const SHUTDOWN_GRACE_MS = 2000;
+
 export interface CriServer {
   /** Stops accepting, lets calls under way finish, closes every connection. */
   close(): Promise<void>;
@@ -37,7 +41,8 @@ export interface CriServer {
  * A stale socket file is replaced; a live one is refused, so two servers
  * never share one set of roots by accident.
  * The server accepts connections itself and hands them to gRPC, so that under
- * Deno each is read through the GOAWAY filter (goaway-filter.ts).
+ * Deno (the FFI backend tells the runtime) each is read through the GOAWAY
+ * filter (goaway-filter.ts).
  */
 export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<CriServer> {
   await fsp.mkdir(dirname(socket), { recursive: true, mode: 0o750 });
@@ -53,7 +58,7 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   const own = peapodProto().peapod.v1.Peapod.service;
   server.addService(own, serviceHandlers(own, services.peapod ?? {}, log));
   const connections = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const filter = (globalThis as { Deno?: unknown }).Deno !== undefined;
+  const filter = detectBackend() === 'deno';
   const listener = createServer((conn) => connections.injectConnection(filter ? withoutClientGoaway(conn) : conn));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
@@ -67,8 +72,13 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
     async close() {
       // The listener's callback waits for its connections, which the gRPC shutdown closes.
       const unlistened = new Promise<void>((resolve) => listener.close(() => resolve()));
+      // Calls under way may finish; a stream that never ends (a kubelet following
+      // GetContainerEvents) would hold the graceful shutdown for ever: cut after a grace.
+      // (Under Bun and Deno tryShutdown reports done while connections stay open: the listener says when they are gone.)
+      const cut = setTimeout(() => server.forceShutdown(), SHUTDOWN_GRACE_MS);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await unlistened;
+      clearTimeout(cut);
     },
   };
 }

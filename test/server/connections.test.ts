@@ -18,7 +18,6 @@ describe(`client connections [server on ${runtime}]`, () => {
   });
 
   it('serves clients that each make one call and hang up with a GOAWAY, and goes on serving', async () => {
-    const started = s.pid;
     for (let i = 0; i < 150; i++) {
       const client = criClient(s.socket);
       try {
@@ -29,8 +28,19 @@ describe(`client connections [server on ${runtime}]`, () => {
     }
     const { items } = await s.runtime.ListPodSandbox({});
     expect(items).toEqual([]);
-    expect(s.pid).toBe(started);
-    expect(() => process.kill(s.pid, 0)).not.toThrow();
+    expect(() => process.kill(s.pid, 0)).not.toThrow(); // and cleanup() fails the file had it died on its own
+  });
+
+  it('a client kept across a server restart connects again for its next call', async () => {
+    const client = criClient(s.socket);
+    try {
+      expect((await client.runtime.Version({})).runtimeName).toBe('peapod');
+      await s.restart(); // killed with -9: the client's connection just ends
+      expect((await client.runtime.Version({})).runtimeName).toBe('peapod');
+      expect((await client.runtime.ListPodSandbox({})).items).toEqual([]);
+    } finally {
+      client.close();
+    }
   });
 
   it('serves many calls at once on one connection and on several', async () => {

@@ -198,6 +198,34 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
   });
+
+  it('a server followed by a subscriber stops on SIGTERM all the same, cutting the stream after its grace', async () => {
+    const sub = subscribe(s.socket);
+    try {
+      await sub.ping(); // the stream's connection is up
+      await sleep(100);
+      const pid = s.pid;
+      const exited = new Promise<number | null>((r) => {
+        const t = setInterval(() => {
+          try {
+            process.kill(pid, 0);
+          } catch {
+            clearInterval(t);
+            r(Date.now());
+          }
+        }, 20);
+      });
+      const t0 = Date.now();
+      process.kill(pid, 'SIGTERM');
+      const at = await Promise.race([exited, sleep(10_000).then(() => null)]);
+      expect(at, 'the server did not stop with a GetContainerEvents stream open').not.toBeNull();
+      expect(at! - t0).toBeLessThan(5000); // a 2 s grace for calls under way
+      await sub.waitFor(() => sub.ended() !== undefined);
+    } finally {
+      sub.close();
+      await s.restart();
+    }
+  });
 });
 
 describe('event bus and queue', () => {

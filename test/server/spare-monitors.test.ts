@@ -1,7 +1,7 @@
 // Container monitors started ahead (SpareMonitors): a create hands its
 // container to a waiting spare, which joins the pod's namespaces itself; a
 // server's spares go with it, whether it stops or is killed and restarted.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
@@ -73,6 +73,24 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     await until('the pool refilled', () => spares(dir).size === 2 && !spares(dir).has(monitorPid));
     await s.runtime.StartContainer({ containerId });
     expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+    await s.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it('spares whose FIFOs were removed by hand are killed, and the create is served all the same', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    const lost = [...spares(dir)].map(([pid, fifo]) => [identifyOr(pid), fifo] as const);
+    for (const [, fifo] of lost) rmSync(fifo);
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares-lost') });
+    const { containerId } = await s.runtime.CreateContainer({
+      podSandboxId,
+      config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+    });
+    await s.runtime.StartContainer({ containerId });
+    const { monitorPid } = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!);
+    expect(lost.map(([p]) => p.pid)).not.toContain(monitorPid); // a monitor spawned for it
+    expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+    await until('the lost spares gone', () => lost.every(([p]) => !isAlive(p)));
+    await until('the pool refilled', () => spares(dir).size === 2);
     await s.runtime.RemovePodSandbox({ podSandboxId });
   });
 
