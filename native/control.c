@@ -93,31 +93,43 @@ static void run_lines(struct ctl *ctl, int i)
 	}
 }
 
+/* Gives a non-blocking connection a client slot; refuses it when all are taken. */
+static void add_client(struct ctl *ctl, int fd)
+{
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		if (ctl->c[i].fd < 0) {
+			ctl->c[i].fd = fd;
+			ctl->c[i].waiting = 0;
+			ctl->c[i].len = 0;
+			return;
+		}
+	}
+	static const char busy[] = "error too many connections\n";
+
+	(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
 static void accept_all(struct ctl *ctl)
 {
 	for (;;) {
 		int fd = accept4(ctl->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		int slot = -1;
 
 		if (fd < 0)
 			return; /* EAGAIN, or a transient error: poll again */
-		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
-			if (ctl->c[i].fd < 0) {
-				slot = i;
-				break;
-			}
-		}
-		if (slot < 0) {
-			static const char busy[] = "error too many connections\n";
-
-			(void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-			close(fd);
-			continue;
-		}
-		ctl->c[slot].fd = fd;
-		ctl->c[slot].waiting = 0;
-		ctl->c[slot].len = 0;
+		add_client(ctl, fd);
 	}
+}
+
+void ctl_adopt(struct ctl *ctl, int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return;
+	}
+	add_client(ctl, fd);
 }
 
 static void read_client(struct ctl *ctl, int i)

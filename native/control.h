@@ -31,6 +31,11 @@ struct ctl {
  * directory path). -1 with errno on error. */
 int ctl_listen(struct ctl *ctl, int dirfd, const char *name, ctl_handler handler, void *ctx);
 
+/* Takes a connected socket (the server's, see notify_keep) as one more
+ * client: its lines are commands like any other's. Closes fd when every
+ * slot is taken. */
+void ctl_adopt(struct ctl *ctl, int fd);
+
 /* Appends the pollfds of the socket and its clients; returns how many. */
 int ctl_pollfds(const struct ctl *ctl, struct pollfd *pfds);
 

@@ -19,7 +19,10 @@
  * On failure: a message on stderr, nothing on stdout, exit status 1 (2 for
  * usage errors), nothing left running. With --notify the same goes to the
  * server's socket (notify.h): "KEY created PID" or "KEY error MESSAGE", and
- * "KEY exited CODE" once exit.json is written.
+ * "KEY exited CODE" once exit.json is written. The connection that carried
+ * "created" stays open as one more control client (commands and replies as
+ * on control.sock below): the server that is waiting to start the container
+ * asks on it, with no connection to make then; it may close it at any time.
  *
  * Files in DIR (the server creates DIR):
  *   control.sock   unix stream socket, mode 0600; one command per line, one
@@ -910,7 +913,7 @@ int main(int argc, char **argv)
 	struct monitor *m = &mon;
 	const char *spec_path = NULL, *dir = NULL, *notify_path = NULL, *notify_key = "-", *wait_fifo = NULL, *which;
 	char err[1024];
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty;
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty, chan;
 	sigset_t mask;
 	struct spec *s;
 
@@ -947,8 +950,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (notify_path != NULL)
+	if (notify_path != NULL) {
 		notify_setup(notify_path, notify_key);
+		/* Accepted by the server while the container is set up. */
+		(void)notify_preconnect();
+	}
 	m->init = -1;
 	m->dirfd = -1;
 	m->go_w = m->sync_r = m->out_r = m->err_r = -1;
@@ -1089,10 +1095,12 @@ int main(int argc, char **argv)
 		abort_start(m, "write %s/monitor.json: %s", dir);
 	if (printf("%d\n", (int)m->init) < 0 || fflush(stdout) == EOF)
 		abort_start(m, "write pid to %s: %s", "stdout");
-	if (notify("created", "%d", (int)m->init) < 0) {
+	if (notify_keep(&chan, "created", "%d", (int)m->init) < 0) {
 		errno = ECONNREFUSED;
 		abort_start(m, "report to the %s: %s", "server");
 	}
+	if (chan >= 0)
+		ctl_adopt(&m->ctl, chan);
 	detach_stdio(m->dirfd);
 	/* While the server answers and the start is asked for: the init joins
 	 * the cgroups the server has made by now (it makes them meanwhile); the

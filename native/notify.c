@@ -72,20 +72,19 @@ int notify_preconnect(void)
 	return early_fd < 0 ? -1 : 0;
 }
 
-int notify(const char *word, const char *fmt, ...)
+static int vnotify(int *keep, const char *word, const char *fmt, va_list ap)
 {
 	char line[2048];
-	va_list ap;
 	int n, fd, r = -1, saved = errno;
 
+	if (keep != NULL)
+		*keep = -1;
 	if (sock_path == NULL)
 		return 0;
 	n = snprintf(line, sizeof(line), "%s %s ", notify_key, word);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		goto out;
-	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	for (char *p = line + n; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -94,10 +93,34 @@ int notify(const char *word, const char *fmt, ...)
 	early_fd = -1;
 	if (fd >= 0) {
 		r = write_all(fd, line, strlen(line));
-		if (close(fd) < 0)
+		if (keep != NULL && r == 0)
+			*keep = fd;
+		else if (close(fd) < 0)
 			r = -1;
 	}
 out:
 	errno = saved;
+	return r;
+}
+
+int notify(const char *word, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vnotify(NULL, word, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+int notify_keep(int *fd, const char *word, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vnotify(fd, word, fmt, ap);
+	va_end(ap);
 	return r;
 }

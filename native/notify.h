@@ -12,8 +12,9 @@
 void notify_setup(const char *socket_path, const char *key);
 
 /* Connects now, for a helper that will leave the server's mount namespace
- * (peapod-exec joins the container's): the next notify() uses this
- * connection. 0, or -1 when the server could not be reached. */
+ * (peapod-exec joins the container's), or so that the server has accepted
+ * the connection by the time there is something to say: the next notify()
+ * uses it. 0, or -1 when the server could not be reached. */
 int notify_preconnect(void);
 
 /* Sends "KEY WORD TEXT"; newlines in TEXT become spaces. 0 when sent (or
@@ -21,5 +22,10 @@ int notify_preconnect(void);
  * a server that is down or restarting misses it and reads the state files,
  * but a helper whose first report is lost must not pretend it succeeded. */
 int notify(const char *word, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* As notify(), but a sent message leaves its connection open in *fd (else
+ * -1): the server may send commands back on it (the monitor's "created"
+ * report; see ctl_adopt). */
+int notify_keep(int *fd, const char *word, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -233,7 +233,10 @@ export class ContainerManager {
       if (early) undo.add('kill monitor', () => killAndWait(early));
       failpoint('container.after-spawn');
       this.deps.helpers.subscribe(id, () => this.refresh(c));
-      undo.add('stop listening', () => this.deps.helpers.unsubscribe(id));
+      undo.add('stop listening', () => {
+        this.deps.helpers.unsubscribe(id);
+        this.deps.helpers.release(id);
+      });
       // Made while the init sets itself up (on the other core); the monitor
       // puts the init into what exists when it reports, the rest at start.
       // Undone whatever create leaves: an init that joined a level early keeps it from being removed there.
@@ -269,7 +272,7 @@ export class ContainerManager {
       if (state !== 'CREATED') throw failedPrecondition(`container ${c.id} is ${state}, not CREATED`);
       this.starting.add(c.id);
       try {
-        await control(this.store.runtimeDir(c.id), 'start');
+        await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'start');
         // The monitor's own time of the exec is the truer one (a fast exit can finish before this line).
         if (c.startedAt === 0n) c.startedAt = readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
       } catch (err) {
@@ -278,6 +281,8 @@ export class ContainerManager {
         throw err;
       } finally {
         this.starting.delete(c.id);
+        // Started or not, the monitor's command connection is needed no more (it would hold an fd per container).
+        this.deps.helpers.release(c.id);
         this.store.save(c);
         // An exit seen while the start was under way was held back (see refresh): now, in order.
         if (c.startedAt > 0n) this.emit('CONTAINER_STARTED_EVENT', c);
@@ -319,6 +324,7 @@ export class ContainerManager {
       if (!c) return;
       await this.cleanup(c);
       this.deps.helpers.unsubscribe(id);
+      this.deps.helpers.release(id);
       this.containers.delete(id);
       this.names.delete(nameKey(c));
       this.emit('CONTAINER_DELETED_EVENT', c);
@@ -393,7 +399,7 @@ export class ContainerManager {
   async reopenLog(idOrPrefix: string): Promise<void> {
     const c = this.get(idOrPrefix);
     if (this.stateOf(c) !== 'RUNNING') throw failedPrecondition(`container ${c.id} is not running`);
-    await control(this.store.runtimeDir(c.id), 'reopen');
+    await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'reopen');
   }
 
   updateResources(idOrPrefix: string, res: ResourceSpec): void {

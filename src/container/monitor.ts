@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { failedPrecondition, internal } from '../errors.js';
+import { failedPrecondition, internal, PeapodError } from '../errors.js';
 import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
 import { identify, type ProcessIdentity } from '../linux/proc.js';
 import { libc } from '../ffi/index.js';
@@ -39,11 +39,28 @@ export async function awaitCreated(started: SpawnedHelper): Promise<{ monitor: P
 }
 
 /**
- * One request on the monitor's control socket: "start", "reopen", "ping".
+ * One request to container `id`'s monitor: "start", "reopen", "ping". Goes
+ * on the connection its "created" report came on while the server holds it
+ * (no connection to make), else on its control socket.
+ */
+export async function control(helpers: Helpers, id: string, dir: string, command: string, timeoutMs = 30_000): Promise<string> {
+  const reply = helpers.command(id, command, timeoutMs)?.catch((e: Error) => {
+    throw e instanceof PeapodError ? e : failedPrecondition(`container monitor is not reachable: ${e.message}`);
+  });
+  return parseReply(await (reply ?? controlSocket(dir, command, timeoutMs)));
+}
+
+function parseReply(line: string): string {
+  if (line === 'ok' || line.startsWith('ok ')) return line.slice(3);
+  throw failedPrecondition(line.replace(/^error /, ''));
+}
+
+/**
+ * One request on the monitor's control socket, resolving to the reply line.
  * Connects through /proc/self/fd/<dir fd>/ because the full path can exceed
  * the 108 bytes a unix socket address holds.
  */
-export function control(dir: string, command: string, timeoutMs = 30_000): Promise<string> {
+function controlSocket(dir: string, command: string, timeoutMs: number): Promise<string> {
   const dirFd = libc().open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   return new Promise<string>((resolve, reject) => {
     const sock = connect(`/proc/self/fd/${dirFd}/control.sock`);
@@ -60,9 +77,7 @@ export function control(dir: string, command: string, timeoutMs = 30_000): Promi
       if (nl < 0) return;
       clearTimeout(timer);
       sock.destroy();
-      const line = reply.slice(0, nl);
-      if (line === 'ok' || line.startsWith('ok ')) resolve(line.slice(3));
-      else reject(failedPrecondition(line.replace(/^error /, '')));
+      resolve(reply.slice(0, nl));
     });
     sock.on('error', (e) => {
       clearTimeout(timer);

@@ -3,6 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { isSyscallError, libc, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, WNOHANG } from '../ffi/index.js';
 import type { Reaper } from './reaper.js';
+import { internal } from '../errors.js';
 
 /** One line a helper sent: "KEY WORD TEXT" (native/notify.h). */
 export interface HelperMessage {
@@ -29,8 +30,9 @@ const SUN_PATH_MAX = 107;
  * so it is also safe inside a namespace window. No runtime can watch a raw
  * pipe fd, so helpers report on this unix socket instead, one connection
  * per line: "KEY created PID", "KEY ok PID", "KEY error MESSAGE",
- * "KEY exited CODE". Monitors outlive the server and tell whichever server
- * listens on the socket at the time.
+ * "KEY exited CODE". A monitor keeps its "created" connection open for the
+ * server's commands (command). Monitors outlive the server and tell
+ * whichever server listens on the socket at the time.
  */
 export class Helpers {
   private server: Server | undefined;
@@ -38,6 +40,10 @@ export class Helpers {
   /** Helpers that have not reported yet, by key. */
   private readonly pending = new Map<string, (m: HelperMessage) => void>();
   private readonly listeners = new Map<string, (m: HelperMessage) => void>();
+  /** Connections kept open after a "created" report, by key (see command). */
+  private readonly channels = new Map<string, Channel>();
+  /** Every open connection: closing the server waits for none. */
+  private readonly sockets = new Set<Socket>();
 
   constructor(
     readonly socketPath: string,
@@ -60,6 +66,7 @@ export class Helpers {
   }
 
   async close(): Promise<void> {
+    for (const sock of this.sockets) sock.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     if (this.dirFd >= 0) libc().close(this.dirFd);
     this.dirFd = -1;
@@ -136,18 +143,77 @@ export class Helpers {
     this.listeners.delete(key);
   }
 
+  /**
+   * A command on the connection that carried `key`'s "created" report (a
+   * monitor's, kept open for this: native/monitor.c), resolving to the reply
+   * line; undefined when there is none (the report came to an earlier
+   * server, or the connection was released or lost).
+   */
+  command(key: string, line: string, timeoutMs: number): Promise<string> | undefined {
+    const ch = this.channels.get(key);
+    if (!ch) return undefined;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.release(key);
+        reject(internal(`no answer to "${line}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      ch.replies.push({
+        resolve: (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      ch.sock.write(line + '\n');
+    });
+  }
+
+  /** Closes `key`'s command connection, if any: the helper goes on without it. */
+  release(key: string): void {
+    const ch = this.channels.get(key);
+    this.channels.delete(key);
+    ch?.sock.destroy();
+  }
+
   private accept(sock: Socket): void {
     let buf = '';
+    let channel: Channel | undefined;
+    this.sockets.add(sock);
+    sock.once('close', () => this.sockets.delete(sock));
     sock.setEncoding('utf8');
+    const line = (text: string) => {
+      if (channel) {
+        channel.replies.shift()?.resolve(text);
+        return;
+      }
+      const [key = '', word = '', ...rest] = text.split(' ');
+      if (word === 'created') {
+        channel = { sock, replies: [] };
+        this.release(key);
+        this.channels.set(key, channel);
+        sock.once('close', () => {
+          if (this.channels.get(key) === channel) this.channels.delete(key);
+          for (const r of channel!.replies.splice(0)) r.reject(new Error('the helper closed the connection'));
+        });
+      }
+      this.dispatch(key, { word, text: rest.join(' ') });
+    };
     sock.on('data', (d: string) => {
       buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        line(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
       if (buf.length > 8192) sock.destroy();
     });
     sock.on('error', () => {});
+    // A message cut short of its newline still counts (nothing else follows it).
     sock.on('end', () => {
-      const line = buf.replace(/\n$/, '');
-      const [key = '', word = '', ...rest] = line.split(' ');
-      this.dispatch(key, { word, text: rest.join(' ') });
+      if (buf) line(buf);
+      buf = '';
     });
   }
 
@@ -162,6 +228,12 @@ export class Helpers {
       this.listeners.get(key)?.(m);
     }
   }
+}
+
+interface Channel {
+  sock: Socket;
+  /** Commands sent and not answered yet, in order. */
+  replies: { resolve: (line: string) => void; reject: (err: Error) => void }[];
 }
 
 /** The wait status of an exited child (reaped now), or undefined while it runs. */

@@ -48,6 +48,29 @@ describe('Helpers: posix_spawn and reports on the socket', () => {
     helpers.unsubscribe('k-ok');
   });
 
+  it('the connection of a "created" report takes commands until released; a lost one fails its command', async () => {
+    // As native/monitor.c does: the "created" line, then one reply line per command on the same connection.
+    const h = helpers.spawn(
+      fake('chan', `const c = net.connect(sock, () => c.write(key + ' created 42\\n')); let b = ''; c.setEncoding('utf8'); c.on('data', (d) => { b += d; let i; while ((i = b.indexOf('\\n')) >= 0) { const l = b.slice(0, i); b = b.slice(i + 1); if (l === 'hang up') c.destroy(); else c.write('ok got-' + l + '\\n'); } }); c.on('close', () => process.exit(0));`),
+      [],
+      'k-chan',
+      { stderr: join(dir, 'chan.log') },
+    );
+    expect(await h.report).toEqual({ word: 'created', text: '42' });
+    expect(await helpers.command('k-chan', 'ping', 5000)).toBe('ok got-ping');
+    const [a, b] = await Promise.all([helpers.command('k-chan', 'one', 5000), helpers.command('k-chan', 'two', 5000)]);
+    expect([a, b]).toEqual(['ok got-one', 'ok got-two']);
+    expect(helpers.command('other-key', 'ping', 5000)).toBeUndefined();
+    helpers.release('k-chan');
+    expect(helpers.command('k-chan', 'ping', 5000)).toBeUndefined();
+    await until('the helper to see the end and exit', () => !existsSync(`/proc/${h.pid}`), 5000);
+
+    const lost = helpers.spawn(fake('chan2', `const c = net.connect(sock, () => c.write(key + ' created 43\\n')); c.on('data', () => c.destroy()); c.on('close', () => process.exit(0));`), [], 'k-chan2', { stderr: join(dir, 'chan2.log') });
+    await lost.report;
+    await expect(helpers.command('k-chan2', 'hang up', 5000)).rejects.toThrow(/closed the connection/);
+    expect(helpers.command('k-chan2', 'ping', 5000)).toBeUndefined();
+  });
+
   it('a helper that dies without a report fails with its status and the last line of its stderr', async () => {
     const h = helpers.spawn(fake('crash', `console.error('boom: no config'); process.exit(3);`), [], 'k-crash', { stderr: join(dir, 'crash.log') });
     await expect(h.report).rejects.toThrow(/^crash exited with status 3: boom: no config$/);

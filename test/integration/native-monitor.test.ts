@@ -29,7 +29,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -493,6 +493,46 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     unlinkSync(join(ROOTFS, marker));
     expect(exit.exitCode).toBe(0);
     expect(BigInt(exit.startedAt)).toBeGreaterThan(0n);
+  });
+
+  it('--notify: the "created" connection stays open and takes commands like the control socket', async () => {
+    const dir = newDir();
+    const sockPath = join(dir, 'helpers.sock');
+    // Each connection the monitor makes, and what came on it.
+    const conns: { sock: Socket; buf: string }[] = [];
+    const server = createServer((sock) => {
+      const c = { sock, buf: '' };
+      conns.push(c);
+      sock.setEncoding('utf8').on('data', (d: string) => (c.buf += d));
+    });
+    await new Promise<void>((res) => server.listen(sockPath, res));
+    const specFile = join(dir, 'spec');
+    writeFileSync(specFile, specText({ args: ['true'], log: join(dir, 'container.log') }));
+    const proc = spawn(MONITOR, ['--spec', specFile, '--dir', dir, '--notify', sockPath, '--notify-key', 'k9'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
+    try {
+      await until('the created report', () => /^k9 created \d+\n$/.test(conns[0]?.buf ?? ''));
+      const chan = conns[0]!;
+      const initPid = Number(chan.buf.split(' ')[2]);
+      expect(alive(initPid)).toBe(true);
+      const ask = async (cmd: string) => {
+        chan.buf = '';
+        chan.sock.write(cmd + '\n');
+        await until(`the reply to ${cmd}`, () => chan.buf.endsWith('\n'));
+        return chan.buf.slice(0, -1);
+      };
+      expect(await ask('ping')).toBe(`ok ${initPid}`);
+      expect(await ask('what')).toBe('error unknown command');
+      expect(await ask('start')).toBe('ok');
+      expect(await Promise.race([exited, sleep(10_000).then(() => 'timeout')])).toBe(0);
+      expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(0);
+      // The exit comes on a connection of its own, as it does to a server that restarted since.
+      await until('the exit report', () => conns[1]?.buf === 'k9 exited 0\n');
+      expect(conns).toHaveLength(2);
+    } finally {
+      proc.kill('SIGKILL');
+      server.close();
+    }
   });
 
   it('a second start is refused; several clients are served', async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -189,6 +189,27 @@ describe(`containers [server on ${runtime}]`, () => {
       await sleep(300);
       expect(readFileSync(path, 'utf8')).toMatch(/stdout F tick \d+/);
       await expect(s.runtime.ReopenContainerLog({ containerId: id })).rejects.toSatisfy((e) => grpcCode(e) === 'FAILED_PRECONDITION');
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('asks "start" on the connection the monitor reported on, and lets it go after: reopen then needs control.sock', async () => {
+    const p = await pod('channel');
+    try {
+      const { containerId } = await s.runtime.CreateContainer({
+        podSandboxId: p,
+        config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'], logPath: 'c.log' },
+      });
+      const sockPath = join(s.state, 'containers', containerId, 'control.sock');
+      expect(existsSync(sockPath)).toBe(true);
+      unlinkSync(sockPath);
+      await s.runtime.StartContainer({ containerId });
+      expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+      // Released after the start (no fd held per running container): the control socket is the only way now.
+      const reopen = await s.runtime.ReopenContainerLog({ containerId }).catch((e) => e);
+      expect(grpcCode(reopen)).toBe('FAILED_PRECONDITION');
+      expect(reopen.details).toMatch(/not reachable/);
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
