@@ -229,7 +229,7 @@ export class ContainerManager {
       const started = spareMonitor
         ? this.monitors.hand(spareMonitor, id, specPath, runDir, join(runDir, 'monitor.log'))
         : spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir);
-      const early = identify(started.pid);
+      const early = spareMonitor?.identity ?? identify(started.pid);
       if (early) undo.add('kill monitor', () => killAndWait(early));
       failpoint('container.after-spawn');
       this.deps.helpers.subscribe(id, () => this.refresh(c));
@@ -245,8 +245,8 @@ export class ContainerManager {
         await cgroup?.killAll();
         await cgroup?.remove();
       });
-      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources));
-      const { monitor, init } = await awaitCreated(started);
+      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
+      const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;
       c.init = init;
       this.store.save(c);
@@ -549,14 +549,15 @@ export function exitStatus(exitCode: number, sig: number, finishedAt: bigint, oo
   return { exitCode, signal: sig, finishedAt, reason, message: '' };
 }
 
-function cgroupResources(r: ResourceSpec) {
+/** The limits to write; a new cgroup (`fresh`) has no quota and no memory limit, so unset ones need no write. */
+function cgroupResources(r: ResourceSpec, fresh = false) {
   return {
     cpuShares: r.cpuShares,
-    cpuQuota: r.cpuQuota,
+    cpuQuota: fresh && !r.cpuQuota ? undefined : r.cpuQuota,
     cpuPeriod: r.cpuPeriod,
     cpusetCpus: r.cpusetCpus || undefined,
     cpusetMems: r.cpusetMems || undefined,
-    memoryLimitBytes: r.memoryLimitBytes,
+    memoryLimitBytes: fresh && !r.memoryLimitBytes ? undefined : r.memoryLimitBytes,
   };
 }
 

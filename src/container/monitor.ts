@@ -23,8 +23,8 @@ export function monitorArgs(specPath: string, dir: string): string[] {
   return ['--spec', specPath, '--dir', dir];
 }
 
-/** Waits until the monitor reports the container init ready to exec (CREATED). */
-export async function awaitCreated(started: SpawnedHelper): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
+/** Waits until the monitor reports the container init ready to exec (CREATED); `monitor`: its identity when known (a spare's). */
+export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdentity): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
   let m;
   try {
     m = await started.report;
@@ -32,7 +32,7 @@ export async function awaitCreated(started: SpawnedHelper): Promise<{ monitor: P
     throw failedPrecondition(`container set-up failed: ${(err as Error).message}`);
   }
   if (m.word !== 'created') throw failedPrecondition(`container set-up failed: ${m.text}`);
-  const monitor = identify(started.pid);
+  const monitor = known ?? identify(started.pid);
   const init = identify(Number(m.text));
   if (!monitor || !init) throw internal(`container monitor or init (pid ${m.text}) exited at once`);
   return { monitor, init };
