@@ -116,6 +116,7 @@ export class ContainerManager {
     }
     await this.spares.load();
     this.monitors.load();
+    this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
   }
 
   /** Containers outlive the server; the spare monitors do not. */
@@ -535,9 +536,12 @@ export class ContainerManager {
   }
 }
 
+/** Where the pods without a cgroup_parent get theirs. */
+const OWN_POD_CGROUPS = 'peapod';
+
 /** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
 function podCgroupPath(sb: Sandbox): string {
-  return sb.spec.cgroupParent || `peapod/${sb.id}`;
+  return sb.spec.cgroupParent || `${OWN_POD_CGROUPS}/${sb.id}`;
 }
 
 function nameKey(c: Container): string {

@@ -183,6 +183,17 @@ export class Cgroups {
     }
   }
 
+  /**
+   * Makes `path` if missing (as create) and has its v1 cpuset hand its cpus
+   * and mems down to every new child at mkdir (cgroup.clone_children): for a
+   * parent peapod owns, made by an earlier version without it.
+   */
+  ensureParent(path: string): void {
+    const cg = this.create(path);
+    const cpuset = this.dir('cpuset', cg.path);
+    if (cpuset?.version === 1) write(join(cpuset.dir, 'cgroup.clone_children'), '1');
+  }
+
   open(path: string): Cgroup {
     const rel = normalizeCgroupPath(path);
     if (!this.mounts.some((m) => existsSync(join(m, rel)))) throw notFound(`cgroup ${rel} does not exist`);
@@ -207,11 +218,15 @@ export class Cgroups {
       // A v1 cpuset starts empty and refuses tasks until cpus and mems are set: inherit the parent's.
       // The levels that existed were filled when made, unless someone else made them empty: then all.
       const above = join(cpuset.mount, ...parts.slice(0, cpusetFrom - 1));
-      const from = ['cpuset.cpus', 'cpuset.mems'].some((f) => read(join(above, f)) === '') ? 1 : cpusetFrom;
-      for (let i = from; i <= parts.length; i++) {
-        const dir = join(cpuset.mount, ...parts.slice(0, i));
-        for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-          if (read(join(dir, f)) === '') write(join(dir, f), read(join(dir, '..', f)));
+      const filled = ['cpuset.cpus', 'cpuset.mems'].every((f) => read(join(above, f)) !== '');
+      // A parent with cgroup.clone_children (each level filled here gets it) gave the new levels its values at mkdir.
+      if (!filled || read(join(above, 'cgroup.clone_children')) !== '1') {
+        for (let i = filled ? cpusetFrom : 1; i <= parts.length; i++) {
+          const dir = join(cpuset.mount, ...parts.slice(0, i));
+          for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+            if (read(join(dir, f)) === '') write(join(dir, f), read(join(dir, '..', f)));
+          }
+          if (i >= cpusetFrom) write(join(dir, 'cgroup.clone_children'), '1');
         }
       }
     }

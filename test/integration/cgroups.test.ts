@@ -128,6 +128,8 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
         expect(want).not.toBe('');
         for (const rel of [prefix, `${prefix}/pod1`, cg.path]) expect(readFileSync(join(root, rel, f), 'utf8').trim()).toBe(want);
       }
+      // The levels made here hand their values down at mkdir: the next container's cgroup needs no copying.
+      for (const rel of [prefix, `${prefix}/pod1`, cg.path]) expect(readFileSync(join(root, rel, 'cgroup.clone_children'), 'utf8').trim(), rel).toBe('1');
     }
 
     // Raise, then lower, then lift the limits.
@@ -301,8 +303,9 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
     for (const d of c2.procsDirs()) expect(existsSync(join(d, 'cgroup.procs')), d).toBe(true);
     if (v('cpuset') === 1) {
       const root = cgroups.controllers.get('cpuset')!.mount;
-      // An ancestor someone else made with mkdir alone has empty cpus and mems.
+      // An ancestor someone else made and left with empty cpus and mems (it still hands them down: clone_children).
       mkdirSync(join(root, prefix, 'bare'));
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(root, prefix, 'bare', f), '\n');
       expect(readFileSync(join(root, prefix, 'bare', 'cpuset.cpus'), 'utf8').trim()).toBe('');
       const c3 = cgroups.create(`${prefix}/bare/c3`);
       for (const f of ['cpuset.cpus', 'cpuset.mems']) {
@@ -313,6 +316,25 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
       expectKind(() => cgroups.create(`${prefix}/pod2/c4`, { cpusetCpus: '4095' }), 'InvalidArgument');
       expect(cgroups.mounts.filter((m) => existsSync(join(m, prefix, 'pod2')))).toEqual([]);
       expect(cgroups.mounts.every((m) => existsSync(join(m, c1.path)))).toBe(true);
+    }
+  });
+
+  it('ensureParent: makes the parent, or takes an existing one, so that its cpuset hands cpus and mems down', () => {
+    cgroups.ensureParent(`${prefix}/own`);
+    for (const d of cgroups.procsDirs(`${prefix}/own`)) expect(existsSync(join(d, 'cgroup.procs')), d).toBe(true);
+    if (v('cpuset') === 1) {
+      const root = cgroups.controllers.get('cpuset')!.mount;
+      // One made by an earlier version: no clone_children; taken as it is, with the flag set.
+      mkdirSync(join(root, prefix, 'old'));
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) writeFileSync(join(root, prefix, 'old', f), readFileSync(join(root, f)));
+      writeFileSync(join(root, prefix, 'old', 'cgroup.clone_children'), '0');
+      cgroups.ensureParent(`${prefix}/old`);
+      for (const rel of ['own', 'old']) {
+        expect(readFileSync(join(root, prefix, rel, 'cgroup.clone_children'), 'utf8').trim(), rel).toBe('1');
+        // A child made by mkdir alone (no copying) can take tasks.
+        mkdirSync(join(root, prefix, rel, 'kid'));
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) expect(readFileSync(join(root, prefix, rel, 'kid', f), 'utf8').trim()).toBe(readFileSync(join(root, f), 'utf8').trim());
+      }
     }
   });
 
