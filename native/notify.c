@@ -72,9 +72,10 @@ int notify_preconnect(void)
 	return early_fd < 0 ? -1 : 0;
 }
 
-static int vnotify(int *keep, const char *word, const char *fmt, va_list ap)
+int notify_keep(int *keep, const char *word, const char *fmt, ...)
 {
 	char line[2048];
+	va_list ap;
 	int n, fd, r = -1, saved = errno;
 
 	if (keep != NULL)
@@ -84,7 +85,9 @@ static int vnotify(int *keep, const char *word, const char *fmt, va_list ap)
 	n = snprintf(line, sizeof(line), "%s %s ", notify_key, word);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		goto out;
+	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
 	for (char *p = line + n; *p; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -100,27 +103,5 @@ static int vnotify(int *keep, const char *word, const char *fmt, va_list ap)
 	}
 out:
 	errno = saved;
-	return r;
-}
-
-int notify(const char *word, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vnotify(NULL, word, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-int notify_keep(int *fd, const char *word, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vnotify(fd, word, fmt, ap);
-	va_end(ap);
 	return r;
 }

@@ -17,15 +17,16 @@ void notify_setup(const char *socket_path, const char *key);
  * uses it. 0, or -1 when the server could not be reached. */
 int notify_preconnect(void);
 
-/* Sends "KEY WORD TEXT"; newlines in TEXT become spaces. 0 when sent (or
- * when there is nowhere to send), -1 when the server could not be reached:
+/* notify(word, fmt, ...) sends "KEY WORD TEXT"; newlines in TEXT become
+ * spaces. 0 when sent (or when there is nowhere to send), -1 when the server
+ * could not be reached:
  * a server that is down or restarting misses it and reads the state files,
  * but a helper whose first report is lost must not pretend it succeeded. */
-int notify(const char *word, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define notify(...) notify_keep(NULL, __VA_ARGS__)
 
-/* As notify(), but a sent message leaves its connection open in *fd (else
- * -1): the server may send commands back on it (the monitor's "created"
- * report; see ctl_adopt). */
+/* As notify(), but with fd not NULL a sent message leaves its connection
+ * open in *fd (else -1): the server may send commands back on it (the
+ * monitor's "created" report; see ctl_adopt). */
 int notify_keep(int *fd, const char *word, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
