@@ -6,7 +6,7 @@
 // journaled ext4, as on a node (this VM's root file system has no journal).
 // Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -51,6 +51,7 @@ state = "${base}/state"
     conf_dir = "${base}/cni"
 `,
   );
+  const cgroupsBefore = containerdCgroups();
   const child = spawn('containerd', ['--config', join(base, 'config.toml'), '--log-level', 'error'], { stdio: ['ignore', 'ignore', 'inherit'] });
   const client = criClient(sock);
   for (let i = 0; ; i++) {
@@ -79,6 +80,7 @@ state = "${base}/state"
       child.kill('SIGTERM');
       await gone;
       killMatching(base); // shims outlive containerd, and their containers outlive them
+      await removeNewCgroups(cgroupsBefore);
       try {
         execFileSync('sh', ['-c', `grep -o ' ${base}[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
       } catch {}
@@ -89,6 +91,26 @@ state = "${base}/state"
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/** The cgroups containerd gives pods without a cgroup_parent: k8s.io/<id> in every hierarchy. */
+function containerdCgroups() {
+  const out = new Set();
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    const dir = join('/sys/fs/cgroup', h, 'k8s.io');
+    if (existsSync(dir)) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.add(join(dir, e.name));
+  }
+  return out;
+}
+
+/** Removes those made since `before` (their processes were just killed: a few tries while they exit). */
+async function removeNewCgroups(before) {
+  for (let i = 0; i < 50; i++) {
+    const left = [...containerdCgroups()].filter((d) => !before.has(d));
+    for (const d of left) try { rmdirSync(d); } catch {}
+    if (left.every((d) => !existsSync(d))) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Wall time of importing the busybox archive (client process included), per runtime. */
