@@ -81,6 +81,8 @@ export class ContainerManager {
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
   private readonly monitors: SpareMonitors;
+  /** Whether OWN_POD_CGROUPS hands cpuset values down (ensureParent) yet. */
+  private ownParentReady = false;
 
   constructor(private readonly deps: ContainerManagerDeps) {
     // Records live in the state dir like the sandboxes they belong to (neither
@@ -116,7 +118,6 @@ export class ContainerManager {
     }
     await this.spares.load();
     this.monitors.load();
-    this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
   }
 
   /** Containers outlive the server; the spare monitors do not. */
@@ -246,6 +247,11 @@ export class ContainerManager {
         await cgroup?.killAll();
         await cgroup?.remove();
       });
+      if (!sb.spec.cgroupParent && !this.ownParentReady) {
+        // Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do.
+        this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
+        this.ownParentReady = true;
+      }
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;

@@ -420,6 +420,31 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
     },
   );
 
+  it("makes peapod's own pod cgroup parent hand cpuset values down, one an earlier version made included", async () => {
+    const cpuset = Cgroups.detect().controllers.get('cpuset');
+    if (cpuset?.version !== 1) return; // cgroup2 fills cpusets itself
+    const flag = join(cpuset.mount, 'peapod', 'cgroup.clone_children');
+    // As an earlier version left it (the parent exists: the servers of other tests made it).
+    Cgroups.detect().create('peapod');
+    writeFileSync(flag, '0');
+    const s = await startServer({}, preloadBusybox);
+    try {
+      expect(readFileSync(flag, 'utf8').trim()).toBe('0'); // nothing at start-up: a kubelet's pods never need it
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('own-parent') });
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });
+      expect(readFileSync(flag, 'utf8').trim()).toBe('1');
+      for (const rel of [podSandboxId, `${podSandboxId}/${containerId}`]) {
+        const dir = join(cpuset.mount, 'peapod', rel);
+        expect(readFileSync(join(dir, 'cpuset.cpus'), 'utf8').trim(), rel).toBe(readFileSync(join(cpuset.mount, 'cpuset.cpus'), 'utf8').trim());
+      }
+      await s.runtime.StartContainer({ containerId });
+      expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   it('drops writable layers whose container records are gone (the state dir empties at a reboot)', async () => {
     const stale = 'ab'.repeat(32);
     const s = await startServer({}, async (root) => {
