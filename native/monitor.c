@@ -27,7 +27,8 @@
  * Files in DIR (the server creates DIR):
  *   control.sock   unix stream socket, mode 0600; one command per line, one
  *                  reply line each:
- *                    start   -> "ok" once the program was executed, or
+ *                    start   -> "ok STARTED_AT" (ns since the epoch, as in
+ *                               monitor.json) once the program was executed, or
  *                               "error <message>" (the init then exits
  *                               127 for a missing program, else 126; on a
  *                               failure before the exec, a cgroup it cannot
@@ -548,7 +549,8 @@ static void handle_sync(struct monitor *m)
 		m->started_at = now_ns();
 		if (write_monitor_json(m) < 0)
 			fprintf(stderr, PROG ": write monitor.json: %s\n", strerror(errno));
-		reply_waiters(m, "ok");
+		snprintf(m->reply, sizeof(m->reply), "ok %lld", m->started_at);
+		reply_waiters(m, m->reply);
 	}
 }
 

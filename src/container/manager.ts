@@ -22,7 +22,7 @@ import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
 import { Rollback } from '../util/rollback.js';
 import { nowNs, sleep } from '../util/time.js';
-import { awaitCreated, control, monitorArgs, readExit, readStartedAt, spawnMonitor } from './monitor.js';
+import { awaitCreated, control, monitorArgs, readExit, readStartedAt, spawnMonitor, startedAtOf } from './monitor.js';
 import { addFilesystem, INIT_ANNOTATION, INIT_PATH, podFileMounts } from './mounts.js';
 import { SPARE_TARGETS, SpareLayers } from './spares.js';
 import { SpareMonitors } from './spare-monitors.js';
@@ -102,6 +102,8 @@ export class ContainerManager {
         await this.cleanup(c);
         continue;
       }
+      // Its start is in monitor.json (the start saves no record).
+      if (c.startedAt === 0n && c.init) c.startedAt = readStartedAt(this.runtimeDir(c.id)) ?? 0n;
       this.containers.set(c.id, c);
       this.names.set(nameKey(c), c.id);
       // Leases live in memory: a container's image stays in use across restarts.
@@ -279,9 +281,10 @@ export class ContainerManager {
       if (state !== 'CREATED') throw failedPrecondition(`container ${c.id} is ${state}, not CREATED`);
       this.starting.add(c.id);
       try {
-        await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'start');
-        // The monitor's own time of the exec is the truer one (a fast exit can finish before this line).
-        if (c.startedAt === 0n) c.startedAt = readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
+        const reply = await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'start');
+        // The monitor's own time of the exec is the truer one (a fast exit can
+        // finish before this line); a monitor of an earlier version answers without it.
+        if (c.startedAt === 0n) c.startedAt = startedAtOf(reply) ?? readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
       } catch (err) {
         // A failed start ends the container (the monitor records it): say so when the call returns.
         await this.waitExit(c, 2000);
@@ -290,7 +293,8 @@ export class ContainerManager {
         this.starting.delete(c.id);
         // Started or not, the monitor's command connection is needed no more (it would hold an fd per container).
         this.deps.helpers.release(c.id);
-        this.store.save(c);
+        // Not saved: the record's startedAt comes from monitor.json at load
+        // (written before the monitor answered), and an exit saves itself (refresh).
         // An exit seen while the start was under way was held back (see refresh): now, in order.
         if (c.startedAt > 0n) this.emit('CONTAINER_STARTED_EVENT', c);
         if (c.exit) this.emit('CONTAINER_STOPPED_EVENT', c);

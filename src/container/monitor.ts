@@ -115,6 +115,11 @@ export function readExit(dir: string): ExitRecord | undefined {
   };
 }
 
+/** The time of the exec in the monitor's answer to "start" ("ok STARTED_AT" less its "ok "). */
+export function startedAtOf(reply: string): bigint | undefined {
+  return /^[1-9][0-9]*$/.test(reply) ? BigInt(reply) : undefined;
+}
+
 /** When the monitor saw the exec succeed (monitor.json, written before it answers "start"). */
 export function readStartedAt(dir: string): bigint | undefined {
   try {

@@ -36,6 +36,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readOrNull, sleep, until } from '../support/wait.js';
 
+/** The monitor's answer to a start that ran: "ok" and the time of the exec. */
+const STARTED = /^ok [1-9][0-9]*$/;
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MONITOR = resolve(ROOT, 'native/build/peapod-monitor');
 const EXEC = resolve(ROOT, 'native/build/peapod-exec');
@@ -243,7 +246,7 @@ function ctl(dir: string, cmd: string): Promise<string> {
 
 async function run(o: SpecOpts): Promise<{ m: Monitor; exit: ExitJson; lines: LogLine[]; raw: string }> {
   const m = await startMonitor(o);
-  expect(await ctl(m.dir, 'start')).toBe('ok');
+  expect(await ctl(m.dir, 'start')).toMatch(STARTED);
   const exit = await finished(m);
   const raw = readFileSync(m.log, 'utf8');
   return { m, exit, lines: parseLog(raw), raw };
@@ -395,7 +398,7 @@ describe.skipIf(!isRoot)('peapod-monitor: CRI log', () => {
     const m = await startMonitor({
       args: ['sh', '-c', `echo one; while [ ! -e /${go} ]; do sleep 0.02; done; echo two`],
     });
-    expect(await ctl(m.dir, 'start')).toBe('ok');
+    expect(await ctl(m.dir, 'start')).toMatch(STARTED);
     await until('the first line', () => readOrNull(m.log)?.includes('one'));
     renameSync(m.log, m.log + '.1');
     expect(await ctl(m.dir, 'reopen')).toBe('ok');
@@ -433,7 +436,7 @@ describe.skipIf(!isRoot)('peapod-monitor: CRI log', () => {
       } finally {
         closeSync(fd);
       }
-      expect(await ctl(m.dir, 'start')).toBe('ok');
+      expect(await ctl(m.dir, 'start')).toMatch(STARTED);
       const monLog = join(m.dir, 'monitor.log');
       await until('the warning about the full disk', () => readOrNull(monLog)?.includes('No space left'));
       // All 3000 lines were read (and dropped): the container is in its wait loop.
@@ -487,7 +490,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     // The init is in its own session, in a new PID namespace as PID 1.
     const status = readFileSync(`/proc/${m.initPid}/status`, 'utf8');
     expect(/^NSpid:\s+(\d+)\s+(\d+)$/m.exec(status)?.[2]).toBe('1');
-    expect(await ctl(m.dir, 'start')).toBe('ok');
+    expect(await ctl(m.dir, 'start')).toMatch(STARTED);
     const exit = await finished(m);
     expect(existsSync(join(ROOTFS, marker))).toBe(true);
     unlinkSync(join(ROOTFS, marker));
@@ -523,7 +526,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
       };
       expect(await ask('ping')).toBe(`ok ${initPid}`);
       expect(await ask('what')).toBe('error unknown command');
-      expect(await ask('start')).toBe('ok');
+      expect(await ask('start')).toMatch(STARTED);
       expect(await Promise.race([exited, sleep(10_000).then(() => 'timeout')])).toBe(0);
       expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(0);
       // The exit comes on a connection of its own, as it does to a server that restarted since.
@@ -540,10 +543,12 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     const m = await startMonitor({ args: ['sh', '-c', `while [ ! -e /${go} ]; do sleep 0.02; done`] });
     const [a, b] = await Promise.all([ctl(m.dir, 'ping'), ctl(m.dir, 'ping')]);
     expect([a, b]).toEqual([`ok ${m.initPid}`, `ok ${m.initPid}`]);
-    expect(await ctl(m.dir, 'start')).toBe('ok');
+    const started = await ctl(m.dir, 'start');
     expect(await ctl(m.dir, 'start')).toBe('error container already started');
     const mj = JSON.parse(readFileSync(join(m.dir, 'monitor.json'), 'utf8'));
     expect(BigInt(mj.startedAt)).toBeGreaterThan(0n);
+    // The answer carries the time of the exec, as monitor.json has it.
+    expect(started).toBe(`ok ${mj.startedAt}`);
     writeFileSync(join(ROOTFS, go), '');
     expect((await finished(m)).exitCode).toBe(0);
     unlinkSync(join(ROOTFS, go));
@@ -604,7 +609,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
       await until('the init in the cgroup that was there', () => procs(cg).includes(String(m.initPid)));
       mkdirSync(late);
       expect(procs(late)).not.toContain(String(m.initPid));
-      expect(await ctl(m.dir, 'start')).toBe('ok');
+      expect(await ctl(m.dir, 'start')).toMatch(STARTED);
       await finished(m);
       // One cgroup per hierarchy: the one joined at start, before the program ran.
       expect(readFileSync(m.log, 'utf8')).toContain(late.slice(parent.length));
@@ -640,7 +645,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     await writeFile(join(TMP, `spare-${seq}-a`), Buffer.from(`key-a\0${specFile}\0${dir}\0`));
     await until('the init pid on stdout', () => /^\d+\n$/.test(a.out()));
     expect(existsSync(join(dir, 'monitor.log'))).toBe(true);
-    expect(await ctl(dir, 'start')).toBe('ok');
+    expect(await ctl(dir, 'start')).toMatch(STARTED);
     expect(await a.exited).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(5);
     expect(readFileSync(join(dir, 'log'), 'utf8')).toMatch(/ stdout F handed\n$/);
@@ -688,7 +693,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     const boxClosed = new Promise<number | null>((res) => box.on('exit', (c) => res(c)));
     try {
       await until('monitor.json', () => existsSync(join(dir, 'monitor.json')));
-      expect(await ctl(dir, 'start')).toBe('ok');
+      expect(await ctl(dir, 'start')).toMatch(STARTED);
       const boxInit = await until('the box init', () => allProcs().find((p) => p.ppid === box.pid)?.pid);
       const launcher = await until('the launcher', () =>
         allProcs().find((p) => p.ppid === boxInit && p.comm === 'sh'),
@@ -717,7 +722,7 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
   beforeAll(async () => {
     // One container for the whole block: not killed after each test.
     m = await startMonitor({ args: ['sleep', '300'], track: false });
-    expect(await ctl(m.dir, 'start')).toBe('ok');
+    expect(await ctl(m.dir, 'start')).toMatch(STARTED);
     await until('the container to run sleep', () => procOf(m.initPid)?.comm === 'sleep');
   });
 
