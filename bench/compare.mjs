@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // peapod against containerd + runc (Debian's), same scenarios, same CRI client,
 // same pause and busybox images, in one run. Prints a table with ratios.
-// Usage: node bench/compare.mjs [--pods N] [--runtime node|bun|deno] [--no-containerd] [--journaled-root] [--chart FILE.svg]
+// Usage: node bench/compare.mjs [--pods N] [--warmup N] [--runtime node|bun|deno] [--no-containerd] [--journaled-root] [--chart FILE.svg]
+// --warmup: pods, each with a container, run and removed on each side before
+// anything is measured (default 20): a node's runtime has long been running.
 // --journaled-root: each runtime's root (layers, snapshots) on its own fresh
 // journaled ext4, as on a node (this VM's root file system has no journal).
 // Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
@@ -17,6 +19,7 @@ import { isWorkload, killMatching, mountJournaledFs, podConfig, pssKiB, repoRoot
 const { values } = parseArgs({
   options: {
     pods: { type: 'string', default: '100' },
+    warmup: { type: 'string', default: '20' },
     runtime: { type: 'string', default: 'node' },
     'no-containerd': { type: 'boolean', default: false },
     'journaled-root': { type: 'boolean', default: false },
@@ -122,15 +125,26 @@ async function loadPeapodImages(server) {
   imageLoadMs.peapod = performance.now() - t0;
 }
 
+/** Every scenario's container. */
+const workload = () => ({ metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] });
+
 /** The scenarios, on one CRI endpoint. */
 async function scenarios(label, target, hostNetwork) {
   const rt = target.client.runtime;
   const res = { label };
   const pods = [];
   const ctrs = [];
-  // Warm-up: lazy loading and caches, on both sides.
-  for (let i = 0; i < 3; i++) {
-    const { podSandboxId } = await rt.RunPodSandbox({ config: podConfig(`warm-${i}`, hostNetwork) });
+  // Warm-up, on both sides: lazy loading, caches, and a JIT that has seen
+  // every path of a pod's life (a node's runtime has run for days; the first
+  // creates after a start run cold code and say nothing of the steady state).
+  for (let i = 0; i < Number(values.warmup); i++) {
+    const config = podConfig(`warm-${i}`, hostNetwork);
+    const { podSandboxId } = await rt.RunPodSandbox({ config });
+    const { containerId } = await rt.CreateContainer({ podSandboxId, config: workload(), sandboxConfig: config });
+    await rt.StartContainer({ containerId });
+    await rt.ExecSync({ containerId, cmd: ['true'], timeout: '10' });
+    await rt.StopContainer({ containerId, timeout: '0' });
+    await rt.RemoveContainer({ containerId });
     await rt.StopPodSandbox({ podSandboxId });
     await rt.RemovePodSandbox({ podSandboxId });
   }
@@ -150,7 +164,7 @@ async function scenarios(label, target, hostNetwork) {
       await timed(async () => {
         const { containerId } = await rt.CreateContainer({
           podSandboxId: pods[i],
-          config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] },
+          config: workload(),
           sandboxConfig: cfg,
         });
         await rt.StartContainer({ containerId });
@@ -188,7 +202,7 @@ async function scenarios(label, target, hostNetwork) {
     for (let i = 0; i < per; i++) {
       const cfg = podConfig(`churn-${c}-${i}`, hostNetwork);
       const { podSandboxId } = await rt.RunPodSandbox({ config: cfg });
-      const { containerId } = await rt.CreateContainer({ podSandboxId, config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] }, sandboxConfig: cfg });
+      const { containerId } = await rt.CreateContainer({ podSandboxId, config: workload(), sandboxConfig: cfg });
       await rt.StartContainer({ containerId });
       await rt.StopPodSandbox({ podSandboxId });
       await rt.RemovePodSandbox({ podSandboxId });
