@@ -798,13 +798,17 @@ static void await_claim(const char *fifo, const char **key, const char **spec, c
 	}
 	len = read_all(fd, buf, sizeof(buf) - 1);
 	close(fd);
+	if (len < 0) {
+		fprintf(stderr, PROG ": read %s: %s\n", fifo, strerror(errno));
+		exit(1);
+	}
 	if (len == 0)
 		exit(0);
-	buf[len < 0 ? 0 : len] = '\0';
+	buf[len] = '\0';
 	*key = buf;
 	*spec = *key + strlen(*key) + 1;
 	*dir = *spec < buf + len ? *spec + strlen(*spec) + 1 : buf + len;
-	if (len < 0 || *dir >= buf + len || !**key || !**spec || !**dir) {
+	if (*dir >= buf + len || !**key || !**spec || !**dir) {
 		fprintf(stderr, PROG ": malformed claim on %s\n", fifo);
 		exit(2);
 	}
