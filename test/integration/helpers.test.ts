@@ -4,10 +4,11 @@
 // Under Node here; test/unit/helpers-runtimes.test.ts runs the main cases
 // under Bun and Deno.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { control } from '../../src/container/monitor.js';
 import { loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
 import { Reaper } from '../../src/linux/reaper.js';
@@ -99,5 +100,50 @@ describe('Helpers: posix_spawn and reports on the socket', () => {
     expect(() => helpers.spawn('/bin/true', [], 'k-out', { stderr: join(dir, 'x.log') })).toThrow(/already starting/);
     await h.report;
     await until('the output', () => readFileSync(out, 'utf8') === 'hello');
+  });
+});
+
+describe('control(): a command whose connection is lost is asked again on the control socket', () => {
+  // As native/monitor.c: the kept connection of the "created" report, and control.sock in the container's dir.
+  // This one hangs up on the first command (it may or may not have acted on it) and answers `reply` on control.sock.
+  async function lostThenAsk(name: string, command: string, reply: string): Promise<{ result: Promise<string>; heard: () => string[] }> {
+    const cdir = join(dir, `${name}.d`);
+    mkdirSync(cdir);
+    const heard = join(cdir, 'heard');
+    const h = helpers.spawn(
+      fake(
+        name,
+        `const fs = require('node:fs');
+         const cs = net.createServer((s) => { s.setEncoding('utf8'); s.on('data', (d) => { fs.appendFileSync(${JSON.stringify(heard)}, 'control ' + d); s.end(${JSON.stringify(reply)} + '\\n'); }); });
+         cs.listen(${JSON.stringify(join(cdir, 'control.sock'))}, () => {
+           const c = net.connect(sock, () => c.write(key + ' created 44\\n'));
+           c.setEncoding('utf8');
+           c.on('data', (d) => { fs.appendFileSync(${JSON.stringify(heard)}, 'kept ' + d); c.destroy(); });
+         });
+         setTimeout(() => process.exit(0), 10000);`,
+      ),
+      [],
+      `k-${name}`,
+      { stderr: join(dir, `${name}.log`) },
+    );
+    expect(await h.report).toEqual({ word: 'created', text: '44' });
+    return { result: control(helpers, `k-${name}`, cdir, command, 5000), heard: () => readFileSync(heard, 'utf8').trim().split('\n') };
+  }
+
+  it('a start the monitor had already carried out counts as done (its time is then in monitor.json: none in the reply)', async () => {
+    const { result, heard } = await lostThenAsk('started', 'start', 'error container already started');
+    expect(await result).toBe('');
+    expect(heard()).toEqual(['kept start', 'control start']);
+  });
+
+  it('a start the monitor had not carried out is answered on the control socket', async () => {
+    const { result, heard } = await lostThenAsk('starting', 'start', 'ok 1763884800123456789');
+    expect(await result).toBe('1763884800123456789');
+    expect(heard()).toEqual(['kept start', 'control start']);
+  });
+
+  it('an error on the control socket is the caller\'s FAILED_PRECONDITION; "already started" means done only for a start', async () => {
+    await expect((await lostThenAsk('exited', 'start', 'error container init has exited')).result).rejects.toMatchObject({ kind: 'FailedPrecondition', message: 'container init has exited' });
+    await expect((await lostThenAsk('ping', 'ping', 'error container already started')).result).rejects.toMatchObject({ kind: 'FailedPrecondition' });
   });
 });
