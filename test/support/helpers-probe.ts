@@ -1,12 +1,13 @@
 // The helper spawner (src/linux/helpers.ts) under whichever runtime runs this
 // file, as test/unit/helpers-runtimes.test.ts does under Node, Bun and Deno
 // (see support/runtimes.ts): posix_spawn through that runtime's FFI, the
-// report socket, the exit poll, the reaper. Fake helpers run under the Node
-// given in PEAPOD_TEST_NODE. Prints one JSON line.
+// report socket and the command connection, the exit poll, the reaper. Fake
+// helpers run under the Node given in PEAPOD_TEST_NODE. Prints one JSON line.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { control } from '../../src/container/monitor.js';
 import { loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
 import { Reaper } from '../../src/linux/reaper.js';
@@ -42,7 +43,32 @@ try {
   await out.report;
   await until(() => readFileSync(outFile, 'utf8') === 'hello', 5000);
 
-  console.log(JSON.stringify({ backend: libc.backend, first, later, reaped, crash, killed, stdout: readFileSync(outFile, 'utf8') }));
+  // The connection of a "created" report carries commands (as native/monitor.c), until released or lost.
+  const chan = helpers.spawn(
+    fake('chan', `const c = net.connect(sock, () => c.write(key + ' created 43\\n')); let b = ''; c.setEncoding('utf8'); c.on('data', (d) => { b += d; let i; while ((i = b.indexOf('\\n')) >= 0) { const l = b.slice(0, i); b = b.slice(i + 1); if (l === 'hang up') c.destroy(); else c.write('ok got-' + l + '\\n'); } }); c.on('close', () => process.exit(0));`),
+    [],
+    'k-chan',
+    { stderr: join(dir, 'chan.log') },
+  );
+  await chan.report;
+  const replies = await Promise.all([helpers.command('k-chan', 'one', 5000), helpers.command('k-chan', 'two', 5000)]);
+  const lost = await settle(helpers.command('k-chan', 'hang up', 5000)!);
+  const heldAfterLoss = helpers.command('k-chan', 'ping', 5000) !== undefined;
+
+  // A start whose connection is lost is asked again on control.sock; "already started" there means it took effect.
+  const cdir = join(dir, 'ctl');
+  mkdirSync(cdir);
+  const retry = helpers.spawn(
+    fake('retry', `net.createServer((s) => s.once('data', () => s.end('error container already started\\n'))).listen(${JSON.stringify(join(cdir, 'control.sock'))}, () => { const c = net.connect(sock, () => c.write(key + ' created 44\\n')); c.on('data', () => c.destroy()); }); setTimeout(() => process.exit(0), 10000);`),
+    [],
+    'k-retry',
+    { stderr: join(dir, 'retry.log') },
+  );
+  await retry.report;
+  const retried = await settle(control(helpers, 'k-retry', cdir, 'start', 5000));
+  libc.kill(retry.pid, 9);
+
+  console.log(JSON.stringify({ backend: libc.backend, first, later, reaped, crash, killed, stdout: readFileSync(outFile, 'utf8'), replies, lost, heldAfterLoss, retried }));
 } finally {
   reaper.stop();
   await helpers.close();

@@ -2,7 +2,7 @@
 // run as a standalone process under each (see support/runtimes.ts). The
 // Node-only test/integration/helpers.test.ts has every case; these are the
 // ones that depend on the runtime: posix_spawn through its FFI, the report
-// socket, the exit poll and the reaper.
+// socket and the command connection, the exit poll and the reaper.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PROBE_RUNTIMES, probeSkipReason, runProbe } from '../support/runtimes.js';
@@ -19,6 +19,10 @@ interface ProbeResult {
   crash: Settled;
   killed: Settled;
   stdout: string;
+  replies: string[];
+  lost: Settled;
+  heldAfterLoss: boolean;
+  retried: { ok?: string; error?: string };
 }
 
 for (const rt of PROBE_RUNTIMES) {
@@ -51,6 +55,16 @@ for (const rt of PROBE_RUNTIMES) {
     it(`${rt.name}: with exitReports a SIGKILL is the report (137), and stdout goes to the file`, () => {
       expect(r.killed).toEqual({ ok: { word: 'exited', text: '137' } });
       expect(r.stdout).toBe('hello');
+    });
+
+    it(`${rt.name}: a "created" connection carries commands in order; a lost one fails its command and is let go`, () => {
+      expect(r.replies).toEqual(['ok got-one', 'ok got-two']);
+      expect(r.lost).toEqual({ error: 'the helper closed the connection' });
+      expect(r.heldAfterLoss).toBe(false);
+    });
+
+    it(`${rt.name}: a start whose connection is lost is asked again on control.sock, where "already started" means done`, () => {
+      expect(r.retried).toEqual({ ok: '' });
     });
   });
 }
