@@ -282,13 +282,21 @@ export class ContainerManager {
       this.starting.add(c.id);
       try {
         const reply = await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'start');
+        failpoint('container.start-answered');
         // The monitor's own time of the exec is the truer one (a fast exit can
         // finish before this line); a monitor of an earlier version answers without it.
         if (c.startedAt === 0n) c.startedAt = startedAtOf(reply) ?? readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
       } catch (err) {
-        // A failed start ends the container (the monitor records it): say so when the call returns.
-        await this.waitExit(c, 2000);
-        throw err;
+        // The monitor records the exec in monitor.json before it answers: with
+        // that there, only the answer was lost (a connection cut, a repeated
+        // start finding it done, a monitor gone with its container) and the start took effect.
+        const execAt = readStartedAt(this.store.runtimeDir(c.id));
+        if (execAt === undefined) {
+          // A failed start ends the container (the monitor records it): say so when the call returns.
+          await this.waitExit(c, 2000);
+          throw err;
+        }
+        if (c.startedAt === 0n) c.startedAt = execAt;
       } finally {
         this.starting.delete(c.id);
         // Started or not, the monitor's command connection is needed no more (it would hold an fd per container).

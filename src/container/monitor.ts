@@ -42,10 +42,8 @@ export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdenti
  * One request to container `id`'s monitor: "start", "reopen", "ping". Goes
  * on the connection its "created" report came on while the server holds it
  * (no connection to make), else on its control socket. A command whose
- * connection is lost before the reply is asked again on the control socket:
- * the monitor may or may not have had it, and every command is safe to
- * repeat (a repeated "start" that finds the container started took effect:
- * its time is then in monitor.json, so the reply carries none).
+ * connection is lost before the reply is asked again on the control socket
+ * (the monitor may or may not have had it; each command is safe to repeat).
  */
 export async function control(helpers: Helpers, id: string, dir: string, command: string, timeoutMs = 30_000): Promise<string> {
   const kept = helpers.command(id, command, timeoutMs);
@@ -57,14 +55,9 @@ export async function control(helpers: Helpers, id: string, dir: string, command
       if (e instanceof PeapodError) throw e; // no answer in time: asking again would wait as long
     }
     if (line !== undefined) return parseReply(line);
-    const again = await controlSocket(dir, command, timeoutMs);
-    return command === 'start' && again === ALREADY_STARTED ? '' : parseReply(again);
   }
   return parseReply(await controlSocket(dir, command, timeoutMs));
 }
-
-/** The monitor's answer to a "start" after the exec (native/monitor.c). */
-const ALREADY_STARTED = 'error container already started';
 
 function parseReply(line: string): string {
   if (line === 'ok' || line.startsWith('ok ')) return line.slice(3);

@@ -34,6 +34,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { control } from '../../src/container/monitor.js';
+import { loadLibc } from '../../src/ffi/index.js';
+import { Helpers } from '../../src/linux/helpers.js';
+import { Reaper } from '../../src/linux/reaper.js';
 import { readOrNull, sleep, until } from '../support/wait.js';
 
 /** The monitor's answer to a start that ran: "ok" and the time of the exec. */
@@ -535,6 +539,41 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     } finally {
       proc.kill('SIGKILL');
       server.close();
+    }
+  });
+
+  it('the server\'s control(): a start whose "created" connection is cut right after it was asked is asked again, and starts the container once', async () => {
+    // The server's side (src/container/monitor.ts, src/linux/helpers.ts) against this monitor: the
+    // connection goes as soon as "start" is written, so the monitor may or may not have read it.
+    // Asked again on control.sock, the answer is the exec's time, or "already started" (the server
+    // then takes the time from monitor.json).
+    await loadLibc();
+    const dir = newDir();
+    const reaper = new Reaper();
+    const helpers = new Helpers(join(dir, 'helpers.sock'), reaper);
+    await helpers.listen();
+    reaper.start();
+    const marker = `started-${seq}-once`;
+    const go = `go-${seq}-once`;
+    const specFile = join(dir, 'spec');
+    writeFileSync(specFile, specText({ args: ['sh', '-c', `echo x >> /${marker}; while [ ! -e /${go} ]; do sleep 0.02; done`], log: join(dir, 'container.log') }));
+    const h = helpers.spawn(MONITOR, ['--spec', specFile, '--dir', dir], 'k-cut', { stderr: join(dir, 'monitor.log') });
+    try {
+      expect((await h.report).word).toBe('created');
+      const reply = control(helpers, 'k-cut', dir, 'start', 10_000);
+      helpers.release('k-cut');
+      const answer = await reply.then((time) => `ok ${time}`, (e: Error) => `error ${e.message}`);
+      const mj = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8'));
+      expect(BigInt(mj.startedAt)).toBeGreaterThan(0n);
+      expect([`ok ${mj.startedAt}`, 'error container already started']).toContain(answer);
+      writeFileSync(join(ROOTFS, go), '');
+      await until('the container to finish', () => existsSync(join(dir, 'exit.json')), 10_000);
+      expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(0);
+      expect(readFileSync(join(ROOTFS, marker), 'utf8')).toBe('x\n'); // once
+    } finally {
+      for (const f of [marker, go]) rmSync(join(ROOTFS, f), { force: true });
+      reaper.stop();
+      await helpers.close();
     }
   });
 

@@ -420,6 +420,23 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
     },
   );
 
+  it('a start whose answer is lost after the exec took effect: OK, RUNNING, the time of the exec from monitor.json', async () => {
+    // The failpoint throws where the monitor's answer has come: as a connection cut after the exec would.
+    const s = await startServer({ PEAPOD_FAILPOINTS: 'container.start-answered' }, preloadBusybox);
+    try {
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('lost-answer') });
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });
+      await s.runtime.StartContainer({ containerId });
+      const st = (await s.runtime.ContainerStatus({ containerId })).status!;
+      const mj = JSON.parse(readFileSync(join(s.state, 'containers', containerId, 'monitor.json'), 'utf8'));
+      expect([st.state, st.startedAt]).toEqual(['CONTAINER_RUNNING', mj.startedAt]);
+      await expect(s.runtime.StartContainer({ containerId })).rejects.toSatisfy((e) => grpcCode(e) === 'FAILED_PRECONDITION'); // started once
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      await s.cleanup();
+    }
+  });
+
   // cgroup2 fills cpusets itself: only a v1 cpuset has something to hand down.
   const cpuset = Cgroups.detect().controllers.get('cpuset');
   it.skipIf(cpuset?.version !== 1)("makes peapod's own pod cgroup parent hand cpuset values down, one an earlier version made included", async () => {

@@ -55,11 +55,11 @@ try {
   const lost = await settle(helpers.command('k-chan', 'hang up', 5000)!);
   const heldAfterLoss = helpers.command('k-chan', 'ping', 5000) !== undefined;
 
-  // A start whose connection is lost is asked again on control.sock; "already started" there means it took effect.
+  // A command whose connection is lost is asked again on control.sock.
   const cdir = join(dir, 'ctl');
   mkdirSync(cdir);
   const retry = helpers.spawn(
-    fake('retry', `net.createServer((s) => s.once('data', () => s.end('error container already started\\n'))).listen(${JSON.stringify(join(cdir, 'control.sock'))}, () => { const c = net.connect(sock, () => c.write(key + ' created 44\\n')); c.on('data', () => c.destroy()); }); setTimeout(() => process.exit(0), 10000);`),
+    fake('retry', `net.createServer((s) => s.once('data', () => s.end('ok 1763884800123456789\\n'))).listen(${JSON.stringify(join(cdir, 'control.sock'))}, () => { const c = net.connect(sock, () => c.write(key + ' created 44\\n')); c.on('data', () => c.destroy()); }); setTimeout(() => process.exit(0), 10000);`),
     [],
     'k-retry',
     { stderr: join(dir, 'retry.log') },
