@@ -558,8 +558,11 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     const specFile = join(dir, 'spec');
     writeFileSync(specFile, specText({ args: ['sh', '-c', `echo x >> /${marker}; while [ ! -e /${go} ]; do sleep 0.02; done`], log: join(dir, 'container.log') }));
     const h = helpers.spawn(MONITOR, ['--spec', specFile, '--dir', dir], 'k-cut', { stderr: join(dir, 'monitor.log') });
+    let initPid = 0;
     try {
-      expect((await h.report).word).toBe('created');
+      const created = await h.report;
+      expect(created.word).toBe('created');
+      initPid = Number(created.text);
       const reply = control(helpers, 'k-cut', dir, 'start', 10_000);
       helpers.release('k-cut');
       const answer = await reply.then((time) => `ok ${time}`, (e: Error) => `error ${e.message}`);
@@ -571,6 +574,8 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
       expect(JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')).exitCode).toBe(0);
       expect(readFileSync(join(ROOTFS, marker), 'utf8')).toBe('x\n'); // once
     } finally {
+      // A failed check leaves the container waiting for its go file: end it and its monitor.
+      for (const pid of [initPid, h.pid]) if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
       for (const f of [marker, go]) rmSync(join(ROOTFS, f), { force: true });
       reaper.stop();
       await helpers.close();
