@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -433,6 +434,45 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       await expect(s.runtime.StartContainer({ containerId })).rejects.toSatisfy((e) => grpcCode(e) === 'FAILED_PRECONDITION'); // started once
       await s.runtime.RemovePodSandbox({ podSandboxId });
     } finally {
+      await s.cleanup();
+    }
+  });
+
+  it("starts a container whose monitor answers a bare \"ok\" (an earlier version's): RUNNING, the time of the exec from monitor.json", async () => {
+    const s = await startServer({}, preloadBusybox);
+    const dirFd = { fd: -1 };
+    const proxy = createServer();
+    try {
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('old-monitor') });
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });
+      // A new server has no connection of the create's: it asks on control.sock, where an
+      // earlier version's monitor stands here (the real one behind it, its answer cut to "ok").
+      await s.restart();
+      const dir = join(s.state, 'containers', containerId);
+      renameSync(join(dir, 'control.sock'), join(dir, 'control.real.sock'));
+      dirFd.fd = openSync(dir, 'r'); // the full path is longer than a socket address holds
+      const via = `/proc/self/fd/${dirFd.fd}`;
+      const seen: string[] = [];
+      proxy.on('connection', (client) => {
+        client.once('data', (command) => {
+          const real = connect(`${via}/control.real.sock`, () => real.write(command));
+          real.once('data', (reply) => {
+            seen.push(`${command.toString().trim()} -> ${reply.toString().trim()}`);
+            client.end('ok\n');
+            real.destroy();
+          });
+        });
+      });
+      await new Promise<void>((resolve) => proxy.listen(`${via}/control.sock`, resolve));
+      await s.runtime.StartContainer({ containerId });
+      expect(seen).toEqual([expect.stringMatching(/^start -> ok [1-9][0-9]*$/)]);
+      const st = (await s.runtime.ContainerStatus({ containerId })).status!;
+      const mj = JSON.parse(readFileSync(join(dir, 'monitor.json'), 'utf8'));
+      expect([st.state, st.startedAt]).toEqual(['CONTAINER_RUNNING', mj.startedAt]);
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      proxy.close();
+      if (dirFd.fd >= 0) closeSync(dirFd.fd);
       await s.cleanup();
     }
   });
