@@ -6,6 +6,8 @@
 // anything is measured (default 20): a node's runtime has long been running.
 // --journaled-root: each runtime's root (layers, snapshots) on its own fresh
 // journaled ext4, as on a node (this VM's root file system has no journal).
+// With containerd, a last phase runs both runtimes at once and alternates
+// RunPodSandbox and Create+Start between them, pod by pod (see interleaved()).
 // Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -68,7 +70,7 @@ state = "${base}/state"
   const t0 = performance.now();
   for (const tar of ['busybox.tar', 'pause.tar']) {
     execFileSync('ctr', ['--address', sock, '-n', 'k8s.io', 'images', 'import', join(images, tar)], { stdio: 'ignore' });
-    if (tar === 'busybox.tar') imageLoadMs.containerd = performance.now() - t0;
+    if (tar === 'busybox.tar') imageLoadMs.containerd ??= performance.now() - t0;
   }
   return {
     client,
@@ -122,21 +124,14 @@ const imageLoadMs = {};
 async function loadPeapodImages(server) {
   const t0 = performance.now();
   execFileSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'image', 'load', join(images, 'busybox.tar'), '--socket', server.socket], { stdio: 'ignore' });
-  imageLoadMs.peapod = performance.now() - t0;
+  imageLoadMs.peapod ??= performance.now() - t0;
 }
 
 /** Every scenario's container. */
 const workload = () => ({ metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] });
 
-/** The scenarios, on one CRI endpoint. */
-async function scenarios(label, target, hostNetwork) {
-  const rt = target.client.runtime;
-  const res = { label };
-  const pods = [];
-  const ctrs = [];
-  // Warm-up, on both sides: lazy loading, caches, and a JIT that has seen
-  // every path of a pod's life (a node's runtime has run for days; the first
-  // creates after a start run cold code and say nothing of the steady state).
+/** Whole pod lives (container, start, exec, stop, remove): a node's runtime has long been running. */
+async function warmUp(rt, hostNetwork) {
   for (let i = 0; i < Number(values.warmup); i++) {
     const config = podConfig(`warm-${i}`, hostNetwork);
     const { podSandboxId } = await rt.RunPodSandbox({ config });
@@ -148,6 +143,18 @@ async function scenarios(label, target, hostNetwork) {
     await rt.StopPodSandbox({ podSandboxId });
     await rt.RemovePodSandbox({ podSandboxId });
   }
+}
+
+/** The scenarios, on one CRI endpoint. */
+async function scenarios(label, target, hostNetwork) {
+  const rt = target.client.runtime;
+  const res = { label };
+  const pods = [];
+  const ctrs = [];
+  // Warm-up, on both sides: lazy loading, caches, and a JIT that has seen
+  // every path of a pod's life (a node's runtime has run for days; the first
+  // creates after a start run cold code and say nothing of the steady state).
+  await warmUp(rt, hostNetwork);
   const memBefore = target.memory();
   const pssBefore = target.pss();
   const runtimeBefore = target.runtimeMemory();
@@ -212,6 +219,42 @@ async function scenarios(label, target, hostNetwork) {
   return res;
 }
 
+/**
+ * RunPodSandbox and Create+Start on both runtimes at once, one pod each in
+ * turn (the order swapped every other pod): this VM's speed drifts by tens of
+ * percent over the minutes between the phases above, and alternating cancels
+ * that drift out of the ratio. Both have run the warm-up first.
+ */
+async function interleaved(targets) {
+  const pods = targets.map(() => []);
+  const run = targets.map(() => []);
+  const createStart = targets.map(() => []);
+  for (const t of targets) await warmUp(t.client.runtime, true);
+  const order = (i) => (i % 2 ? [...targets.keys()].reverse() : [...targets.keys()]);
+  for (let i = 0; i < N; i++) {
+    for (const k of order(i)) {
+      const cfg = podConfig(`alt-${i}`, true);
+      run[k].push(await timed(async () => pods[k].push((await targets[k].client.runtime.RunPodSandbox({ config: cfg })).podSandboxId)));
+    }
+  }
+  for (let i = 0; i < N; i++) {
+    for (const k of order(i)) {
+      const rt = targets[k].client.runtime;
+      createStart[k].push(await timed(async () => {
+        const { containerId } = await rt.CreateContainer({ podSandboxId: pods[k][i], config: workload(), sandboxConfig: podConfig(`alt-${i}`, true) });
+        await rt.StartContainer({ containerId });
+      }));
+    }
+  }
+  for (const [k, t] of targets.entries()) {
+    for (const id of pods[k]) {
+      await t.client.runtime.StopPodSandbox({ podSandboxId: id });
+      await t.client.runtime.RemovePodSandbox({ podSandboxId: id });
+    }
+  }
+  return targets.map((_, k) => ({ run: stats(run[k]), createStart: stats(createStart[k]) }));
+}
+
 const rows = [];
 const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] });
 peapod.memory = () => treeRssKiB(peapod.pid);
@@ -230,6 +273,17 @@ if (!values['no-containerd']) {
     rows.push(await scenarios('containerd 1.6 + runc, host network', ctrd, true));
   } finally {
     await ctrd.stop();
+  }
+}
+let alternated;
+if (!values['no-containerd']) {
+  const sides = [await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] })];
+  try {
+    await loadPeapodImages(sides[0]);
+    sides.push(await startContainerd());
+    alternated = await interleaved(sides);
+  } finally {
+    for (const s of sides.reverse()) await s.stop();
   }
 }
 
@@ -270,6 +324,12 @@ if (ctrd) {
     console.log(`  ${name.padEnd(22)} ${(get(mine) / get(ctrd)).toFixed(3)}`);
   }
   console.log(`  ${'churn (higher better)'.padEnd(22)} ${(mine.churn / ctrd.churn).toFixed(2)}x`);
+}
+if (alternated) {
+  const [p, c] = alternated;
+  console.log('\nboth runtimes up, one pod each in turn (host network; p50 ms peapod / containerd = ratio):');
+  console.log(`  ${'RunPodSandbox p50'.padEnd(22)} ${f(p.run.p50)} / ${f(c.run.p50)} = ${(p.run.p50 / c.run.p50).toFixed(3)}`);
+  console.log(`  ${'Create+Start p50'.padEnd(22)} ${f(p.createStart.p50)} / ${f(c.createStart.p50)} = ${(p.createStart.p50 / c.createStart.p50).toFixed(3)}`);
 }
 
 if (values.chart) {
