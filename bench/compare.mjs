@@ -130,13 +130,19 @@ async function loadPeapodImages(server) {
 /** Every scenario's container. */
 const workload = () => ({ metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '3600'] });
 
+/** CreateContainer then StartContainer of the workload in pod `podSandboxId`; resolves to the container's id. */
+async function createAndStart(rt, podSandboxId, sandboxConfig) {
+  const { containerId } = await rt.CreateContainer({ podSandboxId, config: workload(), sandboxConfig });
+  await rt.StartContainer({ containerId });
+  return containerId;
+}
+
 /** Whole pod lives (container, start, exec, stop, remove): a node's runtime has long been running. */
 async function warmUp(rt, hostNetwork) {
   for (let i = 0; i < Number(values.warmup); i++) {
     const config = podConfig(`warm-${i}`, hostNetwork);
     const { podSandboxId } = await rt.RunPodSandbox({ config });
-    const { containerId } = await rt.CreateContainer({ podSandboxId, config: workload(), sandboxConfig: config });
-    await rt.StartContainer({ containerId });
+    const containerId = await createAndStart(rt, podSandboxId, config);
     await rt.ExecSync({ containerId, cmd: ['true'], timeout: '10' });
     await rt.StopContainer({ containerId, timeout: '0' });
     await rt.RemoveContainer({ containerId });
@@ -167,17 +173,7 @@ async function scenarios(label, target, hostNetwork) {
   const create = [];
   for (let i = 0; i < N; i++) {
     const cfg = podConfig(`pod-${i}`, hostNetwork);
-    create.push(
-      await timed(async () => {
-        const { containerId } = await rt.CreateContainer({
-          podSandboxId: pods[i],
-          config: workload(),
-          sandboxConfig: cfg,
-        });
-        await rt.StartContainer({ containerId });
-        ctrs.push(containerId);
-      }),
-    );
+    create.push(await timed(async () => ctrs.push(await createAndStart(rt, pods[i], cfg))));
   }
   res.createStart = stats(create);
   await new Promise((r) => setTimeout(r, 1000));
@@ -209,8 +205,7 @@ async function scenarios(label, target, hostNetwork) {
     for (let i = 0; i < per; i++) {
       const cfg = podConfig(`churn-${c}-${i}`, hostNetwork);
       const { podSandboxId } = await rt.RunPodSandbox({ config: cfg });
-      const { containerId } = await rt.CreateContainer({ podSandboxId, config: workload(), sandboxConfig: cfg });
-      await rt.StartContainer({ containerId });
+      await createAndStart(rt, podSandboxId, cfg);
       await rt.StopPodSandbox({ podSandboxId });
       await rt.RemovePodSandbox({ podSandboxId });
     }
@@ -239,11 +234,7 @@ async function interleaved(targets) {
   }
   for (let i = 0; i < N; i++) {
     for (const k of order(i)) {
-      const rt = targets[k].client.runtime;
-      createStart[k].push(await timed(async () => {
-        const { containerId } = await rt.CreateContainer({ podSandboxId: pods[k][i], config: workload(), sandboxConfig: podConfig(`alt-${i}`, true) });
-        await rt.StartContainer({ containerId });
-      }));
+      createStart[k].push(await timed(() => createAndStart(targets[k].client.runtime, pods[k][i], podConfig(`alt-${i}`, true))));
     }
   }
   for (const [k, t] of targets.entries()) {
@@ -255,13 +246,24 @@ async function interleaved(targets) {
   return targets.map((_, k) => ({ run: stats(run[k]), createStart: stats(createStart[k]) }));
 }
 
+/** peapod as both phases run it: no CNI, state on a tmpfs as containerd's, busybox loaded. */
+async function startPeapodSide() {
+  const server = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] });
+  try {
+    await loadPeapodImages(server);
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
+  return server;
+}
+
 const rows = [];
-const peapod = await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] });
+const peapod = await startPeapodSide();
 peapod.memory = () => treeRssKiB(peapod.pid);
 peapod.pss = () => treeRssKiB(peapod.pid, pssKiB);
 peapod.runtimeMemory = () => treeRssKiB(peapod.pid, rssKiB, isWorkload);
 try {
-  await loadPeapodImages(peapod);
   rows.push(await scenarios(`peapod (${values.runtime}), host network`, peapod, true));
   rows.push(await scenarios(`peapod (${values.runtime}), pod netns`, peapod, false));
 } finally {
@@ -277,9 +279,8 @@ if (!values['no-containerd']) {
 }
 let alternated;
 if (!values['no-containerd']) {
-  const sides = [await startPeapod(values.runtime, ['--network', 'none'], { stateTmpfs: true, journaledRoot: values['journaled-root'] })];
+  const sides = [await startPeapodSide()];
   try {
-    await loadPeapodImages(sides[0]);
     sides.push(await startContainerd());
     alternated = await interleaved(sides);
   } finally {

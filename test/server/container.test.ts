@@ -440,7 +440,7 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
 
   it("starts a container whose monitor answers a bare \"ok\" (an earlier version's): RUNNING, the time of the exec from monitor.json", async () => {
     const s = await startServer({}, preloadBusybox);
-    const dirFd = { fd: -1 };
+    let dirFd = -1;
     const proxy = createServer();
     try {
       const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('old-monitor') });
@@ -450,8 +450,8 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       await s.restart();
       const dir = join(s.state, 'containers', containerId);
       renameSync(join(dir, 'control.sock'), join(dir, 'control.real.sock'));
-      dirFd.fd = openSync(dir, 'r'); // the full path is longer than a socket address holds
-      const via = `/proc/self/fd/${dirFd.fd}`;
+      dirFd = openSync(dir, 'r'); // the full path is longer than a socket address holds
+      const via = `/proc/self/fd/${dirFd}`;
       const seen: string[] = [];
       proxy.on('connection', (client) => {
         client.once('data', (command) => {
@@ -472,7 +472,7 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       await s.runtime.RemovePodSandbox({ podSandboxId });
     } finally {
       proxy.close();
-      if (dirFd.fd >= 0) closeSync(dirFd.fd);
+      if (dirFd >= 0) closeSync(dirFd);
       await s.cleanup();
     }
   });
