@@ -74,8 +74,14 @@ const char *spec_cgroup(const struct spec *s, size_t i);
  */
 int container_setup(const struct spec *s, char *err, size_t errlen);
 
-/* execve of the spec's args with its env; returns only on failure (errno set). */
+/* The file the spec's program names, searched as execvp does but in the
+ * spec's PATH, into out: 0, or -1 with errno as execve would set it. */
+int container_resolve(const struct spec *s, char *out, size_t cap);
+
+/* execve of the spec's args with its env (of `path`, as container_resolve
+ * found it); returns only on failure (errno set). */
 void container_exec(const struct spec *s);
+void container_exec_file(const struct spec *s, const char *path);
 
 /*
  * For exec into a running container: joins every namespace of `pid` (user

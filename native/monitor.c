@@ -28,7 +28,8 @@
  *   control.sock   unix stream socket, mode 0600; one command per line, one
  *                  reply line each:
  *                    start   -> "ok STARTED_AT" (ns since the epoch, as in
- *                               monitor.json) once the program was executed, or
+ *                               monitor.json) once the init is let go to
+ *                               exec its program (found at set-up), or
  *                               "error <message>" (the init then exits
  *                               127 for a missing program, else 126; on a
  *                               failure before the exec, a cgroup it cannot
@@ -77,6 +78,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -289,10 +291,10 @@ static int init_tty(char *err, size_t cap)
 static __attribute__((noreturn)) void container_init(const struct spec *s, int in_r, int out_w,
 						    int err_w, int go_r, int sync_w)
 {
-	char err[1024];
+	char err[1024], prog[PATH_MAX];
 	ssize_t n;
 	char c;
-	int sync, master = -1;
+	int sync, master = -1, doubt;
 
 	/* Move every fd out of the way first, then to stable numbers:
 	 * 0 = stdin (/dev/null or the stdin pipe), 1 = stdout pipe, 2 = stderr
@@ -328,7 +330,10 @@ static __attribute__((noreturn)) void container_init(const struct spec *s, int i
 			_exit(1);
 		}
 	}
-	if (report_fd(sync, REC_READY, 0, "", master) < 0)
+	/* Found now, as runc's init looks its program up before it waits: the
+	 * monitor answers a start at once unless this says the exec will fail. */
+	doubt = container_resolve(s, prog, sizeof(prog)) < 0 ? errno : 0;
+	if (report_fd(sync, REC_READY, doubt, "", master) < 0)
 		_exit(1);
 	if (master >= 0)
 		close(master);
@@ -340,7 +345,10 @@ static __attribute__((noreturn)) void container_init(const struct spec *s, int i
 		_exit(1); /* the monitor is gone, or never said go */
 	close(3);
 
-	container_exec(s);
+	if (doubt == 0)
+		container_exec_file(s, prog);
+	else
+		errno = doubt;
 	{
 		int e = errno;
 
@@ -376,6 +384,7 @@ struct monitor {
 
 	enum start_state start;
 	unsigned long long cg_joined; /* the spec's cgroups the init is in (cgroup_add_all) */
+	int exec_doubt; /* the init's errno for its program at set-up: 0 when it will run */
 	unsigned waiters; /* bitmask of control clients waiting for "start" */
 	char start_error[1024];
 	long long started_at;
@@ -467,6 +476,17 @@ static const char *start_error_reply(struct monitor *m)
 	return m->reply;
 }
 
+/* The start took effect: recorded in monitor.json before anyone is told. */
+static const char *mark_started(struct monitor *m)
+{
+	m->start = STARTED;
+	m->started_at = now_ns();
+	if (write_monitor_json(m) < 0)
+		fprintf(stderr, PROG ": write monitor.json: %s\n", strerror(errno));
+	snprintf(m->reply, sizeof(m->reply), "ok %lld", m->started_at);
+	return m->reply;
+}
+
 /* A start that fails before the exec ends the container, as in containerd:
  * the waiting init must not linger to be started by a later request. */
 static const char *refuse_start(struct monitor *m)
@@ -520,6 +540,11 @@ static const char *handle_command(void *ctx, int client, const char *line)
 		}
 		close(m->go_w);
 		m->go_w = -1;
+		/* As runc start: answered once the init is let go. Only a program
+		 * the init could not find waits for the exec's failure, so that the
+		 * start reports it (a later one still ends the container, see handle_sync). */
+		if (m->exec_doubt == 0)
+			return mark_started(m);
 		m->start = STARTING;
 		m->waiters |= 1u << client;
 		return NULL;
@@ -544,14 +569,8 @@ static void handle_sync(struct monitor *m)
 	/* EOF (or an error): the CLOEXEC write end closed with the exec. */
 	close(m->sync_r);
 	m->sync_r = -1;
-	if (m->start == STARTING) {
-		m->start = STARTED;
-		m->started_at = now_ns();
-		if (write_monitor_json(m) < 0)
-			fprintf(stderr, PROG ": write monitor.json: %s\n", strerror(errno));
-		snprintf(m->reply, sizeof(m->reply), "ok %lld", m->started_at);
-		reply_waiters(m, m->reply);
-	}
+	if (m->start == STARTING)
+		reply_waiters(m, mark_started(m));
 }
 
 static void reap(struct monitor *m)
@@ -721,7 +740,9 @@ static void event_loop(struct monitor *m)
 		if (m->out_r >= 0 && m->out_r == m->in_w && m->inlen > 0)
 			pfds[1].events |= POLLOUT; /* the pty master: input waits */
 		pfds[2] = (struct pollfd){ .fd = m->err_r, .events = POLLIN };
-		pfds[3] = (struct pollfd){ .fd = m->start == STARTING ? m->sync_r : -1, .events = POLLIN };
+		/* Once let go, the init reports an exec that failed (or closes it by its exec). */
+		pfds[3] = (struct pollfd){ .fd = m->go_w < 0 && m->start != START_FAILED ? m->sync_r : -1,
+					   .events = POLLIN };
 		pfds[4] = (struct pollfd){ .fd = in_pipe && m->inlen > 0 ? m->in_w : -1, .events = POLLOUT };
 		nctl = ctl_pollfds(&m->ctl, &pfds[5]);
 		natt = att_pollfds(&m->att, &pfds[5 + nctl]);
@@ -888,8 +909,10 @@ static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
 			snprintf(msg, cap, "container init exited during set-up");
 			return -1;
 		}
-		if (r.type == REC_READY)
+		if (r.type == REC_READY) {
+			m->exec_doubt = r.err;
 			return 0;
+		}
 		snprintf(msg, cap, "container set-up: %.900s", r.msg);
 		return -1;
 	}

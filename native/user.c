@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -86,17 +87,34 @@ int container_process_setup(const struct spec *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* execvpe, but PATH comes from the container's env (the host's means
- * nothing inside), and no /bin/sh fallback for ENOEXEC scripts. */
-void container_exec(const struct spec *s)
+/* What execve would run: a regular file we may execute (access() says no
+ * for a noexec mount too); errno as execve would set it. */
+static int runnable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EACCES;
+		return -1;
+	}
+	return access(path, X_OK);
+}
+
+/* execvpe's search, but PATH comes from the container's env (the host's
+ * means nothing inside), and no /bin/sh fallback for ENOEXEC scripts. */
+int container_resolve(const struct spec *s, char *out, size_t cap)
 {
 	const char *file = s->args[0], *path = NULL;
-	char buf[PATH_MAX];
 	int saw_eacces = 0;
 
 	if (strchr(file, '/') != NULL) {
-		execve(file, s->args, s->env);
-		return;
+		if ((size_t)snprintf(out, cap, "%s", file) >= cap) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return runnable(out);
 	}
 	for (size_t i = 0; i < s->nenv; i++)
 		if (strncmp(s->env[i], "PATH=", 5) == 0)
@@ -105,26 +123,35 @@ void container_exec(const struct spec *s)
 		path = DEFAULT_PATH;
 	for (const char *p = path;; p++) {
 		const char *end = strchrnul(p, ':');
-		size_t dlen = (size_t)(end - p);
+		int dlen = (int)(end - p);
 
 		/* An empty element means the current directory. */
-		if (dlen == 0 ? snprintf(buf, sizeof(buf), "%s", file) < (int)sizeof(buf)
-			      : dlen + 1 + strlen(file) < sizeof(buf)) {
-			if (dlen > 0) {
-				memcpy(buf, p, dlen);
-				buf[dlen] = '/';
-				strcpy(buf + dlen + 1, file);
-			}
-			execve(buf, s->args, s->env);
+		if ((size_t)snprintf(out, cap, "%.*s%s%s", dlen, p, dlen ? "/" : "", file) < cap) {
+			if (runnable(out) == 0)
+				return 0;
 			if (errno == EACCES)
 				saw_eacces = 1;
 			else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP &&
 				 errno != ENAMETOOLONG)
-				return;
+				return -1;
 		}
 		if (*end == '\0')
 			break;
 		p = end;
 	}
 	errno = saw_eacces ? EACCES : ENOENT;
+	return -1;
+}
+
+void container_exec_file(const struct spec *s, const char *path)
+{
+	execve(path, s->args, s->env);
+}
+
+void container_exec(const struct spec *s)
+{
+	char path[PATH_MAX];
+
+	if (container_resolve(s, path, sizeof(path)) == 0)
+		container_exec_file(s, path);
 }

@@ -124,7 +124,7 @@ export function readExit(dir: string): ExitRecord | undefined {
   };
 }
 
-/** The time of the exec in the monitor's answer to "start" ("ok STARTED_AT" less its "ok "). */
+/** The time of the start in the monitor's answer to "start" ("ok STARTED_AT" less its "ok "). */
 export function startedAtOf(reply: string): bigint | undefined {
   return /^[1-9][0-9]*$/.test(reply) ? BigInt(reply) : undefined;
 }

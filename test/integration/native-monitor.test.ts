@@ -591,7 +591,7 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     expect(await ctl(m.dir, 'start')).toBe('error container already started');
     const mj = JSON.parse(readFileSync(join(m.dir, 'monitor.json'), 'utf8'));
     expect(BigInt(mj.startedAt)).toBeGreaterThan(0n);
-    // The answer carries the time of the exec, as monitor.json has it.
+    // The answer carries the time of the start, as monitor.json has it.
     expect(started).toBe(`ok ${mj.startedAt}`);
     writeFileSync(join(ROOTFS, go), '');
     expect((await finished(m)).exitCode).toBe(0);
@@ -606,6 +606,22 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     expect(exit.exitCode).toBe(127);
     expect(exit.startedAt).toBe('0');
     expect(exit.error).toContain('No such file or directory');
+  });
+
+  it('a program found at set-up whose exec fails: start answers ok (as runc start, before the exec), exit.json says 126', async () => {
+    const bad = `bad-${seq}`;
+    // Executable but no ELF and no "#!": found by the set-up's lookup, refused by execve (ENOEXEC).
+    writeFileSync(join(ROOTFS, bad), 'not a program\n', { mode: 0o755 });
+    try {
+      const m = await startMonitor({ args: [`/${bad}`] });
+      expect(await ctl(m.dir, 'start')).toMatch(/^ok \d+$/);
+      const exit = await finished(m);
+      expect(exit.exitCode).toBe(126);
+      expect(exit.startedAt).toBe('0');
+      expect(exit.error).toContain('Exec format error');
+    } finally {
+      rmSync(join(ROOTFS, bad), { force: true });
+    }
   });
 
   it('SIGTERM to a created, never started container kills it and records the exit', async () => {
