@@ -249,11 +249,7 @@ export class ContainerManager {
         await cgroup?.killAll();
         await cgroup?.remove();
       });
-      if (!sb.spec.cgroupParent && !this.ownParentReady) {
-        // Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do.
-        this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
-        this.ownParentReady = true;
-      }
+      this.ensureOwnParent(sb);
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;
@@ -283,11 +279,11 @@ export class ContainerManager {
       try {
         const reply = await control(this.deps.helpers, c.id, this.store.runtimeDir(c.id), 'start');
         failpoint('container.start-answered');
-        // The monitor's own time of the exec is the truer one (a fast exit can
+        // The monitor's own time of the start is the truer one (a fast exit can
         // finish before this line); a monitor of an earlier version answers without it.
         if (c.startedAt === 0n) c.startedAt = startedAtOf(reply) ?? readStartedAt(this.store.runtimeDir(c.id)) ?? nowNs();
       } catch (err) {
-        // The monitor records the exec in monitor.json before it answers: with
+        // The monitor records the start in monitor.json before it answers: with
         // that there, only the answer was lost (a connection cut, a repeated
         // start finding it done, a monitor gone with its container) and the start took effect.
         const execAt = readStartedAt(this.store.runtimeDir(c.id));
@@ -398,9 +394,40 @@ export class ContainerManager {
     return out;
   }
 
+  /**
+   * Once RunPodSandbox has answered, while the kubelet gets the first
+   * container ready: the pod's cgroup and a spare below it that the first
+   * container's create renames (Cgroups.createSpare), so that its mkdirs
+   * leave the path of the pod's start.
+   */
+  prepareSandbox(sb: Sandbox): void {
+    setTimeout(() => {
+      // Nothing for a pod that has gone, or whose first container came first.
+      if (this.deps.sandboxes.stateOf(sb) !== 'READY' || this.inSandbox(sb.id).length > 0) return;
+      try {
+        this.ensureOwnParent(sb);
+        this.deps.cgroups.createSpare(podCgroupPath(sb));
+      } catch (err) {
+        this.deps.log.warn('pod cgroup not made ahead', { sandbox: sb.id, err });
+      }
+    }, 1);
+  }
+
+  /** A stopped pod takes no more containers: its spare cgroup goes (a kubelet then finds its pod cgroup as it made it). */
+  dropSpareCgroup(sb: Sandbox): void {
+    this.deps.cgroups.removeSpare(podCgroupPath(sb));
+  }
+
+  /** Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do. */
+  private ensureOwnParent(sb: Sandbox): void {
+    if (sb.spec.cgroupParent || this.ownParentReady) return;
+    this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
+    this.ownParentReady = true;
+  }
+
   /** The pod cgroup peapod made (no cgroup_parent given) goes with the pod; a kubelet manages its own. */
   async removeSandboxCgroup(sb: Sandbox): Promise<void> {
-    if (sb.spec.cgroupParent) return;
+    if (sb.spec.cgroupParent) return this.dropSpareCgroup(sb);
     let cg: Cgroup;
     try {
       cg = this.deps.cgroups.open(podCgroupPath(sb));
