@@ -372,7 +372,7 @@ export class ContainerManager {
   stateOf(c: Container): ContainerState {
     if (c.exit) return 'EXITED';
     if (c.startedAt > 0n) return 'RUNNING';
-    return c.monitor && isAlive(c.monitor) ? 'CREATED' : 'UNKNOWN';
+    return c.monitor && this.monitorAlive(c, c.monitor) ? 'CREATED' : 'UNKNOWN';
   }
 
   list(filter: ContainerFilter = {}): Container[] {
@@ -528,6 +528,10 @@ export class ContainerManager {
     }
   }
 
+  private monitorAlive(c: Container, monitor: ProcessIdentity): boolean {
+    return this.deps.helpers.holds(c.id) || isAlive(monitor);
+  }
+
   /** Takes in the exit the monitor recorded; a monitor gone without one means the state is unknown. */
   private refresh(c: Container): void {
     if (c.exit || !c.monitor) return;
@@ -537,7 +541,7 @@ export class ContainerManager {
       // Liveness is looked at once: a monitor writes exit.json and then
       // exits, so one seen gone is asked for its record again before it is
       // taken for lost.
-      if (isAlive(c.monitor)) return;
+      if (this.monitorAlive(c, c.monitor)) return;
       rec = readExit(dir);
     }
     if (rec) {

@@ -171,6 +171,11 @@ export class Helpers {
     });
   }
 
+  /** Whether `key`'s command connection is open: its helper is alive, no /proc read needed (the kernel closes it at the exit). */
+  holds(key: string): boolean {
+    return this.channels.has(key);
+  }
+
   /** Closes `key`'s command connection, if any: the helper goes on without it. */
   release(key: string): void {
     const ch = this.channels.get(key);
