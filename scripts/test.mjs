@@ -32,14 +32,34 @@ function run(label, args, env) {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  const failures = [];
   if (existsSync(out)) {
     const json = JSON.parse(readFileSync(out, 'utf8'));
     passed = json.numPassedTests;
     failed = json.numFailedTests + (json.numRuntimeErrorTestSuites ?? 0);
     skipped = json.numPendingTests + json.numTodoTests;
+    failures.push(...failuresOf(json));
   }
   if (res.status !== 0 && failed === 0) failed = 1; // a crash or a file that failed to load
-  results.push({ label, passed, failed, skipped });
+  results.push({ label, passed, failed, skipped, failures });
+}
+
+// Only the summary is sure to be seen (CI keeps the tail of the output), so
+// it names each failure with the first line of its message.
+function failuresOf(json) {
+  const list = [];
+  for (const file of json.testResults ?? []) {
+    const rel = file.name.startsWith(root) ? file.name.slice(root.length + 1) : file.name;
+    if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) list.push(`${rel}: ${firstLine(file.message)}`);
+    for (const t of file.assertionResults ?? []) {
+      if (t.status === 'failed') list.push(`${rel} > ${t.fullName}: ${firstLine(t.failureMessages?.[0])}`);
+    }
+  }
+  return list;
+}
+
+function firstLine(text) {
+  return String(text ?? '').split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 300) ?? '';
 }
 
 run('unit, native, kernel and fuzz tests', ['test/unit', 'test/integration', 'test/fuzz'], { PEAPOD_TEST_RUNTIME: 'node' });
@@ -47,7 +67,10 @@ for (const rt of runtimes) run(`server on ${rt}`, ['test/server'], { PEAPOD_TEST
 rmSync(tmp, { recursive: true, force: true });
 
 console.log('\n=== summary ===');
-for (const r of results) console.log(`${r.label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+for (const r of results) {
+  console.log(`${r.label}: ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped`);
+  for (const f of r.failures) console.log(`  FAILED ${f}`);
+}
 console.log(`runtimes: ${runtimes.join(', ')}`);
 const total = results.reduce((a, r) => ({ p: a.p + r.passed, f: a.f + r.failed, s: a.s + r.skipped }), { p: 0, f: 0, s: 0 });
 console.log(`total: ${total.p} passed, ${total.f} failed, ${total.s} skipped`);
