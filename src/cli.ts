@@ -15,7 +15,7 @@ Usage:
                [--streaming-port PORT]
                [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
                [--registry-mirror HOST=URL]... [--insecure-registry HOST]... [--metrics-address HOST:PORT]
-               [--manifest-dir DIR] [--pod-log-dir DIR]
+               [--manifest-dir DIR] [--pod-log-dir DIR] [--pod-cgroup-root PATH]
   peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
 ${imageUsage}
 ${podUsage}
@@ -35,6 +35,7 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           --metrics-address 127.0.0.1:9090: serve Prometheus metrics at /metrics (default: off)
           --manifest-dir DIR: static pods (a manifest file added starts its pods, changed recreates
           them, removed deletes them); --pod-log-dir: pod logs (default ${defaultConfig.podLogDir})
+          --pod-cgroup-root: the cgroup of pods given no cgroup_parent (default ${defaultConfig.podCgroupRoot})
 doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with a fix each;
           exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
@@ -88,6 +89,7 @@ async function serve(argv: string[]): Promise<void> {
       'metrics-address': { type: 'string' },
       'manifest-dir': { type: 'string' },
       'pod-log-dir': { type: 'string' },
+      'pod-cgroup-root': { type: 'string' },
     },
     strict: true,
   });
@@ -111,6 +113,7 @@ async function serve(argv: string[]): Promise<void> {
       metricsAddress: values['metrics-address'],
       manifestDir: values['manifest-dir'],
       podLogDir: values['pod-log-dir'],
+      podCgroupRoot: values['pod-cgroup-root'],
     },
     values.config,
   );

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import type { LogLevel } from './log.js';
+import { normalizeCgroupPath } from './linux/cgroups.js';
 
 /** Where the package lives: dist/.. or src/.. alike. */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,6 +39,11 @@ export interface ServerConfig {
   cniBinDirs: string[];
   /** HOST:PORT serving Prometheus metrics at /metrics; '' (the default) serves none. */
   metricsAddress: string;
+  /**
+   * The cgroup (cgroupfs path) under which pods given no cgroup_parent get theirs.
+   * Pods made under an earlier value keep theirs only while it is unchanged: set it before the first pod.
+   */
+  podCgroupRoot: string;
 }
 
 export const defaultConfig: ServerConfig = {
@@ -57,6 +63,7 @@ export const defaultConfig: ServerConfig = {
   cniConfDir: '/etc/cni/net.d',
   cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
   metricsAddress: '',
+  podCgroupRoot: 'peapod',
 };
 
 export const version = '0.1.0';
@@ -92,6 +99,15 @@ export const configFieldChecks: Record<string, Check> = {
   streamingPort: (v) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535 ? undefined : 'must be a port number (0: ephemeral)'),
   network: oneOf('cni', 'none'),
   metricsAddress: (v) => (typeof v === 'string' && (v === '' || /^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/.test(v)) ? undefined : 'must be HOST:PORT or ""'),
+  podCgroupRoot: (v) => {
+    if (typeof v !== 'string') return 'must be a string (a cgroupfs path such as "peapod")';
+    try {
+      normalizeCgroupPath(v);
+      return undefined;
+    } catch (err) {
+      return `is not usable: ${(err as Error).message}`;
+    }
+  },
   registryMirrors: (v) =>
     isPlainObject(v) && Object.values(v).every(isStringArray) ? undefined : 'must map registry hosts to arrays of endpoint URLs',
 };

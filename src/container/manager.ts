@@ -39,6 +39,8 @@ export interface ContainerManagerDeps {
   sandboxes: SandboxManager;
   images: ImageService;
   cgroups: Cgroups;
+  /** The cgroup under which pods given no cgroup_parent get theirs (ServerConfig.podCgroupRoot). */
+  podCgroupRoot: string;
   /** Lifecycle events (CRI GetContainerEvents). */
   events?: EventBus;
   /** Reaps container inits re-parented to the server when their monitor dies, and spare monitors let go. */
@@ -81,7 +83,7 @@ export class ContainerManager {
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
   private readonly monitors: SpareMonitors;
-  /** Whether OWN_POD_CGROUPS hands cpuset values down (ensureParent) yet. */
+  /** Whether podCgroupRoot hands cpuset values down (ensureParent) yet. */
   private ownParentReady = false;
 
   constructor(private readonly deps: ContainerManagerDeps) {
@@ -165,7 +167,7 @@ export class ContainerManager {
       createdAt: nowNs(),
       startedAt: 0n,
       logPath: sb.spec.logDirectory && spec.logPath ? join(sb.spec.logDirectory, spec.logPath) : '',
-      cgroup: join(podCgroupPath(sb), id),
+      cgroup: join(this.podCgroupPath(sb), id),
       monitor: null,
       init: null,
       exit: null,
@@ -250,7 +252,7 @@ export class ContainerManager {
         await cgroup?.remove();
       });
       this.ensureOwnParent(sb);
-      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
+      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true), { fromSpare: true });
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;
       c.init = init;
@@ -406,7 +408,7 @@ export class ContainerManager {
       if (this.deps.sandboxes.stateOf(sb) !== 'READY' || this.inSandbox(sb.id).length > 0) return;
       try {
         this.ensureOwnParent(sb);
-        this.deps.cgroups.createSpare(podCgroupPath(sb));
+        this.deps.cgroups.createSpare(this.podCgroupPath(sb));
       } catch (err) {
         this.deps.log.warn('pod cgroup not made ahead', { sandbox: sb.id, err });
       }
@@ -415,13 +417,18 @@ export class ContainerManager {
 
   /** A stopped pod takes no more containers: its spare cgroup goes (a kubelet then finds its pod cgroup as it made it). */
   dropSpareCgroup(sb: Sandbox): void {
-    this.deps.cgroups.removeSpare(podCgroupPath(sb));
+    this.deps.cgroups.removeSpare(this.podCgroupPath(sb));
+  }
+
+  /** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
+  private podCgroupPath(sb: Sandbox): string {
+    return sb.spec.cgroupParent || `${this.deps.podCgroupRoot}/${sb.id}`;
   }
 
   /** Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do. */
   private ensureOwnParent(sb: Sandbox): void {
     if (sb.spec.cgroupParent || this.ownParentReady) return;
-    this.deps.cgroups.ensureParent(OWN_POD_CGROUPS);
+    this.deps.cgroups.ensureParent(this.deps.podCgroupRoot);
     this.ownParentReady = true;
   }
 
@@ -430,7 +437,7 @@ export class ContainerManager {
     if (sb.spec.cgroupParent) return this.dropSpareCgroup(sb);
     let cg: Cgroup;
     try {
-      cg = this.deps.cgroups.open(podCgroupPath(sb));
+      cg = this.deps.cgroups.open(this.podCgroupPath(sb));
     } catch (err) {
       if (isKind(err, 'NotFound')) return;
       throw err;
@@ -463,7 +470,7 @@ export class ContainerManager {
 
   /** The pod cgroup holds every container's cgroup: its figures are the pod's. */
   podStats(sb: Sandbox): CgroupStats | undefined {
-    return this.cgroupStats(podCgroupPath(sb));
+    return this.cgroupStats(this.podCgroupPath(sb));
   }
 
   private cgroupStats(path: string): CgroupStats | undefined {
@@ -585,13 +592,6 @@ export class ContainerManager {
   }
 }
 
-/** Where the pods without a cgroup_parent get theirs. */
-const OWN_POD_CGROUPS = 'peapod';
-
-/** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
-function podCgroupPath(sb: Sandbox): string {
-  return sb.spec.cgroupParent || `${OWN_POD_CGROUPS}/${sb.id}`;
-}
 
 function nameKey(c: Container): string {
   return `${c.spec.name}_${c.sandboxId}_${c.spec.attempt}`;

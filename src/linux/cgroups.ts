@@ -163,9 +163,9 @@ export class Cgroups {
 
   /**
    * mkdir -p in every hierarchy, prepares cpuset / v2 controllers, applies res. Rolls back new dirs on failure.
-   * A spare made under the parent (createSpare) becomes the new cgroup by a rename where there is one.
+   * With `fromSpare`, the spare made under the parent (createSpare) becomes the new cgroup by a rename where there is one.
    */
-  create(path: string, res?: CgroupResources): Cgroup {
+  create(path: string, res?: CgroupResources, { fromSpare = false } = {}): Cgroup {
     const rel = normalizeCgroupPath(path);
     if (res) validate(res, this.mode);
     const parts = rel.split('/');
@@ -176,7 +176,7 @@ export class Cgroups {
       let cpusetFrom = parts.length + 1;
       const cpusetMount = this.controllers.get('cpuset')?.version === 1 ? this.controllers.get('cpuset')!.mount : undefined;
       for (const mount of this.mounts) {
-        const first = (parts.length > 1 && this.v1Mounts.includes(mount) && adoptSpare(mount, parts, created)) || mkdirs(mount, parts, created);
+        const first = (fromSpare && parts.length > 1 && this.v1Mounts.includes(mount) && adoptSpare(mount, parts, created)) || mkdirs(mount, parts, created);
         if (mount === cpusetMount) cpusetFrom = first;
       }
       this.prepare(parts, cpusetFrom);

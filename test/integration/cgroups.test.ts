@@ -347,7 +347,7 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
     // cgroup2 renames nothing: no spare there.
     expect(cgroups.mounts.filter((m) => existsSync(spare(m)))).toEqual(v1);
     const inodes = v1.map((m) => statSync(spare(m)).ino);
-    const c1 = cgroups.create(`${parent}/c1`, { pidsLimit: 7 });
+    const c1 = cgroups.create(`${parent}/c1`, { pidsLimit: 7 }, { fromSpare: true });
     expect(v1.map((m) => statSync(join(m, c1.path)).ino)).toEqual(inodes);
     expect(cgroups.mounts.filter((m) => existsSync(spare(m)))).toEqual([]);
     expect(file('pids', c1, 'pids.max')).toBe('7');
@@ -355,7 +355,7 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
     const pid = startIn(c1, 'exec sleep 30').child.pid!;
     expect(c1.pids()).toEqual([pid]);
     // The next child finds no spare and is made by mkdir.
-    const c2 = cgroups.create(`${parent}/c2`);
+    const c2 = cgroups.create(`${parent}/c2`, undefined, { fromSpare: true });
     for (const d of c2.procsDirs()) expect(existsSync(join(d, 'cgroup.procs')), d).toBe(true);
     cgroups.createSpare(parent);
     cgroups.removeSpare(parent);
@@ -364,7 +364,7 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
     if (v('cpuset') === 1) {
       // A create that fails after taking the spare leaves neither.
       cgroups.createSpare(parent);
-      expectKind(() => cgroups.create(`${parent}/c3`, { cpusetCpus: '4095' }), 'InvalidArgument');
+      expectKind(() => cgroups.create(`${parent}/c3`, { cpusetCpus: '4095' }, { fromSpare: true }), 'InvalidArgument');
       expect(cgroups.mounts.filter((m) => existsSync(spare(m)) || existsSync(join(m, parent, 'c3')))).toEqual([]);
     }
   });

@@ -481,25 +481,30 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
   const cpuset = Cgroups.detect().controllers.get('cpuset');
   it.skipIf(cpuset?.version !== 1)("makes peapod's own pod cgroup parent hand cpuset values down, one an earlier version made included", async () => {
     if (!cpuset) throw new Error('no cpuset controller');
-    const flag = join(cpuset.mount, 'peapod', 'cgroup.clone_children');
-    // As an earlier version left it (the parent exists: the servers of other tests made it).
-    Cgroups.detect().create('peapod');
+    // A root of this test's own: the other files' servers set up the default one at any moment.
+    const podRoot = `peapod-test-${process.pid}-own`;
+    const cgroups = Cgroups.detect();
+    const flag = join(cpuset.mount, podRoot, 'cgroup.clone_children');
+    // As an earlier version left it.
+    cgroups.create(podRoot);
     writeFileSync(flag, '0');
-    const s = await startServer({}, preloadBusybox);
+    const s = await startServer({}, preloadBusybox, { args: ['--pod-cgroup-root', podRoot] });
     try {
       expect(readFileSync(flag, 'utf8').trim()).toBe('0'); // nothing at start-up: a kubelet's pods never need it
       const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('own-parent') });
       const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });
       expect(readFileSync(flag, 'utf8').trim()).toBe('1');
       for (const rel of [podSandboxId, `${podSandboxId}/${containerId}`]) {
-        const dir = join(cpuset.mount, 'peapod', rel);
+        const dir = join(cpuset.mount, podRoot, rel);
         expect(readFileSync(join(dir, 'cpuset.cpus'), 'utf8').trim(), rel).toBe(readFileSync(join(cpuset.mount, 'cpuset.cpus'), 'utf8').trim());
       }
       await s.runtime.StartContainer({ containerId });
       expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
       await s.runtime.RemovePodSandbox({ podSandboxId });
+      expect(cgroups.mounts.filter((m) => existsSync(join(m, podRoot, podSandboxId!)))).toEqual([]);
     } finally {
       await s.cleanup();
+      await cgroups.open(podRoot).remove();
     }
   });
 

@@ -85,6 +85,14 @@ describe('config validation', () => {
     for (const [key] of objects) expect(() => validateConfig({ [key]: [] }, 'f')).toThrow(new RegExp(`"${key}" must`));
   });
 
+  it('takes a cgroupfs path for podCgroupRoot, and refuses what could leave the root or is systemd syntax', () => {
+    expect(loadConfig({ podCgroupRoot: 'runtimes/peapod' }, file({})).podCgroupRoot).toBe('runtimes/peapod');
+    for (const bad of ['', '/', '../x', 'a/../../b', 'kubepods.slice', 'a\0b']) {
+      expect(() => loadConfig({ podCgroupRoot: bad }, file({})), bad).toThrow(/"podCgroupRoot" is not usable: cgroup path/);
+    }
+    expect(() => loadConfig({}, file({ podCgroupRoot: 3 }))).toThrow(/"podCgroupRoot" must be a string/);
+  });
+
   it('validates flags too', () => {
     expect(() => loadConfig({ socket: 7 as unknown as string }, file({}))).toThrow(/command line: "socket"/);
   });
