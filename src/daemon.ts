@@ -97,10 +97,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     reaper,
     helpers,
     events,
-    afterRun: (sb) => containers.prepareSandbox(sb),
     beforeStop: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
-      containers.dropSpareCgroup(sandboxes.get(id));
     },
     beforeRemove: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.remove(c.id);

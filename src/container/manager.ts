@@ -252,7 +252,7 @@ export class ContainerManager {
         await cgroup?.remove();
       });
       this.ensureOwnParent(sb);
-      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true), { fromSpare: true });
+      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;
       c.init = init;
@@ -396,30 +396,6 @@ export class ContainerManager {
     return out;
   }
 
-  /**
-   * Once RunPodSandbox has answered, while the kubelet gets the first
-   * container ready: the pod's cgroup and a spare below it that the first
-   * container's create renames (Cgroups.createSpare), so that its mkdirs
-   * leave the path of the pod's start.
-   */
-  prepareSandbox(sb: Sandbox): void {
-    setTimeout(() => {
-      // Nothing for a pod that has gone, or whose first container came first.
-      if (this.deps.sandboxes.stateOf(sb) !== 'READY' || this.inSandbox(sb.id).length > 0) return;
-      try {
-        this.ensureOwnParent(sb);
-        this.deps.cgroups.createSpare(this.podCgroupPath(sb));
-      } catch (err) {
-        this.deps.log.warn('pod cgroup not made ahead', { sandbox: sb.id, err });
-      }
-    }, 1);
-  }
-
-  /** A stopped pod takes no more containers: its spare cgroup goes (a kubelet then finds its pod cgroup as it made it). */
-  dropSpareCgroup(sb: Sandbox): void {
-    this.deps.cgroups.removeSpare(this.podCgroupPath(sb));
-  }
-
   /** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
   private podCgroupPath(sb: Sandbox): string {
     return sb.spec.cgroupParent || `${this.deps.podCgroupRoot}/${sb.id}`;
@@ -434,7 +410,7 @@ export class ContainerManager {
 
   /** The pod cgroup peapod made (no cgroup_parent given) goes with the pod; a kubelet manages its own. */
   async removeSandboxCgroup(sb: Sandbox): Promise<void> {
-    if (sb.spec.cgroupParent) return this.dropSpareCgroup(sb);
+    if (sb.spec.cgroupParent) return;
     let cg: Cgroup;
     try {
       cg = this.deps.cgroups.open(this.podCgroupPath(sb));

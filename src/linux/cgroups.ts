@@ -7,7 +7,7 @@
 // written there; processes join every hierarchy (procsDirs) so that v1
 // bookkeeping and v2-only features (cgroup.kill) both see them.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeapodError, type ErrorKind, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from '../errors.js';
 
@@ -125,9 +125,6 @@ export function normalizeCgroupPath(path: string): string {
   return parts.join('/');
 }
 
-/** The name of a cgroup made ahead under a pod's, for its next container (Cgroups.createSpare). */
-const SPARE = 'peapod-next';
-
 export class Cgroups {
   /** Every hierarchy a process joins: the v1 mounts (incl. named ones) and the cgroup2 mount. */
   readonly mounts: readonly string[];
@@ -136,7 +133,7 @@ export class Cgroups {
     readonly mode: CgroupMode,
     /** Where each controller this driver uses lives. */
     readonly controllers: ReadonlyMap<string, ControllerLocation>,
-    private readonly v1Mounts: readonly string[],
+    v1Mounts: readonly string[],
     readonly unified: string | undefined,
   ) {
     this.mounts = unified === undefined ? [...v1Mounts] : [...v1Mounts, unified];
@@ -161,22 +158,19 @@ export class Cgroups {
     return new Cgroups(mode, controllers, v1Mounts, layout.unified);
   }
 
-  /**
-   * mkdir -p in every hierarchy, prepares cpuset / v2 controllers, applies res. Rolls back new dirs on failure.
-   * With `fromSpare`, the spare made under the parent (createSpare) becomes the new cgroup by a rename where there is one.
-   */
-  create(path: string, res?: CgroupResources, { fromSpare = false } = {}): Cgroup {
+  /** mkdir -p in every hierarchy, prepares cpuset / v2 controllers, applies res. Rolls back new dirs on failure. */
+  create(path: string, res?: CgroupResources): Cgroup {
     const rel = normalizeCgroupPath(path);
     if (res) validate(res, this.mode);
     const parts = rel.split('/');
     const created: string[] = [];
     try {
-      // Every container's cgroup is new and its pod's exists: one mkdir (or
-      // rename) per hierarchy in the usual case, ancestors made only on ENOENT.
+      // Every container's cgroup is new and its pod's exists: one mkdir per
+      // hierarchy in the usual case, ancestors made only on ENOENT.
       let cpusetFrom = parts.length + 1;
       const cpusetMount = this.controllers.get('cpuset')?.version === 1 ? this.controllers.get('cpuset')!.mount : undefined;
       for (const mount of this.mounts) {
-        const first = (fromSpare && parts.length > 1 && this.v1Mounts.includes(mount) && adoptSpare(mount, parts, created)) || mkdirs(mount, parts, created);
+        const first = mkdirs(mount, parts, created);
         if (mount === cpusetMount) cpusetFrom = first;
       }
       this.prepare(parts, cpusetFrom);
@@ -186,38 +180,6 @@ export class Cgroups {
     } catch (err) {
       for (const dir of created.reverse()) try { rmdirSync(dir); } catch { /* best effort */ }
       throw err instanceof PeapodError ? err : fsError(err, `create cgroup ${rel}`);
-    }
-  }
-
-  /**
-   * Makes `parent` if missing and, in each v1 hierarchy, an empty cgroup
-   * below it that the next create of a child takes by a rename: a v1 mkdir
-   * costs the kernel 20-60 µs per hierarchy (more under load), a rename a few.
-   * cgroup2 renames nothing: there the child is made at create.
-   */
-  createSpare(parent: string): void {
-    const rel = normalizeCgroupPath(parent);
-    this.create(rel);
-    if (this.v1Mounts.length === 0) return;
-    const made: string[] = [];
-    try {
-      for (const mount of this.v1Mounts) mkdirs(mount, [...rel.split('/'), SPARE], made);
-      this.prepare([...rel.split('/'), SPARE], rel.split('/').length + 1);
-    } catch (err) {
-      for (const dir of made.reverse()) try { rmdirSync(dir); } catch { /* best effort */ }
-      throw fsError(err, `create cgroup ${rel}/${SPARE}`);
-    }
-  }
-
-  /** Removes the spare under `parent`, if any (the parent stays). */
-  removeSpare(parent: string): void {
-    const rel = normalizeCgroupPath(parent);
-    for (const mount of this.v1Mounts) {
-      try {
-        rmdirSync(join(mount, rel, SPARE));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, `rmdir ${join(mount, rel, SPARE)}`);
-      }
     }
   }
 
@@ -576,22 +538,6 @@ function mkdirs(mount: string, parts: string[], created: string[]): number {
     created.push(dir(i));
   }
   return first;
-}
-
-/**
- * Renames the spare beside the last of `parts` (createSpare) to it, in
- * `mount`; 0 when there is no spare. Else, as mkdirs returns the first level
- * made, a level past the last: the spare was prepared when made.
- */
-function adoptSpare(mount: string, parts: string[], created: string[]): number {
-  const target = join(mount, ...parts);
-  try {
-    renameSync(join(mount, ...parts.slice(0, -1), SPARE), target);
-  } catch {
-    return 0; // no spare (or the name taken): mkdirs says which
-  }
-  created.push(target);
-  return parts.length + 1;
 }
 
 /** dir and all cgroup directories below it, parents first; [] when dir is gone. */

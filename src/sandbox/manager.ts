@@ -32,8 +32,6 @@ export interface SandboxManagerDeps {
   reaper: Reaper;
   /** Spawns the pause launcher (posix_spawn) and hears its report. */
   helpers: Helpers;
-  /** Told of each new READY pod before RunPodSandbox answers (it must not wait). */
-  afterRun?: (sb: Sandbox) => void;
   /** The pod's containers go first: stopped before pause, removed before the sandbox. */
   beforeStop?: (id: string) => Promise<void>;
   beforeRemove?: (id: string) => Promise<void>;
@@ -100,7 +98,6 @@ export class SandboxManager {
     try {
       const sb = await this.create(id, spec, undo);
       undo.commit();
-      this.deps.afterRun?.(sb);
       return sb;
     } catch (err) {
       await undo.run((what, e) => this.deps.log.error('rollback step failed', { id, what, err: e }));

@@ -3,7 +3,7 @@
 // no directory of it is left in any hierarchy.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKind } from '../../src/errors.js';
@@ -335,37 +335,6 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
         mkdirSync(join(root, prefix, rel, 'kid'));
         for (const f of ['cpuset.cpus', 'cpuset.mems']) expect(readFileSync(join(root, prefix, rel, 'kid', f), 'utf8').trim()).toBe(readFileSync(join(root, f), 'utf8').trim());
       }
-    }
-  });
-
-  it('createSpare: the next child is the spare renamed (the same v1 directories), ready for tasks; removeSpare drops an unused one', () => {
-    const parent = `${prefix}/pod`;
-    const v1 = cgroups.mounts.filter((m) => m !== cgroups.unified);
-    const spare = (m: string) => join(m, parent, 'peapod-next');
-    cgroups.createSpare(parent);
-    for (const m of cgroups.mounts) expect(existsSync(join(m, parent, 'cgroup.procs')), m).toBe(true);
-    // cgroup2 renames nothing: no spare there.
-    expect(cgroups.mounts.filter((m) => existsSync(spare(m)))).toEqual(v1);
-    const inodes = v1.map((m) => statSync(spare(m)).ino);
-    const c1 = cgroups.create(`${parent}/c1`, { pidsLimit: 7 }, { fromSpare: true });
-    expect(v1.map((m) => statSync(join(m, c1.path)).ino)).toEqual(inodes);
-    expect(cgroups.mounts.filter((m) => existsSync(spare(m)))).toEqual([]);
-    expect(file('pids', c1, 'pids.max')).toBe('7');
-    // Prepared when made: a process joins every hierarchy, the v1 cpuset included.
-    const pid = startIn(c1, 'exec sleep 30').child.pid!;
-    expect(c1.pids()).toEqual([pid]);
-    // The next child finds no spare and is made by mkdir.
-    const c2 = cgroups.create(`${parent}/c2`, undefined, { fromSpare: true });
-    for (const d of c2.procsDirs()) expect(existsSync(join(d, 'cgroup.procs')), d).toBe(true);
-    cgroups.createSpare(parent);
-    cgroups.removeSpare(parent);
-    cgroups.removeSpare(parent); // idempotent
-    expect(cgroups.mounts.filter((m) => existsSync(spare(m)))).toEqual([]);
-    if (v('cpuset') === 1) {
-      // A create that fails after taking the spare leaves neither.
-      cgroups.createSpare(parent);
-      expectKind(() => cgroups.create(`${parent}/c3`, { cpusetCpus: '4095' }, { fromSpare: true }), 'InvalidArgument');
-      expect(cgroups.mounts.filter((m) => existsSync(spare(m)) || existsSync(join(m, parent, 'c3')))).toEqual([]);
     }
   });
 

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -505,41 +505,6 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
     } finally {
       await s.cleanup();
       await cgroups.open(podRoot).remove();
-    }
-  });
-
-  it("makes a pod's first container cgroup after RunPodSandbox: the create renames it; a stop drops an unused one", async () => {
-    const cgroups = Cgroups.detect();
-    const v1 = cgroups.mounts.filter((m) => m !== cgroups.unified);
-    // As a kubelet makes its pod cgroups before RunPodSandbox.
-    const kubelet = `peapod-test-${process.pid}-kubepods/pod-k`;
-    cgroups.create(kubelet);
-    const spares = (parent: string) => v1.filter((m) => existsSync(join(m, parent, 'peapod-next')));
-    const s = await startServer({}, preloadBusybox);
-    try {
-      const own = (await s.runtime.RunPodSandbox({ config: podConfig('first-cgroup') })).podSandboxId!;
-      const parent = `peapod/${own}`;
-      await until('the spare cgroup', () => spares(parent).length === v1.length, 5000);
-      const inodes = v1.map((m) => statSync(join(m, parent, 'peapod-next')).ino);
-      const { containerId } = await s.runtime.CreateContainer({ podSandboxId: own, config: cfg });
-      expect(v1.map((m) => statSync(join(m, parent, containerId!)).ino)).toEqual(inodes);
-      expect(spares(parent)).toEqual([]);
-      await s.runtime.StartContainer({ containerId });
-      // The init is in the renamed cgroup in every hierarchy.
-      const pid = Number(JSON.parse(readFileSync(join(s.state, 'containers', containerId!, 'monitor.json'), 'utf8')).initPid);
-      for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) expect(line, line).toMatch(new RegExp(`:/${parent}/${containerId}$`));
-      // A kubelet's pod that gets no container: its spare goes at the stop, its cgroup stays the kubelet's.
-      const k = (await s.runtime.RunPodSandbox({ config: podConfig('kubelet-parent', { linux: { cgroupParent: kubelet } }) })).podSandboxId!;
-      await until('the kubelet pod spare', () => spares(kubelet).length === v1.length, 5000);
-      await s.runtime.StopPodSandbox({ podSandboxId: k });
-      expect(spares(kubelet)).toEqual([]);
-      expect(cgroups.mounts.every((m) => existsSync(join(m, kubelet)))).toBe(true);
-      await s.runtime.RemovePodSandbox({ podSandboxId: k });
-      await s.runtime.RemovePodSandbox({ podSandboxId: own });
-      expect(cgroups.mounts.filter((m) => existsSync(join(m, parent)))).toEqual([]);
-    } finally {
-      await s.cleanup();
-      await cgroups.open(kubelet.split('/')[0]!).remove();
     }
   });
 
