@@ -98,20 +98,22 @@ state = "${base}/state"
   };
 }
 
-/** The cgroups containerd gives pods without a cgroup_parent: k8s.io/<id> in every hierarchy. */
+/** containerd's parent of the cgroups of pods without a cgroup_parent, in every hierarchy that has it. */
+function containerdParents() {
+  return readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, 'k8s.io')).filter((d) => existsSync(d));
+}
+
+/** The cgroups containerd gives pods without a cgroup_parent (k8s.io/<id>), and their parents. */
 function containerdCgroups() {
-  const out = new Set();
-  for (const h of readdirSync('/sys/fs/cgroup')) {
-    const dir = join('/sys/fs/cgroup', h, 'k8s.io');
-    if (existsSync(dir)) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.add(join(dir, e.name));
-  }
+  const out = new Set(containerdParents());
+  for (const dir of containerdParents()) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.add(join(dir, e.name));
   return out;
 }
 
-/** Removes those made since `before` (their processes were just killed: a few tries while they exit). */
+/** Removes those made since `before`, children first (their processes were just killed: a few tries while they exit). */
 async function removeNewCgroups(before) {
   for (let i = 0; i < 50; i++) {
-    const left = [...containerdCgroups()].filter((d) => !before.has(d));
+    const left = [...containerdCgroups()].filter((d) => !before.has(d)).sort((a, b) => b.length - a.length);
     for (const d of left) try { rmdirSync(d); } catch {}
     if (left.every((d) => !existsSync(d))) return;
     await new Promise((r) => setTimeout(r, 100));
