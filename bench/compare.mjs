@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // peapod against containerd + runc (Debian's), same scenarios, same CRI client,
 // same pause and busybox images, in one run. Prints a table with ratios.
-// Usage: node bench/compare.mjs [--pods N] [--warmup N] [--runtime node|bun|deno] [--no-containerd] [--journaled-root] [--chart FILE.svg]
+// Usage: node bench/compare.mjs [--pods N] [--warmup N] [--churn-seconds S] [--runtime node|bun|deno] [--no-containerd] [--journaled-root] [--chart FILE.svg]
 // --warmup: pods, each with a container, run and removed on each side before
 // anything is measured (default 20): a node's runtime has long been running.
+// --churn-seconds: how long 8 clients churn pods on each side (default 10).
 // --journaled-root: each runtime's root (layers, snapshots) on its own fresh
 // journaled ext4, as on a node (this VM's root file system has no journal).
 // With containerd, a last phase runs both runtimes at once and alternates
@@ -22,6 +23,7 @@ const { values } = parseArgs({
   options: {
     pods: { type: 'string', default: '100' },
     warmup: { type: 'string', default: '20' },
+    'churn-seconds': { type: 'string', default: '10' },
     runtime: { type: 'string', default: 'node' },
     'no-containerd': { type: 'boolean', default: false },
     'journaled-root': { type: 'boolean', default: false },
@@ -200,19 +202,23 @@ async function scenarios(label, target, hostNetwork) {
     await rt.RemovePodSandbox({ podSandboxId: id });
   }));
   res.podStopRemove = stats(podStop);
+  // For a set time rather than a set count: a few seconds' worth of pods
+  // swings by tens of percent with the VM's moment.
   const clients = 8;
-  const per = Math.max(1, Math.floor(N / 10));
+  const deadline = performance.now() + Number(values['churn-seconds']) * 1000;
+  let churned = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let i = 0; i < per; i++) {
+    for (let i = 0; performance.now() < deadline; i++) {
       const cfg = podConfig(`churn-${c}-${i}`, hostNetwork);
       const { podSandboxId } = await rt.RunPodSandbox({ config: cfg });
       await createAndStart(rt, podSandboxId, cfg);
       await rt.StopPodSandbox({ podSandboxId });
       await rt.RemovePodSandbox({ podSandboxId });
+      churned++;
     }
   }));
-  res.churn = (clients * per) / ((performance.now() - t0) / 1000);
+  res.churn = churned / ((performance.now() - t0) / 1000);
   return res;
 }
 
