@@ -540,7 +540,8 @@ export class ContainerManager {
     } else {
       // Without its monitor the init is the server's child (the nearest subreaper): reap it.
       if (c.init) this.deps.reaper.adopt(c.init);
-      if (c.startedAt > 0n && !(c.init && isAlive(c.init))) {
+      // Started or not (a created init leaves when its monitor's pipe closes): ended, or nothing could ever stop or remove it.
+      if (!(c.init && isAlive(c.init))) {
         c.exit = { exitCode: 255, signal: 0, finishedAt: nowNs(), reason: 'Error', message: 'the container monitor died' };
         this.store.save(c);
       }
@@ -567,7 +568,6 @@ export class ContainerManager {
     return matchIdPrefix(this.containers.keys(), idOrPrefix);
   }
 }
-
 
 function nameKey(c: Container): string {
   return `${c.spec.name}_${c.sandboxId}_${c.spec.attempt}`;

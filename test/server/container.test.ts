@@ -109,6 +109,26 @@ describe(`containers [server on ${runtime}]`, () => {
     }
   });
 
+  it('a program found at set-up whose exec then fails: the start succeeds, then the container ends with StartError and the error', async () => {
+    // Executable, but neither ELF nor "#!": the init finds it, execve refuses it (ENOEXEC) after the start was answered, as with runc.
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-noexec-'));
+    const bad = join(dir, 'bad');
+    writeFileSync(bad, 'not a program\n', { mode: 0o755 });
+    const p = await pod('late-exec-failure');
+    try {
+      const id = await run(p, 'bad', ['/bad'], { mounts: [{ hostPath: bad, containerPath: '/bad', readonly: true }] });
+      const st = await waitExited(id!);
+      expect([st.exitCode, st.reason]).toEqual([128, 'StartError']);
+      // The start was answered (it took effect): it has its time, as monitor.json has for a restarted server.
+      expect(BigInt(st.startedAt!)).toBeGreaterThan(0n);
+      expect(BigInt(st.finishedAt!)).toBeGreaterThanOrEqual(BigInt(st.startedAt!));
+      expect(st.message).toMatch(/Exec format error/);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reports exit codes, reasons and times', async () => {
     const p = await pod('exits');
     try {

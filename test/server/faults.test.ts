@@ -234,6 +234,27 @@ describe(`faults [server on ${runtime}]`, () => {
     await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
   });
 
+  it('a monitor killed with -9 before the start: the container leaves CREATED, its init goes too, a start is refused', async () => {
+    // Between create and start the server knows its monitor alive by the connection it holds: that must not outlive the monitor.
+    const p = await pod('monitor-killed-created');
+    const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p.podSandboxId, config: config('c') });
+    expect((await status(containerId)).state).toBe('CONTAINER_CREATED');
+    const { pid, monitorPid } = await info(containerId);
+    expect(alive(pid) && alive(monitorPid)).toBe(true);
+    process.kill(monitorPid, 'SIGKILL');
+    const deadline = Date.now() + 5000;
+    while ((await status(containerId)).state === 'CONTAINER_CREATED' && Date.now() < deadline) await sleep(50);
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    expect(alive(pid)).toBe(false); // the init waited on a pipe from its monitor
+    // Ended, so that the kubelet can remove it (as when a started container's monitor dies).
+    const st = await status(containerId);
+    expect([st.state, st.exitCode, st.startedAt]).toEqual(['CONTAINER_EXITED', 255, '0']);
+    expect(st.message).toMatch(/monitor died/);
+    const err = await s.runtime.StartContainer({ containerId }).catch((e) => e);
+    expect(grpcCode(err)).toBe('FAILED_PRECONDITION');
+    await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
+  });
+
   it('the log file system full: the container keeps running, and logs resume once space is freed', async () => {
     const dir = join(logDir, 'full');
     mkdirSync(dir, { recursive: true });
