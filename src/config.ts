@@ -40,8 +40,8 @@ export interface ServerConfig {
   /** HOST:PORT serving Prometheus metrics at /metrics; '' (the default) serves none. */
   metricsAddress: string;
   /**
-   * The cgroup (cgroupfs path) under which pods given no cgroup_parent get theirs.
-   * Pods made under an earlier value keep theirs only while it is unchanged: set it before the first pod.
+   * The cgroup (cgroupfs path) under which new pods given no cgroup_parent get
+   * theirs. A pod keeps the one it was made with (its record says which).
    */
   podCgroupRoot: string;
 }

@@ -39,8 +39,6 @@ export interface ContainerManagerDeps {
   sandboxes: SandboxManager;
   images: ImageService;
   cgroups: Cgroups;
-  /** The cgroup under which pods given no cgroup_parent get theirs (ServerConfig.podCgroupRoot). */
-  podCgroupRoot: string;
   /** Lifecycle events (CRI GetContainerEvents). */
   events?: EventBus;
   /** Reaps container inits re-parented to the server when their monitor dies, and spare monitors let go. */
@@ -83,8 +81,8 @@ export class ContainerManager {
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
   private readonly monitors: SpareMonitors;
-  /** Whether podCgroupRoot hands cpuset values down (ensureParent) yet. */
-  private ownParentReady = false;
+  /** Parents of peapod's own pod cgroups that hand cpuset values down (ensureParent) by now. */
+  private readonly ownParentsReady = new Set<string>();
 
   constructor(private readonly deps: ContainerManagerDeps) {
     // Records live in the state dir like the sandboxes they belong to (neither
@@ -167,7 +165,7 @@ export class ContainerManager {
       createdAt: nowNs(),
       startedAt: 0n,
       logPath: sb.spec.logDirectory && spec.logPath ? join(sb.spec.logDirectory, spec.logPath) : '',
-      cgroup: join(this.podCgroupPath(sb), id),
+      cgroup: join(sb.cgroup, id),
       monitor: null,
       init: null,
       exit: null,
@@ -396,16 +394,13 @@ export class ContainerManager {
     return out;
   }
 
-  /** The pod's cgroup: the kubelet's cgroup_parent, or one of peapod's own. */
-  private podCgroupPath(sb: Sandbox): string {
-    return sb.spec.cgroupParent || `${this.deps.podCgroupRoot}/${sb.id}`;
-  }
-
   /** Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do. */
   private ensureOwnParent(sb: Sandbox): void {
-    if (sb.spec.cgroupParent || this.ownParentReady) return;
-    this.deps.cgroups.ensureParent(this.deps.podCgroupRoot);
-    this.ownParentReady = true;
+    if (sb.spec.cgroupParent) return;
+    const parent = dirname(sb.cgroup);
+    if (this.ownParentsReady.has(parent)) return;
+    this.deps.cgroups.ensureParent(parent);
+    this.ownParentsReady.add(parent);
   }
 
   /** The pod cgroup peapod made (no cgroup_parent given) goes with the pod; a kubelet manages its own. */
@@ -413,7 +408,7 @@ export class ContainerManager {
     if (sb.spec.cgroupParent) return;
     let cg: Cgroup;
     try {
-      cg = this.deps.cgroups.open(this.podCgroupPath(sb));
+      cg = this.deps.cgroups.open(sb.cgroup);
     } catch (err) {
       if (isKind(err, 'NotFound')) return;
       throw err;
@@ -446,7 +441,7 @@ export class ContainerManager {
 
   /** The pod cgroup holds every container's cgroup: its figures are the pod's. */
   podStats(sb: Sandbox): CgroupStats | undefined {
-    return this.cgroupStats(this.podCgroupPath(sb));
+    return this.cgroupStats(sb.cgroup);
   }
 
   private cgroupStats(path: string): CgroupStats | undefined {

@@ -39,6 +39,8 @@ export interface SandboxManagerDeps {
   network?: PodNetwork;
   /** Lifecycle events (CRI GetContainerEvents), with the sandbox id as container id. */
   events?: EventBus;
+  /** Where pods given no cgroup_parent get their cgroup (ServerConfig.podCgroupRoot). */
+  podCgroupRoot: string;
 }
 
 /** The user pause runs as, like the upstream pause image. */
@@ -63,6 +65,8 @@ export class SandboxManager {
     this.store = new RecordStore<Sandbox>(deps.state, deps.state, 'sandboxes', (raw) => ({
       ...raw,
       createdAt: BigInt(raw.createdAt),
+      // A record written before the field was: its pod is under today's root.
+      cgroup: raw.cgroup ?? podCgroup(raw.spec, raw.id, deps.podCgroupRoot),
     }));
   }
 
@@ -120,6 +124,7 @@ export class SandboxManager {
       stopped: false,
       complete: false,
       network: { ip: '', additionalIps: [] },
+      cgroup: podCgroup(spec, id, this.deps.podCgroupRoot),
     };
     const nsDir = join(this.store.runtimeDir(id), 'ns');
     undo.add('remove files', () => this.store.removeFiles(id));
@@ -272,6 +277,11 @@ export class SandboxManager {
     if (idOrPrefix === '') throw invalidArgument('pod sandbox id is required');
     return matchIdPrefix(this.sandboxes.keys(), idOrPrefix);
   }
+}
+
+/** The kubelet's cgroup_parent, else one of peapod's own under `root`. */
+function podCgroup(spec: SandboxSpec, id: string, root: string): string {
+  return spec.cgroupParent || `${root}/${id}`;
 }
 
 function nameKey(spec: SandboxSpec): string {

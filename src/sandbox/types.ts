@@ -65,6 +65,12 @@ export interface Sandbox {
    */
   complete: boolean;
   network: { ip: string; additionalIps: string[] };
+  /**
+   * The pod's cgroup: the kubelet's cgroup_parent, or one under peapod's
+   * podCgroupRoot that peapod makes and removes. Recorded, so that a server
+   * started with another podCgroupRoot still removes it.
+   */
+  cgroup: string;
   /** Pod networking (CNI ADD) was started and not yet torn down (DEL). */
   networkAttached?: boolean;
 }

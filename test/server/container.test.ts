@@ -528,6 +528,34 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
     }
   });
 
+  it("removes a pod's own cgroup made under an earlier podCgroupRoot, and keeps the pod's containers there", async () => {
+    const [before, after] = ['a', 'b'].map((x) => `peapod-test-${process.pid}-${x}`);
+    const cgroups = Cgroups.detect();
+    const where = (rel: string) => cgroups.mounts.filter((m) => existsSync(join(m, rel)));
+    const s = await startServer({}, preloadBusybox, { args: ['--pod-cgroup-root', before] });
+    try {
+      const old = (await s.runtime.RunPodSandbox({ config: podConfig('old-root') })).podSandboxId;
+      const first = (await s.runtime.CreateContainer({ podSandboxId: old, config: cfg })).containerId;
+      expect(where(`${before}/${old}/${first}`)).toEqual(cgroups.mounts);
+      await s.restart({}, ['--pod-cgroup-root', after]);
+      // The pod keeps the cgroup it was made with; a new pod gets one under the new root.
+      const second = (await s.runtime.CreateContainer({ podSandboxId: old, config: { ...cfg, metadata: { name: 'second' } } })).containerId;
+      expect(where(`${before}/${old}/${second}`)).toEqual(cgroups.mounts);
+      const fresh = (await s.runtime.RunPodSandbox({ config: podConfig('new-root') })).podSandboxId;
+      const third = (await s.runtime.CreateContainer({ podSandboxId: fresh, config: cfg })).containerId;
+      expect(where(`${after}/${fresh}/${third}`)).toEqual(cgroups.mounts);
+      // Started, each init is in every hierarchy of its cgroup (before, some may be joined at start).
+      for (const id of [first, second]) await s.runtime.StartContainer({ containerId: id });
+      const stats = (await s.runtime.PodSandboxStats({ podSandboxId: old })).stats!;
+      expect(Number(stats.linux!.process!.processCount!.value)).toBe(2);
+      for (const id of [old, fresh]) await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      expect([...where(`${before}/${old}`), ...where(`${after}/${fresh}`)]).toEqual([]);
+    } finally {
+      await s.cleanup();
+      for (const root of [before, after]) if (where(root).length) await cgroups.open(root).remove();
+    }
+  });
+
   it('drops writable layers whose container records are gone (the state dir empties at a reboot)', async () => {
     const stale = 'ab'.repeat(32);
     const s = await startServer({}, async (root) => {

@@ -32,8 +32,8 @@ export interface TestServer {
   pid: number;
   /** Everything the server printed so far. */
   output(): string;
-  /** kill -9 the server and start it again on the same roots. */
-  restart(env?: Record<string, string>): Promise<void>;
+  /** kill -9 the server and start it again on the same roots; `args` replace the extra `serve` flags. */
+  restart(env?: Record<string, string>, args?: string[]): Promise<void>;
   kill9(): Promise<void>;
   /** Removes every sandbox, stops the server, deletes the roots. */
   cleanup(): Promise<void>;
@@ -64,12 +64,13 @@ export async function startServer(
   // A server that dies on its own mid-test: its last words, for the failure report (the tests only see a refused socket).
   let died: string | undefined;
   let killing = false;
+  let extraArgs = opts.args ?? [];
 
   const launch = async (extraEnv: Record<string, string>) => {
     died = undefined; // a test that restarts the server meant it to go (fault points kill it)
     const [cmd, ...args] = command(runtime);
     const serve = ['serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'];
-    serve.push('--network', opts.network ?? 'none', ...(opts.args ?? []));
+    serve.push('--network', opts.network ?? 'none', ...extraArgs);
     const argv = [...(opts.wrapper ?? []), cmd!, ...args, ...serve];
     child = spawn(argv[0]!, argv.slice(1), {
       env: { ...process.env, ...extraEnv },
@@ -125,8 +126,9 @@ export async function startServer(
       return child.pid!;
     },
     output: () => out,
-    async restart(extraEnv = {}) {
+    async restart(extraEnv = {}, args) {
       await kill9();
+      if (args) extraArgs = args;
       await launch(extraEnv);
     },
     kill9,
