@@ -941,7 +941,7 @@ int main(int argc, char **argv)
 	static struct monitor mon;
 	struct monitor *m = &mon;
 	const char *spec_path = NULL, *dir = NULL, *notify_path = NULL, *notify_key = "-", *wait_fifo = NULL, *which;
-	char err[1024];
+	char err[1024], start[24];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, gop[2], syncp[2], devnull, tty, chan;
 	sigset_t mask;
 	struct spec *s;
@@ -1124,7 +1124,10 @@ int main(int argc, char **argv)
 		abort_start(m, "write %s/monitor.json: %s", dir);
 	if (printf("%d\n", (int)m->init) < 0 || fflush(stdout) == EOF)
 		abort_start(m, "write pid to %s: %s", "stdout");
-	if (notify_keep(&chan, "created", "%d", (int)m->init) < 0) {
+	/* With its start time, the server knows the init without reading /proc. */
+	if (proc_starttime(m->init, start, sizeof(start)) < 0)
+		abort_start(m, "read the %s's /proc stat: %s", "init");
+	if (notify_keep(&chan, "created", "%d %s", (int)m->init, start) < 0) {
 		errno = ECONNREFUSED;
 		abort_start(m, "report to the %s: %s", "server");
 	}

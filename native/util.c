@@ -266,3 +266,33 @@ fail:
 	errno = err;
 	return -1;
 }
+
+int proc_starttime(pid_t pid, char *buf, size_t len)
+{
+	char path[32], stat[1024];
+	const char *p;
+	size_t n;
+	ssize_t got;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	got = read_all(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (got <= 0)
+		return -1;
+	stat[got] = '\0';
+	/* comm (field 2) may hold spaces and ')': count fields after the last ')'. */
+	p = strrchr(stat, ')');
+	for (field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (!p || (n = strspn(++p, "0123456789")) == 0 || n >= len) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return 0;
+}

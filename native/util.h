@@ -20,17 +20,17 @@ int close_fds_except(int keep);
 int close_fds_from(int lo);
 
 /*
- * "--name VALUE" or "--name=VALUE" at argv[*i]: the value (advancing *i past
- * a separate one), NULL when argv[*i] is another option. A missing value
- * prints the usage and exits 2.
- */
-/*
  * A listening unix stream socket (non-blocking, mode 0600) named `name` in
  * the directory `dirfd`, bound through /proc/self/fd so that long state paths
  * still fit in sun_path. A stale socket file is replaced. -1 with errno set.
  */
 int listen_unix_at(int dirfd, const char *name);
 
+/*
+ * "--name VALUE" or "--name=VALUE" at argv[*i]: the value (advancing *i past
+ * a separate one), NULL when argv[*i] is another option. A missing value
+ * prints the usage and exits 2.
+ */
 const char *opt_value(int argc, char **argv, int *i, void (*usage)(FILE *), const char *name);
 
 /* Write buf to dirfd/name atomically: a temporary file in the same
@@ -45,5 +45,10 @@ int reset_signals(void);
 
 /* Parse "UID:GID" (decimal, each < 2^32-1). Returns 0 or -1. */
 int parse_ids(const char *s, uid_t *uid, gid_t *gid);
+
+/* Process `pid`'s start time (field 22 of /proc/PID/stat, clock ticks since
+ * boot) as its decimal text: with the pid, what tells it from a later
+ * process given the same pid. Returns 0 or -1 (errno set). */
+int proc_starttime(pid_t pid, char *buf, size_t len);
 
 #endif

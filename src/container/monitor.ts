@@ -33,7 +33,9 @@ export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdenti
   }
   if (m.word !== 'created') throw failedPrecondition(`container set-up failed: ${m.text}`);
   const monitor = known ?? identify(started.pid);
-  const init = identify(Number(m.text));
+  // "PID START": the monitor read the init's start time, which spares a /proc read here.
+  const [pid, startTime] = m.text.split(' ');
+  const init = startTime ? { pid: Number(pid), startTime } : identify(Number(pid));
   if (!monitor || !init) throw internal(`container monitor or init (pid ${m.text}) exited at once`);
   return { monitor, init };
 }

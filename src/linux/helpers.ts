@@ -29,7 +29,7 @@ const SUN_PATH_MAX = 107;
  * 100 MB Node process), posix_spawn copies nothing and creates no thread,
  * so it is also safe inside a namespace window. No runtime can watch a raw
  * pipe fd, so helpers report on this unix socket instead, one connection
- * per line: "KEY created PID", "KEY ok PID", "KEY error MESSAGE",
+ * per line: "KEY created PID START" (the init's start time), "KEY ok PID", "KEY error MESSAGE",
  * "KEY exited CODE". A monitor keeps its "created" connection open for the
  * server's commands (command). Monitors outlive the server and tell
  * whichever server listens on the socket at the time.

@@ -37,6 +37,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { control } from '../../src/container/monitor.js';
 import { loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
+import { readProcStat } from '../../src/linux/proc.js';
 import { Reaper } from '../../src/linux/reaper.js';
 import { readOrNull, sleep, until } from '../support/wait.js';
 
@@ -518,9 +519,10 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     const proc = spawn(MONITOR, ['--spec', specFile, '--dir', dir, '--notify', sockPath, '--notify-key', 'k9'], { stdio: 'ignore' });
     const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
     try {
-      await until('the created report', () => /^k9 created \d+\n$/.test(conns[0]?.buf ?? ''));
+      await until('the created report', () => /^k9 created \d+ \d+\n$/.test(conns[0]?.buf ?? ''));
       const chan = conns[0]!;
       const initPid = Number(chan.buf.split(' ')[2]);
+      expect(chan.buf).toBe(`k9 created ${initPid} ${readProcStat(initPid)!.startTime}\n`);
       expect(alive(initPid)).toBe(true);
       const ask = async (cmd: string) => {
         chan.buf = '';
@@ -562,7 +564,9 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     try {
       const created = await h.report;
       expect(created.word).toBe('created');
-      initPid = Number(created.text);
+      const [pid, startTime] = created.text.split(' ');
+      initPid = Number(pid);
+      expect(startTime).toBe(readProcStat(initPid)!.startTime); // the init's, as /proc has it
       const reply = control(helpers, 'k-cut', dir, 'start', 10_000);
       helpers.release('k-cut');
       const answer = await reply.then((time) => `ok ${time}`, (e: Error) => `error ${e.message}`);
