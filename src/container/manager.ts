@@ -248,6 +248,8 @@ export class ContainerManager {
         await cgroup?.remove();
       });
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
+      // The main thread would wait for the report anyway (not while the client asks for the start).
+      this.monitors.fill();
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
       c.monitor = monitor;
       c.init = init;
@@ -255,8 +257,6 @@ export class ContainerManager {
       failpoint('container.after-monitor');
       this.containers.set(id, c);
       undo.commit();
-      // Once the answer is on its way: while the client reads it and asks for the start.
-      setTimeout(() => this.monitors.fill(), 1);
       this.emit('CONTAINER_CREATED_EVENT', c);
       log.info('container created', { id, name: spec.name, sandbox: sb.id, pid: init.pid });
       return c;
