@@ -89,10 +89,8 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     config.network === 'none'
       ? loopbackOnlyNetwork()
       : new CniNetwork({ confDir: config.cniConfDir, binDirs: config.cniBinDirs, state: config.state, log });
-  const cgroups = Cgroups.detect();
   const sandboxes = new SandboxManager({
     ...config,
-    cgroups,
     network: config.network === 'none' ? undefined : network,
     log,
     hostNs,
@@ -104,9 +102,10 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     },
     beforeRemove: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.remove(c.id);
+      await containers.removeSandboxCgroup(sandboxes.get(id));
     },
   });
-  containers = new ContainerManager({ ...config, log, sandboxes, images, cgroups, events, reaper, helpers });
+  containers = new ContainerManager({ ...config, log, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });
   await sandboxes.load();
   await containers.load();
   const pods = new PodRunner({

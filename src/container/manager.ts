@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from '../errors.js';
+import { alreadyExists, deadlineExceeded, failedPrecondition, invalidArgument, isKind, notFound } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import { SIGKILL, SIGTERM, signalNumber } from '../ffi/constants.js';
 import { precreateMountTargets } from '../image/rootfs.js';
@@ -81,6 +81,8 @@ export class ContainerManager {
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
   private readonly monitors: SpareMonitors;
+  /** Parents of peapod's own pod cgroups that hand cpuset values down (ensureParent) by now. */
+  private readonly ownParentsReady = new Set<string>();
 
   constructor(private readonly deps: ContainerManagerDeps) {
     // Records live in the state dir like the sandboxes they belong to (neither
@@ -247,6 +249,7 @@ export class ContainerManager {
         await cgroup?.killAll();
         await cgroup?.remove();
       });
+      this.ensureOwnParent(sb);
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
       // The main thread would wait for the report anyway (not while the client asks for the start).
       this.monitors.fill();
@@ -389,6 +392,28 @@ export class ContainerManager {
       out.push(c);
     }
     return out;
+  }
+
+  /** Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do. */
+  private ensureOwnParent(sb: Sandbox): void {
+    if (sb.spec.cgroupParent) return;
+    const parent = dirname(sb.cgroup);
+    if (this.ownParentsReady.has(parent)) return;
+    this.deps.cgroups.ensureParent(parent);
+    this.ownParentsReady.add(parent);
+  }
+
+  /** The pod cgroup peapod made (no cgroup_parent given) goes with the pod; a kubelet manages its own. */
+  async removeSandboxCgroup(sb: Sandbox): Promise<void> {
+    if (sb.spec.cgroupParent) return;
+    let cg: Cgroup;
+    try {
+      cg = this.deps.cgroups.open(sb.cgroup);
+    } catch (err) {
+      if (isKind(err, 'NotFound')) return;
+      throw err;
+    }
+    await cg.remove();
   }
 
   inSandbox(sandboxId: string): Container[] {

@@ -46,8 +46,6 @@ export interface Cgroup {
   readonly path: string;
   /** One directory per hierarchy (v1 ones and the cgroup2 one); write a pid into each <dir>/cgroup.procs to join. */
   procsDirs(): string[];
-  /** Moves process `pid` (all its threads) into this cgroup in every hierarchy. */
-  add(pid: number): void;
   update(res: CgroupResources): void;
   stats(): CgroupStats;
   oomKilled(): boolean;
@@ -256,10 +254,6 @@ class CgroupHandle implements Cgroup {
 
   procsDirs(): string[] {
     return this.cg.procsDirs(this.path);
-  }
-
-  add(pid: number): void {
-    for (const dir of this.procsDirs()) write(join(dir, 'cgroup.procs'), String(pid));
   }
 
   update(res: CgroupResources): void {

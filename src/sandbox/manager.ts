@@ -1,10 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
-import { alreadyExists, failedPrecondition, invalidArgument, isKind } from '../errors.js';
+import { join } from 'node:path';
+import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import type { Logger } from '../log.js';
-import type { Cgroup, Cgroups } from '../linux/cgroups.js';
 import { bindFile } from '../linux/mount.js';
 import { HostNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
 import { linkUp } from '../linux/netif.js';
@@ -40,7 +39,6 @@ export interface SandboxManagerDeps {
   network?: PodNetwork;
   /** Lifecycle events (CRI GetContainerEvents), with the sandbox id as container id. */
   events?: EventBus;
-  cgroups: Cgroups;
   /** Where pods given no cgroup_parent get their cgroup (ServerConfig.podCgroupRoot). */
   podCgroupRoot: string;
 }
@@ -59,8 +57,6 @@ export class SandboxManager {
   private readonly names = new Map<string, string>();
   private readonly locks = new KeyedMutex();
   private readonly store: RecordStore<Sandbox>;
-  /** Parents of peapod's own pod cgroups that hand cpuset values down (ensureParent) by now. */
-  private readonly ownParentsReady = new Set<string>();
 
   constructor(private readonly deps: SandboxManagerDeps) {
     // A sandbox lives no longer than the boot (its pause and pins die with
@@ -82,7 +78,6 @@ export class SandboxManager {
         // A server killed before the launcher's report never recorded pause: find it by its argv.
         const pauses = sb.pause ? [sb.pause] : processesWithArgv(pauseArgv(this.deps.nativeDir, this.store.runtimeDir(sb.id)));
         for (const p of pauses) await this.deps.reaper.kill(p);
-        await this.removeCgroups(sb);
         await this.detachNetwork(sb).catch((err) => this.deps.log.error('network teardown failed', { id: sb.id, err }));
         await this.store.removeFiles(sb.id);
         continue;
@@ -152,24 +147,10 @@ export class SandboxManager {
         user: PAUSE_USER,
       });
     });
-    // Made while the launcher starts pause (on the other core); undone after pause is killed.
-    undo.add('remove cgroups', () => this.removeCgroups(sb));
-    let cgroup: Cgroup;
-    try {
-      this.ensureOwnParent(sb);
-      cgroup = this.deps.cgroups.create(pauseCgroup(sb));
-    } catch (err) {
-      // pause is on its way: wait for it, to kill it.
-      const started = await awaitPause(launcher).catch(() => undefined);
-      if (started) await reaper.kill(started);
-      throw err;
-    }
     const pause = await awaitPause(launcher);
     failpoint('sandbox.after-launch');
     reaper.watch(pause.pid);
     undo.add('kill pause', () => reaper.kill(pause));
-    // As containerd puts the sandbox container: the pod's limits and figures count pause.
-    cgroup.add(pause.pid);
     sb.pause = pause;
     this.store.save(sb);
     failpoint('sandbox.after-pause');
@@ -221,7 +202,6 @@ export class SandboxManager {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
       if (sb.pause) await this.deps.reaper.kill(sb.pause);
-      await removeCgroup(this.deps.cgroups, pauseCgroup(sb));
       if (!sb.stopped || sb.pause) {
         sb.stopped = true;
         sb.pause = null;
@@ -245,7 +225,6 @@ export class SandboxManager {
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
-      await this.removeCgroups(sb);
       // removeFiles unmounts the netns pin with whatever else is under the runtime dir.
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
@@ -253,20 +232,6 @@ export class SandboxManager {
       this.emit('CONTAINER_DELETED_EVENT', sb);
       this.deps.log.info('pod sandbox removed', { id });
     });
-  }
-
-  /** Made (or taken from an earlier version) once, when a pod first needs it: a kubelet's pods never do. */
-  private ensureOwnParent(sb: Sandbox): void {
-    if (sb.spec.cgroupParent) return;
-    const parent = dirname(sb.cgroup);
-    if (this.ownParentsReady.has(parent)) return;
-    this.deps.cgroups.ensureParent(parent);
-    this.ownParentsReady.add(parent);
-  }
-
-  /** pause's, and the pod's if peapod made it (a kubelet removes its own): once the pod's containers are gone. */
-  private async removeCgroups(sb: Sandbox): Promise<void> {
-    await removeCgroup(this.deps.cgroups, sb.spec.cgroupParent ? pauseCgroup(sb) : sb.cgroup);
   }
 
   private emit(type: ContainerEventType, sb: Sandbox): void {
@@ -311,20 +276,6 @@ export class SandboxManager {
   private find(idOrPrefix: string): string | undefined {
     if (idOrPrefix === '') throw invalidArgument('pod sandbox id is required');
     return matchIdPrefix(this.sandboxes.keys(), idOrPrefix);
-  }
-}
-
-/** pause's cgroup: below the pod's, as containerd makes the sandbox container's. */
-function pauseCgroup(sb: Sandbox): string {
-  return `${sb.cgroup}/${sb.id}`;
-}
-
-/** Removes the cgroup at `path` and below; fine if it is not there. */
-async function removeCgroup(cgroups: Cgroups, path: string): Promise<void> {
-  try {
-    await cgroups.open(path).remove();
-  } catch (err) {
-    if (!isKind(err, 'NotFound')) throw err;
   }
 }
 

@@ -428,8 +428,7 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
         expect(readdirSync(join(s.root, 'containers'))).toEqual([]);
         expect(readdirSync(join(s.state, 'containers'))).toEqual([]);
         const cgDir = `/sys/fs/cgroup/memory/peapod/${podSandboxId}`;
-        // pause's cgroup only, no container's.
-        expect(readdirSync(cgDir).filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([podSandboxId]);
+        expect(existsSync(cgDir) ? readdirSync(cgDir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : []).toEqual([]);
         expect(mountsContaining(join(s.state, 'containers'))).toEqual([]);
         // The name is free again once the fault is gone.
         await s.restart();
@@ -548,7 +547,7 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       // Started, each init is in every hierarchy of its cgroup (before, some may be joined at start).
       for (const id of [first, second]) await s.runtime.StartContainer({ containerId: id });
       const stats = (await s.runtime.PodSandboxStats({ podSandboxId: old })).stats!;
-      expect(Number(stats.linux!.process!.processCount!.value)).toBe(3); // and pause
+      expect(Number(stats.linux!.process!.processCount!.value)).toBe(2);
       for (const id of [old, fresh]) await s.runtime.RemovePodSandbox({ podSandboxId: id });
       expect([...where(`${before}/${old}`), ...where(`${after}/${fresh}`)]).toEqual([]);
     } finally {

@@ -1,11 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { mountsContaining, nsOf, procStatus, repoRoot, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { defaultConfig } from '../../src/config.js';
-import { Cgroups } from '../../src/linux/cgroups.js';
 import { processesWithArgv } from '../../src/linux/proc.js';
 import { pauseArgv } from '../../src/sandbox/pause.js';
 
@@ -28,22 +27,6 @@ function childrenNamed(ppid: number, comm: string): number[] {
     }
   }
   return out;
-}
-
-/**
- * A pod cgroup root of the test's own (other files' servers use the default
- * one meanwhile), and the pod cgroups under it in any hierarchy.
- */
-function ownCgroupRoot(tag: string) {
-  const cgroups = Cgroups.detect();
-  const root = `peapod-test-${process.pid}-${tag}`;
-  return {
-    args: ['--pod-cgroup-root', root],
-    pods: () => cgroups.mounts.flatMap((m) => (existsSync(join(m, root)) ? readdirSync(join(m, root), { withFileTypes: true }) : []).filter((e) => e.isDirectory()).map((e) => e.name)),
-    remove: async () => {
-      if (cgroups.mounts.some((m) => existsSync(join(m, root)))) await cgroups.open(root).remove();
-    },
-  };
 }
 
 function sandboxDirsEmpty(s: TestServer): boolean {
@@ -124,35 +107,6 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
     await s.runtime.RemovePodSandbox({ podSandboxId: id });
     await s.runtime.StopPodSandbox({ podSandboxId: id });
     await expect(s.runtime.PodSandboxStatus({ podSandboxId: id })).rejects.toSatisfy((e) => grpcCode(e) === 'NOT_FOUND');
-  });
-
-  it("puts pause in a cgroup below the pod's, gone at stop; peapod's own pod cgroup goes at remove, a kubelet's cgroup_parent stays", async () => {
-    const cgroups = Cgroups.detect();
-    const where = (rel: string) => cgroups.mounts.filter((m) => existsSync(join(m, rel)));
-    // Every hierarchy's line of /proc/PID/cgroup: "id:controllers:path".
-    const paths = (pid: number) => new Set(readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').map((l) => l.split(':').slice(2).join(':')));
-    const kubeletRoot = `peapod-test-${process.pid}-kubelet`;
-    const kubelet = `${kubeletRoot}/pod-uid`;
-    cgroups.create(kubelet); // the kubelet makes a pod's cgroup before RunPodSandbox
-    try {
-      for (const parent of [undefined, kubelet]) {
-        const config = podConfig(parent ? 'kubelet-cgroup' : 'own-cgroup', parent ? { linux: { cgroupParent: `/${parent}` } } : {});
-        const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config });
-        const pod = parent ?? `${defaultConfig.podCgroupRoot}/${id}`;
-        expect(paths(await pausePid(s, id)), pod).toEqual(new Set([`/${pod}/${id}`]));
-        expect(where(`${pod}/${id}`)).toEqual(cgroups.mounts);
-        // The pod's figures count pause, as the kubelet's cAdvisor sees a containerd pod's.
-        const stats = (await s.runtime.PodSandboxStats({ podSandboxId: id })).stats!;
-        expect(Number(stats.linux!.process!.processCount!.value)).toBe(1);
-        await s.runtime.StopPodSandbox({ podSandboxId: id });
-        expect(where(`${pod}/${id}`)).toEqual([]);
-        expect(where(pod)).toEqual(cgroups.mounts);
-        await s.runtime.RemovePodSandbox({ podSandboxId: id });
-        expect(where(pod)).toEqual(parent ? cgroups.mounts : []);
-      }
-    } finally {
-      if (where(kubeletRoot).length) await cgroups.open(kubeletRoot).remove();
-    }
   });
 
   it('keeps the server threads in the host namespaces across every RPC, also under concurrent RunPodSandbox', async () => {
@@ -368,8 +322,7 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
     'sandbox.after-commit',
   ];
   it.each(failpoints)('leaves nothing behind when RunPodSandbox fails at %s', async (fp) => {
-    const cg = ownCgroupRoot('fails');
-    const s = await startServer({ PEAPOD_FAILPOINTS: fp }, undefined, { args: cg.args });
+    const s = await startServer({ PEAPOD_FAILPOINTS: fp });
     try {
       const hostBefore = threadNamespaces(s.pid);
       await expect(s.runtime.RunPodSandbox({ config: podConfig('fails') })).rejects.toThrow(new RegExp(fp));
@@ -377,7 +330,6 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
       expect(childrenNamed(s.pid, 'pause')).toEqual([]);
       expect(mountsContaining(s.state)).toEqual([]);
       expect(sandboxDirsEmpty(s)).toBe(true);
-      expect(cg.pods()).toEqual([]);
       expect((await s.runtime.ListPodSandbox({})).items).toEqual([]);
       // The name was released: the same pod can be run once the fault is gone.
       await s.restart();
@@ -385,25 +337,21 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
       await s.runtime.RemovePodSandbox({ podSandboxId: ok.podSandboxId });
     } finally {
       await s.cleanup();
-      await cg.remove();
     }
   });
 
   it.each(['sandbox.after-launch', 'sandbox.after-pause', 'sandbox.after-pin-net'])(
     'cleans up at start-up after the server was killed during RunPodSandbox (%s)',
     async (fp) => {
-      const cg = ownCgroupRoot('killed');
-      const s = await startServer({ PEAPOD_FAILPOINTS: `${fp}=exit` }, undefined, { args: cg.args });
+      const s = await startServer({ PEAPOD_FAILPOINTS: `${fp}=exit` });
       try {
         await expect(s.runtime.RunPodSandbox({ config: podConfig('killed') })).rejects.toBeDefined();
         // after-launch: pause runs, but the server died before it recorded its pid.
         const [id] = readdirSync(join(s.state, 'sandboxes'));
         const pauses = () => processesWithArgv(pauseArgv(defaultConfig.nativeDir, join(s.state, 'sandboxes', id!)));
         expect(pauses()).toHaveLength(1);
-        expect(cg.pods()).toContain(id);
         await s.restart();
         expect(pauses()).toEqual([]);
-        expect(cg.pods()).toEqual([]);
         expect((await s.runtime.ListPodSandbox({})).items).toEqual([]);
         expect(mountsContaining(s.state)).toEqual([]);
         expect(sandboxDirsEmpty(s)).toBe(true);
@@ -411,7 +359,6 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
         await s.runtime.RemovePodSandbox({ podSandboxId: ok.podSandboxId });
       } finally {
         await s.cleanup();
-        await cg.remove();
       }
     },
   );

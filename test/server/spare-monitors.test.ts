@@ -110,10 +110,10 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     expect(taken.length).toBe(1);
     await until('the handed spare gone', () => !isAlive(identifyOr(taken[0]!)));
     expect((await s.runtime.ListContainers({})).containers).toEqual([]);
-    // Nothing of the container's cgroup is left in any hierarchy: pause's is the pod's only child.
+    // Nothing of the container's cgroup is left in any hierarchy.
     const podCgroup = Cgroups.detect().procsDirs(`peapod/${podSandboxId}`);
     for (const d of podCgroup) {
-      expect(readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name), d).toEqual([podSandboxId]);
+      expect(existsSync(d) ? readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()) : [], d).toEqual([]);
     }
     await until('the pool refilled', () => spares(dir).size === 2);
     // The init the killed monitor had forked, now the server's child, is reaped: pause can end.
