@@ -107,8 +107,9 @@ function containerdParents() {
 
 /** The cgroups containerd gives pods without a cgroup_parent (k8s.io/<id>), and their parents. */
 function containerdCgroups() {
-  const out = new Set(containerdParents());
-  for (const dir of containerdParents()) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.add(join(dir, e.name));
+  const parents = containerdParents();
+  const out = new Set(parents);
+  for (const dir of parents) for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.add(join(dir, e.name));
   return out;
 }
 

@@ -35,9 +35,8 @@ export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdenti
   const monitor = known ?? identify(started.pid);
   // "PID START": the monitor read the init's start time, which spares a /proc read here.
   const [pid, startTime] = m.text.split(' ');
-  const init = startTime ? { pid: Number(pid), startTime } : identify(Number(pid));
-  if (!monitor || !init) throw internal(`container monitor or init (pid ${m.text}) exited at once`);
-  return { monitor, init };
+  if (!monitor || !startTime) throw internal(`container monitor exited at once, or reported no init start time ("${m.text}")`);
+  return { monitor, init: { pid: Number(pid), startTime } };
 }
 
 /**

@@ -551,8 +551,39 @@ describe(`container failures and restarts [server on ${runtime}]`, () => {
       for (const id of [old, fresh]) await s.runtime.RemovePodSandbox({ podSandboxId: id });
       expect([...where(`${before}/${old}`), ...where(`${after}/${fresh}`)]).toEqual([]);
     } finally {
-      await s.cleanup();
-      for (const root of [before, after]) if (where(root).length) await cgroups.open(root).remove();
+      try {
+        await s.cleanup();
+      } finally {
+        for (const root of [before, after]) if (where(root).length) await cgroups.open(root).remove();
+      }
+    }
+  });
+
+  it("finds the pod cgroup of a sandbox record written before records held it under today's root, and removes it with the pod", async () => {
+    const root = `peapod-test-${process.pid}-legacy`;
+    const cgroups = Cgroups.detect();
+    const where = (rel: string) => cgroups.mounts.filter((m) => existsSync(join(m, rel)));
+    const s = await startServer({}, preloadBusybox, { args: ['--pod-cgroup-root', root] });
+    try {
+      const pod = (await s.runtime.RunPodSandbox({ config: podConfig('legacy') })).podSandboxId;
+      await s.runtime.CreateContainer({ podSandboxId: pod, config: cfg });
+      await s.kill9();
+      const file = join(s.state, 'sandboxes', pod, 'record.json');
+      const rec = JSON.parse(readFileSync(file, 'utf8'));
+      expect(rec.cgroup).toBe(`${root}/${pod}`);
+      delete rec.cgroup; // as an earlier version wrote it
+      writeFileSync(file, JSON.stringify(rec));
+      await s.restart();
+      const second = (await s.runtime.CreateContainer({ podSandboxId: pod, config: { ...cfg, metadata: { name: 'second' } } })).containerId;
+      expect(where(`${root}/${pod}/${second}`)).toEqual(cgroups.mounts);
+      await s.runtime.RemovePodSandbox({ podSandboxId: pod });
+      expect(where(`${root}/${pod}`)).toEqual([]);
+    } finally {
+      try {
+        await s.cleanup();
+      } finally {
+        if (where(root).length) await cgroups.open(root).remove();
+      }
     }
   });
 
