@@ -8,7 +8,8 @@ import type { Logger } from '../log.js';
 import { sleep } from '../util/time.js';
 
 interface Spare {
-  pid: number;
+  /** Read at spawn, off the create's path: a child's /proc entry stays until it is reaped. */
+  identity: ProcessIdentity;
   fifo: string;
 }
 
@@ -56,7 +57,7 @@ export class SpareMonitors {
       try {
         libc().mknod(fifo, S_IFIFO | 0o600, 0);
         const pid = this.helpers.start(this.binary, ['--wait', fifo], { stderr: join(this.dir, 'spares.log') });
-        this.ready.push({ pid, fifo });
+        this.ready.push({ identity: identify(pid)!, fifo });
       } catch (err) {
         rmSync(fifo, { force: true });
         this.log.warn('could not start a spare container monitor', { err });
@@ -78,24 +79,22 @@ export class SpareMonitors {
         // Succeeds only while the spare sits in open() for reading.
         fd = libc().open(spare.fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
       } catch (err) {
-        if (exited(spare.pid)) {
+        if (exited(spare.identity.pid)) {
           rmSync(spare.fifo, { force: true });
         } else if (isSyscallError(err, 'ENXIO')) {
           this.ready.push(spare); // still starting: a later create may have it
         } else {
           // Its FIFO gone (removed by hand, say): it would wait for ever.
-          this.log.warn('a spare container monitor could not be reached; killed', { pid: spare.pid, err });
-          libc().kill(spare.pid, SIGKILL);
-          this.reaper.watch(spare.pid);
+          this.log.warn('a spare container monitor could not be reached; killed', { pid: spare.identity.pid, err });
+          libc().kill(spare.identity.pid, SIGKILL);
+          this.reaper.watch(spare.identity.pid);
           rmSync(spare.fifo, { force: true });
         }
         continue;
       }
+      // The open succeeded, so the spare holds the other end: alive, and still our unreaped child.
       rmSync(spare.fifo, { force: true });
-      const identity = identify(spare.pid);
-      if (identity) return { identity, fd };
-      libc().close(fd); // gone in between: nothing waits on the other end
-      this.reaper.watch(spare.pid);
+      return { identity: spare.identity, fd };
     }
     return undefined;
   }
@@ -130,7 +129,7 @@ export class SpareMonitors {
     for (const spare of this.ready.splice(0)) {
       dismiss(spare.fifo);
       // A spare still in its exec has not opened the FIFO (gone now): it exits on ENOENT.
-      for (let i = 0; i < 200 && !exited(spare.pid); i++) await sleep(5);
+      for (let i = 0; i < 200 && !exited(spare.identity.pid); i++) await sleep(5);
     }
   }
 }

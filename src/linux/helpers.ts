@@ -44,6 +44,8 @@ export class Helpers {
   private readonly channels = new Map<string, Channel>();
   /** Every open connection: closing the server waits for none. */
   private readonly sockets = new Set<Socket>();
+  /** The server's environment, which helpers inherit; built once (a read of process.env goes through a C++ interceptor per key). */
+  private readonly env = Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
 
   constructor(
     readonly socketPath: string,
@@ -88,7 +90,7 @@ export class Helpers {
   /** Spawns `binary --notify SOCKET ...args` (stdio as for spawn) and returns its pid; the caller reaps it or expects its report. */
   start(binary: string, args: string[], io: { stdout?: string; stderr: string }): number {
     return libc().spawn(binary, [basename(binary), '--notify', this.socketPath, ...args], {
-      env: Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+      env: this.env,
       files: [
         { fd: 0, path: '/dev/null', flags: O_RDONLY },
         io.stdout ? { fd: 1, path: io.stdout, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600 } : { fd: 1, path: '/dev/null', flags: O_WRONLY },

@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
-import { identify, isAlive, type ProcessIdentity } from '../../src/linux/proc.js';
+import { identify, isAlive, readProcStat, type ProcessIdentity } from '../../src/linux/proc.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { nsOf, runtime, startServer, type TestServer } from '../support/server.js';
@@ -91,6 +91,33 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     expect((await s.runtime.ContainerStatus({ containerId })).status!.state).toBe('CONTAINER_RUNNING');
     await until('the lost spares gone', () => lost.every(([p]) => !isAlive(p)));
     await until('the pool refilled', () => spares(dir).size === 2);
+    await s.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+
+  it('spares killed while they wait are passed over; each monitor recorded is the one that runs its container', async () => {
+    await until('two spares', () => spares(dir).size === 2);
+    const dead = [...spares(dir).keys()].map(identifyOr);
+    for (const p of dead) process.kill(p.pid, 'SIGKILL');
+    await until('the spares dead', () => dead.every((p) => !isAlive(p)));
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares-killed') });
+    // The first create finds no live spare and spawns a monitor; the second gets a spare started after the first.
+    for (const [name, fromSpare] of [['spawned', false], ['spare', true]] as const) {
+      const ready = spares(dir);
+      const { containerId } = await s.runtime.CreateContainer({
+        podSandboxId,
+        config: { metadata: { name }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+      });
+      await s.runtime.StartContainer({ containerId });
+      const { monitorPid, pid } = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!);
+      expect(dead.map((p) => p.pid)).not.toContain(monitorPid);
+      expect(ready.has(monitorPid), name).toBe(fromSpare);
+      expect(readProcStat(pid)!.ppid).toBe(monitorPid);
+      // The record names the monitor by pid and start time (a wrong start time would make it look gone).
+      const record = JSON.parse(readFileSync(join(s.state, 'containers', containerId, 'record.json'), 'utf8'));
+      expect(record.monitor, name).toEqual(identify(monitorPid));
+      await until('the pool refilled', () => spares(dir).size === 2);
+    }
     await s.runtime.RemovePodSandbox({ podSandboxId });
   });
 
