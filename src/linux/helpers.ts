@@ -127,7 +127,7 @@ export class Helpers {
       }, EXIT_POLL_MS);
       this.pending.set(key, (m) => {
         clearInterval(poll);
-        if (!exited) this.reaper.watch(pid);
+        if (!exited) this.reaper.watch(pid, key);
         resolve(m);
       });
     });
@@ -225,8 +225,8 @@ export class Helpers {
   }
 
   private dispatch(key: string, m: HelperMessage): void {
-    // A helper that said its last word is about to exit: reap it soon.
-    if (m.word !== 'created') setTimeout(() => this.reaper.reap(), 20).unref?.();
+    // A helper that said its last word is about to exit: reap it soon (the periodic sweep if it takes longer).
+    if (m.word !== 'created') setTimeout(() => this.reaper.collectKey(key), 20).unref?.();
     const waiter = this.pending.get(key);
     if (waiter) {
       this.pending.delete(key);

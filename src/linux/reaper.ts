@@ -12,7 +12,9 @@ import { sleep } from '../util/time.js';
  * own child bookkeeping is never disturbed.
  */
 export class Reaper {
-  private readonly pids = new Set<number>();
+  /** Watched pids, with the helper key each reports under (if any). */
+  private readonly pids = new Map<number, string | undefined>();
+  private readonly byKey = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
   start(): void {
@@ -25,8 +27,10 @@ export class Reaper {
     if (this.timer) clearInterval(this.timer);
   }
 
-  watch(pid: number): void {
-    this.pids.add(pid);
+  /** `key`: the helper key it reports under, so that its last word can reap just it (collectKey). */
+  watch(pid: number, key?: string): void {
+    this.pids.set(pid, key);
+    if (key !== undefined) this.byKey.set(key, pid);
   }
 
   /**
@@ -37,30 +41,42 @@ export class Reaper {
    */
   adopt(id: ProcessIdentity): void {
     const st = readProcStat(id.pid);
-    if (st && st.startTime === id.startTime && st.ppid === process.pid) this.pids.add(id.pid);
+    if (st && st.startTime === id.startTime && st.ppid === process.pid) this.watch(id.pid);
   }
 
-  /** Collects every watched pid that has exited; forgets those that are not our children. */
+  /** Collects every watched pid that has exited (a wait per pid: the periodic sweep only). */
   reap(): void {
-    for (const pid of this.pids) {
-      try {
-        if (libc().waitpid(pid, WNOHANG).pid === pid) this.pids.delete(pid);
-      } catch (err) {
-        if (err instanceof SyscallError && err.code === 'ECHILD') this.pids.delete(pid);
-        else throw err;
-      }
+    for (const pid of this.pids.keys()) this.collect(pid);
+  }
+
+  /** Collects `pid` if it is watched and has exited; forgets it if it is not our child. */
+  collect(pid: number): void {
+    if (!this.pids.has(pid)) return;
+    try {
+      if (libc().waitpid(pid, WNOHANG).pid !== pid) return;
+    } catch (err) {
+      if (!(err instanceof SyscallError && err.code === 'ECHILD')) throw err;
     }
+    const key = this.pids.get(pid);
+    this.pids.delete(pid);
+    if (key !== undefined && this.byKey.get(key) === pid) this.byKey.delete(key);
+  }
+
+  /** Collects the helper that reports under `key` (see watch), if it has exited. */
+  collectKey(key: string): void {
+    const pid = this.byKey.get(key);
+    if (pid !== undefined) this.collect(pid);
   }
 
   /** SIGKILLs the process (through a pidfd, immune to pid reuse) and waits until it is gone. */
   async kill(id: ProcessIdentity, timeoutMs = 10_000): Promise<void> {
-    if (!isAlive(id)) return this.reap();
+    if (!isAlive(id)) return this.collect(id.pid);
     const c = libc();
     let pidfd: number;
     try {
       pidfd = c.pidfdOpen(id.pid);
     } catch (err) {
-      if (err instanceof SyscallError && err.code === 'ESRCH') return this.reap();
+      if (err instanceof SyscallError && err.code === 'ESRCH') return this.collect(id.pid);
       throw err;
     }
     try {
@@ -75,7 +91,7 @@ export class Reaper {
   async waitGone(id: ProcessIdentity, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      this.reap();
+      this.collect(id.pid);
       // A dying pause waits for every process of its PID namespace to be reaped.
       if (delay >= 8) reapPodOrphans();
       // A child of ours is gone once reaped, not merely dead: else a zombie stays.

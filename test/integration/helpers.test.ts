@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { control } from '../../src/container/monitor.js';
-import { loadLibc } from '../../src/ffi/index.js';
+import { libc, loadLibc, O_RDONLY, O_WRONLY, SIGKILL } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
+import { identify, readProcStat } from '../../src/linux/proc.js';
 import { Reaper } from '../../src/linux/reaper.js';
 import { fakeHelper } from '../support/fake-helper.js';
 import { until } from '../support/wait.js';
@@ -138,5 +139,39 @@ describe('control(): a command whose connection is lost is asked again on the co
 
   it('an error on the control socket is the caller\'s FAILED_PRECONDITION (a start that was done: the caller reads monitor.json)', async () => {
     await expect((await lostThenAsk('started', 'start', 'error container already started')).result).rejects.toMatchObject({ kind: 'FailedPrecondition', message: 'container already started' });
+  });
+});
+
+describe('Reaper: a wait for one process reaps that one only', () => {
+  /** A child started as the server starts its helpers (posix_spawn: the runtime does not know it). */
+  const child = (script: string) =>
+    libc().spawn('/bin/sh', ['sh', '-c', script], {
+      env: [],
+      files: [
+        { fd: 0, path: '/dev/null', flags: O_RDONLY },
+        { fd: 1, path: '/dev/null', flags: O_WRONLY },
+        { fd: 2, path: '/dev/null', flags: O_WRONLY },
+      ],
+    });
+  const zombie = (pid: number) => readProcStat(pid)?.state === 'Z';
+
+  it('collectKey and waitGone reap their own process and leave the other watched ones to the sweep', async () => {
+    const own = new Reaper();
+    const [a, b, c] = [child('exit 0'), child('exit 0'), child('sleep 30')];
+    own.watch(a, 'key-a');
+    own.watch(b, 'key-b');
+    own.watch(c);
+    await until('both exited', () => zombie(a) && zombie(b));
+    own.collectKey('key-a');
+    expect(existsSync(`/proc/${a}`)).toBe(false);
+    expect(zombie(b)).toBe(true);
+    own.collectKey('key-a'); // already collected: nothing to do
+    const cid = identify(c)!;
+    libc().kill(c, SIGKILL);
+    await own.waitGone(cid, 5000);
+    expect(existsSync(`/proc/${c}`)).toBe(false);
+    expect(zombie(b)).toBe(true);
+    own.reap();
+    expect(existsSync(`/proc/${b}`)).toBe(false);
   });
 });
