@@ -7,7 +7,7 @@
 // written there; processes join every hierarchy (procsDirs) so that v1
 // bookkeeping and v2-only features (cgroup.kill) both see them.
 
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PeapodError, type ErrorKind, deadlineExceeded, failedPrecondition, invalidArgument, notFound } from '../errors.js';
 
@@ -544,6 +544,9 @@ function mkdirs(mount: string, parts: string[], created: string[]): number {
 function subtree(dir: string): string[] {
   let entries;
   try {
+    // A cgroup directory's link count is 2 plus its subdirectories (kernfs):
+    // a leaf needs no readdir, which lists every control file (dozens in v1).
+    if (statSync(dir).nlink === 2) return [dir];
     entries = readdirSync(dir, { withFileTypes: true });
   } catch {
     return [];
