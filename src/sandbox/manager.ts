@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { alreadyExists, failedPrecondition, invalidArgument } from '../errors.js';
 import { libc } from '../ffi/index.js';
 import type { Logger } from '../log.js';
-import { bindFile } from '../linux/mount.js';
+import { bindFile, unmount } from '../linux/mount.js';
 import { HostNamespaces, type PodNamespace, type SwitchableNamespace } from '../linux/namespaces.js';
 import { linkUp } from '../linux/netif.js';
 import { isAlive, processesWithArgv } from '../linux/proc.js';
@@ -13,6 +13,7 @@ import type { Reaper } from '../linux/reaper.js';
 import type { PodNetwork } from '../network/status.js';
 import type { ContainerEventType, EventBus } from '../util/events.js';
 import { failpoint } from '../util/failpoint.js';
+import { removeFlat } from '../util/fs.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
@@ -225,7 +226,12 @@ export class SandboxManager {
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
-      // removeFiles unmounts the netns pin with whatever else is under the runtime dir.
+      // Its own mounts by name (the netns pin, the shm tmpfs): then its directories are plain and go
+      // without a read of the host's mount table. removeFiles unmounts whatever else is still there.
+      const dir = this.store.runtimeDir(id);
+      unmount(join(dir, 'ns', 'net'));
+      unmount(join(dir, 'shm'));
+      removeFlat(join(dir, 'ns'));
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
       this.names.delete(nameKey(sb.spec));

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, promises as fsp } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync, promises as fsp, type Dirent } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 let tempSeq = 0;
@@ -50,5 +50,27 @@ export function bigintReplacer(_key: string, value: unknown): unknown {
 export async function removeAtomicLeftovers(dir: string): Promise<void> {
   for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
     if (name.startsWith('.') && name.endsWith('.tmp')) await fsp.rm(join(dir, name), { force: true });
+  }
+}
+
+/**
+ * Removes `dir` when it holds only files and empty directories; true once it
+ * is gone. It never descends, and unlink and rmdir refuse a mount point, so
+ * nothing below a mount is touched: on anything else it stops (part of dir
+ * removed) and returns false.
+ */
+export function removeFlat(dir: string): boolean {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+  try {
+    for (const e of entries) (e.isDirectory() ? rmdirSync : unlinkSync)(join(dir, e.name));
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
   }
 }

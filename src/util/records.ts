@@ -2,7 +2,7 @@ import { mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { mountsUnder, unmount } from '../linux/mount.js';
-import { removeAtomicLeftovers, writeJsonAtomic } from './fs.js';
+import { removeAtomicLeftovers, removeFlat, writeJsonAtomic } from './fs.js';
 
 /**
  * Records of one kind of object (sandboxes, containers): the record at
@@ -59,10 +59,16 @@ export class RecordStore<T extends { id: string }> {
     return out;
   }
 
-  /** Removes both directories, unmounting whatever is still mounted below them first. */
+  /**
+   * Removes both directories, unmounting whatever is still mounted below
+   * them first. Plain ones go without a read of the host's mount table
+   * (which grows with every pod).
+   */
   async removeFiles(id: string): Promise<void> {
-    for (const mp of mountsUnder(this.runtimeDir(id)).reverse()) unmount(mp);
-    await fsp.rm(this.runtimeDir(id), { recursive: true, force: true });
-    await fsp.rm(this.recordDir(id), { recursive: true, force: true });
+    for (const dir of new Set([this.runtimeDir(id), this.recordDir(id)])) {
+      if (removeFlat(dir)) continue;
+      for (const mp of mountsUnder(dir).reverse()) unmount(mp);
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   }
 }

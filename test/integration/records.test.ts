@@ -1,0 +1,90 @@
+// RecordStore.removeFiles on real mounts: a plain directory goes without a
+// scan of the mount table; a mount anywhere below (a directory or file bound
+// from elsewhere, a tmpfs, the directory itself mounted over) is unmounted
+// first, and nothing of what was mounted there is deleted.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { libc, loadLibc } from '../../src/ffi/index.js';
+import { MS_BIND } from '../../src/ffi/constants.js';
+import { bindFile, mountsUnder, unmount } from '../../src/linux/mount.js';
+import { RecordStore } from '../../src/util/records.js';
+import { removeFlat } from '../../src/util/fs.js';
+
+const isRoot = process.getuid?.() === 0;
+let base: string;
+
+beforeAll(async () => {
+  await loadLibc();
+});
+
+afterEach(() => {
+  for (const mp of mountsUnder(base).reverse()) unmount(mp);
+  rmSync(base, { recursive: true, force: true });
+});
+
+/** A store over <base>/state and the files of record `id` in it, plus a directory outside it. */
+function setUp(id: string) {
+  base = mkdtempSync(join(tmpdir(), 'peapod-records-'));
+  const store = new RecordStore<{ id: string }>(join(base, 'state'), join(base, 'state'), 'things', (r) => r);
+  store.save({ id });
+  const dir = store.runtimeDir(id);
+  writeFileSync(join(dir, 'spec'), 'x');
+  mkdirSync(join(dir, 'rootfs'));
+  const outside = join(base, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'keep'), 'precious');
+  return { store, dir, outside };
+}
+
+describe.skipIf(!isRoot)('RecordStore.removeFiles', () => {
+  it('removes a directory of plain files and empty directories', async () => {
+    const { store, dir } = setUp('plain');
+    await store.removeFiles('plain');
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('unmounts what is mounted below (bound directory, bound file, tmpfs, nested) and deletes nothing of it', async () => {
+    const { store, dir, outside } = setUp('mounted');
+    mkdirSync(join(dir, 'ns'));
+    bindFile(join(outside, 'keep'), join(dir, 'ns', 'net'));
+    libc().mount(outside, join(dir, 'rootfs'), null, MS_BIND, null);
+    mkdirSync(join(dir, 'shm'));
+    execFileSync('mount', ['-t', 'tmpfs', 'shm', join(dir, 'shm')]);
+    mkdirSync(join(dir, 'shm', 'deeper'));
+    libc().mount(outside, join(dir, 'shm', 'deeper'), null, MS_BIND, null);
+    expect(mountsUnder(dir).length).toBe(4);
+    await store.removeFiles('mounted');
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('precious');
+  });
+
+  it('unmounts a tmpfs mounted over the directory itself', async () => {
+    const { store, dir } = setUp('over');
+    execFileSync('mount', ['-t', 'tmpfs', 'over', dir]);
+    writeFileSync(join(dir, 'inside'), 'y');
+    await store.removeFiles('over');
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('removeFlat stops at a mount point or a directory with contents, and touches nothing below them', () => {
+    const { dir, outside } = setUp('flat');
+    libc().mount(outside, join(dir, 'rootfs'), null, MS_BIND, null);
+    expect(removeFlat(dir)).toBe(false);
+    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('precious');
+    unmount(join(dir, 'rootfs'));
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(dir, 'sub', 'f'), 'z');
+    expect(removeFlat(dir)).toBe(false);
+    expect(readFileSync(join(dir, 'sub', 'f'), 'utf8')).toBe('z');
+    expect(removeFlat(join(dir, 'sub'))).toBe(true);
+    expect(removeFlat(dir)).toBe(true);
+    expect(existsSync(dir)).toBe(false);
+    expect(removeFlat(dir)).toBe(true); // already gone
+  });
+});
