@@ -29,6 +29,7 @@ export class Reaper {
 
   /** `key`: the helper key it reports under, so that its last word can reap just it (collectKey). */
   watch(pid: number, key?: string): void {
+    if (key === undefined) key = this.pids.get(pid); // watched again: keeps its key
     this.pids.set(pid, key);
     if (key !== undefined) this.byKey.set(key, pid);
   }
