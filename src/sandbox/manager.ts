@@ -127,7 +127,7 @@ export class SandboxManager {
       network: { ip: '', additionalIps: [] },
       cgroup: podCgroup(spec, id, this.deps.podCgroupRoot),
     };
-    const nsDir = join(this.store.runtimeDir(id), 'ns');
+    const nsDir = this.nsDir(id);
     undo.add('remove files', () => this.store.removeFiles(id));
     mkdirSync(nsDir, { recursive: true });
     this.store.save(sb);
@@ -226,12 +226,11 @@ export class SandboxManager {
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
       if (!sb) return;
-      // Its own mounts by name (the netns pin, the shm tmpfs): then its directories are plain and go
-      // without a read of the host's mount table. removeFiles unmounts whatever else is still there.
-      const dir = this.store.runtimeDir(id);
-      unmount(join(dir, 'ns', 'net'));
-      unmount(join(dir, 'shm'));
-      removeFlat(join(dir, 'ns'));
+      // Its own mounts first: then its directories are plain and go without a
+      // read of the host's mount table. removeFiles unmounts whatever else is still there.
+      for (const mp of this.ownMounts(sb)) unmount(mp);
+      removeFlat(this.nsDir(id));
+      failpoint('sandbox.remove-after-unmount');
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
       this.names.delete(nameKey(sb.spec));
@@ -254,6 +253,17 @@ export class SandboxManager {
 
   get(idOrPrefix: string): Sandbox {
     return this.sandboxes.get(resolveId(this.sandboxes.keys(), idOrPrefix, 'pod sandbox'))!;
+  }
+
+  /** Where the netns pin is made. */
+  private nsDir(id: string): string {
+    return join(this.store.runtimeDir(id), 'ns');
+  }
+
+  /** What create mounted under the pod's runtime dir: the netns pin and the shm tmpfs (a host namespace has neither there). */
+  private ownMounts(sb: Sandbox): string[] {
+    const dir = this.store.runtimeDir(sb.id) + '/';
+    return [sb.namespaces.net, this.files(sb).shm].filter((p): p is string => p?.startsWith(dir) === true);
   }
 
   files(sb: Sandbox): PodFiles {

@@ -196,20 +196,25 @@ describe(`faults [server on ${runtime}]`, () => {
     await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
   });
 
-  it('RemovePodSandbox killed after its containers: the sandbox stays NOTREADY, a retried remove cleans all', async () => {
-    const p = await pod('remove-killed');
-    const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p.podSandboxId, config: config('c') });
-    await s.runtime.StartContainer({ containerId });
-    const { pid, monitorPid } = await info(containerId);
-    await armed('sandbox.remove-after-containers');
-    await dies(() => s.runtime.RemovePodSandbox({ podSandboxId: p.podSandboxId }));
-    await s.restart();
-    const items = (await s.runtime.ListPodSandbox({})).items.filter((i) => i.id === p.podSandboxId);
-    expect(items.map((i) => i.state)).toEqual(['SANDBOX_NOTREADY']);
-    expect((await s.runtime.ListContainers({ filter: { podSandboxId: p.podSandboxId } })).containers).toEqual([]);
-    expect(alive(pid) || alive(p.pause)).toBe(false);
-    await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
-  });
+  // The second point falls after the netns pin and shm were unmounted, before the files went.
+  for (const point of ['sandbox.remove-after-containers', 'sandbox.remove-after-unmount']) {
+    it(`RemovePodSandbox killed at ${point}: the sandbox stays NOTREADY, a retried remove cleans all`, async () => {
+      const p = await pod(point.replace(/\W/g, '-'));
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p.podSandboxId, config: config('c') });
+      await s.runtime.StartContainer({ containerId });
+      const { pid, monitorPid } = await info(containerId);
+      await armed(point);
+      await dies(() => s.runtime.RemovePodSandbox({ podSandboxId: p.podSandboxId }));
+      // Killed before or after the pin and the shm went.
+      expect(mountsContaining(p.podSandboxId)).toHaveLength(point === 'sandbox.remove-after-unmount' ? 0 : 2);
+      await s.restart();
+      const items = (await s.runtime.ListPodSandbox({})).items.filter((i) => i.id === p.podSandboxId);
+      expect(items.map((i) => i.state)).toEqual(['SANDBOX_NOTREADY']);
+      expect((await s.runtime.ListContainers({ filter: { podSandboxId: p.podSandboxId } })).containers).toEqual([]);
+      expect(alive(pid) || alive(p.pause)).toBe(false);
+      await removeAndCheck(p.podSandboxId, [pid, monitorPid, p.pause]);
+    });
+  }
 
   it('a monitor killed with -9 while its container runs: still RUNNING (the process is), then Stop and Remove clean all', async () => {
     // Chosen behaviour: the container is reported by its process, not by its monitor. Its log

@@ -151,6 +151,7 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
   });
 
   it('honours host network, IPC and PID namespace options', async () => {
+    const hostShm = mountsContaining('/dev/shm');
     const cfg = podConfig('host-ns', {
       linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'NODE', ipc: 'NODE' } } },
     });
@@ -177,6 +178,8 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: mixed.podSandboxId });
     }
+    // Removing pods that share the host's IPC namespace leaves the host's /dev/shm mounted.
+    expect(mountsContaining('/dev/shm')).toEqual(hostShm);
   });
 
   it('sets namespaced sysctls inside the pod only', async () => {
