@@ -197,12 +197,21 @@ export function reclaim(base: string): void {
   rmSync(base, { recursive: true, force: true });
 }
 
+/** Whether `pid` exists and is not a zombie; one that vanishes while its stat is read is gone. */
+function runsStill(pid: number): boolean {
+  try {
+    return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
 /** The cgroup directories named after the pods and containers recorded under `base`, in every hierarchy, once `dying` are gone. */
 function removeCgroups(base: string, dying: number[]): void {
   const ids = new Set(['sandboxes', 'containers'].flatMap((d) => (existsSync(join(base, 'state', d)) ? readdirSync(join(base, 'state', d)) : [])));
   if (ids.size === 0) return;
   const deadline = Date.now() + 5000;
-  while (dying.some((pid) => existsSync(`/proc/${pid}/stat`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))) && Date.now() < deadline) {
+  while (dying.some(runsStill) && Date.now() < deadline) {
     spawnSync('sleep', ['0.02']);
   }
   const hierarchies = readFileSync('/proc/self/mountinfo', 'utf8')
