@@ -9,7 +9,8 @@
 // journaled ext4, as on a node (this VM's root file system has no journal).
 // With containerd, a last phase runs both runtimes at once and alternates
 // RunPodSandbox and Create+Start between them, pod by pod (see interleaved()).
-// Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs).
+// Needs root, a built tree (npm run build) and images/build/*.tar (node images/build.mjs);
+// installs Debian's containerd and runc when they are missing.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,22 @@ const { values } = parseArgs({
 const N = Number(values.pods);
 const BUSYBOX = 'docker.io/library/busybox:latest';
 const images = join(repoRoot, 'images', 'build');
+
+/** Debian's containerd (with ctr) and runc, installed when missing, as provision.sh installs the rest. */
+function ensureContainerd() {
+  const missing = ['containerd', 'runc'].filter((p) => {
+    try {
+      return !execFileSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes('install ok installed');
+    } catch {
+      return true; // not known to dpkg
+    }
+  });
+  if (missing.length === 0) return;
+  console.error(`compare: installing ${missing.join(' ')} from Debian`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: ['ignore', 'ignore', 'inherit'], env });
+}
 
 async function startContainerd() {
   const base = mkdtempSync(join(tmpdir(), 'peapod-bench-containerd-'));
@@ -267,6 +284,7 @@ async function startPeapodSide() {
   return server;
 }
 
+if (!values['no-containerd']) ensureContainerd();
 const rows = [];
 const peapod = await startPeapodSide();
 peapod.memory = () => treeRssKiB(peapod.pid);
