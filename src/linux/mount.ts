@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { libc } from '../ffi/index.js';
-import { MNT_DETACH, MS_BIND } from '../ffi/constants.js';
+import { MNT_DETACH, MS_BIND, O_CLOEXEC, O_PATH } from '../ffi/constants.js';
 import { SyscallError } from '../ffi/types.js';
 
 /** Bind-mounts `source` onto `target`, creating target as an empty file. */
@@ -29,4 +30,24 @@ export function mountsUnder(prefix: string): string[] {
     if (path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : prefix + '/')) out.push(path);
   }
   return out;
+}
+
+/**
+ * Whether something is mounted at `path` itself (it sits on another mount
+ * than its parent), from the mnt_id of an fd on each: no read of the mount
+ * table, which grows with every pod.
+ */
+export function isMountPoint(path: string): boolean {
+  return mountIdOf(path) !== mountIdOf(dirname(path));
+}
+
+function mountIdOf(path: string): string {
+  const fd = libc().open(path, O_PATH | O_CLOEXEC);
+  try {
+    const id = /^mnt_id:\s*(\d+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'latin1'))?.[1];
+    if (id === undefined) throw new Error(`no mnt_id in /proc/self/fdinfo/${fd}`);
+    return id;
+  } finally {
+    libc().close(fd);
+  }
 }

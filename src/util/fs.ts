@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync, promises as fsp, type Dirent } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { isMountPoint } from '../linux/mount.js';
 
 let tempSeq = 0;
 
@@ -56,15 +57,17 @@ export async function removeAtomicLeftovers(dir: string): Promise<void> {
 /**
  * Removes `dir` when it holds only files and empty directories; true once it
  * is gone. It never descends, and unlink and rmdir refuse a mount point, so
- * nothing below a mount is touched: on anything else it stops (part of dir
- * removed) and returns false.
+ * nothing below a mount is touched; a dir that is itself mounted over (what
+ * it lists is the mounted file system's) is left whole. On anything else it
+ * stops (part of dir removed) and returns false.
  */
 export function removeFlat(dir: string): boolean {
   let entries: Dirent[];
   try {
+    if (isMountPoint(dir)) return false;
     entries = readdirSync(dir, { withFileTypes: true });
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+    return (err as { code?: string }).code === 'ENOENT';
   }
   try {
     for (const e of entries) (e.isDirectory() ? rmdirSync : unlinkSync)(join(dir, e.name));

@@ -1,7 +1,8 @@
 // RecordStore.removeFiles on real mounts: a plain directory goes without a
 // scan of the mount table; a mount anywhere below (a directory or file bound
-// from elsewhere, a tmpfs, the directory itself mounted over) is unmounted
-// first, and nothing of what was mounted there is deleted.
+// from elsewhere, a tmpfs, the directory itself mounted over by a tmpfs or a
+// bound directory) is unmounted first, and nothing of what was mounted there
+// is deleted.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +71,17 @@ describe.skipIf(!isRoot)('RecordStore.removeFiles', () => {
     await store.removeFiles('over');
     expect(mountsUnder(dir)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a directory bound from elsewhere over the record directory itself is unmounted, and nothing of its source is deleted', async () => {
+    const { store, dir, outside } = setUp('bound-over');
+    libc().mount(outside, dir, null, MS_BIND, null);
+    expect(removeFlat(dir)).toBe(false);
+    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('precious');
+    await store.removeFiles('bound-over');
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect(readFileSync(join(outside, 'keep'), 'utf8')).toBe('precious');
   });
 
   it('removeFlat stops at a mount point or a directory with contents, and touches nothing below them', () => {

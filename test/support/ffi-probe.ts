@@ -38,6 +38,7 @@ import {
   SOCK_DGRAM,
 } from '../../src/ffi/index.js';
 import { spreadSubdirectories } from '../../src/linux/fsflags.js';
+import { isMountPoint } from '../../src/linux/mount.js';
 
 const NAMESPACES = [
   ['net', CLONE_NEWNET],
@@ -144,6 +145,14 @@ async function main(): Promise<void> {
     // chattr +T through FS_IOC_GETFLAGS/SETFLAGS, read back by lsattr where the file system has the flag.
     run('mkdir', [`${scratch}/top`]);
     out.topdir = { set: spreadSubdirectories(`${scratch}/top`), fs: run('stat', ['-f', '-c', '%T', scratch]), lsattr: run('sh', ['-c', `lsattr -d ${scratch}/top 2>/dev/null | cut -d' ' -f1 || true`]) };
+    // A mount point told from a plain directory by the mnt_id of an O_PATH fd of libc.open.
+    run('mkdir', [`${scratch}/mnt`]);
+    run('mount', ['-t', 'tmpfs', 'peapod-probe', `${scratch}/mnt`]);
+    try {
+      out.mountPoint = { mounted: isMountPoint(`${scratch}/mnt`), plain: isMountPoint(`${scratch}/top`) };
+    } finally {
+      run('umount', [`${scratch}/mnt`]);
+    }
   } finally {
     run('rm', ['-rf', scratch]);
   }

@@ -23,6 +23,7 @@ interface ProbeResult {
   wrote: number;
   written: string;
   topdir: { set: boolean; fs: string; lsattr: string };
+  mountPoint: { mounted: boolean; plain: boolean };
   hostnameBefore: string;
   hostnameSet: string;
   hostnameAfter: string;
@@ -73,12 +74,13 @@ for (const rt of PROBE_RUNTIMES) {
       expect(r.fifo).toBe('fifo');
     });
 
-    it(`${rt.name}: write on a libc fd, and chattr +T through ioctl where the file system has it`, () => {
+    it(`${rt.name}: write on a libc fd, chattr +T through ioctl where the file system has it, a mount point by mnt_id`, () => {
       expect(r.written).toBe(`written by ${rt.backend}\n`);
       expect(r.wrote).toBe(r.written.length);
       // ext2/3/4 ("ext2/ext3" to stat -f) have the flag; tmpfs and others refuse it.
       expect(r.topdir.set).toBe(r.topdir.fs === 'ext2/ext3');
       if (r.topdir.set) expect(r.topdir.lsattr).toContain('T');
+      expect(r.mountPoint).toEqual({ mounted: true, plain: false });
     });
 
     it(`${rt.name}: unshare gives new net/uts/ipc namespaces`, () => {
