@@ -94,7 +94,6 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     await s.runtime.RemovePodSandbox({ podSandboxId });
   });
 
-
   it('spares killed while they wait are passed over; each monitor recorded is the one that runs its container', async () => {
     await until('two spares', () => spares(dir).size === 2);
     const dead = [...spares(dir).keys()].map(identifyOr);
