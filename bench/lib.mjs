@@ -202,6 +202,30 @@ export function rssOfMatching(needle, measure = rssKiB, skip = () => false) {
   return total;
 }
 
+/** The machine's busy and total CPU time since boot, in clock ticks (all cores). */
+function cpuTicks() {
+  const f = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+/**
+ * Waits until the machine is quiet (at most `busyMax` of its CPU busy over a
+ * `windowMs` window), for at most `maxMs`: latency is then timed on an idle
+ * node, not on the previous operation's tail (the workload's exec, a
+ * runtime's own deferred work, or the other runtime's in an alternating run).
+ */
+export async function settle({ busyMax = 0.1, windowMs = 50, maxMs = 2000 } = {}) {
+  const end = performance.now() + maxMs;
+  let a = cpuTicks();
+  while (performance.now() < end) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const b = cpuTicks();
+    if (b.total > a.total && (b.busy - a.busy) / (b.total - a.total) <= busyMax) return;
+    a = b;
+  }
+}
+
 export async function timed(fn) {
   const t = performance.now();
   await fn();
