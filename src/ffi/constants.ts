@@ -134,6 +134,11 @@ export const O_FLAGS: Readonly<Record<string, number>> = Object.freeze({
 
 // --- waitpid(2) and wait status decoding --------------------------------------
 export const WNOHANG = 1;
+/** waitid(2): children that have exited; leave them waitable (peek only). */
+export const WEXITED = 4;
+export const WNOWAIT = 0x01000000;
+/** waitid(2) idtype: any child. */
+export const P_ALL = 0;
 export const WUNTRACED = 2;
 export const WCONTINUED = 8;
 export const __WALL = 0x40000000;

@@ -31,6 +31,7 @@ interface Symbols {
   syscall(nr: number, a1: number, a2: number, a3: number, a4: number): bigint;
   kill(pid: number, sig: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
+  waitid(idtype: number, id: number, info: Uint8Array, options: number): number;
   prctl(option: number, arg2: number, arg3: number, arg4: number, arg5: number): number;
   prctlOut(option: number, out: Int32Array, arg3: number, arg4: number, arg5: number): number;
   socket(domain: number, type: number, protocol: number): number;
@@ -69,6 +70,7 @@ export function createRawLibc(): RawLibc {
     syscall: { parameters: ['i64', 'i64', 'i64', 'i64', 'i64'], result: 'i64' },
     kill: { parameters: ['i32', 'i32'], result: 'i32' },
     waitpid: { parameters: ['i32', 'buffer', 'i32'], result: 'i32' },
+    waitid: { parameters: ['i32', 'i32', 'buffer', 'i32'], result: 'i32' },
     prctl: { parameters: ['i32', 'u64', 'u64', 'u64', 'u64'], result: 'i32' },
     prctlOut: { name: 'prctl', parameters: ['i32', 'buffer', 'u64', 'u64', 'u64'], result: 'i32' },
     socket: { parameters: ['i32', 'i32', 'i32'], result: 'i32' },
@@ -106,6 +108,7 @@ export function createRawLibc(): RawLibc {
     syscall: (nr, a1, a2, a3, a4) => Number(c.syscall(nr, a1, a2, a3, a4)),
     kill: (pid, sig) => c.kill(pid, sig),
     waitpid: (pid, status, options) => c.waitpid(pid, status, options),
+    waitid: (idtype, id, info, options) => c.waitid(idtype, id, info, options),
     prctl: (option, arg2) => c.prctl(option, arg2, 0, 0, 0),
     prctlOut: (option, out) => c.prctlOut(option, out, 0, 0, 0),
     socket: (domain, type, protocol) => c.socket(domain, type, protocol),

@@ -28,6 +28,7 @@ export function createRawLibc(): RawLibc {
   const syscall = lib.func('syscall', 'long', ['long', 'long', 'long', 'long', 'long']);
   const kill = lib.func('kill', 'int', ['int', 'int']);
   const waitpid = lib.func('waitpid', 'int', ['int', 'void *', 'int']);
+  const waitid = lib.func('waitid', 'int', ['int', 'int', 'void *', 'int']);
   const prctl = lib.func('prctl', 'int', ['int', 'unsigned long', 'unsigned long', 'unsigned long', 'unsigned long']);
   const prctlPtr = lib.func('prctl', 'int', ['int', 'void *', 'unsigned long', 'unsigned long', 'unsigned long']);
   const socket = lib.func('socket', 'int', ['int', 'int', 'int']);
@@ -60,6 +61,7 @@ export function createRawLibc(): RawLibc {
     syscall: (nr, a1, a2, a3, a4) => Number(syscall(nr, a1, a2, a3, a4)),
     kill: (pid, sig) => kill(pid, sig) as number,
     waitpid: (pid, status, options) => waitpid(pid, status, options) as number,
+    waitid: (idtype, id, info, options) => waitid(idtype, id, info, options) as number,
     prctl: (option, arg2) => prctl(option, arg2, 0, 0, 0) as number,
     prctlOut: (option, out) => prctlPtr(option, out, 0, 0, 0) as number,
     socket: (domain, type, protocol) => socket(domain, type, protocol) as number,

@@ -40,6 +40,8 @@ export interface Libc {
   kill(pid: number, sig: number): void;
   /** waitpid(2); `pid` is 0 when WNOHANG was given and nothing has changed state. */
   waitpid(pid: number, options: number): { pid: number; status: number };
+  /** waitid(2); returns the child's pid from its siginfo, 0 when WNOHANG was given and none is waitable. */
+  waitid(idtype: number, id: number, options: number): number;
   /**
    * prctl(option, arg2, 0, 0, 0); returns prctl's result. For the options whose
    * arg2 is an `int *` out-parameter (PR_GET_CHILD_SUBREAPER, PR_GET_PDEATHSIG)

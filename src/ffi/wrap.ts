@@ -41,6 +41,8 @@ export interface RawLibc {
   syscall(nr: number, a1: number, a2: number, a3: number, a4: number): number;
   kill(pid: number, sig: number): number;
   waitpid(pid: number, status: Int32Array, options: number): number;
+  /** waitid(idtype, id, infop, options); `info` is a 128-byte siginfo_t. */
+  waitid(idtype: number, id: number, info: Uint8Array, options: number): number;
   /** prctl(option, arg2, 0, 0, 0) with an integer arg2. */
   prctl(option: number, arg2: number): number;
   /** prctl(option, &out[0], 0, 0, 0) for options whose arg2 is an int *. */
@@ -70,6 +72,10 @@ export function cstr(s: string): CString {
 }
 
 const q = (s: string | null): string => (s === null ? 'NULL' : JSON.stringify(s));
+
+/** siginfo_t on x86_64 and aarch64 Linux. */
+const SIGINFO_SIZE = 128;
+const SIGINFO_PID_OFFSET = 16;
 
 /** Options of prctl(2) whose arg2 is an `int *` the kernel writes to. */
 const PRCTL_INT_OUT = new Set([PR_GET_CHILD_SUBREAPER, PR_GET_PDEATHSIG]);
@@ -161,6 +167,13 @@ export function wrapLibc(raw: RawLibc): Libc {
       const r = raw.waitpid(pid, status, options);
       if (r === -1) fail('waitpid', () => `${pid}, ${options}`);
       return { pid: r, status: r === 0 ? 0 : status[0] };
+    },
+
+    waitid(idtype: number, id: number, options: number): number {
+      const info = new Uint8Array(SIGINFO_SIZE);
+      if (raw.waitid(idtype, id, info, options) === -1) fail('waitid', () => `${idtype}, ${id}, &info, ${options}`);
+      // si_pid (0 when WNOHANG found nothing): after si_signo, si_errno, si_code and the union's 8-byte alignment.
+      return new DataView(info.buffer).getInt32(SIGINFO_PID_OFFSET, true);
     },
 
     prctl(option: number, arg2: number): number {

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { libc } from '../ffi/index.js';
-import { PR_SET_CHILD_SUBREAPER, SIGKILL, WNOHANG } from '../ffi/constants.js';
-import { SyscallError } from '../ffi/types.js';
+import { P_ALL, PR_SET_CHILD_SUBREAPER, SIGKILL, WEXITED, WNOHANG, WNOWAIT } from '../ffi/constants.js';
+import { type Libc, SyscallError } from '../ffi/types.js';
 import { isAlive, readProcStat, type ProcessIdentity } from './proc.js';
 import { sleep } from '../util/time.js';
 
@@ -16,6 +16,9 @@ export class Reaper {
   private readonly pids = new Map<number, string | undefined>();
   private readonly byKey = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | undefined;
+
+  /** `sys`: the waits go through it (a test counts them). */
+  constructor(private readonly sys: () => Pick<Libc, 'waitpid' | 'waitid'> = libc) {}
 
   start(): void {
     libc().prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -45,8 +48,21 @@ export class Reaper {
     if (st && st.startTime === id.startTime && st.ppid === process.pid) this.watch(id.pid);
   }
 
-  /** Collects every watched pid that has exited (a wait per pid: the periodic sweep only). */
+  /**
+   * Collects every watched pid that has exited (the periodic sweep). A peek
+   * at any exited child (waitid with WNOWAIT) finds them one by one, so a
+   * second without an exit costs one call, not a wait per watched pid (2000
+   * of those for 1000 pods held the thread 6-14 ms). Only an exited child
+   * that is not ours to reap (the runtime's own, before it collects it) hides
+   * the rest: then every watched pid is tried.
+   */
   reap(): void {
+    for (;;) {
+      const pid = this.exitedChild();
+      if (pid === 0) return;
+      if (!this.pids.has(pid)) break;
+      this.collect(pid);
+    }
     for (const pid of this.pids.keys()) this.collect(pid);
   }
 
@@ -54,13 +70,23 @@ export class Reaper {
   collect(pid: number): void {
     if (!this.pids.has(pid)) return;
     try {
-      if (libc().waitpid(pid, WNOHANG).pid !== pid) return;
+      if (this.sys().waitpid(pid, WNOHANG).pid !== pid) return;
     } catch (err) {
       if (!(err instanceof SyscallError && err.code === 'ECHILD')) throw err;
     }
     const key = this.pids.get(pid);
     this.pids.delete(pid);
     if (key !== undefined && this.byKey.get(key) === pid) this.byKey.delete(key);
+  }
+
+  /** The pid of an exited child left waitable, or 0 (none, or no child at all). */
+  private exitedChild(): number {
+    try {
+      return this.sys().waitid(P_ALL, 0, WEXITED | WNOHANG | WNOWAIT);
+    } catch (err) {
+      if (err instanceof SyscallError && err.code === 'ECHILD') return 0;
+      throw err;
+    }
   }
 
   /** Collects the helper that reports under `key` (see watch), if it has exited. */

@@ -80,14 +80,20 @@ describe('Helpers: posix_spawn and reports on the socket', () => {
 
   it('exit 0 seen before the report: the report is still awaited and delivered', async () => {
     // The fake exits 0 at once; a child it leaves behind reports 300 ms later,
-    // long after the server's exit poll (10 ms) has seen the exit.
+    // long after the server's exit poll (10 ms) has seen the exit. That child
+    // reports its pid: it is this process's child by then (a subreaper), to be reaped.
     const h = helpers.spawn(
-      fake('late', `require('node:child_process').spawn(process.execPath, ['-e', \`setTimeout(() => { const c = require('node:net').connect(\${JSON.stringify(sock)}, () => c.end(\${JSON.stringify(key)} + ' ok 7\\\\n')); }, 300)\`], { detached: true, stdio: 'ignore' }).unref(); process.exit(0);`),
+      fake('late', `require('node:child_process').spawn(process.execPath, ['-e', \`setTimeout(() => { const c = require('node:net').connect(\${JSON.stringify(sock)}, () => c.end(\${JSON.stringify(key)} + ' ok ' + process.pid + '\\\\n')); }, 300)\`], { detached: true, stdio: 'ignore' }).unref(); process.exit(0);`),
       [],
       'k-late',
       { stderr: join(dir, 'late.log') },
     );
-    expect(await h.report).toEqual({ word: 'ok', text: '7' });
+    const { word, text } = await h.report;
+    expect(word).toBe('ok');
+    const orphan = Number(text);
+    // It exits once the report's connection is closed (not blocking meanwhile: that is this thread's job).
+    await until('the orphan exited', () => readProcStat(orphan)?.state === 'Z', 5000);
+    expect(libc().waitpid(orphan, 0).pid).toBe(orphan);
   });
 
   it('with exitReports the exit is the report when it comes first (ExecSync): 128+N for a signal', async () => {
@@ -173,5 +179,43 @@ describe('Reaper: a wait for one process reaps that one only', () => {
     expect(zombie(b)).toBe(true);
     own.reap();
     expect(existsSync(`/proc/${b}`)).toBe(false);
+  });
+
+  it('the sweep waits only for the children that exited, not for every watched one', async () => {
+    const waited: number[] = [];
+    const own = new Reaper(() => ({
+      waitid: libc().waitid,
+      waitpid: (pid, options) => {
+        waited.push(pid);
+        return libc().waitpid(pid, options);
+      },
+    }));
+    const running = Array.from({ length: 40 }, () => child('sleep 30'));
+    const [a, b] = [child('exit 0'), child('exit 0')];
+    for (const pid of [...running, a, b]) own.watch(pid);
+    await until('both exited', () => zombie(a) && zombie(b));
+    // Every helper the tests above started has been reaped by now (else its zombie, not watched here, would hide a and b).
+    reaper.reap();
+    own.reap();
+    expect(waited.sort()).toEqual([a, b].sort());
+    expect(existsSync(`/proc/${a}`) || existsSync(`/proc/${b}`)).toBe(false);
+    for (const pid of running) {
+      expect(readProcStat(pid)?.state).toMatch(/^[SR]$/);
+      libc().kill(pid, SIGKILL);
+    }
+    await until('the sleeps exited', () => running.every(zombie));
+    own.reap();
+    expect(running.filter((pid) => existsSync(`/proc/${pid}`))).toEqual([]);
+  });
+
+  it('an exited child that is not watched does not keep the sweep from the watched ones', async () => {
+    const own = new Reaper();
+    const [stranger, a] = [child('exit 0'), child('exit 0')];
+    own.watch(a);
+    await until('both exited', () => zombie(stranger) && zombie(a));
+    own.reap();
+    expect(existsSync(`/proc/${a}`)).toBe(false);
+    expect(zombie(stranger)).toBe(true);
+    expect(libc().waitpid(stranger, 0).pid).toBe(stranger);
   });
 });

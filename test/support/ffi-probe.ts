@@ -32,10 +32,14 @@ import {
   O_RDONLY,
   O_TRUNC,
   O_WRONLY,
+  P_ALL,
   SIOCGIFFLAGS,
   SIOCSIFFLAGS,
   SOCK_CLOEXEC,
   SOCK_DGRAM,
+  WEXITED,
+  WNOHANG,
+  WNOWAIT,
 } from '../../src/ffi/index.js';
 import { spreadSubdirectories } from '../../src/linux/fsflags.js';
 import { isMountPoint } from '../../src/linux/mount.js';
@@ -93,13 +97,14 @@ function spawnProbe(libc: Libc): Record<string, unknown> {
       env: ['PROBE_ENV=a b'],
       files: [{ fd: 1, path: `${dir}/out`, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600 }],
     });
-    let status = 0;
-    for (;;) {
-      const r = libc.waitpid(pid, 0);
-      if (r.pid === pid) {
-        status = r.status;
-        break;
-      }
+    // Seen first by waitid(WNOWAIT), which leaves it waitable, then reaped.
+    const peeked = libc.waitid(P_ALL, 0, WEXITED | WNOWAIT);
+    const { pid: reaped, status } = libc.waitpid(pid, 0);
+    let none: unknown;
+    try {
+      none = libc.waitid(P_ALL, 0, WEXITED | WNOHANG | WNOWAIT);
+    } catch (err) {
+      none = isSyscallError(err) ? err.code : String(err);
     }
     let missing = '';
     try {
@@ -108,7 +113,7 @@ function spawnProbe(libc: Libc): Record<string, unknown> {
       missing = isSyscallError(err) ? err.code : String(err);
     }
     const [net = '', env = '', ...sig] = readFileSync(`${dir}/out`, 'utf8').trim().split('\n');
-    return { status, net: nsInode(net), env, signals: sig, missing };
+    return { status, net: nsInode(net), env, signals: sig, missing, pid, peeked, reaped, none };
   } finally {
     run('rm', ['-rf', dir]);
   }

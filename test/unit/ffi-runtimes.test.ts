@@ -34,7 +34,17 @@ interface ProbeResult {
   loFlags: number;
   child: Inodes & { hostname: string };
   childAfter: { net: number };
-  spawned: { status: number; net: number; env: string; signals: string[]; missing: string };
+  spawned: {
+    status: number;
+    net: number;
+    env: string;
+    signals: string[];
+    missing: string;
+    pid: number;
+    peeked: number;
+    reaped: number;
+    none: number | string;
+  };
 }
 
 const IFF_UP = 0x1;
@@ -103,6 +113,14 @@ for (const rt of PROBE_RUNTIMES) {
       // Node ignores SIGPIPE; a helper must not inherit that, nor a blocked signal.
       expect(r.spawned.signals).toEqual(['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
       expect(r.spawned.missing).toBe('ENOENT');
+    });
+
+    it(`${rt.name}: waitid with WNOWAIT names the exited child and leaves it to waitpid; none left, none named`, () => {
+      expect(r.spawned.pid).toBeGreaterThan(1);
+      expect(r.spawned.peeked).toBe(r.spawned.pid);
+      expect(r.spawned.reaped).toBe(r.spawned.pid);
+      // No child at all (ECHILD) or none exited (0), never a stale pid.
+      expect([0, 'ECHILD']).toContain(r.spawned.none);
     });
 
     it(`${rt.name}: hostname set inside, host hostname unchanged`, () => {
