@@ -5,7 +5,8 @@
 // store while it is read (files named blobs/<alg>/<hex> are verified against
 // their name), so no layer is ever held in memory. Metadata files (index.json,
 // manifest.json, …) are read back from the store afterwards. The caller deletes
-// the blobs this import added that no image ends up referencing.
+// the blobs this import added (`added`, also on failure) that no image ends up
+// referencing.
 
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
@@ -44,9 +45,9 @@ function normArchivePath(p: string): string {
   return path.posix.normalize(p.replace(/^\.?\/+/, '')).replace(/\/+$/, '');
 }
 
-/** Streams the outer tar into the store. */
-export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobStore): Promise<ArchiveFiles> {
-  const out: ArchiveFiles = { files: new Map(), links: new Map(), added: new Set() };
+/** Streams the outer tar into the store, recording in `added` the blobs it created. */
+export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobStore, added: Set<string>): Promise<ArchiveFiles> {
+  const out: ArchiveFiles = { files: new Map(), links: new Map(), added };
   const { stream } = await decompressed(src, 'image archive');
   const extract = tar.extract();
   const feeder = (async () => {
@@ -114,7 +115,6 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
       () => undefined,
       (x: unknown) => x,
     );
-    await dropAdded(blobs, out.added);
     if (e instanceof PeapodError) throw e;
     if (fe instanceof PeapodError) throw fe;
     if (isNoSpace(e)) throw resourceExhausted(`image archive: ${(e as Error).message}`);
@@ -123,16 +123,11 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
   try {
     await feeder;
   } catch (e) {
-    await dropAdded(blobs, out.added);
     if (e instanceof PeapodError) throw e;
     throw invalidArgument(`image archive: ${(e as Error).message}`);
   }
   if (!sawEntry) throw invalidArgument('image archive is empty');
   return out;
-}
-
-async function dropAdded(blobs: BlobStore, added: Set<string>): Promise<void> {
-  for (const d of added) await blobs.delete(d);
 }
 
 /** Follows archive symlinks to a file. */

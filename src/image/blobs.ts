@@ -158,8 +158,9 @@ export class BlobStore {
     return fs.createReadStream(this.path(digest), { highWaterMark: 1 << 20 });
   }
 
-  async delete(digest: string): Promise<void> {
-    await fsp.rm(this.path(digest), { force: true });
+  /** Synchronous, so a caller's check (is it pinned?) and the unlink are one step. */
+  delete(digest: string): void {
+    fs.rmSync(this.path(digest), { force: true });
   }
 
   /** All digests in the store. */

@@ -29,7 +29,7 @@
 // as Docker treats them. Mirror endpoints carry their own scheme.
 
 import { createHash } from 'node:crypto';
-import { PeapodError, type ErrorKind, invalidArgument } from '../errors.js';
+import { PeapodError, type ErrorKind, invalidArgument, isKind, isNoSpace, resourceExhausted } from '../errors.js';
 import {
   basicCredentials,
   type Challenge,
@@ -556,6 +556,8 @@ async function fetchBlob(s: Session, images: ImageService, d: Descriptor, refStr
       // digest/size mismatch: the registry served something else
       throw new RegistryError('Internal', `blob ${d.digest} of ${refStr} from ${s.ep.base}: ${e.message}`, { endpoint: s.ep.base }, e);
     }
+    // Our disk, not the endpoint: as for an archive import.
+    if (isNoSpace(e)) throw resourceExhausted(`storing blob ${d.digest} of ${refStr}: ${(e as Error).message}`);
     throw s.networkError(e, url);
   }
   log('debug', 'blob fetched', { digest: d.digest, bytes: n, endpoint: s.ep.base });
@@ -614,20 +616,23 @@ async function pullFrom(
       }
       if (!want.has(d.digest)) want.set(d.digest, d);
     }
-    const missing = [...want.values()].filter((d) => !images.hasBlob(d.digest));
-    log('info', 'pulling image', { ref: refStr, endpoint: ep.base, manifest: manifest.digest, blobs: want.size, missing: missing.length });
     let bytes = 0;
-    await pool(missing, opts.concurrency ?? 4, ac.signal, async (d) => {
-      try {
-        const n = await fetchBlob(s, images, d, refStr, log);
-        bytes += n;
-      } catch (e) {
-        ac.abort(e); // stop the other transfers
-        throw e;
-      }
+    // The lease keeps the blobs we skip (stored) from being collected until the commit.
+    const img = await images.withBlobLease([...want.keys()], async (missingDigests) => {
+      const missing = missingDigests.map((d) => want.get(d)!);
+      log('info', 'pulling image', { ref: refStr, endpoint: ep.base, manifest: manifest.digest, blobs: want.size, missing: missing.length });
+      await pool(missing, opts.concurrency ?? 4, ac.signal, async (d) => {
+        try {
+          const n = await fetchBlob(s, images, d, refStr, log);
+          bytes += n;
+        } catch (e) {
+          ac.abort(e); // stop the other transfers
+          throw e;
+        }
+      });
+      const commitRef = formatReference({ domain: r.domain, path: r.path, tag: r.tag, digest: top.digest } as Reference);
+      return images.commitManifest(manifest.bytes, commitRef);
     });
-    const commitRef = formatReference({ domain: r.domain, path: r.path, tag: r.tag, digest: top.digest } as Reference);
-    const img = await images.commitManifest(manifest.bytes, commitRef);
     log('info', 'image pulled', { ref: refStr, id: img.id, endpoint: ep.base, digest: top.digest, bytes });
     return img;
   } finally {
@@ -655,6 +660,7 @@ export async function pullImage(images: ImageService, ref: string, opts: PullOpt
       return await pullFrom(images, r, refStr, ep, opts, log, signal);
     } catch (e) {
       if (signal.aborted) throw e instanceof PeapodError && e.kind === 'DeadlineExceeded' ? e : abortError(signal, e);
+      if (isKind(e, 'ResourceExhausted')) throw e; // a local disk error: another endpoint will not help
       log(eps.length > 1 ? 'warn' : 'debug', 'pull from endpoint failed', { ref: refStr, endpoint: ep.base, error: (e as Error).message });
       if (e instanceof PeapodError && e.kind === 'NotFound') notFoundErr ??= e;
       else firstErr ??= e;

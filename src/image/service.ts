@@ -23,7 +23,7 @@ import { pickPlatform, planImport, readArchive } from './archive.js';
 import { assertSha256Digest, BlobStore, sha256Digest } from './blobs.js';
 import { asAsyncIterable } from './fsutil.js';
 import { removeAtomicLeftovers, writeFileAtomic } from '../util/fs.js';
-import { LayerCache } from './layers.js';
+import { chainIds, LayerCache } from './layers.js';
 import { formatReference, parseReference, repository, tryParseReference } from './reference.js';
 import { copyRootfs, overlayAvailable, overlaySpec, type RootfsSpec } from './rootfs.js';
 import { checkConfig, checkIndex, checkManifest } from './schema.js';
@@ -73,6 +73,11 @@ export class ImageService {
    * loads, so a create touches no image index on disk.
    */
   private readonly leases = new Map<string, string>();
+  /**
+   * Blob digest → how many pulls in flight hold it (see withBlobLease);
+   * collect() leaves these alone, like containerd's GC with leased content.
+   */
+  private readonly pinned = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -213,8 +218,9 @@ export class ImageService {
   import(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { name?: string } = {}): Promise<Image[]> {
     if (opts.name !== undefined) parseReference(opts.name); // validate early
     return this.locked(async () => {
-      const archive = await readArchive(asAsyncIterable(stream), this.blobs);
+      const added = new Set<string>();
       try {
+        const archive = await readArchive(asAsyncIterable(stream), this.blobs, added);
         const plan = await planImport(archive, this.blobs, { name: opts.name, log: this.log });
         const ids: string[] = [];
         for (const c of plan) ids.push(await this.commit(c.manifestDigest, c.names));
@@ -223,8 +229,7 @@ export class ImageService {
       } finally {
         // Blobs this import brought that no image references (oci-layout,
         // index.json, unchosen platforms, or everything after a failure).
-        const refd = this.referencedBlobs();
-        for (const d of archive.added) if (!refd.has(d)) await this.blobs.delete(d);
+        await this.collect(added, new Set());
       }
     });
   }
@@ -336,6 +341,36 @@ export class ImageService {
   }
 
   /**
+   * For the registry client: one pull attempt under a lease on `digests` (the
+   * config and layers of the manifest pulled). From the check of which are
+   * stored until the attempt ends, none of them is collected by a concurrent
+   * RemoveImage or failed import. `run` gets those not stored yet; if it fails,
+   * the ones it stored that nothing references or holds are dropped.
+   */
+  async withBlobLease<T>(digests: string[], run: (missing: string[]) => Promise<T>): Promise<T> {
+    const held = [...new Set(digests)];
+    for (const d of held) this.pinned.set(d, (this.pinned.get(d) ?? 0) + 1);
+    const missing = held.filter((d) => !this.blobs.has(d));
+    let ok = false;
+    try {
+      const r = await run(missing);
+      ok = true;
+      return r;
+    } finally {
+      for (const d of held) {
+        const n = this.pinned.get(d)! - 1;
+        if (n === 0) this.pinned.delete(d);
+        else this.pinned.set(d, n);
+      }
+      if (!ok) {
+        await this.locked(() => this.collect(new Set(missing), new Set())).catch((e: unknown) => {
+          this.log('warn', 'dropping the blobs of a failed pull failed', { error: (e as Error).message });
+        });
+      }
+    }
+  }
+
+  /**
    * For the registry client: stores an image manifest whose config and layers were
    * ingested already, unpacks its layers and indexes it (tagged `ref` if given).
    */
@@ -343,9 +378,14 @@ export class ImageService {
     return this.locked(async () => {
       const names = ref === undefined ? [] : [formatReference(parseReference(ref))];
       const digest = sha256Digest(manifestBytes);
-      await this.blobs.ingestBuffer(manifestBytes, digest);
-      const id = await this.commit(digest, names);
-      return this.toImage(this.state.images[id]!);
+      const { created } = await this.blobs.ingestBuffer(manifestBytes, digest);
+      try {
+        const id = await this.commit(digest, names);
+        return this.toImage(this.state.images[id]!);
+      } catch (e) {
+        if (created) await this.collect(new Set([digest]), new Set());
+        throw e;
+      }
     });
   }
 
@@ -374,7 +414,15 @@ export class ImageService {
       throw invalidArgument(`${what}: config ${manifest.config.digest} has ${diffIds?.length ?? 'no'} diff_ids for ${manifest.layers.length} layers`);
     }
     for (const d of diffIds) assertSha256Digest(d, `config ${manifest.config.digest} diff_id`);
-    const chains = await this.layers.ensure(manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i]! })));
+    const chains = chainIds(diffIds);
+    try {
+      await this.layers.ensure(manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i]! })));
+    } catch (e) {
+      // Layers below the failing one that no image uses (commits are serialised,
+      // so no other attempt is using them).
+      await this.collect(new Set(), new Set(chains));
+      throw e;
+    }
     const id = manifest.config.digest;
     const prev = this.state.images[id];
     const rec: ImageRecord = {
@@ -412,11 +460,11 @@ export class ImageService {
     return s;
   }
 
-  /** Deletes the given blobs and layers unless an image still references them. */
+  /** Deletes the given blobs and layers unless an image references them or a pull holds them. */
   private async collect(blobs: Set<string>, chains: Set<string>): Promise<void> {
     const refBlobs = this.referencedBlobs();
     const refChains = new Set(Object.values(this.state.images).flatMap((r) => r.layers.map((l) => l.chainId)));
-    for (const d of blobs) if (!refBlobs.has(d)) await this.blobs.delete(d);
+    for (const d of blobs) if (!refBlobs.has(d) && !this.pinned.has(d)) this.blobs.delete(d);
     for (const c of chains) if (!refChains.has(c)) await this.layers.remove(c);
   }
 }

@@ -239,10 +239,13 @@ class Unpacker {
     if (st.isDirectory()) {
       if (keepDir) return st;
       fs.rmSync(abs, { recursive: true, force: true });
-      // Anything cached below it is gone.
+      // Anything cached below it is gone, opaque markers included: a dir made
+      // again at that path is a new one, and the path may become a symlink.
       this.safeDirs.clear();
       this.safeDirs.add('');
       for (const k of [...this.dirs.keys()]) if (k === abs || k.startsWith(abs + '/')) this.dirs.delete(k);
+      const rel = path.relative(this.root, abs);
+      for (const d of [...this.opaque]) if (d === rel || d.startsWith(rel + '/')) this.opaque.delete(d);
     } else {
       fs.unlinkSync(abs);
     }
@@ -268,10 +271,26 @@ class Unpacker {
     if (this.isRoot) fs.lchownSync(abs, hdr.uid ?? 0, hdr.gid ?? 0);
   }
 
+  /**
+   * PAX uid/gid records override the ustar fields (tar-stream applies only
+   * path, linkpath and size): Go's archive/tar writes IDs above 2097151 only
+   * there. Like Go's reader, an invalid one is an error; so is 2^32-1, which
+   * chown(2) takes as "leave unchanged" (the file would stay root's).
+   */
+  private paxOwner(hdr: tar.Header, entry: string): void {
+    for (const key of ['uid', 'gid'] as const) {
+      const v = (hdr.pax as Record<string, string> | undefined)?.[key];
+      if (v === undefined) continue;
+      if (!/^[0-9]{1,10}$/.test(v) || Number(v) >= 0xffffffff) throw this.fail(entry, `invalid PAX ${key} record "${v}"`);
+      hdr[key] = Number(v);
+    }
+  }
+
   async entry(hdr: tar.Header, body: AsyncIterable<Uint8Array>): Promise<void> {
     this.entries++;
     const entry = hdr.name;
     const parts = this.components(hdr.name, entry);
+    this.paxOwner(hdr, entry);
     const mode = (hdr.mode ?? 0o644) & 0o7777;
     const mtime = hdr.mtime ?? new Date(0);
     if (parts.length === 0) {
@@ -312,7 +331,7 @@ class Unpacker {
     switch (hdr.type) {
       case 'directory': {
         const prev = await this.clear(abs, true);
-        if (!prev) fs.mkdirSync(abs, { mode: 0o700 });
+        if (!prev?.isDirectory()) fs.mkdirSync(abs, { mode: 0o700 });
         this.safeDirs.add(rel);
         await this.own(abs, hdr);
         await this.applyXattrs(abs, rel, hdr);
@@ -391,6 +410,9 @@ class Unpacker {
 
   /** Opaque dirs: xattr if possible, else explicit whiteouts of lower names. */
   async finishOpaque(): Promise<boolean> {
+    // The setter does not follow a symlink in the last component, but does in
+    // the others: only ever mark a real directory below the root.
+    for (const d of [...this.opaque]) if (!realDirBelow(this.root, d === '' ? [] : d.split('/'))) this.opaque.delete(d);
     if (this.opaque.size === 0) return true;
     if (this.opts.setxattr) {
       try {

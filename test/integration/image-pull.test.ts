@@ -3,6 +3,8 @@
 // process covers auth flows, corruption, redirects and request counting.
 // Every server listens on 127.0.0.1 only; mirrors are configured exclusive so no
 // upstream (docker.io, registry.k8s.io) is ever contacted.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -283,6 +285,64 @@ describe('pull from the fake registry', () => {
     expect(blobFiles(path.join(work, 'root'))).not.toContain(bad);
     expect(fs.readdirSync(path.join(work, 'root/ingest'))).toEqual([]);
     expect(svc.list()).toEqual([]);
+  });
+
+  it('a pull failing at layer 2 leaves no unpacked layer and no fetched blob', async () => {
+    const img = buildImage([await makeTar([{ name: 'ok', content: 'fine' }]), Buffer.alloc(4096, 'not a tar ')], { gzipLayers: false });
+    fake = await startFakeRegistry({});
+    for (const b of img.blobs.values()) if (!b.equals(img.manifest)) fake.addBlob(b);
+    fake.addManifest('team/app', '1', { bytes: img.manifest, mediaType: MT.ociManifest });
+    const e = await failure(pullImage(svc, `${fake.host}/team/app:1`, { config: noConfig }));
+    expect(e.kind).toBe('InvalidArgument');
+    expect(e.message).toMatch(/corrupt or truncated tar stream/);
+    expect(blobFiles(path.join(work, 'root'))).toEqual([]);
+    expect(fs.readdirSync(path.join(work, 'root/layers'))).toEqual([]);
+    expect(svc.list()).toEqual([]);
+  });
+
+  it('removing an image while a pull of another one sharing a layer is fetching does not break the pull', async () => {
+    const l1 = await makeTar([{ name: 'shared', content: 'L1 '.repeat(100) }]);
+    const a = buildImage([l1]);
+    const b = buildImage([l1, await makeTar([{ name: 'own', content: 'L2' }])]);
+    await svc.import((async function* () {
+      yield await ociArchiveOf(a, 'x.io/a:1');
+    })());
+    const l1Digest = [...a.blobs.keys()].find((d) => d !== a.configDigest && d !== a.manifestDigest)!;
+    fake = await startFakeRegistry({ blobDelayMs: 300 });
+    for (const blob of b.blobs.values()) if (!blob.equals(b.manifest)) fake.addBlob(blob);
+    fake.addManifest('team/b', '1', { bytes: b.manifest, mediaType: MT.ociManifest });
+    const pull = pullImage(svc, `${fake.host}/team/b:1`, { config: noConfig });
+    while (blobGets(fake).length === 0) await new Promise((r) => setTimeout(r, 10));
+    await svc.remove('x.io/a:1'); // image GC while the pull fetches (it skipped L1: stored)
+    const img = await pull;
+    expect(img.id).toBe(b.configDigest);
+    expect(blobGets(fake).map((r) => r.path)).not.toContain(`/v2/team/b/blobs/${l1Digest}`);
+    expect(svc.hasBlob(l1Digest)).toBe(true);
+    await svc.remove(img.id);
+    expect(blobFiles(path.join(work, 'root'))).toEqual([]);
+    expect(fs.readdirSync(path.join(work, 'root/layers')).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a full disk while fetching is ResourceExhausted and no other endpoint is tried', async () => {
+    const small = path.join(work, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    try {
+      const full = await ImageService.open({ root: path.join(small, 'root') });
+      const img = buildImage([await makeTar([{ name: 'big', content: randomBytes(1 << 20) }])]);
+      fake = await startFakeRegistry({});
+      for (const b of img.blobs.values()) if (!b.equals(img.manifest)) fake.addBlob(b);
+      fake.addManifest('team/app', '1', { bytes: img.manifest, mediaType: MT.ociManifest });
+      // The fake is both a mirror and the registry itself: two endpoints.
+      const config: RegistryConfig = { mirrors: { [fake.host]: [fake.url] }, insecure: [] };
+      const e = await failure(pullImage(full, `${fake.host}/team/app:1`, { config }));
+      expect(e.kind).toBe('ResourceExhausted');
+      expect(e.message).toMatch(/ENOSPC/);
+      expect(fake.requests.filter((r) => r.path === '/v2/team/app/manifests/1')).toHaveLength(1);
+      expect(fs.readdirSync(path.join(small, 'root/ingest'))).toEqual([]);
+    } finally {
+      execFileSync('umount', [small]);
+    }
   });
 
   it('follows blob redirects to storage', async () => {

@@ -387,6 +387,66 @@ describe('ImageService: registry-client API', () => {
     const missing = buildImage([await makeTar([{ name: 'nope', content: 'n' }])]);
     await expectError(svc.commitManifest(missing.manifest, undefined), 'InvalidArgument', /which is missing/);
   });
+
+  // An image of two layers whose config names a wrong diff_id for the second.
+  async function wrongSecondDiffId() {
+    const img = buildImage([await makeTar([{ name: 'a', content: 'a'.repeat(1000) }]), await makeTar([{ name: 'b', content: 'b' }])]);
+    const cfg = JSON.parse(img.config.toString()) as { rootfs: { diff_ids: string[] } };
+    cfg.rootfs.diff_ids[1] = sha('not this layer');
+    const config = Buffer.from(JSON.stringify(cfg));
+    const man = JSON.parse(img.manifest.toString()) as { config: { digest: string; size: number } };
+    man.config = { ...man.config, digest: sha(config), size: config.length };
+    const manifest = Buffer.from(JSON.stringify(man));
+    const blobs = new Map([...img.blobs].filter(([d]) => d !== img.configDigest && d !== img.manifestDigest));
+    blobs.set(sha(config), config);
+    blobs.set(sha(manifest), manifest);
+    return { ...img, config, configDigest: sha(config), manifest, manifestDigest: sha(manifest), blobs };
+  }
+
+  it('a commit failing at layer 2 (wrong diff_id) leaves no layer and no unreferenced blob', async () => {
+    const svc = await open();
+    const img = await wrongSecondDiffId();
+    const digests = [...img.blobs.keys()].filter((d) => d !== img.manifestDigest);
+    await expectError(
+      svc.withBlobLease(digests, async (missing) => {
+        expect(missing.sort()).toEqual([...digests].sort());
+        for (const d of missing) await svc.ingestBlob(d, img.blobs.get(d)!.length, chunks(img.blobs.get(d)!));
+        return svc.commitManifest(img.manifest, 'x.io/bad:1');
+      }),
+      'InvalidArgument',
+      /does not match the config's diff_id/,
+    );
+    expect(layerDirs()).toEqual([]);
+    expect(blobCount()).toBe(0);
+    // The same through an archive import.
+    await expectError(svc.import(chunks(await ociArchiveOf(img, 'x.io/bad:1'))), 'InvalidArgument', /does not match the config's diff_id/);
+    expect(layerDirs()).toEqual([]);
+    expect(blobCount()).toBe(0);
+    expect(svc.list()).toEqual([]);
+  });
+
+  it('a lease keeps shared blobs from an image removed meanwhile; they go with the last image', async () => {
+    const svc = await open();
+    const l1 = await makeTar([{ name: 'shared', content: 'L1' }]);
+    const a = buildImage([l1]);
+    const b = buildImage([l1, await makeTar([{ name: 'own', content: 'L2' }])]);
+    await svc.import(chunks(await ociArchiveOf(a, 'x.io/a:1')));
+    const l1Digest = [...a.blobs.keys()].find((d) => d !== a.configDigest && d !== a.manifestDigest)!;
+    const want = [...b.blobs.keys()].filter((d) => d !== b.manifestDigest);
+    const i = await svc.withBlobLease(want, async (missing) => {
+      expect(missing).not.toContain(l1Digest); // stored: a pull would skip it
+      await svc.remove('x.io/a:1'); // image GC, concurrently
+      expect(svc.hasBlob(l1Digest)).toBe(true);
+      for (const d of missing) await svc.ingestBlob(d, b.blobs.get(d)!.length, chunks(b.blobs.get(d)!));
+      return svc.commitManifest(b.manifest, 'x.io/b:1');
+    });
+    expect(i.id).toBe(b.configDigest);
+    expect(svc.hasBlob(l1Digest)).toBe(true);
+    expect(layerDirs()).toHaveLength(2);
+    await svc.remove('x.io/b:1');
+    expect(blobCount()).toBe(0);
+    expect(layerDirs()).toEqual([]);
+  });
 });
 
 describe('rootfs', () => {

@@ -80,6 +80,28 @@ describe('unpackLayer: contents and metadata', () => {
     }
   });
 
+  it('PAX uid/gid records override the ustar fields (Go writes IDs > 2097151 only there)', async () => {
+    if (!isRoot) return;
+    await unpack([
+      { name: 'd/', type: 'directory', pax: { uid: '3000002', gid: '3000003' } },
+      { name: 'd/f', content: 'x', uid: 0, gid: 0, mode: 0o4755, pax: { uid: '3000000', gid: '3000001' } },
+      { name: 'd/s', type: 'symlink', linkname: 'f', uid: 5, gid: 6, pax: { uid: '4294967294' } },
+    ]);
+    const st = (p: string) => fs.lstatSync(path.join(dest, p));
+    expect([st('d/f').uid, st('d/f').gid]).toEqual([3000000, 3000001]);
+    expect(st('d/f').mode & 0o7777).toBe(0o4755);
+    expect([st('d').uid, st('d').gid]).toEqual([3000002, 3000003]);
+    expect([st('d/s').uid, st('d/s').gid]).toEqual([4294967294, 6]);
+  });
+
+  it('refuses malformed PAX uid/gid records (like Go\'s archive/tar)', async () => {
+    // 4294967295 is (uid_t)-1: chown would leave the owner unchanged (root).
+    for (const bad of ['-1', 'abc', '', '4294967295', '99999999999', '1e3', '0x10']) {
+      await expectBad([{ name: 'f', content: 'x', pax: { uid: bad } }], /entry "f": invalid PAX uid/);
+    }
+    await expectBad([{ name: 'f', content: 'x', pax: { gid: '12 ' } }], /entry "f": invalid PAX gid/);
+  });
+
   it('device nodes and fifos (as root); skipped with a record when not root', async () => {
     const entries: TarEntry[] = [
       { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
@@ -216,6 +238,46 @@ describe('unpackLayer: whiteouts', () => {
       setxattr: (f, n, v) => calls.push(`${path.relative(dest, f)} ${n}=${v.toString()}`),
     });
     expect(calls).toEqual(['d trusted.overlay.opaque=y']);
+  });
+
+  it('never marks a path opaque through a dir the layer later replaced by a symlink', async () => {
+    fs.mkdirSync(path.join(outside, 'etc'));
+    fs.mkdirSync(path.join(work, 'lower/x/etc'), { recursive: true });
+    fs.writeFileSync(path.join(work, 'lower/x/etc/f'), 'f');
+    const entries: TarEntry[] = [
+      { name: 'x/', type: 'directory' },
+      { name: 'x/etc/', type: 'directory' },
+      { name: 'x/etc/.wh..wh..opq', content: '' },
+      { name: 'x', type: 'symlink', linkname: outside },
+    ];
+    const calls: string[] = [];
+    const r = await unpack(entries, { setxattr: (f, n) => calls.push(`${fs.realpathSync(f)} ${n}`) });
+    expect(calls).toEqual([]);
+    expect(r.opaqueDirs).toEqual([]);
+    // Without setxattr (explicit whiteouts of the lowers' names): nothing outside either.
+    fs.rmSync(dest, { recursive: true });
+    fs.mkdirSync(dest);
+    const r2 = await unpack(entries, { lowers: [{ fs: path.join(work, 'lower'), opaque: new Set() }] });
+    expect(r2.opaqueDirs).toEqual([]);
+    expect(fs.readdirSync(path.join(outside, 'etc'))).toEqual([]);
+    expect(fs.lstatSync(path.join(dest, 'x')).isSymbolicLink()).toBe(true);
+  });
+
+  it('a dir removed and created again in the same layer loses its opaque marker', async () => {
+    const calls: string[] = [];
+    const r = await unpack(
+      [
+        { name: 'd/', type: 'directory' },
+        { name: 'd/.wh..wh..opq', content: '' },
+        { name: 'e/', type: 'directory' },
+        { name: 'e/.wh..wh..opq', content: '' },
+        { name: 'd', content: 'now a file' },
+        { name: 'd/', type: 'directory' },
+      ],
+      { setxattr: (f, n) => calls.push(`${path.relative(dest, f)} ${n}`) },
+    );
+    expect(calls).toEqual(['e trusted.overlay.opaque']);
+    expect(r.opaqueDirs).toEqual(['e']);
   });
 });
 
