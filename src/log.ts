@@ -29,7 +29,7 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
       const all = { ...base, ...fields };
       const time = new Date().toISOString();
       if (json) {
-        write(JSON.stringify({ time, level: lvl, msg, ...all }, bigintReplacer) + '\n');
+        write(JSON.stringify({ time, level: lvl, msg, ...all }, jsonReplacer) + '\n');
         return;
       }
       const kv = Object.entries(all)
@@ -46,6 +46,12 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
     };
   };
   return make({});
+}
+
+/** An Error's message and name are not own enumerable properties: JSON.stringify would drop them. */
+function jsonReplacer(key: string, v: unknown): unknown {
+  if (v instanceof Error) return { ...v, name: v.name, message: v.message };
+  return bigintReplacer(key, v);
 }
 
 function formatValue(v: unknown): string {
