@@ -129,8 +129,7 @@ export class CniNetwork implements PodNetwork {
    * DEL: every plugin in reverse, each getting the cached ADD result as
    * prevResult. Idempotent: without a cache it still asks every plugin to
    * release whatever it holds for this sandbox. Errors fail the call (the
-   * kubelet retries StopPodSandbox) unless no ADD ever completed, where a
-   * plugin may rightly know nothing of the sandbox.
+   * kubelet retries StopPodSandbox).
    */
   async tearDown(sb: Sandbox): Promise<void> {
     const cache = this.readCache(sb.id);
@@ -172,10 +171,10 @@ export class CniNetwork implements PodNetwork {
         errors.push((err as Error).message);
       }
     }
-    if (errors.length > 0) {
-      if (entry.result) throw internal(`network "${list.name}" teardown of sandbox ${sb.id}: ${errors.join('; ')}`);
-      this.opts.log.warn('pod network teardown errors tolerated: no ADD had completed', { id: sb.id, errors });
-    }
+    // Also after an ADD that failed half-way: the plugins before the failing
+    // one hold what they set up (an address), and a DEL must clean up after
+    // any ADD (the spec); containerd keeps such a sandbox for a retry too.
+    if (errors.length > 0) throw internal(`network "${list.name}" teardown of sandbox ${sb.id}: ${errors.join('; ')}`);
     rmSync(this.cachePath(sb.id), { force: true });
     this.opts.log.info('pod network torn down', { id: sb.id, network: list.name });
   }

@@ -80,7 +80,8 @@ export class SandboxManager {
         const pauses = sb.pause ? [sb.pause] : processesWithArgv(pauseArgv(this.deps.nativeDir, this.store.runtimeDir(sb.id)));
         for (const p of pauses) await this.deps.reaper.kill(p);
         await this.detachNetwork(sb).catch((err) => this.deps.log.error('network teardown failed', { id: sb.id, err }));
-        await this.store.removeFiles(sb.id);
+        if (sb.networkAttached) this.keepForTeardown(sb);
+        else await this.store.removeFiles(sb.id);
         continue;
       }
       this.sandboxes.set(sb.id, sb);
@@ -99,7 +100,9 @@ export class SandboxManager {
     const id = newId();
     this.names.set(key, id);
     const undo = new Rollback();
-    undo.add('release name', () => this.names.delete(key));
+    undo.add('release name', () => {
+      if (!this.sandboxes.has(id)) this.names.delete(key); // kept for its network teardown: the name stays taken
+    });
     try {
       const sb = await this.create(id, spec, undo);
       undo.commit();
@@ -128,7 +131,8 @@ export class SandboxManager {
       cgroup: podCgroup(spec, id, this.deps.podCgroupRoot),
     };
     const nsDir = this.nsDir(id);
-    undo.add('remove files', () => this.store.removeFiles(id));
+    // Runs after the network's teardown (undo steps run last first): if that DEL failed, the record is what a retry needs.
+    undo.add('remove files', () => (sb.networkAttached ? this.keepForTeardown(sb) : this.store.removeFiles(id)));
     mkdirSync(nsDir, { recursive: true });
     this.store.save(sb);
     failpoint('sandbox.after-record');
@@ -241,6 +245,22 @@ export class SandboxManager {
 
   private emit(type: ContainerEventType, sb: Sandbox): void {
     this.deps.events?.emit({ type, id: sb.id, sandboxId: sb.id, at: nowNs(), subject: sb });
+  }
+
+  /**
+   * A half-built sandbox whose CNI DEL failed is kept, stopped (NOTREADY),
+   * as containerd keeps one (SANDBOX_UNKNOWN), instead of being forgotten
+   * with the only record of what DEL needs (the cached result, the netns
+   * pin): the kubelet's StopPodSandbox or RemovePodSandbox tries the DEL again.
+   */
+  private keepForTeardown(sb: Sandbox): void {
+    sb.stopped = true;
+    sb.pause = null;
+    sb.complete = true;
+    this.store.save(sb);
+    this.sandboxes.set(sb.id, sb);
+    this.names.set(nameKey(sb.spec), sb.id);
+    this.deps.log.warn('pod sandbox kept, not ready, until its network is torn down', { id: sb.id });
   }
 
   /** CNI DEL once per ADD; idempotent. */

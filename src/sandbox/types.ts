@@ -61,7 +61,8 @@ export interface Sandbox {
   stopped: boolean;
   /**
    * False while RunPodSandbox is still building it. A record found incomplete
-   * at start-up belongs to a server that died half-way and is cleaned away.
+   * at start-up belongs to a server that died half-way and is cleaned away;
+   * if its CNI DEL fails it is kept instead, stopped and complete, for a retry.
    */
   complete: boolean;
   network: { ip: string; additionalIps: string[] };

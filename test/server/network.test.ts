@@ -1,9 +1,10 @@
 // CNI pod networking against the real Debian plugins (bridge, host-local,
 // portmap). Safety: the server runs in a network namespace of its own (the
-// "node", started through `unshare --net`), so the bridge, the veths, the
-// iptables rules and all traffic stay inside namespaces this test creates and
-// vanish with them; host-local keeps its state in the temp dir. Afterwards the
-// host's links and iptables are checked to be unchanged.
+// "node", made with `ip netns add` and entered with nsenter, so that it
+// outlives a restart of the server as a node's does), so the bridge, the
+// veths, the iptables rules and all traffic stay inside namespaces this test
+// creates and vanish with them; host-local keeps its state in the temp dir.
+// Afterwards the host's links and iptables are checked to be unchanged.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,7 @@ const subnetPrefix = `10.${rand}.77.`;
 const subnet = `${subnetPrefix}0/24`;
 const gateway = `${subnetPrefix}1`;
 const bridge = `peapodt${rand}`;
+const nodeNetns = `peapod-test-node-${process.pid}`;
 
 const hostLinks = () =>
   execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })
@@ -112,19 +114,23 @@ if [ "$CNI_COMMAND" = ADD ]; then
   case "$name" in
     rec1) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.5/24","interface":0}]}' ;;
     rec2) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.99.0.5/24","interface":0}]}' ;;
-    fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
+    fail|faildel) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
   esac
+fi
+if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-fails" ]; then
+  echo '{"cniVersion":"1.0.0","code":11,"msg":"fake plugin cannot delete","details":"xtables lock"}'; exit 1
 fi
 exit 0
 `;
-    for (const name of ['rec1', 'rec2', 'fail']) {
+    execFileSync('ip', ['netns', 'add', nodeNetns]);
+    for (const name of ['rec1', 'rec2', 'fail', 'faildel']) {
       writeFileSync(join(binDir, name), script);
       chmodSync(join(binDir, name), 0o755);
     }
     s = await startServer({}, preloadBusybox, {
       network: 'cni',
       // The node: a network namespace of its own with lo up.
-      wrapper: ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'],
+      wrapper: ['nsenter', `--net=/run/netns/${nodeNetns}`, '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'],
       args: ['--cni-conf-dir', confDir, '--cni-bin-dir', '/usr/lib/cni', '--cni-bin-dir', binDir],
     });
     // What provisioning does on a real node for hostPorts on 127.0.0.1 (here inside the node netns only).
@@ -135,6 +141,7 @@ exit 0
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
     await s?.cleanup();
+    execFileSync('ip', ['netns', 'delete', nodeNetns]);
     rmSync(tmp, { recursive: true, force: true });
     // Everything CNI made lived in the node's namespace, gone with the server.
     expect(hostLinks()).toEqual(linksBefore);
@@ -274,6 +281,31 @@ exit 0
     expect(existsSync(join(s.root, 'sandboxes'))).toBe(false); // sandbox records live in the state dir
     expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
     expect(allocatedIps()).toEqual([]); // bridge's DEL released the address it had taken
+    expect(nodeVeths()).toEqual([]);
+    clearConf();
+  });
+
+  it('keeps a pod whose ADD failed and whose DEL failed too, NOTREADY, and tries the DEL again on remove', async () => {
+    writeConf('10-test.conflist', bridgeConf('peapod-test', [{ type: 'faildel' }]));
+    rmSync(join(logDir, 'calls'), { force: true });
+    writeFileSync(join(logDir, 'del-fails'), '');
+    const err = await s.runtime.RunPodSandbox({ config: podConfig('faildel') }).catch((e) => e);
+    expect(err.details).toContain('fake plugin refuses: no addresses left');
+    expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\n');
+    const { items } = await s.runtime.ListPodSandbox({});
+    const kept = items!.filter((p) => p.metadata!.name === 'faildel');
+    expect(kept.map((p) => p.state)).toEqual(['SANDBOX_NOTREADY']);
+    const id = kept[0]!.id!;
+    expect(existsSync(join(s.state, 'sandboxes', id, 'record.json'))).toBe(true);
+    // Still failing: the stop fails and the pod stays.
+    expect(grpcCode(await s.runtime.StopPodSandbox({ podSandboxId: id }).catch((e) => e))).not.toBe('OK');
+    rmSync(join(logDir, 'del-fails'));
+    await s.runtime.RemovePodSandbox({ podSandboxId: id });
+    expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\nfaildel DEL\nfaildel DEL\n');
+    expect((await s.runtime.ListPodSandbox({})).items!.filter((p) => p.metadata!.name === 'faildel')).toEqual([]);
+    expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
+    expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
+    expect(allocatedIps()).toEqual([]);
     expect(nodeVeths()).toEqual([]);
     clearConf();
   });
