@@ -1,11 +1,14 @@
 // Pod volumes on the host: emptyDir (a directory of the pod, or a tmpfs for
-// medium: Memory) and hostPath (with the type checks of the kubelet).
+// medium: Memory), hostPath (with the type checks of the kubelet), and the
+// subPaths of volume mounts (opened safely and staged as the kubelet does).
 
-import { closeSync, lstatSync, mkdirSync, openSync, promises as fsp, statSync, type Stats } from 'node:fs';
-import { join } from 'node:path';
-import { MS_NODEV, MS_NOSUID } from '../ffi/constants.js';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, promises as fsp, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { failedPrecondition } from '../errors.js';
+import { MS_BIND, MS_NODEV, MS_NOSUID, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
-import { mountsUnder, unmount } from '../linux/mount.js';
+import { isSyscallError } from '../ffi/types.js';
+import { isMountPoint, mountsUnder, unmount } from '../linux/mount.js';
 import type { MountSpec } from '../container/types.js';
 import type { PodContainer, PodSpec, VolumeSpec } from './types.js';
 
@@ -62,7 +65,8 @@ export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs): void {
       continue;
     }
     const dir = volumePath(v, dirs);
-    mkdirSync(dir, { recursive: true, mode: 0o777 });
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o777); // as the kubelet: any user of the pod writes to it, whatever the daemon's umask
     if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
       const size = v.emptyDir!.sizeLimit ? `,size=${v.emptyDir!.sizeLimit.bytes}` : '';
       libc().mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=0777${size}`);
@@ -108,19 +112,112 @@ export async function diskUsage(dir: string): Promise<number> {
   return total;
 }
 
-export function teardownVolumes(dirs: VolumeDirs): void {
-  for (const mp of mountsUnder(dirs.memory).reverse()) unmount(mp);
+/**
+ * Where subPath mounts are staged: <state>/pods/<uid>/volume-subpaths, beside
+ * the tmpfs emptyDirs (the kubelet's pods/<uid>/volume-subpaths).
+ */
+function subPathRoot(dirs: VolumeDirs): string {
+  return join(dirname(dirs.memory), 'volume-subpaths');
 }
 
-/** A container's volumeMounts as CRI mounts (subPaths created inside emptyDirs as the kubelet does). */
-export function containerMounts(pod: PodSpec, c: PodContainer, dirs: VolumeDirs): MountSpec[] {
-  return c.volumeMounts.map((m) => {
-    const v = pod.volumes.find((x) => x.name === m.name)!;
-    let hostPath = volumePath(v, dirs);
-    if (m.subPath) {
-      hostPath = join(hostPath, m.subPath);
-      if (v.emptyDir && !statSync(hostPath, { throwIfNoEntry: false })) mkdirSync(hostPath, { recursive: true, mode: 0o777 });
+export function teardownVolumes(dirs: VolumeDirs): void {
+  for (const root of [subPathRoot(dirs), dirs.memory]) for (const mp of mountsUnder(root).reverse()) unmount(mp);
+}
+
+/** The path of an open fd, or of `name` in the directory an fd holds (openat/mkdirat by path). */
+function fdPath(fd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+}
+
+/**
+ * Opens `subPath` of the volume at `root` (O_PATH) as the kubelet's
+ * doSafeOpen/doSafeMakeDir do: one component at a time from the parent's fd,
+ * never following a symlink, so a container that swaps a directory of a
+ * shared volume for a symlink (to / , CVE-2017-1002101) gets a refusal rather
+ * than the host. Missing directories are created with the mode of the root.
+ */
+function openSubPath(root: string, subPath: string, volume: string): number {
+  const refuse = (why: string) => failedPrecondition(`subPath "${subPath}" of volume "${volume}": ${why}`);
+  let fd = libc().open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  try {
+    const mode = statSync(fdPath(fd)).mode & 0o7777;
+    const names = subPath.split('/').filter((n) => n !== '' && n !== '.');
+    for (const [i, name] of names.entries()) {
+      const at = JSON.stringify(names.slice(0, i + 1).join('/'));
+      if (name === '..') throw refuse('".." leaves the volume');
+      const open = () => libc().open(fdPath(fd, name), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      let created = false;
+      let child: number;
+      try {
+        try {
+          child = open();
+        } catch (err) {
+          if (!isSyscallError(err, 'ENOENT')) throw err;
+          mkdirSync(fdPath(fd, name)); // a directory of the fd's: mkdirat, no symlink followed
+          created = true;
+          child = open();
+        }
+      } catch (err) {
+        throw refuse(`${at}: ${(err as Error).message}`);
+      }
+      libc().close(fd);
+      fd = child;
+      // stat of the magic link is of what the fd holds: a symlink itself, with O_NOFOLLOW.
+      const st = statSync(fdPath(fd));
+      if (st.isSymbolicLink()) throw refuse(`${at} is a symbolic link`);
+      if (i < names.length - 1 && !st.isDirectory()) throw refuse(`${at} is not a directory`);
+      if (created) chmodSync(fdPath(fd), mode); // mkdir's mode is masked by the umask
     }
-    return { containerPath: m.mountPath, hostPath, readonly: m.readOnly, propagation: 'PRIVATE' as const };
-  });
+    return fd;
+  } catch (err) {
+    libc().close(fd);
+    throw err;
+  }
+}
+
+/**
+ * Binds the opened subPath onto `target` (its kind: directory or file), first
+ * unmounting and removing what a previous start of the container staged
+ * there: the subPath is resolved again at every start.
+ */
+function stageSubPath(fd: number, target: string): void {
+  mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+  let old = lstatSync(target, { throwIfNoEntry: false });
+  while (old && isMountPoint(target)) {
+    unmount(target);
+    old = lstatSync(target);
+  }
+  if (old) (old.isDirectory() ? rmdirSync : unlinkSync)(target);
+  if (statSync(fdPath(fd)).isDirectory()) mkdirSync(target, { mode: 0o700 });
+  else closeSync(openSync(target, 'w', 0o600));
+  libc().mount(fdPath(fd), target, null, MS_BIND, null);
+}
+
+/**
+ * A container's volumeMounts as CRI mounts. A subPath is given to the
+ * container as its staging mount, <subPathRoot>/<volume>/<container>/<index>,
+ * never as a path in the volume (which the pod's containers can change).
+ */
+export function containerMounts(pod: PodSpec, c: PodContainer, dirs: VolumeDirs): MountSpec[] {
+  const staged: string[] = [];
+  try {
+    return c.volumeMounts.map((m, index) => {
+      const v = pod.volumes.find((x) => x.name === m.name)!;
+      let hostPath = volumePath(v, dirs);
+      if (m.subPath) {
+        const fd = openSubPath(hostPath, m.subPath, v.name);
+        hostPath = join(subPathRoot(dirs), v.name, c.name, String(index));
+        try {
+          stageSubPath(fd, hostPath);
+        } finally {
+          libc().close(fd);
+        }
+        staged.push(hostPath);
+      }
+      return { containerPath: m.mountPath, hostPath, readonly: m.readOnly, propagation: 'PRIVATE' as const };
+    });
+  } catch (err) {
+    for (const target of staged.reverse()) unmount(target);
+    throw err;
+  }
 }
