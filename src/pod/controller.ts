@@ -70,6 +70,7 @@ export class PodController {
   private sandboxRetryAt = 0;
   private sandboxBackoff = 0;
   private lastSaved = '';
+  private saveFailing = false;
   private resumed = false;
   private measuring = false;
   private nextMeasureAt = 0;
@@ -120,11 +121,23 @@ export class PodController {
     return `${this.spec.namespace}/${this.spec.name}`;
   }
 
+  /**
+   * Writes the record when it changed. A failed write (a full disk) is
+   * logged, never thrown: the pod keeps running and the next sync retries.
+   */
   save(force = false): void {
     const json = JSON.stringify(this.rec);
     if (!force && json === this.lastSaved) return;
-    this.lastSaved = json;
-    this.deps.save(this.rec);
+    try {
+      this.deps.save(this.rec);
+      this.lastSaved = json;
+      this.saveFailing = false;
+    } catch (err) {
+      this.lastSaved = '';
+      // Once per run of failures, not at every sync.
+      if (!this.saveFailing) this.deps.log.warn('writing the pod record failed; retrying at every sync', { pod: this.key, err });
+      this.saveFailing = true;
+    }
   }
 
   event(type: PodEvent['type'], reason: string, object: string, message: string): void {
@@ -177,11 +190,15 @@ export class PodController {
 
     const inits = rec.containers.filter((c) => c.kind !== 'app');
     if (!rec.initialized) {
+      // As computeInitContainerActions: a sidecar before the last init
+      // container made in this sandbox was initialized already; it restarts
+      // on its own back-off and holds up nothing after it.
+      const last = inits.findLastIndex((c) => this.madeInSandbox(c));
       let all = true;
-      for (const c of inits) {
+      for (const [i, c] of inits.entries()) {
         if (c.kind === 'sidecar') {
-          if (this.isRunning(c) && c.started) continue;
           if (!this.isRunning(c) && !this.inFlight.has(c.name)) this.maybeStart(c, true);
+          if (i < last || (this.isRunning(c) && c.started)) continue;
           all = false;
           break;
         }
@@ -231,6 +248,17 @@ export class PodController {
       return this.deps.containers.stateOf(this.deps.containers.get(id));
     } catch {
       return 'GONE';
+    }
+  }
+
+  /** Has an instance of the container been made in the current sandbox (being started counts)? */
+  private madeInSandbox(c: ContainerRecord): boolean {
+    if (this.inFlight.has(c.name)) return true;
+    if (!c.containerId) return false;
+    try {
+      return this.deps.containers.get(c.containerId).sandboxId === this.rec.sandboxId;
+    } catch {
+      return false;
     }
   }
 
@@ -321,7 +349,8 @@ export class PodController {
       c.terminated = t;
       c.ready = false;
       if (c.kind === 'init' && t.exitCode === 0) c.succeeded = true;
-      if (t.finishedAt - t.startedAt >= BACKOFF_RESET_MS) c.backoffMs = 0;
+      // Only a container that ran counts: a failed start (StartError) has no start time.
+      if (t.startedAt > 0 && t.finishedAt - t.startedAt >= BACKOFF_RESET_MS) c.backoffMs = 0;
       c.nextStartAt = t.finishedAt + c.backoffMs;
       c.backoffMs = this.nextBackoff(c.backoffMs);
     }
@@ -494,6 +523,7 @@ export class PodController {
       c.containerId = id;
       c.instances++;
       c.restartCount = c.instances - 1;
+      c.startedAt = 0;
       c.postStartDone = false;
       c.started = false;
       c.ready = false;
@@ -513,10 +543,11 @@ export class PodController {
       this.event('Normal', 'Started', this.objectOf(c), `Started container ${c.name}`);
       if (spec.lifecycle.postStart) {
         // Like the kubelet's exec hooks: no timeout of its own.
-        const r = await this.deps.actions.run(spec.lifecycle.postStart, this.target(c), 0);
+        const r = await this.deps.actions.run(spec.lifecycle.postStart, this.target(c), 0, true);
         if (!r.ok) {
           this.event('Warning', 'FailedPostStartHook', this.objectOf(c), `PostStartHook failed: ${r.message}`);
-          await this.killContainer(c, this.spec.terminationGracePeriodSeconds, false);
+          // The kubelet's killContainer: preStop runs here too.
+          await this.killContainer(c, this.spec.terminationGracePeriodSeconds);
           c.postStartDone = true;
           return;
         }
@@ -696,7 +727,7 @@ export class PodController {
     } else if (crossed === 'failure') {
       this.event('Normal', 'Killing', this.objectOf(c), `Container ${c.name} failed ${kind} probe, will be restarted`);
       this.stopProbes(c.name);
-      void this.killContainer(c, probe.terminationGracePeriodSeconds ?? this.spec.terminationGracePeriodSeconds, true);
+      void this.killContainer(c, probe.terminationGracePeriodSeconds ?? this.spec.terminationGracePeriodSeconds);
     }
     this.save();
   }
@@ -744,7 +775,7 @@ export class PodController {
   // ------------------------------------------------------------ stopping
 
   /** preStop (within the grace period), then the stop signal and SIGKILL when the grace runs out. */
-  async killContainer(c: ContainerRecord, graceSeconds: number, runPreStop = true): Promise<void> {
+  async killContainer(c: ContainerRecord, graceSeconds: number): Promise<void> {
     const id = c.containerId;
     if (!id || this.killing.has(id)) return;
     this.killing.add(id);
@@ -752,9 +783,9 @@ export class PodController {
     try {
       const deadline = Date.now() + graceSeconds * 1000;
       const preStop = this.specOf(c).lifecycle.preStop;
-      if (runPreStop && preStop && graceSeconds > 0 && this.instanceState(id) === 'RUNNING') {
+      if (preStop && graceSeconds > 0 && this.instanceState(id) === 'RUNNING') {
         const r = await Promise.race([
-          this.deps.actions.run(preStop, this.target(c), graceSeconds),
+          this.deps.actions.run(preStop, this.target(c), graceSeconds, true),
           sleep(graceSeconds * 1000).then(() => ({ ok: false, message: 'timed out' })),
         ]);
         if (!r.ok) this.event('Warning', 'FailedPreStopHook', this.objectOf(c), `PreStopHook failed: ${r.message}`);

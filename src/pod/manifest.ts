@@ -177,6 +177,13 @@ function checkName(value: string, path: string, re: RegExp, max: number): void {
   }
 }
 
+/** The uid names the pod's record, runtime and log directories: it must be one path component. */
+function checkUid(uid: string): void {
+  if (uid.length > 128 || uid === '.' || uid === '..' || /[/\0]/.test(uid)) {
+    throw bad(`metadata.uid ${JSON.stringify(uid)} must be at most 128 characters, without "/" or NUL, and not "." or ".."`);
+  }
+}
+
 function port(f: Fields, key: string): number | string {
   const v = f.raw(key);
   if (typeof v === 'number' && Number.isInteger(v) && v > 0 && v < 65536) return v;
@@ -520,6 +527,7 @@ function parsePodObject(obj: unknown): PodSpec {
   const labels = md.map('labels');
   const annotations = md.map('annotations');
   const uid = md.str('uid') || randomUUID();
+  checkUid(uid);
   md.ignore('creationTimestamp', 'resourceVersion', 'generation', 'managedFields', 'selfLink');
   md.done();
 
@@ -547,7 +555,8 @@ function parsePodObject(obj: unknown): PodSpec {
     subdomain,
     hostAliases: sp.list('hostAliases').map(hostAlias),
     nodeName: sp.str('nodeName'),
-    serviceAccountName: sp.str('serviceAccountName') || sp.str('serviceAccount') || 'default',
+    // serviceAccount is the deprecated alias; serviceAccountName wins when both are set.
+    serviceAccountName: [sp.str('serviceAccountName'), sp.str('serviceAccount')].find((x) => x !== '') ?? 'default',
     volumes: sp.list('volumes').map(volume),
     initContainers: sp.list('initContainers').map((c) => container(c, true, podSec)),
     containers: sp.list('containers').map((c) => container(c, false, podSec)),

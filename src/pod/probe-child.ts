@@ -16,6 +16,8 @@ export interface ProbeRequest {
   headers?: Array<{ name: string; value: string }>;
   timeoutMs: number;
   userAgent?: string;
+  /** A lifecycle hook: any HTTP answer succeeds (the kubelet's runHTTPHandler checks the transport only). */
+  hook?: boolean;
 }
 
 export interface ProbeResult {
@@ -44,20 +46,29 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
     const mod = req.scheme === 'HTTPS' ? https : http;
     const headers: Record<string, string> = { 'User-Agent': req.userAgent ?? 'kube-probe/1.31', Accept: '*/*' };
     for (const h of req.headers ?? []) headers[h.name] = h.value;
-    const url = `${req.scheme === 'HTTPS' ? 'https' : 'http'}://${req.host.includes(':') ? `[${req.host}]` : req.host}:${req.port}${req.path ?? '/'}`;
-    const r = mod.request(url, { method: 'GET', headers, rejectUnauthorized: false } as https.RequestOptions, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => {
-        if (body.length < BODY_LIMIT) body += d.toString('utf8').slice(0, BODY_LIMIT - body.length);
+    // As the kubelet's formatURL: a path is requested under / even when given without the slash.
+    const path = req.path?.startsWith('/') ? req.path : `/${req.path ?? ''}`;
+    const url = `${req.scheme === 'HTTPS' ? 'https' : 'http'}://${req.host.includes(':') ? `[${req.host}]` : req.host}:${req.port}${path}`;
+    let r: http.ClientRequest;
+    try {
+      r = mod.request(url, { method: 'GET', headers, rejectUnauthorized: false } as https.RequestOptions, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          if (body.length < BODY_LIMIT) body += d.toString('utf8').slice(0, BODY_LIMIT - body.length);
+        });
+        const finish = () => {
+          const code = res.statusCode ?? 0;
+          if (req.hook || (code >= 200 && code < 400)) done({ ok: true, message: '' });
+          else done({ ok: false, message: `HTTP probe failed with statuscode: ${code}` });
+        };
+        res.once('end', finish);
+        res.once('error', finish);
       });
-      const finish = () => {
-        const code = res.statusCode ?? 0;
-        if (code >= 200 && code < 400) done({ ok: true, message: '' });
-        else done({ ok: false, message: `HTTP probe failed with statuscode: ${code}` });
-      };
-      res.once('end', finish);
-      res.once('error', finish);
-    });
+    } catch (e) {
+      // A request Node will not build (an invalid header name or value): a failed probe, as Go's client error.
+      done({ ok: false, message: `Get "${url}": ${(e as Error).message}` });
+      return;
+    }
     r.once('error', (e) => done({ ok: false, message: `Get "${url}": ${e.message}` }));
     r.end();
   });

@@ -32,22 +32,25 @@ export class Actions {
     private readonly hostNs: HostNamespaces,
   ) {}
 
-  /** Runs a hook or probe action; resolves to its result, never rejects. timeoutSeconds 0: no timeout (exec hooks). */
-  async run(h: Handler, t: ActionTarget, timeoutSeconds: number): Promise<ProbeResult> {
-    if (timeoutSeconds <= 0) return this.runOnce(h, t, 0);
+  /**
+   * Runs a hook or probe action; resolves to its result, never rejects. timeoutSeconds 0: no timeout (exec hooks).
+   * A hook's httpGet succeeds on any HTTP answer, as the kubelet's runHTTPHandler.
+   */
+  async run(h: Handler, t: ActionTarget, timeoutSeconds: number, hook = false): Promise<ProbeResult> {
+    if (timeoutSeconds <= 0) return this.runOnce(h, t, 0, hook);
     // A guard over the action's own timeout, so a stuck helper never stalls a probe worker.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const guard = new Promise<ProbeResult>((resolve) => {
       timer = setTimeout(() => resolve({ ok: false, message: `timed out after ${timeoutSeconds}s` }), timeoutSeconds * 1000 + 3000);
     });
     try {
-      return await Promise.race([this.runOnce(h, t, timeoutSeconds), guard]);
+      return await Promise.race([this.runOnce(h, t, timeoutSeconds, hook), guard]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private async runOnce(h: Handler, t: ActionTarget, timeoutSeconds: number): Promise<ProbeResult> {
+  private async runOnce(h: Handler, t: ActionTarget, timeoutSeconds: number, hook: boolean): Promise<ProbeResult> {
     try {
       if (h.exec) {
         const r = await this.containers.execSync(t.containerId, h.exec.command, timeoutSeconds);
@@ -65,6 +68,7 @@ export class Actions {
           path: g.path,
           headers: g.httpHeaders,
           timeoutMs: (timeoutSeconds || 30) * 1000,
+          ...(hook ? { hook, userAgent: 'kube-lifecycle/1.31' } : {}),
         });
       }
       if (h.tcpSocket) {

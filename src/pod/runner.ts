@@ -140,7 +140,8 @@ export class PodRunner {
     }
     const ctl = this.controller(rec);
     ctl.event('Normal', 'Scheduled', 'pod', `Successfully assigned ${p.spec.namespace}/${p.spec.name} to ${this.nodeName}`);
-    ctl.save(true);
+    // Written here, not by ctl.save (which only logs a failure): no pod starts without its record.
+    this.store.save(rec);
     this.pods.set(key(p.spec.namespace, p.spec.name), ctl);
     ctl.start();
     this.deps.log.info('pod created', { pod: ctl.key, uid: rec.id, source });

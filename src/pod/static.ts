@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isKind } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PodRunner } from './runner.js';
 
@@ -14,8 +15,12 @@ const MANIFEST = /\.(ya?ml|json)$/;
 export class StaticPods {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
-  /** file → hash of the last content that failed to parse (logged once). */
-  private readonly bad = new Map<string, string>();
+  /**
+   * file → the last content that was rejected (logged once). Invalid content
+   * is not tried again until the file changes; other rejections (a name
+   * taken by another pod) are retried at every scan.
+   */
+  private readonly bad = new Map<string, { hash: string; retry: boolean }>();
 
   constructor(
     private readonly dir: string,
@@ -69,15 +74,16 @@ export class StaticPods {
       const source = `file:${path}`;
       const mine = this.pods.bySource(source);
       if (mine.length > 0 && mine.every((p) => p.hash === hash)) continue;
-      if (this.bad.get(path) === hash) continue;
+      const rejected = this.bad.get(path);
+      if (rejected?.hash === hash && !rejected.retry) continue;
       if (mine.length > 0) await this.deleteFrom(source, 'changed');
       try {
         const recs = await this.pods.apply(text, source);
         this.bad.delete(path);
         this.log.info('static pods started', { file: path, pods: recs.map((r) => `${r.spec.namespace}/${r.spec.name}`) });
       } catch (err) {
-        this.bad.set(path, hash);
-        this.log.warn('static pod manifest rejected', { file: path, err: (err as Error).message });
+        if (rejected?.hash !== hash) this.log.warn('static pod manifest rejected', { file: path, err: (err as Error).message });
+        this.bad.set(path, { hash, retry: !isKind(err, 'InvalidArgument') });
       }
     }
   }

@@ -45,6 +45,16 @@ describe('pod manifests', () => {
     expect(() => one(spec)).toThrow(msg);
   });
 
+  it.each(['../x', '.', '..', 'a/b', 'a\0b', 'u'.repeat(129)])('rejects metadata.uid %j, which would be a path component', (uid) => {
+    const text = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', uid }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
+    expect(() => parseManifests(text)).toThrow(expect.objectContaining({ kind: 'InvalidArgument', message: expect.stringContaining('metadata.uid') }));
+  });
+
+  it('accepts serviceAccount together with serviceAccountName', () => {
+    expect(one('  serviceAccount: default\n  serviceAccountName: default\n  containers: [{name: c, image: busybox}]').serviceAccountName).toBe('default');
+    expect(one('  serviceAccount: legacy\n  containers: [{name: c, image: busybox}]').serviceAccountName).toBe('legacy');
+  });
+
   it('names the document of an error and rejects other kinds', () => {
     expect(() => parseManifests(pod('  containers: [{name: c, image: b}]') + '\n---\n' + pod('  containers: [{name: c, image: b, tty: true}]'))).toThrow(/^document 2: /);
     expect(() => parseManifests('apiVersion: apps/v1\nkind: Deployment\n')).toThrow('only apiVersion: v1, kind: Pod');
