@@ -100,9 +100,9 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     beforeStop: async (id) => {
       for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
     },
-    beforeRemove: async (id) => {
-      for (const c of containers.inSandbox(id)) await containers.remove(c.id);
-      await containers.removeSandboxCgroup(sandboxes.get(id));
+    beforeRemove: async (sb) => {
+      for (const c of containers.inSandbox(sb.id)) await containers.remove(c.id);
+      await containers.removeSandboxCgroup(sb);
     },
   });
   containers = new ContainerManager({ ...config, log, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });

@@ -35,7 +35,7 @@ export interface SandboxManagerDeps {
   helpers: Helpers;
   /** The pod's containers go first: stopped before pause, removed before the sandbox. */
   beforeStop?: (id: string) => Promise<void>;
-  beforeRemove?: (id: string) => Promise<void>;
+  beforeRemove?: (sb: Sandbox) => Promise<void>;
   /** Pod networking (CNI) for pods with their own network namespace; without it they have loopback only. */
   network?: PodNetwork;
   /** Lifecycle events (CRI GetContainerEvents), with the sandbox id as container id. */
@@ -225,7 +225,10 @@ export class SandboxManager {
     const id = this.find(idOrPrefix);
     if (id === undefined) return;
     await this.stop(id);
-    await this.deps.beforeRemove?.(id);
+    // Looked up again: a remove running alongside may have finished meanwhile (then this one has nothing to do).
+    const present = this.sandboxes.get(id);
+    if (!present) return;
+    await this.deps.beforeRemove?.(present);
     failpoint('sandbox.remove-after-containers');
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);
