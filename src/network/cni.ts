@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { failedPrecondition, internal } from '../errors.js';
+import { failedPrecondition, internal, invalidArgument } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { writeJsonAtomic } from '../util/fs.js';
+import { parseQuantity } from '../util/quantity.js';
 import { findPlugin, loadNetwork, type ConfList, type PluginConf } from './cni-config.js';
 import { execPlugin } from './cni-exec.js';
 import type { NetworkStatus, PodIps, PodNetwork } from './status.js';
@@ -203,6 +204,32 @@ export function cniArgs(sb: Sandbox): string {
 }
 
 /** The values of the CNI capabilities peapod knows, for the plugins that declare them. */
+const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
+const EGRESS_BANDWIDTH = 'kubernetes.io/egress-bandwidth';
+/** The kubelet's bounds for the bandwidth annotations, in bit/s. */
+const MIN_BANDWIDTH = 1e3;
+const MAX_BANDWIDTH = 1e15;
+
+/**
+ * The `bandwidth` capability from the pod's bandwidth annotations (which the
+ * kubelet copies into the sandbox config), as containerd sends it: rates in
+ * bit/s, bursts at 2^32-1 (no burst limit); undefined when neither is set.
+ * A value that is not a quantity, or below 1k or above 1P as the kubelet
+ * judges them, is INVALID_ARGUMENT.
+ */
+export function podBandwidth(annotations: Record<string, string>): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  for (const [key, dir] of [[INGRESS_BANDWIDTH, 'ingress'], [EGRESS_BANDWIDTH, 'egress']] as const) {
+    const v = annotations[key];
+    if (v === undefined) continue;
+    const rate = Math.ceil(parseQuantity(v, `annotation ${key}`));
+    if (rate < MIN_BANDWIDTH || rate > MAX_BANDWIDTH) throw invalidArgument(`annotation ${key} "${v}" is outside 1k..1P bit/s`);
+    out[`${dir}Rate`] = rate;
+    out[`${dir}Burst`] = 2 ** 32 - 1;
+  }
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 export function capabilityArgs(sb: Sandbox, podCidr: string): Record<string, unknown> {
   const args: Record<string, unknown> = {};
   const ports = sb.spec.portMappings
@@ -219,6 +246,8 @@ export function capabilityArgs(sb: Sandbox, podCidr: string): Record<string, unk
     args.dns = { servers: dns.servers, searches: dns.searches, options: dns.options };
   }
   if (podCidr) args.ipRanges = [[{ subnet: podCidr }]];
+  const bandwidth = podBandwidth(sb.spec.annotations);
+  if (bandwidth) args.bandwidth = bandwidth;
   return args;
 }
 

@@ -3,7 +3,7 @@
 
 import { cpus, totalmem } from 'node:os';
 import { invalidArgument } from '../errors.js';
-import { parseQuantity } from './manifest.js';
+import { parseQuantity } from '../util/quantity.js';
 import type { PodContainer, PodSpec } from './types.js';
 
 /**

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { parseAllDocuments } from 'yaml';
 import { invalidArgument } from '../errors.js';
+import { parseQuantity } from '../util/quantity.js';
 import type {
   ContainerSecurity,
   EnvVarSpec,
@@ -131,38 +132,6 @@ class Fields {
 
 function bad(msg: string) {
   return invalidArgument(msg);
-}
-
-// ------------------------------------------------------------- quantities
-
-const suffixes: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  '': 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** A Kubernetes resource quantity ("500m", "64Mi", "1.5", "1e3") as a number of base units. */
-export function parseQuantity(value: unknown, path: string): number {
-  const s = typeof value === 'number' ? String(value) : value;
-  if (typeof s !== 'string') throw bad(`${path} must be a quantity such as "500m" or "64Mi"`);
-  const m = /^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/.exec(s.trim());
-  if (!m) throw bad(`${path} "${s}" is not a valid quantity`);
-  const n = Number(m[1]) * suffixes[m[2] ?? '']!;
-  if (!Number.isFinite(n) || n < 0) throw bad(`${path} "${s}" is not a valid quantity`);
-  return n;
 }
 
 // ---------------------------------------------------------------- parsing

@@ -1,5 +1,6 @@
 import { invalidArgument } from '../errors.js';
 import { normalizeCgroupPath } from '../linux/cgroups.js';
+import { podBandwidth } from '../network/cni.js';
 import type { SandboxSpec } from './types.js';
 
 const MAX_FIELD = 4096;
@@ -61,6 +62,8 @@ export function validateSpec(spec: SandboxSpec): void {
       throw invalidArgument(`sysctl ${name} is not namespaced and cannot be set for a pod`);
     }
   }
+  // Checked before anything is made: the pod's CNI ADD (and its DEL) would send them.
+  if (spec.namespaceOptions.network !== 'NODE') podBandwidth(spec.annotations);
   if (spec.dnsConfig) {
     const d = spec.dnsConfig;
     for (const [field, list] of [['servers', d.servers], ['searches', d.searches], ['options', d.options]] as const) {

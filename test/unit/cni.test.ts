@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadNetwork, parseConfFile } from '../../src/network/cni-config.js';
-import { pluginStdin, podIps } from '../../src/network/cni.js';
+import { capabilityArgs, pluginStdin, podBandwidth, podIps } from '../../src/network/cni.js';
+import type { Sandbox } from '../../src/sandbox/types.js';
+import { validateSpec } from '../../src/sandbox/validate.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'peapod-cni-unit-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -54,6 +56,36 @@ describe('CNI invocation', () => {
       runtimeConfig: { portMappings: [{ hostPort: 1 }] },
     });
     expect(pluginStdin(list, { type: 'bridge' }, null, { dns: {} })).toEqual({ type: 'bridge', name: 'n', cniVersion: '1.0.0' });
+  });
+
+  it('sends the bandwidth annotations as the bandwidth capability, in bit/s with no burst limit, as containerd does', () => {
+    const spec = {
+      metadata: { name: 'p', namespace: 'd', uid: 'u', attempt: 0 },
+      hostname: '',
+      logDirectory: '',
+      dnsConfig: null,
+      portMappings: [],
+      labels: {},
+      annotations: { 'kubernetes.io/ingress-bandwidth': '10M', 'kubernetes.io/egress-bandwidth': '1.5Mi' },
+      namespaceOptions: { network: 'POD', pid: 'POD', ipc: 'POD', targetId: '' },
+      cgroupParent: '',
+      sysctls: {},
+      runtimeHandler: '',
+    } as unknown as Sandbox['spec'];
+    const args = capabilityArgs({ spec } as Sandbox, '');
+    expect(args.bandwidth).toEqual({ ingressRate: 10_000_000, ingressBurst: 4294967295, egressRate: 1572864, egressBurst: 4294967295 });
+    const bw = { type: 'bandwidth', capabilities: { bandwidth: true } };
+    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
+    expect(podBandwidth({})).toBeUndefined();
+    expect(podBandwidth({ 'kubernetes.io/egress-bandwidth': '1k' })).toEqual({ egressRate: 1000, egressBurst: 4294967295 });
+    // The kubelet's bounds and syntax: refused before anything is made.
+    for (const bad of ['999', '2P', 'fast', '-1M']) {
+      const annotations = { 'kubernetes.io/ingress-bandwidth': bad };
+      expect(() => validateSpec({ ...spec, annotations })).toThrow(expect.objectContaining({ kind: 'InvalidArgument' }));
+    }
+    // A host-network pod gets no CNI call: its annotations are not the network's business.
+    const hostNet = { ...spec, annotations: { 'kubernetes.io/ingress-bandwidth': 'fast' }, namespaceOptions: { ...spec.namespaceOptions, network: 'NODE' } };
+    expect(() => validateSpec(hostNet as Sandbox['spec'])).not.toThrow();
   });
 
   it('takes the pod IPs from sandbox interfaces, IPv4 first, without prefix lengths', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expand, containerEnv } from '../../src/pod/env.js';
-import { parseManifests, parseQuantity } from '../../src/pod/manifest.js';
+import { parseManifests } from '../../src/pod/manifest.js';
+import { parseQuantity } from '../../src/util/quantity.js';
 import { statusColumn } from '../../src/pod/status.js';
 import type { PodRecord } from '../../src/pod/types.js';
 
