@@ -430,8 +430,9 @@ export class ContainerManager {
     const c = this.get(idOrPrefix);
     const cg = this.cgroup(c);
     if (!cg || c.exit) throw failedPrecondition(`container ${c.id} is not running`);
-    cg.update(cgroupResources(res));
-    c.spec.resources = res;
+    const merged = mergeResources(c.spec.resources, res);
+    cg.update(cgroupResources(merged));
+    c.spec.resources = merged;
     this.store.save(c);
   }
 
@@ -582,6 +583,23 @@ function cgroupResources(r: ResourceSpec, fresh = false) {
     cpusetCpus: r.cpusetCpus || undefined,
     cpusetMems: r.cpusetMems || undefined,
     memoryLimitBytes: fresh && !r.memoryLimitBytes ? undefined : r.memoryLimitBytes,
+  };
+}
+
+/**
+ * An update as a patch, as containerd merges one into the container's spec:
+ * a zero or empty field leaves the current value (the kubelet's CPU manager
+ * sends cpuset_cpus alone), and the OOM score is not the update's to change.
+ */
+function mergeResources(cur: ResourceSpec, upd: ResourceSpec): ResourceSpec {
+  return {
+    cpuPeriod: upd.cpuPeriod || cur.cpuPeriod,
+    cpuQuota: upd.cpuQuota || cur.cpuQuota,
+    cpuShares: upd.cpuShares || cur.cpuShares,
+    memoryLimitBytes: upd.memoryLimitBytes || cur.memoryLimitBytes,
+    cpusetCpus: upd.cpusetCpus || cur.cpusetCpus,
+    cpusetMems: upd.cpusetMems || cur.cpusetMems,
+    oomScoreAdj: cur.oomScoreAdj,
   };
 }
 
