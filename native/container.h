@@ -35,7 +35,8 @@
  *   no-new-privs
  *   seccomp default|unconfined
  *   rlimit NAME SOFT HARD      NAME like RLIMIT_NOFILE; "unlimited" allowed
- *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error
+ *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error;
+ *                              an exec without it gets the init's
  *   cgroup DIR                 repeatable: the init pid is written to DIR/cgroup.procs
  *   log PATH                   CRI-format log file (monitor)
  *   stdin 0|1                  (monitor) 1: the init's stdin is a pipe the monitor
@@ -86,10 +87,11 @@ void container_exec_file(const struct spec *s, const char *path);
 /*
  * For exec into a running container: joins every namespace of `pid` (user
  * excluded: mnt, pid for children, net, ipc, uts, cgroup) and its cgroups:
- * the spec's "cgroup" dirs, or without any those `pid` is in. The caller
- * forks afterwards so the child lands in the PID namespace.
+ * the spec's "cgroup" dirs, or without any those `pid` is in. A spec without
+ * "oom-score-adj" gets `pid`'s. The caller forks afterwards so the child
+ * lands in the PID namespace.
  */
-int container_join(int pid, const struct spec *s, char *err, size_t errlen);
+int container_join(int pid, struct spec *s, char *err, size_t errlen);
 
 /* Writes `pid` into DIR/cgroup.procs. 0 or -1 with errno set. */
 int cgroup_add(const char *dir, pid_t pid);

@@ -84,7 +84,16 @@ static void attach_tty(int slave)
 		close(slave);
 }
 
-static __attribute__((noreturn)) void child(const struct spec *s, int slave)
+/* Whether the parent has died: its end of the pipe is closed then. Across
+ * the PID namespace getppid() says 0 either way. */
+static int parent_gone(int alive_r)
+{
+	struct pollfd p = { .fd = alive_r, .events = POLLIN };
+
+	return poll(&p, 1, 0) != 0; /* POLLHUP, or an error: no proof of life */
+}
+
+static __attribute__((noreturn)) void child(const struct spec *s, int slave, int alive_r)
 {
 	char err[1024];
 	int e;
@@ -97,14 +106,18 @@ static __attribute__((noreturn)) void child(const struct spec *s, int slave)
 		attach_tty(slave); /* setsid: a new session and process group */
 	else
 		setpgid(0, 0);
-	/* The parent is outside the container's PID namespace (getppid() is 0
-	 * here), so a parent that died before this call goes unnoticed: a
-	 * window of a few instructions. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (container_process_setup(s, err, sizeof(err)) < 0) {
 		fprintf(stderr, PROG ": %s\n", err);
 		_exit(126);
 	}
+	/* After the user switch, which clears it (as runc does); then a parent
+	 * that died before this call is looked for. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+		fprintf(stderr, PROG ": PR_SET_PDEATHSIG: %s\n", strerror(errno));
+		_exit(126);
+	}
+	if (parent_gone(alive_r))
+		_exit(137);
 	container_exec(s);
 	e = errno;
 	fprintf(stderr, PROG ": exec: %s\n", strerror(e));
@@ -292,7 +305,7 @@ static int run(int argc, char **argv)
 	const char *spec_path = NULL, *pid_arg = NULL, *resize_arg = NULL, *limit_arg = NULL, *size_arg = NULL;
 	const char *notify_path = NULL, *notify_key = "-";
 	int timeout_kill = 0, killed = 0, tty = 0, resize_fd = -1, master = -1, slave = -1;
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, alive[2];
 	size_t limit = 0;
 	char err[1024], *end;
 	struct spec *s;
@@ -428,6 +441,12 @@ static int run(int argc, char **argv)
 		return 126;
 	}
 
+	/* Its write end stays open here until we exit: the child's proof that we live. */
+	if (pipe2(alive, O_CLOEXEC) < 0) {
+		fprintf(stderr, PROG ": pipe: %s\n", strerror(errno));
+		return 126;
+	}
+
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {
@@ -439,8 +458,10 @@ static int run(int argc, char **argv)
 			fprintf(stderr, PROG ": dup2 output pipes: %s\n", strerror(errno));
 			_exit(126);
 		}
-		child(s, slave);
+		close(alive[1]);
+		child(s, slave, alive[0]);
 	}
+	close(alive[0]);
 	/* Also here, so a kill right away reaches the group (with a tty the
 	 * child's setsid does it). */
 	if (!tty)

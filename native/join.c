@@ -1,4 +1,5 @@
-/* Entering a running container (exec): its cgroups, then its namespaces. */
+/* Entering a running container (exec): its oom score, its cgroups, then its
+ * namespaces. */
 #include "spec.h"
 
 #include <errno.h>
@@ -244,7 +245,35 @@ static int join_cgroups(int pid, char *err, size_t errlen)
 	return r;
 }
 
-int container_join(int pid, const struct spec *s, char *err, size_t errlen)
+/* The exec's oom score, unless its spec gives one, is the init's, as runc
+ * exec applies the container's: not the server's, inherited through us. */
+static int inherit_oom_score_adj(int pid, struct spec *s, char *err, size_t errlen)
+{
+	char path[64], buf[16], *end;
+	ssize_t n;
+	long v;
+	int fd;
+
+	if (s->has_oom)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return spec_err(err, errlen, "open %s: %s", path, strerror(errno));
+	n = read_all(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return spec_err(err, errlen, "read %s: %s", path, strerror(errno));
+	buf[n] = '\0';
+	v = strtol(buf, &end, 10);
+	if (end == buf || (*end != '\n' && *end != '\0'))
+		return spec_err(err, errlen, "%s: unexpected '%s'", path, buf);
+	s->has_oom = 1;
+	s->oom_score_adj = (int)v;
+	return 0;
+}
+
+int container_join(int pid, struct spec *s, char *err, size_t errlen)
 {
 	const char *which = "";
 	int fds[NNS];
@@ -253,6 +282,8 @@ int container_join(int pid, const struct spec *s, char *err, size_t errlen)
 
 	for (i = 0; i < NNS; i++)
 		fds[i] = -1;
+	if (inherit_oom_score_adj(pid, s, err, errlen) < 0)
+		return -1;
 	/* All namespace fds first: after setns(mnt) this /proc is not ours. */
 	for (i = 0; i < NNS; i++) {
 		char p[64], self[64];

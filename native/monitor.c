@@ -1138,6 +1138,9 @@ int main(int argc, char **argv)
 	 * the cgroups the server has made by now (it makes them meanwhile); the
 	 * start joins the rest. Nothing runs in the container before the start. */
 	cgroup_add_all(s, m->init, &m->cg_joined, 1, &(const char *){ NULL });
+	/* wait_setup drained the signalfd, SIGCHLD too: an init that died
+	 * after its "ready" would never be waited for. */
+	reap(m);
 
 	event_loop(m);
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <linux/stat.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,15 +182,20 @@ static int set_propagation(int rootfd, const char *dst, unsigned long prop, char
 
 #define REMOUNT_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME | MS_STRICTATIME)
 
-static int do_device(int rootfd, const struct spec_mount *m, char *err, size_t errlen);
+static int do_device(int rootfd, const struct spec_mount *m, int shared_root, char *err, size_t errlen);
 
-static int do_mount(int rootfd, const struct spec_mount *m, char *err, size_t errlen)
+static int do_mount(int rootfd, const struct spec_mount *m, int shared_root, char *err, size_t errlen)
 {
 	int bind = (m->flags & MS_BIND) != 0, file = 0, fd, r;
+	unsigned long prop = m->propagation;
 	char p[FDPATH_LEN], e[400];
 
 	if (strcmp(m->type, "device") == 0)
-		return do_device(rootfd, m, err, errlen);
+		return do_device(rootfd, m, shared_root, err, errlen);
+	/* Under a shared root a bind is a peer of its host source: one the spec
+	 * gives no propagation must not carry the container's mounts out. */
+	if (bind && prop == 0 && shared_root)
+		prop = MS_PRIVATE | (m->flags & MS_REC);
 	if (bind) {
 		struct stat st;
 
@@ -213,7 +219,7 @@ static int do_mount(int rootfd, const struct spec_mount *m, char *err, size_t er
 	if (bind && (m->flags & REMOUNT_FLAGS) != 0 &&
 	    bind_remount(rootfd, m->dst, m->flags & REMOUNT_FLAGS, e, sizeof(e)) < 0)
 		return spec_err(err, errlen, "spec line %d: %s", m->line, e);
-	if (m->propagation != 0 && set_propagation(rootfd, m->dst, m->propagation, e, sizeof(e)) < 0)
+	if (prop != 0 && set_propagation(rootfd, m->dst, prop, e, sizeof(e)) < 0)
 		return spec_err(err, errlen, "spec line %d: %s", m->line, e);
 	return 0;
 }
@@ -273,7 +279,7 @@ static int do_symlink(int rootfd, const struct spec_symlink *l, char *err, size_
  * made with mknod as runc does; bound from the host where mknod is refused
  * (in a user namespace, or under a devices cgroup that denies it). Cheaper
  * than a bind mount each. */
-static int do_device(int rootfd, const struct spec_mount *m, char *err, size_t errlen)
+static int do_device(int rootfd, const struct spec_mount *m, int shared_root, char *err, size_t errlen)
 {
 	struct spec_mount bind = *m;
 	struct stat st;
@@ -303,7 +309,7 @@ static int do_device(int rootfd, const struct spec_mount *m, char *err, size_t e
 		return r;
 	bind.type = "bind";
 	bind.flags = MS_BIND;
-	return do_mount(rootfd, &bind, err, errlen);
+	return do_mount(rootfd, &bind, shared_root, err, errlen);
 }
 
 /* Hides a path: /dev/null over a file, an empty read-only tmpfs over a
@@ -350,6 +356,58 @@ static int do_readonly(int rootfd, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+/* Bidirectional (rshared) mounts need / to stay a peer of the host's: a
+ * bind's clone is then in the host's peer group, as runc does with
+ * rootfsPropagation rshared. */
+static int wants_shared_root(const struct spec *s)
+{
+	for (size_t i = 0; i < s->nmounts; i++)
+		if (s->mounts[i].propagation & MS_SHARED)
+			return 1;
+	return 0;
+}
+
+/*
+ * Makes the mount the rootfs is mounted on private (in this namespace): with
+ * a shared / the rootfs mount would propagate to the host, and pivot_root
+ * refuses a new root whose parent mount is shared. Found by walking up from
+ * rootfs to the first mount root, as runc's rootfsParentMountPrivate does.
+ */
+static int make_rootfs_parent_private(const char *rootfs, char *err, size_t errlen)
+{
+	char p[FDPATH_LEN];
+	int fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC), r;
+
+	for (;;) {
+		struct statx stx;
+		int up;
+
+		if (fd < 0)
+			return spec_err(err, errlen, "open %s or a parent: %s", rootfs, strerror(errno));
+		if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, 0, &stx) < 0) {
+			r = spec_err(err, errlen, "statx under %s: %s", rootfs, strerror(errno));
+			goto out;
+		}
+		if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) {
+			errno = EOPNOTSUPP; /* before Linux 5.8 */
+			r = spec_err(err, errlen, "find the mount of %s: %s", rootfs, strerror(errno));
+			goto out;
+		}
+		if (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)
+			break;
+		up = openat(fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		close(fd);
+		fd = up;
+	}
+	fdpath(p, fd);
+	r = mount(NULL, p, NULL, MS_PRIVATE, NULL);
+	if (r < 0)
+		spec_err(err, errlen, "make the mount of %s private: %s", rootfs, strerror(errno));
+out:
+	close(fd);
+	return r;
+}
+
 static int mount_rootfs(const struct spec *s, char *err, size_t errlen)
 {
 	char *data;
@@ -382,17 +440,23 @@ static int mount_rootfs(const struct spec *s, char *err, size_t errlen)
 
 int mounts_setup(const struct spec *s, char *err, size_t errlen)
 {
-	int rootfd = -1;
+	int rootfd = -1, oldroot = -1, shared = wants_shared_root(s);
 
 	if (s->rootfs == NULL)
 		return spec_err(err, errlen, "spec has no rootfs");
 	if (unshare(CLONE_NEWNS) < 0)
 		return spec_err(err, errlen, "unshare(CLONE_NEWNS): %s", strerror(errno));
-	/* Nothing we mount may propagate back to the host. Slave rather than
-	 * private, as runc does: host mounts still propagate in, which is what
-	 * rslave (HostToContainer) user mounts need to work at all. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-		return spec_err(err, errlen, "make / rslave: %s", strerror(errno));
+	/* Nothing we mount may propagate back to the host but what a
+	 * Bidirectional mount makes. Without one, slave rather than private, as
+	 * runc does: host mounts still propagate in, which is what rslave
+	 * (HostToContainer) user mounts need to work at all. With one, / stays
+	 * shared and the rootfs's parent mount is made private, so the rootfs
+	 * and what is mounted in it stay here; each bind gets its own
+	 * propagation (do_mount). */
+	if (mount(NULL, "/", NULL, MS_REC | (shared ? MS_SHARED : MS_SLAVE), NULL) < 0)
+		return spec_err(err, errlen, "make / %s: %s", shared ? "rshared" : "rslave", strerror(errno));
+	if (shared && make_rootfs_parent_private(s->rootfs, err, errlen) < 0)
+		return -1;
 	if (mount_rootfs(s, err, errlen) < 0)
 		return -1;
 	/* Opened after the overlay/bind so it refers to the new mount. */
@@ -400,7 +464,7 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen)
 	if (rootfd < 0)
 		return spec_err(err, errlen, "open rootfs %s: %s", s->rootfs, strerror(errno));
 	for (size_t i = 0; i < s->nmounts; i++)
-		if (do_mount(rootfd, &s->mounts[i], err, errlen) < 0)
+		if (do_mount(rootfd, &s->mounts[i], shared, err, errlen) < 0)
 			goto fail;
 	for (size_t i = 0; i < s->nsymlinks; i++)
 		if (do_symlink(rootfd, &s->symlinks[i], err, errlen) < 0)
@@ -414,6 +478,10 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen)
 
 	/* pivot_root(".", ".") stacks the old root on top of the new one; the
 	 * detach below then removes it, with no directory needed for it. */
+	if (shared && (oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		spec_err(err, errlen, "open /: %s", strerror(errno));
+		goto fail;
+	}
 	if (fchdir(rootfd) < 0) {
 		spec_err(err, errlen, "chdir rootfs: %s", strerror(errno));
 		goto fail;
@@ -422,10 +490,14 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen)
 		spec_err(err, errlen, "pivot_root %s: %s", s->rootfs, strerror(errno));
 		goto fail;
 	}
-	/* No "make . rslave" here as runc does: mount(2) resolves "." to the new
-	 * root, and MS_REC would turn the spec's rshared mounts private. The old
-	 * root's mounts are already slaves (see above), so the detach cannot
-	 * propagate to the host. */
+	/* Unmounting a peer of the host's mounts would unmount the host's: a
+	 * shared old root is made rslave first, as runc does, through its own fd
+	 * (mount(2) resolves "." to the new root, whose rshared mounts must
+	 * stay). Without a shared root its mounts are slaves already. */
+	if (shared && (fchdir(oldroot) < 0 || mount(NULL, ".", NULL, MS_REC | MS_SLAVE, NULL) < 0)) {
+		spec_err(err, errlen, "make the old root rslave: %s", strerror(errno));
+		goto fail;
+	}
 	if (umount2(".", MNT_DETACH) < 0) {
 		spec_err(err, errlen, "detach old root: %s", strerror(errno));
 		goto fail;
@@ -435,12 +507,16 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen)
 		goto fail;
 	}
 	close(rootfd);
+	if (oldroot >= 0)
+		close(oldroot);
 	if (s->readonly_rootfs &&
 	    mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags("/"), NULL) < 0)
 		return spec_err(err, errlen, "remount / read-only: %s", strerror(errno));
 	return 0;
 fail:
 	close(rootfd);
+	if (oldroot >= 0)
+		close(oldroot);
 	return -1;
 }
 

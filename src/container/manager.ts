@@ -211,7 +211,8 @@ export class ContainerManager {
       const initBinary = wantsInit ? join(this.deps.nativeDir, 'peapod-init') : undefined;
       addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb), initBinary);
       addProcess(native, c.process);
-      if (spec.resources.oomScoreAdj) native.add('oom-score-adj', spec.resources.oomScoreAdj);
+      // Always, 0 too: the monitor has the server's score (-999 under the service unit).
+      native.add('oom-score-adj', spec.resources.oomScoreAdj);
       for (const dir of this.deps.cgroups.procsDirs(c.cgroup)) native.add('cgroup', dir);
       if (c.logPath) native.add('log', c.logPath);
       // Attach (native/monitor.c): stdin a pipe the monitor feeds, tty a pty of the container's devpts.

@@ -497,6 +497,43 @@ describe.skipIf(!isRoot)('native container launcher', () => {
     expect(mi('/mnt/ro')).not.toMatch(/shared:/);
   });
 
+  it('propagates mounts made in an rshared bind back to the host, and nothing else', () => {
+    const { shm, etc } = podDirs();
+    const vol = mkdtempSync(join(base, 'bidi-'));
+    // A shared mount of its own, as the kubelet makes its directory: the
+    // launcher makes the rootfs's parent mount private in the container,
+    // and here that would be / (where the temp dir is).
+    const mnt = (...args: string[]) => expect(spawnSync('mount', args, { encoding: 'utf8' }).stderr).toBe('');
+    mnt('--bind', vol, vol);
+    try {
+      mnt('--make-private', vol);
+      mnt('--make-shared', vol);
+      // Other tests on this machine mount and unmount below the temp dir and /run meanwhile.
+      const watched = () =>
+        mountinfoLines().filter((l) => {
+          const mp = l.split(' ')[4]!;
+          return mp.startsWith(base) || !(mp.startsWith(`${tmpdir()}/`) || mp.startsWith('/run/'));
+        });
+      const before = new Set(watched());
+      const r = run([
+        ...standard(freshRootfs(), shm, etc),
+        ['mount', 'bind', vol, '/mnt/rw', 'rbind,rshared', '-'],
+        ...sh('mkdir /mnt/rw/s && mount -t tmpfs t /mnt/rw/s && echo mounted'),
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('mounted\n');
+      const after = watched();
+      const added = after.filter((l) => !before.has(l));
+      expect(added.map((l) => l.split(' ')[4])).toEqual([join(vol, 's')]);
+      expect(added[0]).toMatch(/ - tmpfs t /);
+      // Nor did the container's unmounts (its old root) reach the host.
+      expect([...before].filter((l) => !after.includes(l))).toEqual([]);
+    } finally {
+      spawnSync('umount', [join(vol, 's')]);
+      spawnSync('umount', [vol]);
+    }
+  });
+
   it('rejects bad specs naming the line and directive', () => {
     const cases: [string, RegExp][] = [
       ['arg true\nfrobnicate x\n', /spec line 2: unknown directive 'frobnicate'/],

@@ -35,7 +35,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { control } from '../../src/container/monitor.js';
-import { loadLibc } from '../../src/ffi/index.js';
+import { libc, loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
 import { readProcStat } from '../../src/linux/proc.js';
 import { Reaper } from '../../src/linux/reaper.js';
@@ -123,6 +123,7 @@ interface SpecOpts {
   log?: string | null;
   cgroups?: string[];
   rootfs?: string | null; // null: exec-only spec
+  user?: string; // "UID GID"
 }
 
 function specText(o: SpecOpts): string {
@@ -136,6 +137,7 @@ function specText(o: SpecOpts): string {
     lines.push('mount sysfs sysfs /sys ro,nosuid,nodev,noexec -');
     lines.push('cwd /');
   }
+  if (o.user) lines.push(`user ${o.user}`);
   lines.push('env PATH=/bin', 'env HOME=/');
   for (const a of o.args) lines.push(`arg ${enc(a)}`);
   for (const c of o.cgroups ?? []) lines.push(`cgroup ${enc(c)}`);
@@ -635,6 +637,32 @@ describe.skipIf(!isRoot)('peapod-monitor: lifecycle and exit status', () => {
     expect(exit).toMatchObject({ exitCode: 137, signal: 9, startedAt: '0' });
   });
 
+  it('records the exit of an init that dies before the monitor has read its set-up report', async () => {
+    // The monitor stopped between its fork and its reading of "ready": the
+    // init's SIGCHLD comes while it still waits for the set-up.
+    let caught = 0;
+    for (let attempt = 0; attempt < 10 && caught < 2; attempt++) {
+      const dir = newDir();
+      const specFile = join(dir, 'spec');
+      writeFileSync(specFile, specText({ args: ['true'], log: join(dir, 'container.log') }));
+      const proc = spawn(MONITOR, ['--spec', specFile, '--dir', dir], { stdio: 'ignore' });
+      const m: Monitor = { proc, dir, log: '', initPid: 0, stderr: () => '', exited: new Promise((res) => proc.on('exit', res)) };
+      monitors.add(m);
+      // Busy: the init's set-up takes a few milliseconds.
+      const deadline = Date.now() + 5000;
+      while (!m.initPid && Date.now() < deadline) m.initPid = allProcs().find((p) => p.ppid === proc.pid)?.pid ?? 0;
+      expect(m.initPid).toBeGreaterThan(0);
+      process.kill(proc.pid!, 'SIGSTOP');
+      // Its control socket is made once the set-up is read: too late for this attempt.
+      if (!existsSync(join(dir, 'control.sock'))) caught++;
+      await until('the init to wait for its start', () => readOrNull(`/proc/${m.initPid}/wchan`)?.includes('pipe_read'));
+      process.kill(m.initPid, 'SIGKILL');
+      process.kill(proc.pid!, 'SIGCONT');
+      expect(await finished(m, 5000)).toMatchObject({ exitCode: 137, signal: 9, startedAt: '0' });
+    }
+    expect(caught).toBeGreaterThan(0);
+  });
+
   it('a set-up failure: message on stderr, exit 1, nothing left behind', async () => {
     const dir = newDir();
     const specFile = join(dir, 'spec');
@@ -802,9 +830,9 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
     err: string;
   }
 
-  function execIn(args: string[], extra: string[] = []): { proc: ChildProcess; done: Promise<ExecResult> } {
+  function execIn(args: string[], extra: string[] = [], user?: string): { proc: ChildProcess; done: Promise<ExecResult> } {
     const specFile = join(m.dir, `exec-${++seq}.spec`);
-    writeFileSync(specFile, specText({ args, rootfs: null }));
+    writeFileSync(specFile, specText({ args, rootfs: null, user }));
     const proc = spawn(EXEC, ['--pid', String(m.initPid), '--spec', specFile, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -912,6 +940,27 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
     // Gone: killed (at most a zombie of the container's non-reaping init).
     await until('the group to die', () => allProcs().every((p) => p.pgrp !== child || p.state === 'Z'));
     for (const p of group) expect(alive(p.pid)).toBe(false);
+  });
+
+  it('SIGKILL to peapod-exec kills the command, root or not (its parent-death signal survives the user switch)', async () => {
+    await loadLibc();
+    for (const user of ['0 0', '1000 1000']) {
+      const e = execIn(['sleep', '100'], [], user);
+      const cmd = await until('the command', () => allProcs().find((p) => p.ppid === e.proc.pid && p.comm === 'sleep')?.pid);
+      try {
+        // Not `done`: an orphaned command would hold its pipes open.
+        const gone = new Promise((res) => e.proc.on('exit', res));
+        e.proc.kill('SIGKILL');
+        await gone;
+        // Gone: killed (at most a zombie of the container's non-reaping init).
+        await until(`the command of user ${user} to die`, () => !alive(cmd), 1000);
+      } finally {
+        if (alive(cmd)) process.kill(cmd, 'SIGKILL');
+        // The orphan's parent is the nearest subreaper: this process, once a test here has made it one.
+        // Unreaped, it would keep the container's PID namespace from ending.
+        if (procOf(cmd)?.ppid === process.pid) libc().waitpid(cmd, 0);
+      }
+    }
   });
 
   it('--timeout-kill also kills what the command left behind; without it, it stays', async () => {

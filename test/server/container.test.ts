@@ -109,6 +109,29 @@ describe(`containers [server on ${runtime}]`, () => {
     }
   });
 
+  it('propagates mounts made in a Bidirectional volume to the host, and no other mount of the container', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-bidi-'));
+    // A shared mount of its own, as the kubelet makes its directory: the
+    // mount the container's state dir is on is made private in the container.
+    execFileSync('mount', ['--bind', dir, dir]);
+    const p = await pod('bidirectional');
+    try {
+      execFileSync('mount', ['--make-private', dir]);
+      execFileSync('mount', ['--make-shared', dir]);
+      const id = await run(p, 'c', ['sleep', '300'], {
+        mounts: [{ containerPath: '/v', hostPath: dir, propagation: 'PROPAGATION_BIDIRECTIONAL' }],
+        linux: { securityContext: { privileged: true } },
+      });
+      expect(await exec(id, ['sh', '-c', 'mkdir /v/s && mount -t tmpfs t /v/s && echo ok'])).toMatchObject({ out: 'ok\n', code: 0 });
+      expect(mountsContaining(dir)).toEqual([dir, join(dir, 's')]);
+      expect(mountsContaining(join(s.state, 'containers'))).toEqual([]);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      for (const mp of [join(dir, 's'), dir]) if (mountsContaining(mp).includes(mp)) execFileSync('umount', [mp]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a program found at set-up whose exec then fails: the start succeeds, then the container ends with StartError and the error', async () => {
     // Executable, but neither ELF nor "#!": the init finds it, execve refuses it (ENOEXEC) after the start was answered, as with runc.
     const dir = mkdtempSync(join(tmpdir(), 'peapod-noexec-'));

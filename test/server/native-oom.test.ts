@@ -1,0 +1,75 @@
+// A container's oom_score_adj is the container's, not the server's: the
+// service unit gives the server -999 and every helper inherits it. The server
+// here runs at 100: raising needs no privilege, and without CAP_SYS_RESOURCE
+// a process may still lower its score down to where it was when the last
+// privileged write set it (oom_score_adj_min), here 0 or below.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { podConfig } from '../support/cri-client.js';
+import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { runtime, startServer, type TestServer } from '../support/server.js';
+
+const SERVER_SCORE = 100;
+
+describe(`oom_score_adj of containers and execs [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let logDir: string;
+  beforeAll(async () => {
+    s = await startServer({}, preloadBusybox, { wrapper: ['choom', '-n', String(SERVER_SCORE), '--'] });
+    logDir = mkdtempSync(join(tmpdir(), 'peapod-oom-'));
+  });
+  afterAll(async () => {
+    await s?.cleanup();
+    rmSync(logDir, { recursive: true, force: true });
+  });
+
+  async function container(name: string, oomScoreAdj: number) {
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig(name, { logDirectory: join(logDir, name) }) });
+    const { containerId } = await s.runtime.CreateContainer({
+      podSandboxId,
+      config: {
+        metadata: { name: 'c' },
+        image: { image: BUSYBOX },
+        command: ['sleep', '300'],
+        logPath: 'c.log',
+        linux: { resources: { oomScoreAdj: String(oomScoreAdj) } },
+      },
+    });
+    await s.runtime.StartContainer({ containerId });
+    const info = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!);
+    return { podSandboxId, containerId, init: info.pid as number };
+  }
+
+  const score = (pid: number | string) => Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
+  const execScore = async (containerId: string) => {
+    const r = await s.runtime.ExecSync({ containerId, cmd: ['cat', '/proc/self/oom_score_adj'], timeout: '10' });
+    expect(r.exitCode).toBe(0);
+    return Number(Buffer.from(r.stdout).toString());
+  };
+
+  it('runs the server at a score of its own', () => {
+    expect(score(s.pid)).toBe(SERVER_SCORE);
+  });
+
+  it("gives the init and an exec the container's score, not the server's", async () => {
+    const c = await container('oom-500', 500);
+    try {
+      expect(score(c.init)).toBe(500);
+      expect(await execScore(c.containerId)).toBe(500);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: c.podSandboxId });
+    }
+  });
+
+  it('applies a score of 0 too', async () => {
+    const c = await container('oom-0', 0);
+    try {
+      expect(score(c.init)).toBe(0);
+      expect(await execScore(c.containerId)).toBe(0);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: c.podSandboxId });
+    }
+  });
+});
