@@ -98,6 +98,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     helpers,
     events,
     beforeStop: async (id) => {
+      await containers.settleCreates(id);
       for (const c of containers.inSandbox(id)) await containers.stop(c.id, 0);
     },
     beforeRemove: async (sb) => {

@@ -16,7 +16,7 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { matchesLabels } from '../sandbox/manager.js';
 import type { ContainerEventType, EventBus } from '../util/events.js';
-import { failpoint } from '../util/failpoint.js';
+import { failpoint, failpointAsync } from '../util/failpoint.js';
 import { matchIdPrefix, newId, resolveId } from '../util/ids.js';
 import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
@@ -78,6 +78,8 @@ export class ContainerManager {
   private readonly locks = new KeyedMutex();
   /** Containers whose StartContainer is under way: their stop event waits for the start's. */
   private readonly starting = new Set<string>();
+  /** Creates under way, by sandbox id (see settleCreates). */
+  private readonly creating = new Map<string, Set<Promise<void>>>();
   private readonly store: RecordStore<Container>;
   private readonly spares: SpareLayers;
   private readonly monitors: SpareMonitors;
@@ -145,9 +147,30 @@ export class ContainerManager {
   }
 
   async create(sandboxId: string, spec: ContainerSpec): Promise<Container> {
+    const sb = this.deps.sandboxes.get(sandboxId);
+    if (!this.deps.sandboxes.acceptsContainers(sb)) throw failedPrecondition(`pod sandbox ${sb.id} is not ready`);
+    let pending = this.creating.get(sb.id);
+    if (!pending) this.creating.set(sb.id, (pending = new Set()));
+    const made = this.build(sb, spec);
+    const settled = made.then(
+      () => undefined,
+      () => undefined,
+    );
+    pending.add(settled);
+    void settled.then(() => {
+      pending.delete(settled);
+      if (pending.size === 0 && this.creating.get(sb.id) === pending) this.creating.delete(sb.id);
+    });
+    return made;
+  }
+
+  /** Waits until the creates under way in the sandbox have registered their container or failed (its stop then lists them). */
+  async settleCreates(sandboxId: string): Promise<void> {
+    await Promise.all([...(this.creating.get(sandboxId) ?? [])]);
+  }
+
+  private async build(sb: Sandbox, spec: ContainerSpec): Promise<Container> {
     const { sandboxes, images, log } = this.deps;
-    const sb = sandboxes.get(sandboxId);
-    if (sandboxes.stateOf(sb) !== 'READY') throw failedPrecondition(`pod sandbox ${sb.id} is not ready`);
     if (!spec.name) throw invalidArgument('config.metadata.name is required');
     if (!spec.image) throw invalidArgument('config.image.image is required');
     validateContainerSpec(spec);
@@ -258,7 +281,9 @@ export class ContainerManager {
       c.monitor = monitor;
       c.init = init;
       this.store.save(c);
-      failpoint('container.after-monitor');
+      await failpointAsync('container.after-monitor');
+      // A stop of the pod that began meanwhile waited for this create and lists the pod's containers next: not this one.
+      if (!sandboxes.acceptsContainers(sb)) throw failedPrecondition(`pod sandbox ${sb.id} was stopped while container ${id} was being created`);
       this.containers.set(id, c);
       undo.commit();
       this.emit('CONTAINER_CREATED_EVENT', c);

@@ -58,6 +58,8 @@ export class SandboxManager {
   private readonly names = new Map<string, string>();
   private readonly locks = new KeyedMutex();
   private readonly store: RecordStore<Sandbox>;
+  /** Stops under way, by sandbox id (a count: they may overlap). */
+  private readonly stopping = new Map<string, number>();
 
   constructor(private readonly deps: SandboxManagerDeps) {
     // A sandbox lives no longer than the boot (its pause and pins die with
@@ -202,6 +204,22 @@ export class SandboxManager {
   async stop(idOrPrefix: string): Promise<void> {
     const id = this.find(idOrPrefix);
     if (id === undefined) return;
+    this.stopping.set(id, (this.stopping.get(id) ?? 0) + 1);
+    try {
+      await this.stopLocked(id);
+    } finally {
+      const n = this.stopping.get(id)! - 1;
+      if (n === 0) this.stopping.delete(id);
+      else this.stopping.set(id, n);
+    }
+  }
+
+  /** Whether a container may join `sb` now: ready, and no stop under way (it would not see the container). */
+  acceptsContainers(sb: Sandbox): boolean {
+    return !this.stopping.has(sb.id) && this.stateOf(sb) === 'READY';
+  }
+
+  private async stopLocked(id: string): Promise<void> {
     await this.deps.beforeStop?.(id);
     await this.locks.run(id, async () => {
       const sb = this.sandboxes.get(id);

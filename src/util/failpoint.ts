@@ -3,12 +3,20 @@ import { internal } from '../errors.js';
 /**
  * Fault injection for tests: PEAPOD_FAILPOINTS="name[=action],..." where
  * action is "error" (default: the step throws) or "exit" (the server dies at
- * once, as with kill -9). Unset in production, where this is a map lookup.
+ * once, as with kill -9), or at an awaited point "delay-MS". Unset in
+ * production, where this is a map lookup.
  */
 const points = new Map<string, string>();
 for (const item of (process.env.PEAPOD_FAILPOINTS ?? '').split(',')) {
   const [name, action] = item.split('=');
   if (name) points.set(name.trim(), (action ?? 'error').trim());
+}
+
+/** As failpoint(), where an action "delay-MS" makes the step wait that long instead: a window for a race under test. */
+export async function failpointAsync(name: string): Promise<void> {
+  const ms = /^delay-(\d+)$/.exec(points.get(name) ?? '')?.[1];
+  if (ms === undefined) return failpoint(name);
+  await new Promise((r) => setTimeout(r, Number(ms)));
 }
 
 export function failpoint(name: string): void {
