@@ -1,7 +1,7 @@
 // CNI pod networking against the real Debian plugins (bridge, host-local,
 // portmap). Safety: the server runs in a network namespace of its own (the
-// "node", made with `ip netns add` and entered with nsenter, so that it
-// outlives a restart of the server as a node's does), so the bridge, the
+// "node", pinned by `unshare --net=FILE` in the temp dir and entered with
+// nsenter, so that it outlives a restart of the server as a node's does), so the bridge, the
 // veths, the iptables rules and all traffic stay inside namespaces this test
 // creates and vanish with them; host-local keeps its state in the temp dir.
 // Afterwards the host's links and iptables are checked to be unchanged.
@@ -19,7 +19,6 @@ const subnetPrefix = `10.${rand}.77.`;
 const subnet = `${subnetPrefix}0/24`;
 const gateway = `${subnetPrefix}1`;
 const bridge = `peapodt${rand}`;
-const nodeNetns = `peapod-test-node-${process.pid}`;
 
 const hostLinks = () =>
   execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })
@@ -63,6 +62,7 @@ describe(`CNI pod networking [server on ${runtime}]`, () => {
   let binDir: string;
   let ipamDir: string;
   let logDir: string;
+  let nodePin: string;
   let linksBefore: string[];
   let rulesBefore: string[];
   const children: ChildProcess[] = [];
@@ -122,7 +122,9 @@ if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-fails" ];
 fi
 exit 0
 `;
-    execFileSync('ip', ['netns', 'add', nodeNetns]);
+    nodePin = join(tmp, 'node-netns');
+    writeFileSync(nodePin, '');
+    execFileSync('unshare', [`--net=${nodePin}`, 'true']);
     for (const name of ['rec1', 'rec2', 'fail', 'faildel']) {
       writeFileSync(join(binDir, name), script);
       chmodSync(join(binDir, name), 0o755);
@@ -130,7 +132,7 @@ exit 0
     s = await startServer({}, preloadBusybox, {
       network: 'cni',
       // The node: a network namespace of its own with lo up.
-      wrapper: ['nsenter', `--net=/run/netns/${nodeNetns}`, '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'],
+      wrapper: ['nsenter', `--net=${nodePin}`, '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh'],
       args: ['--cni-conf-dir', confDir, '--cni-bin-dir', '/usr/lib/cni', '--cni-bin-dir', binDir],
     });
     // What provisioning does on a real node for hostPorts on 127.0.0.1 (here inside the node netns only).
@@ -141,7 +143,7 @@ exit 0
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
     await s?.cleanup();
-    execFileSync('ip', ['netns', 'delete', nodeNetns]);
+    execFileSync('umount', [nodePin]);
     rmSync(tmp, { recursive: true, force: true });
     // Everything CNI made lived in the node's namespace, gone with the server.
     expect(hostLinks()).toEqual(linksBefore);
