@@ -68,9 +68,14 @@ export function attachMonitor(dir: string, want: AttachStreams): AttachConnectio
       const type = String.fromCharCode(buf[0]!);
       const payload = buf.subarray(HDR, HDR + len);
       buf = buf.subarray(HDR + len);
-      if (type === 'O') stdout?.write(payload);
-      else if (type === 'E') stderr?.write(payload);
-      else if (type === 'X') exitCode = Number(payload.toString('latin1'));
+      if (type === 'O' || type === 'E') {
+        const out = type === 'O' ? stdout : stderr;
+        // A slow client: stop reading, so the monitor (which drops clients too slow for the output) sees it.
+        if (out && !out.write(payload) && !sock.isPaused()) {
+          sock.pause();
+          out.once('drain', () => sock.resume());
+        }
+      } else if (type === 'X') exitCode = Number(payload.toString('latin1'));
     }
   });
   sock.on('error', (e) => {

@@ -14,7 +14,11 @@ import type { SandboxManager } from '../sandbox/manager.js';
 import { newId } from '../util/ids.js';
 import type { ExecOptions, ExecProcess } from './remotecommand.js';
 
-/** How long the output may trail the exit (a background child holding the pipes must not hold the stream). */
+/**
+ * How long the output may trail the exit (a background child holding the
+ * pipes must not hold the stream); output held back for a slow client
+ * (paused) does not count.
+ */
 const DRAIN_MS = 200;
 
 export interface StreamBackendDeps {
@@ -126,10 +130,15 @@ function wrap(child: ChildProcess, resizePipe: Writable | null): ExecProcess {
       const open = [child.stdout, child.stderr].filter((s) => s && !s.readableEnded && !s.destroyed);
       if (open.length === 0) return resolve(status);
       let left = open.length;
-      const timer = setTimeout(() => {
+      const giveUp = () => {
+        if (open.some((s) => s!.isPaused())) {
+          timer = setTimeout(giveUp, DRAIN_MS);
+          return;
+        }
         for (const s of open) s!.destroy();
         resolve(status);
-      }, DRAIN_MS);
+      };
+      let timer = setTimeout(giveUp, DRAIN_MS);
       for (const s of open) {
         s!.once('close', () => {
           if (--left === 0) {
@@ -150,6 +159,9 @@ function wrap(child: ChildProcess, resizePipe: Writable | null): ExecProcess {
     },
     kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM'); // the helper kills the command's group
+      // Output no client will read (it may be paused for one that went away).
+      child.stdout?.destroy();
+      child.stderr?.destroy();
     },
   };
 }

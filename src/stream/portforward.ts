@@ -5,6 +5,7 @@
 // text on the error stream.
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from '../log.js';
+import { InputRelay, relay } from './flow.js';
 import { RstStatus, type SpdySession, type SpdyStream } from './spdy.js';
 
 export const PORTFORWARD_PROTOCOL = 'portforward.k8s.io';
@@ -81,10 +82,11 @@ export function servePortForward(session: SpdySession, podId: string, dial: Port
     conns.add(conn);
     let stderr = '';
     conn.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    conn.stdout!.on('data', (d: Buffer) => data.write(d));
-    conn.stdin!.on('error', () => {});
-    data.on('data', (d: Buffer) => conn.stdin!.write(d));
-    data.on('end', () => conn.stdin!.end());
+    relay(conn.stdout!, data);
+    const input = new InputRelay(data);
+    input.start(conn.stdin);
+    data.on('data', (d: Buffer) => input.write(d));
+    data.on('end', () => input.end());
     data.on('reset', () => conn.kill('SIGKILL'));
     conn.on('error', (err) => fail(err.message));
     conn.on('close', (code) => {

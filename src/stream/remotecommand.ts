@@ -4,6 +4,7 @@
 // metav1.Status JSON on the error stream).
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from '../log.js';
+import { InputRelay, relay, type Sink } from './flow.js';
 import { RstStatus, type SpdySession, type SpdyStream } from './spdy.js';
 
 export const SPDY_EXEC_PROTOCOLS = ['v4.channel.k8s.io', 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
@@ -32,24 +33,20 @@ export interface ExecProcess {
 /** Starts the command of a stream request; throws (domain errors) when it cannot. */
 export type ExecStarter = (opts: ExecOptions) => ExecProcess;
 
-/** Where a started command's output and end go, in either protocol. */
+/** Where a started command's output and end go, in either protocol (output without a sink is discarded). */
 export interface ExecSinks {
-  stdout(d: Buffer): void;
-  stderr(d: Buffer): void;
+  stdout: Sink | undefined;
+  stderr: Sink | undefined;
   finish(result: number | Error): void;
 }
 
 /**
  * Starts the command once the protocol is ready (its streams open, the first
- * terminal size known): feeds it the input that came before, wires its output
- * and its end. Returns null when it could not start (`finish` got the error).
+ * terminal size known): hands it the client's input (what came before, and
+ * the rest), wires its output and its end. Returns null when it could not
+ * start (`finish` got the error).
  */
-export function startExec(
-  start: ExecStarter,
-  opts: ExecOptions,
-  input: { queued: Buffer[]; ended: boolean },
-  sinks: ExecSinks,
-): ExecProcess | null {
+export function startExec(start: ExecStarter, opts: ExecOptions, input: InputRelay | null, sinks: ExecSinks): ExecProcess | null {
   let p: ExecProcess;
   try {
     p = start(opts);
@@ -57,13 +54,11 @@ export function startExec(
     sinks.finish(err as Error);
     return null;
   }
-  if (p.stdin) {
-    p.stdin.on('error', () => {}); // the command may exit without reading
-    for (const chunk of input.queued) p.stdin.write(chunk);
-    if (input.ended) p.stdin.end();
+  input?.start(p.stdin);
+  for (const [src, sink] of [[p.stdout, sinks.stdout], [p.stderr, sinks.stderr]] as const) {
+    if (src && sink) relay(src, sink);
+    else src?.resume();
   }
-  p.stdout?.on('data', (d: Buffer) => sinks.stdout(d));
-  p.stderr?.on('data', (d: Buffer) => sinks.stderr(d));
   p.exited.then(sinks.finish, (e: Error) => sinks.finish(e));
   return p;
 }
@@ -144,7 +139,8 @@ export class ResizeDecoder {
         const v = JSON.parse(text) as { Width?: unknown; Height?: unknown };
         const width = Number(v.Width);
         const height = Number(v.Height);
-        if (Number.isInteger(width) && Number.isInteger(height) && width >= 0 && height >= 0 && width <= 0xffff && height <= 0xffff) {
+        // A size without area is skipped, as the kubelet's HandleResizing does (no 0x0 TIOCSWINSZ).
+        if (Number.isInteger(width) && Number.isInteger(height) && width >= 1 && height >= 1 && width <= 0xffff && height <= 0xffff) {
           out.push({ width, height });
         }
       } catch {
@@ -178,8 +174,7 @@ export function serveSpdyExec(
   if (withResize) expected.add('resize');
 
   const streams = new Map<string, SpdyStream>();
-  const stdinQueue: Buffer[] = [];
-  let stdinEnded = false;
+  let input: InputRelay | null = null; // made with the stdin stream
   let size: { width: number; height: number } | null = null;
   let proc: ExecProcess | null = null;
   let finished = false;
@@ -215,11 +210,7 @@ export function serveSpdyExec(
     clearTimeout(timer);
     const out = streams.get('stdout');
     const errOut = streams.get('stderr') ?? (opts.tty ? out : undefined);
-    proc = startExec(start, { ...opts, size: size ?? undefined }, { queued: stdinQueue, ended: stdinEnded }, {
-      stdout: (d) => out?.write(d),
-      stderr: (d) => errOut?.write(d),
-      finish,
-    });
+    proc = startExec(start, { ...opts, size: size ?? undefined }, input, { stdout: out, stderr: errOut, finish });
   };
 
   session.on('stream', (s: SpdyStream) => {
@@ -231,11 +222,9 @@ export function serveSpdyExec(
     s.reply();
     streams.set(type, s);
     if (type === 'stdin') {
-      s.on('data', (d: Buffer) => (proc ? proc.stdin?.write(d) : stdinQueue.push(d)));
-      s.on('end', () => {
-        stdinEnded = true;
-        proc?.stdin?.end();
-      });
+      const stdin = (input = new InputRelay(s));
+      s.on('data', (d: Buffer) => stdin.write(d));
+      s.on('end', () => stdin.end());
     } else if (type === 'resize') {
       const dec = new ResizeDecoder();
       s.on('data', (d: Buffer) => {

@@ -5,10 +5,17 @@
 // whole connection, each block ending in a sync flush.
 //
 // Flow control is left to TCP, as spdystream does: WINDOW_UPDATE frames are
-// accepted and ignored, none are sent, and sending never waits for a window.
+// accepted and ignored, none are sent, and sending never waits for a window
+// (spdystream neither honours nor sends them, so a per-stream window could
+// not hold a client back). Instead, as a Writable does, a stream's write()
+// returns false while the socket is full and the stream emits 'drain' when
+// there is room again; a stream's pause() stops reading the whole socket
+// (its peer's other streams with it, as a blocked io.Copy does), and so does
+// a backlog of frames read but not yet handled.
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
+import { HIGH_WATER } from './flow.js';
 
 export const SPDY_VERSION = 3;
 
@@ -40,6 +47,12 @@ export const RstStatus = {
 const MAX_DATA = 32 * 1024;
 /** Largest frame this side accepts (the 24-bit length field allows 16 MiB). */
 const MAX_FRAME = 1024 * 1024;
+/**
+ * The most output a session holds for a peer that does not read: producers
+ * stop at HIGH_WATER, but a peer can make the session answer its own frames
+ * (PING, bad streams) without end.
+ */
+const MAX_BUFFERED = 16 * 1024 * 1024;
 
 /**
  * The SPDY/3 header dictionary (draft-mbelshe-httpbis-spdy-00, 2.6.10.1):
@@ -193,6 +206,8 @@ export class HeaderZlib {
   private size = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private failed: Error | null = null;
+  /** Rejects the call in progress: after an error zlib never calls back its flush. */
+  private abort: ((err: Error) => void) | null = null;
 
   constructor(mode: 'deflate' | 'inflate') {
     this.z = mode === 'deflate' ? zlib.createDeflate({ dictionary: SPDY_DICTIONARY }) : zlib.createInflate({ dictionary: SPDY_DICTIONARY });
@@ -202,16 +217,25 @@ export class HeaderZlib {
       if (this.size > MAX_HEADER_BLOCK) this.failed ??= new SpdyError(`header block over ${MAX_HEADER_BLOCK} bytes`);
       else this.chunks.push(d);
     });
-    this.z.on('error', (err: Error) => (this.failed = err));
+    this.z.on('error', (err: Error) => {
+      this.failed = err;
+      this.abort?.(err);
+    });
   }
 
   process(input: Buffer): Promise<Buffer> {
     const run = () =>
       new Promise<Buffer>((resolve, reject) => {
-        if (this.failed) return reject(new SpdyError(`header block: ${this.failed.message}`));
+        const fail = (err: Error) => {
+          this.abort = null;
+          reject(new SpdyError(`header block: ${err.message}`));
+        };
+        if (this.failed) return fail(this.failed);
+        this.abort = fail;
         this.z.write(input);
         this.z.flush(zlib.constants.Z_SYNC_FLUSH, () => {
-          if (this.failed) return reject(new SpdyError(`header block: ${this.failed.message}`));
+          if (this.failed) return fail(this.failed);
+          this.abort = null;
           const out = Buffer.concat(this.chunks);
           this.chunks = [];
           this.size = 0;
@@ -228,7 +252,10 @@ export class HeaderZlib {
   }
 }
 
-/** One SPDY stream: readable by 'data'/'end' events, writable with write/end. */
+/**
+ * One SPDY stream: readable by 'data'/'end' events, writable with write/end;
+ * 'drain' after a write() that returned false.
+ */
 export class SpdyStream extends EventEmitter {
   /** The peer half-closed (FIN received). */
   remoteClosed = false;
@@ -237,6 +264,7 @@ export class SpdyStream extends EventEmitter {
   reset = false;
   replied = false;
   replyHeaders: Headers | null = null;
+  private needDrain = false;
 
   constructor(
     readonly session: SpdySession,
@@ -259,12 +287,25 @@ export class SpdyStream extends EventEmitter {
     if (fin) this.maybeDone();
   }
 
-  write(data: Buffer | string): void {
-    if (this.localClosed || this.reset) return;
+  /** Sends data; false: the peer is behind, wait for 'drain' before writing more. */
+  write(data: Buffer | string): boolean {
+    if (this.localClosed || this.reset) return true; // dropped: nothing to wait for
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    let room = true;
     for (let off = 0; off < buf.length; off += MAX_DATA) {
-      this.session.sendRaw(dataFrame(this.id, 0, buf.subarray(off, off + MAX_DATA)));
+      room = this.session.sendRaw(dataFrame(this.id, 0, buf.subarray(off, off + MAX_DATA)));
     }
+    if (!room) this.needDrain = true;
+    return room;
+  }
+
+  /** Stops reading the peer (the whole session) until resume(). */
+  pause(): void {
+    this.session.pauseInput(this);
+  }
+
+  resume(): void {
+    this.session.resumeInput(this);
   }
 
   /** Half-close: an empty DATA frame with FIN. */
@@ -300,11 +341,19 @@ export class SpdyStream extends EventEmitter {
     this.maybeDone();
   }
 
+  /** @internal the session has room for more output */
+  onDrain(): void {
+    if (!this.needDrain) return;
+    this.needDrain = false;
+    this.emit('drain');
+  }
+
   /** @internal */
   onReset(status: number): void {
     if (this.reset) return;
     this.reset = true;
     this.emit('reset', status);
+    this.onDrain(); // a producer waiting here goes on (its writes are dropped)
     if (!this.remoteClosed) {
       this.remoteClosed = true;
       this.emit('end');
@@ -332,6 +381,16 @@ export class SpdySession extends EventEmitter {
   private readonly pendingReplies = new Map<number, (h: Headers) => void>();
   private inQueue: Promise<void> = Promise.resolve();
   private outQueue: Promise<void> = Promise.resolve();
+  /** Bytes of frames queued and not yet handed to the socket. */
+  private queuedBytes = 0;
+  /** The socket's last write() returned false, and it has not drained since. */
+  private socketFull = false;
+  /** A write() returned false: streams get 'drain' once there is room. */
+  private needDrain = false;
+  /** What stops the reading of the peer: streams that asked, or this session while its backlog is full. */
+  private readonly pausedBy = new Set<SpdyStream | SpdySession>();
+  /** Bytes of frames read and not yet handled (they wait behind a header block's inflation). */
+  private backlog = 0;
   private nextId: number;
   private nextPing: number;
   private readonly pings = new Map<number, () => void>();
@@ -353,6 +412,10 @@ export class SpdySession extends EventEmitter {
     socket.on('end', drainThenDestroy);
     socket.on('close', drainThenDestroy);
     socket.on('error', (err: Error) => this.destroy(err));
+    socket.on('drain', () => {
+      this.socketFull = false;
+      this.maybeDrain();
+    });
   }
 
   /** Feeds bytes read before the session took over the socket (the upgrade's head). */
@@ -366,8 +429,17 @@ export class SpdySession extends EventEmitter {
       return;
     }
     for (const f of frames) {
-      this.inQueue = this.inQueue.then(() => this.handle(f)).catch((err: Error) => this.protocolError(err));
+      const size = 8 + f.payload.length;
+      this.backlog += size;
+      this.inQueue = this.inQueue
+        .then(() => this.handle(f))
+        .catch((err: Error) => this.protocolError(err))
+        .finally(() => {
+          this.backlog -= size;
+          if (this.backlog < HIGH_WATER) this.resumeInput(this);
+        });
     }
+    if (this.backlog >= HIGH_WATER) this.pauseInput(this);
   }
 
   /** Creates a stream from this side (SYN_STREAM). */
@@ -405,6 +477,9 @@ export class SpdySession extends EventEmitter {
   /** GOAWAY, then close the socket once every queued frame is out. */
   close(): void {
     if (this.closed) return;
+    // Whatever was paused, read on: the peer's close must be seen.
+    this.pausedBy.clear();
+    this.socket.resume();
     this.goAway();
     this.outQueue = this.outQueue.then(() => {
       this.socket.end();
@@ -416,6 +491,7 @@ export class SpdySession extends EventEmitter {
     this.closed = true;
     for (const s of this.streams.values()) s.onReset(RstStatus.CANCEL);
     this.streams.clear();
+    this.pausedBy.clear();
     this.deflate.close();
     this.inflate.close();
     if (!this.socket.destroyed) this.socket.destroy();
@@ -429,22 +505,63 @@ export class SpdySession extends EventEmitter {
     const block = this.deflate.process(encodeHeaderBlock(headers));
     this.outQueue = this.outQueue.then(async () => {
       const z = await block;
-      if (!this.closed) this.socket.write(controlFrame(type, flags, Buffer.concat([prefix, z])));
+      this.write(controlFrame(type, flags, Buffer.concat([prefix, z])));
     });
     this.outQueue = this.outQueue.catch((err: Error) => this.destroy(err));
   }
 
-  /** @internal */
-  sendRaw(frame: Buffer): void {
-    if (this.closed) return;
+  /**
+   * @internal Queues a frame; false when the peer is behind (the socket is
+   * full or much is queued): streams whose write() said so get 'drain' later.
+   */
+  sendRaw(frame: Buffer): boolean {
+    if (this.closed) return true;
+    this.queuedBytes += frame.length;
+    if (this.queuedBytes + this.socket.writableLength > MAX_BUFFERED) {
+      // A GOAWAY would wait behind the rest: end at once.
+      this.destroy(new SpdyError(`the peer does not read: over ${MAX_BUFFERED} bytes of output wait for it`));
+      return true;
+    }
     this.outQueue = this.outQueue.then(() => {
-      if (!this.closed) this.socket.write(frame);
+      this.queuedBytes -= frame.length;
+      this.write(frame);
+      this.maybeDrain();
     });
+    if (!this.behind()) return true;
+    this.needDrain = true;
+    return false;
+  }
+
+  /** @internal */
+  pauseInput(s: SpdyStream | SpdySession): void {
+    this.pausedBy.add(s);
+    this.socket.pause();
+  }
+
+  /** @internal */
+  resumeInput(s: SpdyStream | SpdySession): void {
+    if (!this.pausedBy.delete(s) || this.pausedBy.size > 0 || this.closed) return;
+    this.socket.resume();
   }
 
   /** @internal */
   forget(s: SpdyStream): void {
     this.streams.delete(s.id);
+    this.resumeInput(s);
+  }
+
+  private write(frame: Buffer): void {
+    if (!this.closed && !this.socket.write(frame)) this.socketFull = true;
+  }
+
+  private behind(): boolean {
+    return this.socketFull || this.queuedBytes >= HIGH_WATER;
+  }
+
+  private maybeDrain(): void {
+    if (!this.needDrain || this.behind() || this.closed) return;
+    this.needDrain = false;
+    for (const s of this.streams.values()) s.onDrain();
   }
 
   private lastPeerStream = 0;

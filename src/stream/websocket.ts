@@ -4,10 +4,12 @@
 // number of the channel the peer closed); v4 reports the exit as a
 // metav1.Status JSON on the error channel; the base64 variants send text
 // messages: the channel as an ASCII digit, then the data in base64.
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Logger } from '../log.js';
+import { HIGH_WATER, InputRelay, type Sink } from './flow.js';
 import { exitReport, ResizeDecoder, startExec, type ExecOptions, type ExecProcess, type ExecStarter } from './remotecommand.js';
 
 export const WS_EXEC_PROTOCOLS = [
@@ -49,16 +51,22 @@ export class WebSocketExec {
   private serve(ws: WebSocket, opts: ExecOptions, cmd: string[], start: ExecStarter): void {
     const protocol = ws.protocol || 'channel.k8s.io';
     const base64 = protocol.includes('base64');
-    const send = (channel: number, data: Buffer) => {
-      if (ws.readyState !== ws.OPEN) return;
-      if (base64) ws.send(String.fromCharCode(48 + channel) + data.toString('base64'));
-      else ws.send(Buffer.concat([Buffer.from([channel]), data]));
+    // Output waits while the socket holds HIGH_WATER bytes; each send's callback may be the drain.
+    const room = new EventEmitter();
+    const sent = () => {
+      if (ws.bufferedAmount < HIGH_WATER) room.emit('drain');
     };
+    const send = (channel: number, data: Buffer): boolean => {
+      if (ws.readyState !== ws.OPEN) return true; // dropped: nothing to wait for
+      if (base64) ws.send(String.fromCharCode(48 + channel) + data.toString('base64'), sent);
+      else ws.send(Buffer.concat([Buffer.from([channel]), data]), sent);
+      return ws.bufferedAmount < HIGH_WATER;
+    };
+    const sink = (channel: number): Sink => ({ write: (d) => send(channel, d), once: (e, l) => room.once(e, l) });
     let proc: ExecProcess | null = null;
     let done = false;
-    // Until the command starts: its input, and the terminal size to start it with.
-    const input: Buffer[] = [];
-    let inputEnded = false;
+    const input = new InputRelay(ws);
+    // Until the command starts: the terminal size to start it with.
     let size: { width: number; height: number } | null = null;
     const finish = (result: number | Error) => {
       if (done) return;
@@ -71,11 +79,7 @@ export class WebSocketExec {
     const begin = () => {
       clearTimeout(sizeWait);
       if (proc || done) return;
-      proc = startExec(start, { ...opts, size: size ?? undefined }, { queued: input, ended: inputEnded }, {
-        stdout: (d) => send(STDOUT, d),
-        stderr: (d) => send(opts.tty ? STDOUT : STDERR, d),
-        finish,
-      });
+      proc = startExec(start, { ...opts, size: size ?? undefined }, input, { stdout: sink(STDOUT), stderr: sink(opts.tty ? STDOUT : STDERR), finish });
     };
     // A client sends its terminal's size right after the upgrade: the command
     // starts at that size (as over SPDY, where the streams come first), not at
@@ -93,9 +97,7 @@ export class WebSocketExec {
       }
       const data = msg.subarray(1);
       if (channel === STDIN) {
-        if (!data.length) return;
-        if (proc) proc.stdin?.write(data);
-        else input.push(Buffer.from(data));
+        if (data.length) input.write(Buffer.from(data)); // a copy: it may wait in a queue until the command starts
       } else if (channel === RESIZE) {
         for (const r of resize.push(data)) {
           if (proc) proc.resize(r.width, r.height);
@@ -103,9 +105,7 @@ export class WebSocketExec {
         }
         if (size) begin();
       } else if (channel === CLOSE && protocol === 'v5.channel.k8s.io') {
-        if (data[0] !== STDIN) return;
-        if (proc) proc.stdin?.end();
-        else inputEnded = true;
+        if (data[0] === STDIN) input.end();
       }
     });
     ws.on('close', () => {

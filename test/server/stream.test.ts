@@ -83,6 +83,34 @@ describe(`streaming exec and port-forward [server on ${runtime}]`, () => {
     expect(JSON.parse(missing.error).details.causes[0].message).toBe('127');
   });
 
+  it('a client that stops reading for a while still gets all the output, exactly (SPDY and WebSocket)', async () => {
+    // More than loopback buffers hold while nothing reads: the server has to hold the command back, then go on.
+    const size = 8_000_000;
+    const cmd = ['sh', '-c', `head -c ${size} /dev/zero | tr "\\0" x; exit 7`];
+    const up = await spdyUpgrade(await execUrl(cmd), ['v4.channel.k8s.io']);
+    if (!up.ok) throw new Error(`upgrade: ${up.status}`);
+    up.session.socket.pause();
+    const [error, stdout] = ['error', 'stdout', 'stderr'].map((t) => collect(up.session.openStream(headersOf({ streamType: t }))));
+    await sleep(1000);
+    up.session.socket.resume();
+    const out = await stdout!;
+    expect(out.length).toBe(size);
+    expect(out.every((b) => b === 0x78)).toBe(true);
+    expect(JSON.parse((await error!).toString())).toEqual(status(7, cmd));
+    up.session.destroy();
+
+    const ws = await wsConnect(await execUrl(cmd), ['v5.channel.k8s.io']);
+    if (!ws.ok) throw new Error(`upgrade: ${ws.status}`);
+    // The helper client has no pause of its own: stop reading its socket.
+    const raw = (ws.client as unknown as { socket: import('node:net').Socket }).socket;
+    raw.pause();
+    await sleep(1000);
+    raw.resume();
+    const ch = await ws.client.channels();
+    expect(ch.get(1)?.length).toBe(size);
+    expect(JSON.parse(ch.get(3)!.toString())).toEqual(status(7, cmd));
+  });
+
   it('speaks the older versions: v2 and channel.k8s.io report failures as text', async () => {
     for (const v of ['v2.channel.k8s.io', 'channel.k8s.io']) {
       const bad = await spdyExec(await execUrl(['sh', '-c', 'echo out; exit 5']), { protocols: [v] });
