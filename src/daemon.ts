@@ -137,7 +137,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
       () => ({ ...config, ffi: libc.backend, podNetwork: network.info() }),
       (cidr) => network.setPodCidr(cidr),
     ),
-    ...sandboxHandlers(sandboxes),
+    ...sandboxHandlers(sandboxes, containers),
     ...streamHandlers(streamBackend, streaming),
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
     ...eventHandlers(events, containers, sandboxes, log),

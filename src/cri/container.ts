@@ -56,18 +56,24 @@ function resources(r: LinuxContainerResources__Output | null | undefined): Resou
   };
 }
 
+/** A localhost (JSON) profile: the launcher has only its built-in filter, and running unconfined instead would be silent. */
+const noLocalhostProfile = (ref: string) =>
+  invalidArgument(`seccomp profile localhost "${ref}": peapod cannot apply JSON seccomp profiles, only RuntimeDefault and Unconfined`);
+
 /** The CRI seccomp fields (the profile and the deprecated path) → what the launcher can apply. */
 function seccompMode(sc: LinuxContainerSecurityContext__Output | null | undefined): SeccompMode {
+  if (sc?.privileged) return 'unconfined'; // privileged ignores the profile
   const profile = sc?.seccomp;
   if (profile && profile.profileType) {
     if (profile.profileType === 'RuntimeDefault') return 'default';
     if (profile.profileType === 'Unconfined') return 'unconfined';
-    throw invalidArgument(`seccomp profile ${profile.profileType} "${profile.localhostRef}" is not supported by peapod`);
+    if (profile.profileType === 'Localhost') throw noLocalhostProfile(profile.localhostRef);
+    throw invalidArgument(`seccomp profile type ${profile.profileType} is not known`);
   }
   const path = sc?.seccompProfilePath ?? '';
   if (path === '' || path === 'unconfined') return 'unconfined';
   if (path === 'runtime/default' || path === 'docker/default') return 'default';
-  if (path.startsWith('localhost/')) throw invalidArgument(`seccomp profile "${path}": localhost profiles are not supported by peapod`);
+  if (path.startsWith('localhost/')) throw noLocalhostProfile(path.slice('localhost/'.length));
   throw invalidArgument(`seccomp_profile_path "${path}" must be runtime/default, docker/default, unconfined or localhost/<path>`);
 }
 

@@ -1,7 +1,9 @@
+import type { ContainerManager } from '../container/manager.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { NamespaceMode, NamespaceOptions, Sandbox, SandboxSpec, SandboxState } from '../sandbox/types.js';
 import { nowNs } from '../util/time.js';
+import { containerStatus } from './container.js';
 import type { ListPodSandboxRequest__Output } from './generated/runtime/v1/ListPodSandboxRequest.js';
 import type { ListPodSandboxResponse } from './generated/runtime/v1/ListPodSandboxResponse.js';
 import type { NamespaceOption__Output } from './generated/runtime/v1/NamespaceOption.js';
@@ -114,7 +116,7 @@ export function sandboxStatus(sb: Sandbox, state: SandboxState): PodSandboxStatu
   };
 }
 
-export function sandboxHandlers(sandboxes: SandboxManager): Implementation {
+export function sandboxHandlers(sandboxes: SandboxManager, containers: ContainerManager): Implementation {
   return {
     async RunPodSandbox(req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
       const sb = await sandboxes.run(toSandboxSpec(req.config, req.runtimeHandler));
@@ -136,7 +138,8 @@ export function sandboxHandlers(sandboxes: SandboxManager): Implementation {
       return {
         status: sandboxStatus(sb, sandboxes.stateOf(sb)),
         info: req.verbose ? verboseInfo(sb) : {},
-        containersStatuses: [],
+        // With a timestamp, an evented-PLEG kubelet takes the pod's containers from here alone.
+        containersStatuses: containers.inSandbox(sb.id).map((c) => containerStatus(c, containers.stateOf(c))),
         timestamp: nowNs().toString(),
       };
     },

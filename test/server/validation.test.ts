@@ -142,6 +142,9 @@ describe(`request validation [server on ${runtime}]`, () => {
     ['run_as_user negative', create({ linux: { securityContext: { runAsUser: { value: '-1' } } } })],
     ['supplemental group negative', create({ linux: { securityContext: { supplementalGroups: ['-3'] } } })],
     ['seccomp path without prefix', create({ linux: { securityContext: { seccompProfilePath: '/etc/passwd' } } })],
+    // Localhost (JSON) profiles cannot be applied: refused, not run unconfined.
+    ['seccomp localhost profile', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/profile.json' } } } })],
+    ['seccomp localhost path', create({ linux: { securityContext: { seccompProfilePath: 'localhost//etc/profile.json' } } })],
     ['stop_signal enum 999', create({ stopSignal: 999 })],
     ['devices', create({ devices: [{ containerPath: '/dev/sda', hostPath: '/dev/sda', permissions: 'rwm' }] })],
     ['unknown sandbox id', create({}, UNKNOWN), 'NOT_FOUND'],
