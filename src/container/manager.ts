@@ -64,6 +64,8 @@ function reviveContainer(raw: any): Container {
     startedAt: BigInt(raw.startedAt),
     process: { ...raw.process, capabilities: BigInt('0x' + raw.process.capabilities) },
     exit: raw.exit && { ...raw.exit, finishedAt: BigInt(raw.exit.finishedAt) },
+    // A record written before these were kept.
+    spec: { ...raw.spec, resources: { memorySwapLimitBytes: 0, hugepageLimits: [], unified: {}, ...raw.spec.resources } },
   };
 }
 
@@ -609,6 +611,10 @@ function cgroupResources(r: ResourceSpec, fresh = false) {
     cpusetCpus: r.cpusetCpus || undefined,
     cpusetMems: r.cpusetMems || undefined,
     memoryLimitBytes: fresh && !r.memoryLimitBytes ? undefined : r.memoryLimitBytes,
+    // Paired with the memory limit: without one in a new cgroup there is nothing to pair.
+    memorySwapLimitBytes: r.memorySwapLimitBytes && (r.memoryLimitBytes || !fresh) ? r.memorySwapLimitBytes : undefined,
+    hugepageLimits: r.hugepageLimits.length > 0 ? r.hugepageLimits : undefined,
+    unified: Object.keys(r.unified).length > 0 ? r.unified : undefined,
   };
 }
 
@@ -626,6 +632,9 @@ function mergeResources(cur: ResourceSpec, upd: ResourceSpec): ResourceSpec {
     cpusetCpus: upd.cpusetCpus || cur.cpusetCpus,
     cpusetMems: upd.cpusetMems || cur.cpusetMems,
     oomScoreAdj: cur.oomScoreAdj,
+    memorySwapLimitBytes: upd.memorySwapLimitBytes || cur.memorySwapLimitBytes,
+    hugepageLimits: upd.hugepageLimits.length > 0 ? upd.hugepageLimits : cur.hugepageLimits,
+    unified: Object.keys(upd.unified).length > 0 ? upd.unified : cur.unified,
   };
 }
 

@@ -37,6 +37,12 @@ export interface ResourceSpec {
   cpusetCpus: string;
   cpusetMems: string;
   oomScoreAdj: number;
+  /** memory+swap; 0 = unset (no swap when memory is limited), -1 = unlimited. */
+  memorySwapLimitBytes: number;
+  /** Per page size, as the kubelet sends every size (0 where none is requested). */
+  hugepageLimits: { pageSize: string; limit: number }[];
+  /** Raw cgroup v2 files (a pure v2 host only). */
+  unified: Record<string, string>;
 }
 
 /** The container as asked for: the domain form of CRI ContainerConfig. */

@@ -53,6 +53,12 @@ function resources(r: LinuxContainerResources__Output | null | undefined): Resou
     cpusetCpus: cpuset(r?.cpusetCpus, 'resources.cpuset_cpus'),
     cpusetMems: cpuset(r?.cpusetMems, 'resources.cpuset_mems'),
     oomScoreAdj: int(r?.oomScoreAdj, 'resources.oom_score_adj', -1000, 1000),
+    memorySwapLimitBytes: int(r?.memorySwapLimitInBytes, 'resources.memory_swap_limit_in_bytes', -1),
+    hugepageLimits: (r?.hugepageLimits ?? []).map((h, i) => ({
+      pageSize: h.pageSize,
+      limit: int(h.limit, `resources.hugepage_limits[${i}].limit`, 0),
+    })),
+    unified: { ...(r?.unified ?? {}) },
   };
 }
 
@@ -153,6 +159,9 @@ function resourcesOut(r: ResourceSpec) {
       oomScoreAdj: String(r.oomScoreAdj),
       cpusetCpus: r.cpusetCpus,
       cpusetMems: r.cpusetMems,
+      memorySwapLimitInBytes: String(r.memorySwapLimitBytes),
+      hugepageLimits: r.hugepageLimits.map((h) => ({ pageSize: h.pageSize, limit: String(h.limit) })),
+      unified: r.unified,
     },
   };
 }

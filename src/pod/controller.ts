@@ -651,6 +651,9 @@ export class PodController {
         cpusetCpus: '',
         cpusetMems: '',
         oomScoreAdj: qos === 'Guaranteed' ? -997 : qos === 'BestEffort' ? 1000 : 999,
+        memorySwapLimitBytes: 0,
+        hugepageLimits: [],
+        unified: {},
       },
       stopSignal: '',
     };

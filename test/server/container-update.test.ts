@@ -1,11 +1,12 @@
 // UpdateContainerResources is a patch: fields left zero or empty keep their
 // values, as containerd merges an update into the container's spec (the
-// kubelet's CPU manager sends cpuset_cpus alone).
-import { readFileSync } from 'node:fs';
+// kubelet's CPU manager sends cpuset_cpus alone). And the swap limit, the
+// hugepage limits and the unified map reach the cgroup.
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
-import { podConfig } from '../support/cri-client.js';
+import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -58,6 +59,35 @@ describe(`UpdateContainerResources [server on ${runtime}]`, () => {
       expect(memory()).toBe(String(128 << 20));
       expect(quota()).toBe(quotaBefore);
       expect(read(rel, 'cpuset', 'cpuset.cpus', 'cpuset.cpus')).toBe('0');
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+      await cgroups.open(podRoot).remove();
+    }
+  });
+
+  const memsw = cgroups.controllers.get('memory')?.version === 1 && existsSync(join(cgroups.controllers.get('memory')!.mount, 'memory.memsw.limit_in_bytes'));
+  it.skipIf(!memsw)('writes memory_swap_limit_in_bytes (v1 memory+swap) at create and update, and reports it', async () => {
+    const config = podConfig('update-swap');
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
+    try {
+      const container = (name: string, linux: object) =>
+        s.runtime.CreateContainer({
+          podSandboxId,
+          config: { metadata: { name }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux },
+          sandboxConfig: config,
+        });
+      const { containerId } = await container('c', { resources: { memoryLimitInBytes: String(64 << 20), memorySwapLimitInBytes: String(128 << 20) } });
+      const rel = `${podRoot}/${podSandboxId}/${containerId}`;
+      const memswLimit = () => read(rel, 'memory', 'memory.memsw.limit_in_bytes', '');
+      expect(memswLimit()).toBe(String(128 << 20));
+      const status = (await s.runtime.ContainerStatus({ containerId })).status!;
+      expect(status.resources!.linux!.memorySwapLimitInBytes).toBe(String(128 << 20));
+      await s.runtime.UpdateContainerResources({ containerId, linux: { memoryLimitInBytes: String(64 << 20), memorySwapLimitInBytes: String(256 << 20) } });
+      expect(memswLimit()).toBe(String(256 << 20));
+      // unified needs a pure cgroup v2 host: refused here, nothing left of the container.
+      const err = await container('u', { resources: { unified: { 'memory.high': '1000000' } } }).catch((e) => e);
+      expect(grpcCode(err)).toBe('INVALID_ARGUMENT');
+      expect((await s.runtime.ListContainers({ filter: { podSandboxId } })).containers!.map((c) => c.id)).toEqual([containerId]);
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId });
       await cgroups.open(podRoot).remove();
