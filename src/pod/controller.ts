@@ -50,6 +50,9 @@ const BACKOFF_RESET_MS = 10 * 60 * 1000;
 const MIN_GRACE_SECONDS = 2;
 const MAX_EVENTS = 100;
 
+/** Start failures before any container exists: shown until the next try, as the kubelet shows them, not as CrashLoopBackOff. */
+const CONFIG_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerError']);
+
 class StartError extends Error {
   constructor(
     readonly reason: string,
@@ -473,7 +476,7 @@ export class PodController {
     if (Date.now() < c.nextStartAt) {
       if (c.waiting?.reason === 'ErrImagePull' || c.waiting?.reason === 'ImagePullBackOff') {
         c.waiting = { reason: 'ImagePullBackOff', message: `Back-off pulling image "${this.specOf(c).image}"` };
-      } else if (isRestart || c.waiting === null) {
+      } else if ((isRestart || c.waiting === null) && !CONFIG_FAILURES.has(c.waiting?.reason ?? '')) {
         const secs = Math.ceil((c.nextStartAt - Date.now()) / 1000);
         if (c.waiting?.reason !== 'CrashLoopBackOff') this.event('Warning', 'BackOff', this.objectOf(c), 'Back-off restarting failed container');
         c.waiting = { reason: 'CrashLoopBackOff', message: `back-off ${secs}s restarting failed container=${c.name} pod=${this.spec.name}_${this.spec.namespace}(${this.spec.uid})` };
