@@ -3,36 +3,20 @@
 // httpGet hook judged by transport only, preStop after a failed postStart.
 // The server runs with the kubelet's own back-off (10 s).
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { preloadBusybox } from '../support/images.js';
-import { podCli } from '../support/pods.js';
-import { runtime, startServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
+import { runtime } from '../support/server.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 describe(`pod back-off and hooks [server on ${runtime}]`, () => {
-  let s: TestServer;
-  let base: string;
-  beforeAll(async () => {
-    base = mkdtempSync(join(tmpdir(), 'peapod-backoff-'));
-    s = await startServer({}, preloadBusybox, { args: ['--pod-log-dir', join(base, 'logs')] });
-  });
-  afterAll(async () => {
-    if (s) {
-      await k.deleteAll().catch(() => undefined);
-      await s.cleanup();
-    }
-    rmSync(base, { recursive: true, force: true });
-  });
-
-  const k = podCli(() => s);
+  const k = podServer('peapod-backoff-');
   const { cli, pod, apply } = k;
-  const manifest = (name: string, spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 2\n${spec}`;
-  const bb = 'image: busybox\n      imagePullPolicy: IfNotPresent';
+  const manifest = (name: string, spec: string) => podManifest(name, spec, 2);
+  const bb = LOCAL_BUSYBOX;
 
   it.each([
     ['app', `  containers:\n    - name: c\n      ${bb}\n      command: ["/nope"]`],
@@ -117,7 +101,7 @@ describe(`pod back-off and hooks [server on ${runtime}]`, () => {
   });
 
   it('a failed postStart kills the container through preStop', async () => {
-    const out = join(base, 'prestop-out');
+    const out = join(k.base(), 'prestop-out');
     await apply(
       manifest(
         'poststart-fails',

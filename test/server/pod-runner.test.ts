@@ -1,35 +1,16 @@
 // Pod runner semantics beyond the examples: sidecars, hooks, deadline, image
 // pull policy, security checks, and a server restart resuming control.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { preloadBusybox } from '../support/images.js';
-import { podCli } from '../support/pods.js';
-import { runtime, startServer, type TestServer } from '../support/server.js';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
+import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
-
 describe(`pod runner [server on ${runtime}]`, () => {
-  let s: TestServer;
-  let base: string;
-  beforeAll(async () => {
-    base = mkdtempSync(join(tmpdir(), 'peapod-runner-'));
-    s = await startServer({ PEAPOD_BACKOFF_BASE_MS: '300' }, preloadBusybox, { args: ['--pod-log-dir', join(base, 'logs')] });
-  });
-  afterAll(async () => {
-    if (s) {
-      await k.deleteAll().catch(() => undefined);
-      await s.cleanup();
-    }
-    rmSync(base, { recursive: true, force: true });
-  });
-
-  const k = podCli(() => s);
+  const k = podServer('peapod-runner-', { PEAPOD_BACKOFF_BASE_MS: '300' });
   const { cli, pod, apply } = k;
-  const manifest = (name: string, spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`;
-  const bb = 'image: busybox\n      imagePullPolicy: IfNotPresent';
+  const manifest = (name: string, spec: string) => podManifest(name, spec);
+  const bb = LOCAL_BUSYBOX;
 
   it('sidecars start before the next init container, keep running, and count towards READY', async () => {
     await apply(
@@ -130,7 +111,7 @@ describe(`pod runner [server on ${runtime}]`, () => {
       return p.status.containerStatuses[0]!.state.running ? p : undefined;
     });
     const id = v.status.containerStatuses[0]!.containerID.replace('peapod://', '');
-    const st = (await s.runtime.ContainerStatus({ containerId: id })).status!;
+    const st = (await k.server().runtime.ContainerStatus({ containerId: id })).status!;
     expect(st.resources!.linux).toMatchObject({ cpuQuota: '50000', cpuPeriod: '100000', cpuShares: '256', memoryLimitInBytes: '67108864' });
     expect(st.labels).toMatchObject({ 'io.kubernetes.container.name': 'c', 'io.kubernetes.pod.name': 'limits', 'io.kubernetes.pod.namespace': 'default', 'io.kubernetes.pod.uid': v.metadata.uid });
     expect(st.logPath).toMatch(/\/default_limits_[0-9a-f-]+\/c\/0\.log$/);
@@ -147,7 +128,7 @@ describe(`pod runner [server on ${runtime}]`, () => {
     await waitFor('2 restarts', async () => (await pod('crasher')).restarts >= 2);
     const before = (await pod('crasher')).restarts;
     const uid = (await pod('crasher')).metadata.uid;
-    await s.restart({ PEAPOD_BACKOFF_BASE_MS: '300' });
+    await k.server().restart({ PEAPOD_BACKOFF_BASE_MS: '300' });
     const v = await pod('crasher');
     expect(v.metadata.uid).toBe(uid);
     expect(v.restarts).toBeGreaterThanOrEqual(before);

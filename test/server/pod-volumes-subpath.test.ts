@@ -4,26 +4,14 @@
 // start of the subPath container is refused (CreateContainerConfigError)
 // instead of mounting the host's root; no staging mount outlives the pod.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mountsUnder } from '../../src/linux/mount.js';
-import { preloadBusybox } from '../support/images.js';
-import { podCli } from '../support/pods.js';
-import { runtime, startServer, type TestServer } from '../support/server.js';
+import { podServer } from '../support/pods.js';
+import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 describe(`pod subPath mounts [server on ${runtime}]`, () => {
-  let s: TestServer;
-  beforeAll(async () => {
-    s = await startServer({ PEAPOD_BACKOFF_BASE_MS: '300' }, preloadBusybox);
-  });
-  afterAll(async () => {
-    if (s) {
-      await k.deleteAll().catch(() => undefined);
-      await s.cleanup();
-    }
-  });
-
-  const k = podCli(() => s);
+  const k = podServer('peapod-subpath-', { PEAPOD_BACKOFF_BASE_MS: '300' });
   const { cli, pod, apply, exec } = k;
 
   it('a subPath swapped for a symlink to / by another container is refused at the next start', async () => {
@@ -61,8 +49,8 @@ spec:
       return p.status.containerStatuses[1]!.state.waiting?.reason === 'CreateContainerConfigError' ? p : undefined;
     });
     expect(v.status.containerStatuses[1]!.state.waiting!.message).toMatch(/subPath "s" of volume "v": "s" is a symbolic link/);
-    expect(mountsUnder(s.state).some((mp) => mp.includes('/volume-subpaths/'))).toBe(true);
+    expect(mountsUnder(k.server().state).some((mp) => mp.includes('/volume-subpaths/'))).toBe(true);
     await cli(['delete', 'swap', '--force']);
-    expect(mountsUnder(s.state).filter((mp) => mp.includes('/volume-subpaths/'))).toEqual([]);
+    expect(mountsUnder(k.server().state).filter((mp) => mp.includes('/volume-subpaths/'))).toEqual([]);
   });
 });

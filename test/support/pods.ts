@@ -2,9 +2,20 @@
 // test server: run, get, exec, logs, delete.
 
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import type { PodView } from '../../src/pod/status.js';
-import { repoRoot, type TestServer } from './server.js';
+import { preloadBusybox } from './images.js';
+import { repoRoot, startServer, type TestServer } from './server.js';
+
+/** A pod manifest around `spec` (lines indented under `spec:`), with a short grace period. */
+export const podManifest = (name: string, spec: string, grace = 1) =>
+  `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: ${grace}\n${spec}`;
+
+/** The preloaded test image, never pulled (for a container entry in podManifest). */
+export const LOCAL_BUSYBOX = 'image: busybox\n      imagePullPolicy: IfNotPresent';
 
 export interface CliResult {
   code: number;
@@ -51,4 +62,27 @@ export function podCli(s: () => TestServer): PodCli {
       }
     },
   };
+}
+
+/**
+ * A server for a suite of pod-runner tests: started before them with busybox
+ * loaded and the pod logs in a temp dir of its own (`base()`); after them
+ * every pod is deleted and the server and the dir go.
+ */
+export function podServer(prefix: string, env: Record<string, string> = {}): PodCli & { server(): TestServer; base(): string } {
+  let s: TestServer | undefined;
+  let base = '';
+  const k = podCli(() => s!);
+  beforeAll(async () => {
+    base = mkdtempSync(join(tmpdir(), prefix));
+    s = await startServer(env, preloadBusybox, { args: ['--pod-log-dir', join(base, 'logs')] });
+  });
+  afterAll(async () => {
+    if (s) {
+      await k.deleteAll().catch(() => undefined);
+      await s.cleanup();
+    }
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+  return { ...k, server: () => s!, base: () => base };
 }
