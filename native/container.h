@@ -34,6 +34,19 @@
  *   caps HEXMASK               bounding, permitted, effective, inheritable sets
  *   no-new-privs
  *   seccomp default|unconfined
+ *   seccomp-default ACTION ERRNO
+ *                              instead of "seccomp": a Localhost profile with that default
+ *                              action; ACTION one of allow, errno, kill-thread, kill-process,
+ *                              trap, trace, log; ERRNO (0-65535) is used by errno and trace
+ *   seccomp-arch NAME          repeatable: an architecture of the profile besides the native
+ *                              one, as libseccomp names it (x86, x32...); unknown ones skipped
+ *   seccomp-flag log|spec-allow
+ *                              SECCOMP_FILTER_FLAG_LOG / SECCOMP_FILTER_FLAG_SPEC_ALLOW
+ *   seccomp-rule ACTION ERRNO NAME [INDEX:OP:VALUE:VALUETWO]...
+ *                              repeatable: the syscall NAME (skipped when libseccomp does not
+ *                              know it) gets ACTION when every condition (at most 6) holds; OP
+ *                              one of eq, ne, lt, le, gt, ge, masked-eq (VALUE the mask,
+ *                              VALUETWO the datum); VALUETWO is ignored by the others
  *   rlimit NAME SOFT HARD      NAME like RLIMIT_NOFILE; "unlimited" allowed
  *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error;
  *                              an exec without it gets the init's

@@ -1,4 +1,5 @@
-/* "seccomp default": a RuntimeDefault-like profile. Docker's default profile
+/* "seccomp default": a RuntimeDefault-like profile (a Localhost one is
+ * seccomp-profile.c's). Docker's default profile
  * is an allow-list; we use the equivalent deny-list of what it blocks for a
  * container without extra capabilities, so new harmless syscalls keep
  * working on newer kernels. */
@@ -93,22 +94,36 @@ static int load_personality_filter(void)
 }
 #endif
 
-int seccomp_apply(const struct spec *s, char *err, size_t errlen)
+scmp_filter_ctx seccomp_filter_new(uint32_t default_action, char *err, size_t errlen)
 {
-	scmp_filter_ctx ctx;
+	scmp_filter_ctx ctx = seccomp_init(default_action);
 	int rc;
 
-	if (s->seccomp != SECCOMP_DEFAULT)
-		return 0;
-	ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (ctx == NULL)
-		return spec_err(err, errlen, "seccomp_init failed");
+	if (ctx == NULL) {
+		spec_err(err, errlen, "seccomp_init failed");
+		return NULL;
+	}
 	/* no_new_privs is the spec's decision, set by the caller, not libseccomp's. */
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+	if (rc < 0) {
+		seccomp_release(ctx);
+		spec_err(err, errlen, "seccomp setup: %s", strerror(-rc));
+		return NULL;
+	}
+	return ctx;
+}
+
+static int load_default(char *err, size_t errlen)
+{
+	scmp_filter_ctx ctx = seccomp_filter_new(SCMP_ACT_ALLOW, err, errlen);
+	int rc = 0;
+
+	if (ctx == NULL)
+		return -1;
 #if defined(__x86_64__)
 	/* 32-bit binaries work but get the same rules (else killed as bad
 	 * arch); x32 stays killed: nobody ships it. */
-	if (rc == 0 && (rc = seccomp_arch_add(ctx, SCMP_ARCH_X86)) == -EEXIST)
+	if ((rc = seccomp_arch_add(ctx, SCMP_ARCH_X86)) == -EEXIST)
 		rc = 0;
 #endif
 	if (rc < 0) {
@@ -147,4 +162,13 @@ int seccomp_apply(const struct spec *s, char *err, size_t errlen)
 rule_failed:
 	seccomp_release(ctx);
 	return spec_err(err, errlen, "seccomp rule: %s", strerror(-rc));
+}
+
+int seccomp_apply(const struct spec *s, char *err, size_t errlen)
+{
+	if (s->seccomp == SECCOMP_DEFAULT)
+		return load_default(err, errlen);
+	if (s->seccomp == SECCOMP_PROFILE)
+		return seccomp_profile_load(&s->profile, err, errlen);
+	return 0;
 }

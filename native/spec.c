@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/mount.h>
 
-#define MAX_FIELDS 8
+#define MAX_FIELDS (3 + SPEC_SECCOMP_MAX_ARGS) /* the longest line: seccomp-rule */
 
 int spec_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -266,6 +266,105 @@ static int parse_bool(struct parser *p, const char *v, int *out)
 	return 0;
 }
 
+/* Actions of a profile; those taking an errno carry it in their low 16 bits. */
+static const struct {
+	const char *name;
+	uint32_t action;
+	int takes_errno;
+} seccomp_actions[] = {
+	{ "allow", SCMP_ACT_ALLOW, 0 },
+	{ "errno", SCMP_ACT_ERRNO(0), 1 },
+	{ "kill-thread", SCMP_ACT_KILL_THREAD, 0 },
+	{ "kill-process", SCMP_ACT_KILL_PROCESS, 0 },
+	{ "trap", SCMP_ACT_TRAP, 0 },
+	{ "trace", SCMP_ACT_TRACE(0), 1 },
+	{ "log", SCMP_ACT_LOG, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum scmp_compare op;
+} seccomp_ops[] = {
+	{ "eq", SCMP_CMP_EQ },
+	{ "ne", SCMP_CMP_NE },
+	{ "lt", SCMP_CMP_LT },
+	{ "le", SCMP_CMP_LE },
+	{ "gt", SCMP_CMP_GT },
+	{ "ge", SCMP_CMP_GE },
+	{ "masked-eq", SCMP_CMP_MASKED_EQ },
+};
+
+/* ACTION ERRNO → a libseccomp action (ERRNO ignored by actions without one). */
+static int parse_seccomp_action(struct parser *p, const char *name, const char *errno_s, uint32_t *out)
+{
+	uint64_t e;
+	size_t i;
+
+	for (i = 0; i < sizeof(seccomp_actions) / sizeof(seccomp_actions[0]); i++)
+		if (strcmp(name, seccomp_actions[i].name) == 0)
+			break;
+	if (i == sizeof(seccomp_actions) / sizeof(seccomp_actions[0]))
+		return perr(p, "unknown action '%s'", name);
+	if (parse_u64(errno_s, 10, &e) < 0 || e > 0xffff)
+		return perr(p, "bad ERRNO '%s'", errno_s);
+	*out = seccomp_actions[i].action | (seccomp_actions[i].takes_errno ? (uint32_t)e : 0);
+	return 0;
+}
+
+/* INDEX:OP:VALUE:VALUETWO; VALUETWO is the datum of masked-eq (VALUE its mask). */
+static int parse_seccomp_arg(struct parser *p, char *field, struct scmp_arg_cmp *c)
+{
+	char *part[4], *rest = field;
+	uint64_t index, v1, v2;
+	size_t i;
+
+	for (i = 0; i < 4 && rest != NULL; i++)
+		part[i] = strsep(&rest, ":");
+	if (i < 4 || rest != NULL)
+		return perr(p, "argument '%s' is not INDEX:OP:VALUE:VALUETWO", field);
+	if (parse_u64(part[0], 10, &index) < 0 || index >= SPEC_SECCOMP_MAX_ARGS)
+		return perr(p, "bad argument INDEX '%s'", part[0]);
+	if (parse_u64(part[2], 10, &v1) < 0 || parse_u64(part[3], 10, &v2) < 0)
+		return perr(p, "bad argument VALUE '%s' or VALUETWO '%s'", part[2], part[3]);
+	for (i = 0; i < sizeof(seccomp_ops) / sizeof(seccomp_ops[0]); i++)
+		if (strcmp(part[1], seccomp_ops[i].name) == 0)
+			break;
+	if (i == sizeof(seccomp_ops) / sizeof(seccomp_ops[0]))
+		return perr(p, "unknown argument OP '%s'", part[1]);
+	c->arg = (unsigned int)index;
+	c->op = seccomp_ops[i].op;
+	c->datum_a = v1;
+	c->datum_b = c->op == SCMP_CMP_MASKED_EQ ? v2 : 0;
+	return 0;
+}
+
+/* seccomp-arch, -flag and -rule extend the profile "seccomp-default" started. */
+static int want_profile(struct parser *p)
+{
+	if (p->s->seccomp != SECCOMP_PROFILE)
+		return perr(p, "needs a 'seccomp-default' line before it");
+	return 0;
+}
+
+static int parse_seccomp_rule(struct parser *p, char **f, int nargs)
+{
+	struct spec_seccomp_profile *prof = &p->s->profile;
+	struct spec_seccomp_rule *r;
+
+	if (want_profile(p) < 0)
+		return -1;
+	if (f[3][0] == '\0')
+		return perr(p, "NAME is empty");
+	r = push(&prof->rules, &prof->nrules, sizeof(*r));
+	r->name = xstrdup(f[3]);
+	if (parse_seccomp_action(p, f[1], f[2], &r->action) < 0)
+		return -1;
+	for (int i = 4; i <= nargs; i++)
+		if (parse_seccomp_arg(p, f[i], &r->args[r->nargs++]) < 0)
+			return -1;
+	return 0;
+}
+
 /* One directive: name, then its fields (already decoded). */
 static const char *const pod_ns_directive[3] = { "netns", "ipcns", "utsns" };
 
@@ -451,6 +550,36 @@ static int directive(struct parser *p, char **f, int n)
 		else
 			return perr(p, "expected default or unconfined, got '%s'", f[1]);
 		return 0;
+	}
+	if (strcmp(d, "seccomp-default") == 0) {
+		ARGS(2, 2);
+		if (s->seccomp != SECCOMP_UNSET)
+			return perr(p, "a seccomp mode is given already");
+		s->seccomp = SECCOMP_PROFILE;
+		return parse_seccomp_action(p, f[1], f[2], &s->profile.default_action);
+	}
+	if (strcmp(d, "seccomp-arch") == 0) {
+		ARGS(1, 1);
+		if (want_profile(p) < 0)
+			return -1;
+		push_str(&s->profile.arches, &s->profile.narches, f[1]);
+		return 0;
+	}
+	if (strcmp(d, "seccomp-flag") == 0) {
+		ARGS(1, 1);
+		if (want_profile(p) < 0)
+			return -1;
+		if (strcmp(f[1], "log") == 0)
+			s->profile.log = 1;
+		else if (strcmp(f[1], "spec-allow") == 0)
+			s->profile.spec_allow = 1;
+		else
+			return perr(p, "expected log or spec-allow, got '%s'", f[1]);
+		return 0;
+	}
+	if (strcmp(d, "seccomp-rule") == 0) {
+		ARGS(3, 3 + SPEC_SECCOMP_MAX_ARGS);
+		return parse_seccomp_rule(p, f, nargs);
 	}
 	if (strcmp(d, "rlimit") == 0) {
 		struct spec_rlimit *r;
@@ -643,6 +772,10 @@ void spec_free(struct spec *s)
 	free(s->groups);
 	free_list(s->env, s->nenv);
 	free_list(s->args, s->nargs);
+	free_list(s->profile.arches, s->profile.narches);
+	for (size_t i = 0; i < s->profile.nrules; i++)
+		free(s->profile.rules[i].name);
+	free(s->profile.rules);
 	free(s->rlimits);
 	free_list(s->cgroups, s->ncgroups);
 	free(s->log);

@@ -3,6 +3,7 @@
 #ifndef PEAPOD_SPEC_H
 #define PEAPOD_SPEC_H
 
+#include <seccomp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -28,7 +29,27 @@ struct spec_rlimit {
 	struct rlimit lim;
 };
 
-enum spec_seccomp { SECCOMP_UNSET = 0, SECCOMP_DEFAULT, SECCOMP_UNCONFINED };
+enum spec_seccomp { SECCOMP_UNSET = 0, SECCOMP_DEFAULT, SECCOMP_UNCONFINED, SECCOMP_PROFILE };
+
+/* A "seccomp-rule" of a profile: NAME is resolved when the filter is built
+ * (unknown names are skipped there, as runc does). */
+#define SPEC_SECCOMP_MAX_ARGS 6
+struct spec_seccomp_rule {
+	char *name;
+	uint32_t action; /* SCMP_ACT_*, with its errno */
+	struct scmp_arg_cmp args[SPEC_SECCOMP_MAX_ARGS];
+	unsigned int nargs;
+};
+
+/* A Localhost profile ("seccomp-default" and what follows it). */
+struct spec_seccomp_profile {
+	uint32_t default_action;
+	char **arches; /* libseccomp names; those it does not know are skipped */
+	size_t narches;
+	int log, spec_allow; /* the SECCOMP_FILTER_FLAG_LOG / _SPEC_ALLOW flags */
+	struct spec_seccomp_rule *rules;
+	size_t nrules;
+};
 
 struct spec {
 	char *pidns;  /* NULL = "host" */
@@ -60,6 +81,7 @@ struct spec {
 	uint64_t caps;
 	int no_new_privs;
 	enum spec_seccomp seccomp;
+	struct spec_seccomp_profile profile; /* SECCOMP_PROFILE only */
 	struct spec_rlimit *rlimits;
 	size_t nrlimits;
 	int has_oom;
@@ -79,6 +101,11 @@ int mounts_setup(const struct spec *s, char *err, size_t errlen);   /* mounts.c 
 int caps_drop_bounding(uint64_t keep, char *err, size_t errlen);     /* caps.c */
 int caps_set(uint64_t caps, char *err, size_t errlen);               /* caps.c */
 int user_switch(const struct spec *s, int keep_caps, char *err, size_t errlen); /* user.c */
-int seccomp_apply(const struct spec *s, char *err, size_t errlen);  /* seccomp.c */
+int seccomp_apply(const struct spec *s, char *err, size_t errlen);  /* seccomp.c: default or profile */
+int seccomp_profile_load(const struct spec_seccomp_profile *prof, char *err, size_t errlen); /* seccomp-profile.c */
+
+/* A filter with that default action that leaves no_new_privs alone; NULL
+ * with a message in err. (seccomp.c) */
+scmp_filter_ctx seccomp_filter_new(uint32_t default_action, char *err, size_t errlen);
 
 #endif

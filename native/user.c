@@ -58,9 +58,11 @@ int user_switch(const struct spec *s, int keep_caps, char *err, size_t errlen)
 int container_process_setup(const struct spec *s, char *err, size_t errlen)
 {
 	/* Seccomp without no_new_privs needs CAP_SYS_ADMIN, gone after the user
-	 * switch, so then it is loaded early; the default profile blocks none of
-	 * the calls that follow (setgroups, set*id, capset, prctl, chdir). */
-	int seccomp_early = s->seccomp == SECCOMP_DEFAULT && !s->no_new_privs;
+	 * switch, so then it is loaded early (as runc does); the default profile
+	 * blocks none of the calls that follow (setgroups, set*id, capset, prctl,
+	 * chdir), a Localhost one must allow them. */
+	int confined = s->seccomp == SECCOMP_DEFAULT || s->seccomp == SECCOMP_PROFILE;
+	int seccomp_early = confined && !s->no_new_privs;
 
 	for (size_t i = 0; i < s->nrlimits; i++)
 		if (setrlimit(s->rlimits[i].resource, &s->rlimits[i].lim) < 0)
@@ -82,7 +84,7 @@ int container_process_setup(const struct spec *s, char *err, size_t errlen)
 		return spec_err(err, errlen, "chdir to cwd %s: %s", s->cwd, strerror(errno));
 	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return spec_err(err, errlen, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
-	if (!seccomp_early && s->seccomp == SECCOMP_DEFAULT && seccomp_apply(s, err, errlen) < 0)
+	if (confined && !seccomp_early && seccomp_apply(s, err, errlen) < 0)
 		return -1;
 	return 0;
 }

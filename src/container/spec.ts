@@ -1,4 +1,5 @@
 import { invalidArgument } from '../errors.js';
+import { addSeccomp } from './seccomp-profile.js';
 import type { ProcessSpec } from './types.js';
 
 /**
@@ -45,5 +46,5 @@ export function addProcess(spec: NativeSpec, p: ProcessSpec): void {
   for (const a of p.args) spec.add('arg', a);
   spec.add('caps', p.capabilities.toString(16));
   if (p.noNewPrivs) spec.add('no-new-privs');
-  spec.add('seccomp', p.seccomp);
+  addSeccomp(spec, p.seccomp);
 }

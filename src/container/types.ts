@@ -9,7 +9,30 @@ export interface MountSpec {
   propagation: Propagation;
 }
 
-export type SeccompMode = 'unconfined' | 'default';
+/** What a seccomp rule or the profile's default does (libseccomp's actions; `errno` for errno and trace). */
+export interface SeccompAction {
+  action: 'allow' | 'errno' | 'kill-thread' | 'kill-process' | 'trap' | 'trace' | 'log';
+  errno: number;
+}
+
+export interface SeccompArg {
+  index: number;
+  op: 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'masked-eq';
+  value: number;
+  valueTwo: number;
+}
+
+/** A Localhost (JSON) profile as read at CreateContainer, validated (src/container/seccomp-profile.ts). */
+export interface SeccompProfile {
+  path: string;
+  defaultAction: SeccompAction;
+  /** libseccomp names (x86, x32...) besides the native one. */
+  architectures: string[];
+  flags: Array<'log' | 'spec-allow'>;
+  syscalls: Array<{ names: string[]; action: SeccompAction; args: SeccompArg[] }>;
+}
+
+export type SeccompMode = 'unconfined' | 'default' | SeccompProfile;
 
 /** Container security settings, as the CRI LinuxContainerSecurityContext asks. */
 export interface SecuritySpec {

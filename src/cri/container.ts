@@ -2,6 +2,7 @@ import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerManager } from '../container/manager.js';
 import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, ResourceSpec, SecuritySpec, SeccompMode } from '../container/types.js';
+import { readSeccompProfile } from '../container/seccomp-profile.js';
 import { invalidArgument } from '../errors.js';
 import { nowNs } from '../util/time.js';
 import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
@@ -62,25 +63,21 @@ function resources(r: LinuxContainerResources__Output | null | undefined): Resou
   };
 }
 
-/** A localhost (JSON) profile: the launcher has only its built-in filter, and running unconfined instead would be silent. */
-const noLocalhostProfile = (ref: string) =>
-  invalidArgument(`seccomp profile localhost "${ref}": peapod cannot apply JSON seccomp profiles, only RuntimeDefault and Unconfined`);
-
-/** The CRI seccomp fields (the profile and the deprecated path) → what the launcher can apply. */
+/** The CRI seccomp fields (the profile and the deprecated path) → what the launcher applies. */
 function seccompMode(sc: LinuxContainerSecurityContext__Output | null | undefined): SeccompMode {
   if (sc?.privileged) return 'unconfined'; // privileged ignores the profile
   const profile = sc?.seccomp;
   if (profile && profile.profileType) {
     if (profile.profileType === 'RuntimeDefault') return 'default';
     if (profile.profileType === 'Unconfined') return 'unconfined';
-    if (profile.profileType === 'Localhost') throw noLocalhostProfile(profile.localhostRef);
+    if (profile.profileType === 'Localhost') return readSeccompProfile(profile.localhostRef);
     throw invalidArgument(`seccomp profile type ${profile.profileType} is not known`);
   }
   const path = sc?.seccompProfilePath ?? '';
   if (path === '' || path === 'unconfined') return 'unconfined';
   if (path === 'runtime/default' || path === 'docker/default') return 'default';
-  if (path.startsWith('localhost/')) throw noLocalhostProfile(path.slice('localhost/'.length));
-  throw invalidArgument(`seccomp_profile_path "${path}" must be runtime/default, docker/default, unconfined or localhost/<path>`);
+  if (path.startsWith('localhost/')) return readSeccompProfile(path.slice('localhost/'.length));
+  throw invalidArgument(`seccomp_profile_path "${path.slice(0, 256)}" must be runtime/default, docker/default, unconfined or localhost/<path>`);
 }
 
 function security(sc: LinuxContainerSecurityContext__Output | null | undefined): SecuritySpec {

@@ -1,5 +1,5 @@
 // Integration test of the native container launcher (native/spec.c, mounts.c,
-// caps.c, user.c, seccomp.c, join.c) against the real kernel, through the
+// caps.c, user.c, seccomp.c, seccomp-profile.c, join.c) against the real kernel, through the
 // native/tests/run-spec.c driver built here with a direct cc command line.
 //
 // The image is Debian's dynamic /bin/busybox plus the glibc pieces `ldd`
@@ -28,7 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const NATIVE = join(ROOT, 'native');
-const SOURCES = ['tests/run-spec.c', 'spec.c', 'mounts.c', 'caps.c', 'user.c', 'seccomp.c', 'join.c', 'util.c'];
+const SOURCES = ['tests/run-spec.c', 'spec.c', 'mounts.c', 'caps.c', 'user.c', 'seccomp.c', 'seccomp-profile.c', 'join.c', 'util.c'];
 const CFLAGS = ['-Wall', '-Wextra', '-Werror', '-D_GNU_SOURCE', '-std=gnu11', '-O2'];
 const isRoot = process.getuid?.() === 0;
 const BUSYBOX = '/bin/busybox';
@@ -403,6 +403,32 @@ describe.skipIf(!isRoot)('native container launcher', () => {
     expect(unc.stdout).toMatch(/^Seccomp:\s+0$/m);
     expect(unc.stdout).toMatch(/^unshare=0$/m);
     expect(unc.stdout).toMatch(/^mount=0$/m);
+  });
+
+  it('applies a Localhost profile: errno values, argument conditions, unknown names and arches skipped', () => {
+    const { shm, etc } = podDirs();
+    const script =
+      'grep "^Seccomp:" /proc/self/status; mkdir /tmp/a 2>&1; echo mkdir=$?; ' +
+      'chmod 0700 /tmp 2>&1; echo chmod700=$?; chmod 0755 /tmp; echo chmod755=$?';
+    const profile: Directive[] = [
+      ['seccomp-default', 'allow', '0'],
+      ['seccomp-arch', 'x86'],
+      ['seccomp-arch', 'no-such-arch'],
+      ['seccomp-rule', 'errno', '13', 'mkdir'],
+      ['seccomp-rule', 'errno', '13', 'mkdirat'],
+      ['seccomp-rule', 'kill-process', '0', 'no_such_syscall'],
+      // 0700 = 448: the mode argument of chmod(path, mode) and fchmodat(dirfd, path, mode).
+      ['seccomp-rule', 'errno', '1', 'chmod', '1:eq:448:0'],
+      ['seccomp-rule', 'errno', '1', 'fchmodat', '2:masked-eq:511:448'],
+    ];
+    const r = run([...standard(freshRootfs(), shm, etc), ...profile, ...sh(script)]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(r.stdout).toMatch(/Permission denied\nmkdir=1\n/);
+    expect(r.stdout).toMatch(/Operation not permitted\nchmod700=1\n/);
+    expect(r.stdout).toMatch(/^chmod755=0$/m);
+    const bad = run([...standard(freshRootfs(), shm, etc), ['seccomp-rule', 'errno', '1', 'mkdir'], ...sh('true')]);
+    expect(bad.stderr).toMatch(/seccomp-rule: needs a 'seccomp-default' line before it/);
   });
 
   it('sets rlimits, the exact env and argv, the cwd and PATH lookup in the container env', () => {

@@ -142,9 +142,13 @@ describe(`request validation [server on ${runtime}]`, () => {
     ['run_as_user negative', create({ linux: { securityContext: { runAsUser: { value: '-1' } } } })],
     ['supplemental group negative', create({ linux: { securityContext: { supplementalGroups: ['-3'] } } })],
     ['seccomp path without prefix', create({ linux: { securityContext: { seccompProfilePath: '/etc/passwd' } } })],
-    // Localhost (JSON) profiles cannot be applied: refused, not run unconfined.
-    ['seccomp localhost profile', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/profile.json' } } } })],
-    ['seccomp localhost path', create({ linux: { securityContext: { seccompProfilePath: 'localhost//etc/profile.json' } } })],
+    // A Localhost (JSON) profile that cannot be read: refused, not run unconfined.
+    ['seccomp localhost profile missing', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/profile.json' } } } })],
+    ['seccomp localhost path missing', create({ linux: { securityContext: { seccompProfilePath: 'localhost//etc/profile.json' } } })],
+    ['seccomp localhost profile relative', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: 'profile.json' } } } })],
+    ['seccomp localhost profile with ..', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/../etc/passwd' } } } })],
+    ['seccomp localhost profile not JSON', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/passwd' } } } })],
+    ['seccomp localhost profile 1 MiB', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: `/${MiB}` } } } })],
     ['stop_signal enum 999', create({ stopSignal: 999 })],
     ['devices', create({ devices: [{ containerPath: '/dev/sda', hostPath: '/dev/sda', permissions: 'rwm' }] })],
     ['unknown sandbox id', create({}, UNKNOWN), 'NOT_FOUND'],
