@@ -203,7 +203,6 @@ export function cniArgs(sb: Sandbox): string {
   ].join(';');
 }
 
-/** The values of the CNI capabilities peapod knows, for the plugins that declare them. */
 const INGRESS_BANDWIDTH = 'kubernetes.io/ingress-bandwidth';
 const EGRESS_BANDWIDTH = 'kubernetes.io/egress-bandwidth';
 /** The kubelet's bounds for the bandwidth annotations, in bit/s. */
@@ -230,6 +229,7 @@ export function podBandwidth(annotations: Record<string, string>): Record<string
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
+/** The values of the CNI capabilities peapod knows, for the plugins that declare them. */
 export function capabilityArgs(sb: Sandbox, podCidr: string): Record<string, unknown> {
   const args: Record<string, unknown> = {};
   const ports = sb.spec.portMappings

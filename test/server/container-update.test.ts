@@ -2,12 +2,12 @@
 // values, as containerd merges an update into the container's spec (the
 // kubelet's CPU manager sends cpuset_cpus alone). And the swap limit, the
 // hugepage limits and the unified map reach the cgroup.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
 describe(`UpdateContainerResources [server on ${runtime}]`, () => {
@@ -35,12 +35,7 @@ describe(`UpdateContainerResources [server on ${runtime}]`, () => {
     try {
       const { containerId } = await s.runtime.CreateContainer({
         podSandboxId,
-        config: {
-          metadata: { name: 'c' },
-          image: { image: BUSYBOX },
-          command: ['sleep', '300'],
-          linux: { resources: { cpuPeriod: '100000', cpuQuota: '50000', memoryLimitInBytes: String(64 << 20) } },
-        },
+        config: sleeper('c', { linux: { resources: { cpuPeriod: '100000', cpuQuota: '50000', memoryLimitInBytes: String(64 << 20) } } }),
         sandboxConfig: config,
       });
       await s.runtime.StartContainer({ containerId });
@@ -73,7 +68,7 @@ describe(`UpdateContainerResources [server on ${runtime}]`, () => {
       const container = (name: string, linux: object) =>
         s.runtime.CreateContainer({
           podSandboxId,
-          config: { metadata: { name }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux },
+          config: sleeper(name, { linux }),
           sandboxConfig: config,
         });
       const { containerId } = await container('c', { resources: { memoryLimitInBytes: String(64 << 20), memorySwapLimitInBytes: String(128 << 20) } });
@@ -88,6 +83,29 @@ describe(`UpdateContainerResources [server on ${runtime}]`, () => {
       const err = await container('u', { resources: { unified: { 'memory.high': '1000000' } } }).catch((e) => e);
       expect(grpcCode(err)).toBe('INVALID_ARGUMENT');
       expect((await s.runtime.ListContainers({ filter: { podSandboxId } })).containers!.map((c) => c.id)).toEqual([containerId]);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+      await cgroups.open(podRoot).remove();
+    }
+  });
+
+  it('loads a container record written before swap, hugepage and unified limits were kept, and updates it', async () => {
+    const config = podConfig('update-legacy');
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
+    try {
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: sleeper('c'), sandboxConfig: config });
+      await s.runtime.StartContainer({ containerId });
+      await s.kill9();
+      const file = join(s.state, 'containers', containerId, 'record.json');
+      const rec = JSON.parse(readFileSync(file, 'utf8'));
+      for (const k of ['memorySwapLimitBytes', 'hugepageLimits', 'unified']) delete rec.spec.resources[k];
+      writeFileSync(file, JSON.stringify(rec));
+      await s.restart();
+      const { status } = await s.runtime.ContainerStatus({ containerId });
+      expect(status!.state).toBe('CONTAINER_RUNNING');
+      expect(status!.resources!.linux).toMatchObject({ memorySwapLimitInBytes: '0', hugepageLimits: [] });
+      await s.runtime.UpdateContainerResources({ containerId, linux: { cpusetCpus: '0' } });
+      expect(read(`${podRoot}/${podSandboxId}/${containerId}`, 'cpuset', 'cpuset.cpus', 'cpuset.cpus')).toBe('0');
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId });
       await cgroups.open(podRoot).remove();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
 
@@ -60,6 +60,25 @@ describe(`containers [server on ${runtime}]`, () => {
     const st = await s.image.ImageStatus({ image: { image: 'registry.k8s.io/pause:3.9' } });
     expect(st.image!.repoTags).toContain('registry.k8s.io/pause:3.9');
     expect(st.image!.username === '' ? Number(st.image!.uid!.value) : -1).toBe(65535);
+  });
+
+  it('PodSandboxStatus lists every container of the sandbox with the status ContainerStatus returns', async () => {
+    // With a timestamp, an evented-PLEG kubelet takes a pod's containers from there alone.
+    const p = await pod('with-ctrs');
+    try {
+      const empty = await s.runtime.PodSandboxStatus({ podSandboxId: p });
+      expect(empty.containersStatuses).toEqual([]);
+      expect(BigInt(empty.timestamp)).toBeGreaterThan(0n);
+      const running = await run(p, 'running', ['sleep', '300']);
+      const { containerId: created } = await s.runtime.CreateContainer({ podSandboxId: p, config: sleeper('created', { logPath: 'created.log' }) });
+      const byId = new Map((await s.runtime.PodSandboxStatus({ podSandboxId: p })).containersStatuses.map((c) => [c.id, c]));
+      expect([...byId.keys()].sort()).toEqual([running, created].sort());
+      expect(byId.get(running)).toMatchObject({ state: 'CONTAINER_RUNNING', metadata: { name: 'running' }, image: { image: BUSYBOX } });
+      expect(byId.get(created)).toMatchObject({ state: 'CONTAINER_CREATED', metadata: { name: 'created' } });
+      for (const id of [running, created]) expect(byId.get(id)).toEqual((await s.runtime.ContainerStatus({ containerId: id })).status);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
   });
 
   it('runs two containers that share the pod network, UTS, IPC and PID namespaces', async () => {

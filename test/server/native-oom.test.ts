@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
 const SERVER_SCORE = 100;
@@ -29,13 +29,7 @@ describe(`oom_score_adj of containers and execs [server on ${runtime}]`, () => {
     const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig(name, { logDirectory: join(logDir, name) }) });
     const { containerId } = await s.runtime.CreateContainer({
       podSandboxId,
-      config: {
-        metadata: { name: 'c' },
-        image: { image: BUSYBOX },
-        command: ['sleep', '300'],
-        logPath: 'c.log',
-        linux: { resources: { oomScoreAdj: String(oomScoreAdj) } },
-      },
+      config: sleeper('c', { logPath: 'c.log', linux: { resources: { oomScoreAdj: String(oomScoreAdj) } } }),
     });
     await s.runtime.StartContainer({ containerId });
     const info = JSON.parse((await s.runtime.ContainerStatus({ containerId, verbose: true })).info.info!);

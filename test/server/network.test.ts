@@ -114,7 +114,8 @@ if [ "$CNI_COMMAND" = ADD ]; then
   case "$name" in
     rec1) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.5/24","interface":0}]}' ;;
     rec2) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.99.0.5/24","interface":0}]}' ;;
-    fail|faildel) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
+    faildel) [ -e "$dir/add-ok" ] && { echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.7/24","interface":0}]}'; exit 0; } ;&
+    fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
   esac
 fi
 if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-fails" ]; then
@@ -310,6 +311,31 @@ exit 0
     expect(allocatedIps()).toEqual([]);
     expect(nodeVeths()).toEqual([]);
     clearConf();
+  });
+
+  it('keeps a pod whose DEL fails at the clean-up after a crash, NOTREADY, and tries the DEL again on remove', async () => {
+    writeConf('10-test.conflist', bridgeConf('peapod-test', [{ type: 'faildel' }]));
+    rmSync(join(logDir, 'calls'), { force: true });
+    for (const f of ['add-ok', 'del-fails']) writeFileSync(join(logDir, f), '');
+    try {
+      // The server dies right after the ADD; the next one cleans the half-built pod up at start-up.
+      await s.restart({ PEAPOD_FAILPOINTS: 'sandbox.after-network=exit' });
+      await expect(s.runtime.RunPodSandbox({ config: podConfig('crash-faildel') })).rejects.toBeTruthy();
+      await s.restart();
+      expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\n');
+      const kept = (await s.runtime.ListPodSandbox({})).items!.filter((p) => p.metadata!.name === 'crash-faildel');
+      expect(kept.map((p) => p.state)).toEqual(['SANDBOX_NOTREADY']);
+      expect(existsSync(join(s.state, 'sandboxes', kept[0]!.id!, 'cni-result.json'))).toBe(true);
+      rmSync(join(logDir, 'del-fails'));
+      await s.runtime.RemovePodSandbox({ podSandboxId: kept[0]!.id! });
+      expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\nfaildel DEL\n');
+      expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
+      expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
+      expect(allocatedIps()).toEqual([]);
+    } finally {
+      for (const f of ['add-ok', 'del-fails']) rmSync(join(logDir, f), { force: true });
+      clearConf();
+    }
   });
 
   it('gives pods distinct IPs that reach each other and the node; forwards hostPorts; DEL on stop', async () => {

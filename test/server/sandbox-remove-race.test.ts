@@ -4,7 +4,7 @@
 // racing the pod's removal never leaves a container behind it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { preloadBusybox, sleeper } from '../support/images.js';
 import { mountsContaining, runtime, startServer, type TestServer } from '../support/server.js';
 
 describe(`concurrent RemovePodSandbox [server on ${runtime}]`, () => {
@@ -23,7 +23,7 @@ describe(`concurrent RemovePodSandbox [server on ${runtime}]`, () => {
     const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
     const { containerId } = await s.runtime.CreateContainer({
       podSandboxId,
-      config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+      config: sleeper('c'),
       sandboxConfig: config,
     });
     await s.runtime.StartContainer({ containerId });
@@ -48,7 +48,7 @@ describe(`concurrent RemovePodSandbox [server on ${runtime}]`, () => {
       const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
       const create = s.runtime.CreateContainer({
         podSandboxId,
-        config: { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] },
+        config: sleeper('c'),
         sandboxConfig: config,
       });
       // Started at staggered moments of the create.

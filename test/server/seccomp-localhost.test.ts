@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
 describe(`Localhost seccomp profiles [server on ${runtime}]`, () => {
@@ -40,14 +40,8 @@ describe(`Localhost seccomp profiles [server on ${runtime}]`, () => {
   const create = (name: string, securityContext: Record<string, unknown>) =>
     s.runtime.CreateContainer({
       podSandboxId: pod,
-      config: {
-        metadata: { name },
-        image: { image: BUSYBOX },
-        command: ['sleep', '300'],
-        logPath: `${name}.log`,
-        // Its own PID namespace: /proc/1 is the container's init.
-        linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' }, ...securityContext } },
-      },
+      // Its own PID namespace: /proc/1 is the container's init.
+      config: sleeper(name, { logPath: `${name}.log`, linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' }, ...securityContext } } }),
     });
 
   async function run(name: string, securityContext: Record<string, unknown>) {

@@ -5,6 +5,14 @@ import { ImageService } from '../../src/image/service.js';
 import { repoRoot } from './server.js';
 
 export const BUSYBOX = 'docker.io/library/busybox:latest';
+
+/** A CRI ContainerConfig of busybox sleeping 300 s; `extra` adds or overrides fields (linux, logPath…). */
+export const sleeper = (name: string, extra: Record<string, unknown> = {}) => ({
+  metadata: { name },
+  image: { image: BUSYBOX },
+  command: ['sleep', '300'],
+  ...extra,
+});
 export const busyboxTar = join(repoRoot, 'images', 'build', 'busybox.tar');
 
 /** Builds the offline test images once (native/ first: the pause image needs it). */
