@@ -5,7 +5,8 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ContainerManager } from '../container/manager.js';
-import type { ContainerSpec } from '../container/types.js';
+import { readSeccompProfile } from '../container/seccomp-profile.js';
+import type { ContainerSpec, SeccompMode } from '../container/types.js';
 import { isKind } from '../errors.js';
 import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log.js';
@@ -16,7 +17,7 @@ import { sleep } from '../util/time.js';
 import { containerEnv, expandArgs } from './env.js';
 import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
-import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, Terminated } from './types.js';
+import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, SeccompSetting, Terminated } from './types.js';
 import { containerMounts, diskUsage, prepareVolumes, volumePath, type VolumeDirs } from './volumes.js';
 
 export interface ControllerDeps {
@@ -32,6 +33,8 @@ export interface ControllerDeps {
   volumeDirs(uid: string): VolumeDirs;
   /** The pod's managed /etc/hosts, mounted into each of its containers. */
   etcHostsPath(uid: string): string;
+  /** Where Localhost seccomp profiles are looked up (<root>/seccomp, as the kubelet's <root-dir>/seccomp). */
+  seccompRoot: string;
   /** The cluster's DNS domain, for the hosts entry of a pod with a subdomain. */
   clusterDomain: string;
   /** How often disk emptyDirs with a sizeLimit are measured (the kubelet's eviction manager: 10 s). */
@@ -514,6 +517,7 @@ export class PodController {
       try {
         cspec = this.containerSpec(c, spec);
       } catch (err) {
+        if (err instanceof StartError) throw err;
         throw new StartError('CreateContainerConfigError', (err as Error).message);
       }
       if (!this.running) return;
@@ -643,7 +647,7 @@ export class PodController {
         noNewPrivs: sec.allowPrivilegeEscalation === false,
         maskedPaths: null,
         readonlyPaths: null,
-        seccomp: sec.seccomp === 'RuntimeDefault' ? 'default' : 'unconfined',
+        seccomp: this.seccompMode(sec.privileged ? null : sec.seccomp),
         pidMode: p.hostPID ? 'NODE' : p.shareProcessNamespace ? 'POD' : 'CONTAINER',
       },
       resources: {
@@ -660,6 +664,16 @@ export class PodController {
       },
       stopSignal: '',
     };
+  }
+
+  /** Unset is Unconfined, as the kubelet's default. A Localhost profile is read as the runtime reads it: a bad one fails the create. */
+  private seccompMode(setting: SeccompSetting | null): SeccompMode {
+    if (setting === null || typeof setting === 'string') return setting === 'RuntimeDefault' ? 'default' : 'unconfined';
+    try {
+      return readSeccompProfile(join(this.deps.seccompRoot, setting.localhostProfile));
+    } catch (err) {
+      throw new StartError('CreateContainerError', (err as Error).message);
+    }
   }
 
   /** The volume mounts, and the pod's /etc/hosts unless a volume is mounted there (as the kubelet's makeMounts). */

@@ -17,6 +17,7 @@ import type {
   Probe,
   PullPolicy,
   ResourceList,
+  SeccompSetting,
   VolumeMountSpec,
   VolumeSpec,
 } from './types.js';
@@ -301,19 +302,30 @@ function security(f: Fields | undefined, pod: PodSecurityDefaults): ContainerSec
   return s;
 }
 
-function seccompProfile(f: Fields): 'RuntimeDefault' | 'Unconfined' {
+function seccompProfile(f: Fields): SeccompSetting {
   const type = f.str('type');
-  if (type === 'Localhost') throw bad(`${f.at('type')} Localhost is not supported by peapod`);
-  if (type !== 'RuntimeDefault' && type !== 'Unconfined') throw bad(`${f.at('type')} must be RuntimeDefault or Unconfined`);
+  const local = f.raw('localhostProfile');
+  if (type !== 'Localhost') {
+    if (type !== 'RuntimeDefault' && type !== 'Unconfined') throw bad(`${f.at('type')} must be RuntimeDefault, Unconfined or Localhost`);
+    if (local !== undefined) throw bad(`${f.at('localhostProfile')} may only be set for type Localhost`);
+    f.done();
+    return type;
+  }
+  // As the API server's validation: a path that descends from the profile root.
+  const path = f.str('localhostProfile');
+  if (!path) throw bad(`${f.at('localhostProfile')} is required for type Localhost`);
+  if (path.startsWith('/') || path.split('/').includes('..') || path.includes('\0')) {
+    throw bad(`${f.at('localhostProfile')} must be a relative path without ".."`);
+  }
   f.done();
-  return type;
+  return { localhostProfile: path };
 }
 
 interface PodSecurityDefaults {
   runAsUser: number | null;
   runAsGroup: number | null;
   runAsNonRoot: boolean;
-  seccomp: 'RuntimeDefault' | 'Unconfined' | null;
+  seccomp: SeccompSetting | null;
   supplementalGroups: number[];
 }
 

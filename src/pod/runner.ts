@@ -73,6 +73,7 @@ export class PodRunner {
       logDir: (r) => this.logDir(r),
       volumeDirs: (uid) => this.volumeDirs(uid),
       etcHostsPath: (uid) => join(this.store.runtimeDir(uid), 'etc-hosts'),
+      seccompRoot: join(d.root, 'seccomp'),
       clusterDomain: d.clusterDomain ?? 'cluster.local',
       evictionPeriodMs: d.evictionPeriodMs ?? 10_000,
       save: (r) => this.store.save(r),

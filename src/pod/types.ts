@@ -48,6 +48,9 @@ export interface ResourceList {
   memory?: number;
 }
 
+/** A seccompProfile; Localhost names a file below <root>/seccomp, as the kubelet's below <root-dir>/seccomp. */
+export type SeccompSetting = 'RuntimeDefault' | 'Unconfined' | { localhostProfile: string };
+
 export interface ContainerSecurity {
   runAsUser: number | null;
   runAsGroup: number | null;
@@ -57,7 +60,7 @@ export interface ContainerSecurity {
   capAdd: string[];
   capDrop: string[];
   allowPrivilegeEscalation: boolean | null;
-  seccomp: 'RuntimeDefault' | 'Unconfined' | null;
+  seccomp: SeccompSetting | null;
   supplementalGroups: number[];
 }
 

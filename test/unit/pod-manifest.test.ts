@@ -41,7 +41,11 @@ describe('pod manifests', () => {
     ['  containers: [{name: c, image: busybox, volumeMounts: [{name: nope, mountPath: /x}]}]', 'is not a volume of the pod'],
     ['  containers: [{name: c, image: busybox}, {name: c, image: busybox}]', 'is used by another container'],
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]', 'spec.containers[0].env[0].valueFrom.secretKeyRef is not supported'],
-    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost}}}]', 'Localhost is not supported'],
+    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost}}}]', 'localhostProfile is required for type Localhost'],
+    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost, localhostProfile: /etc/p.json}}}]', 'must be a relative path without ".."'],
+    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost, localhostProfile: a/../../p.json}}}]', 'must be a relative path without ".."'],
+    ['  securityContext: {seccompProfile: {type: RuntimeDefault, localhostProfile: p.json}}\n  containers: [{name: c, image: busybox}]', 'may only be set for type Localhost'],
+    ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Strict}}}]', 'must be RuntimeDefault, Unconfined or Localhost'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
   });
@@ -49,6 +53,12 @@ describe('pod manifests', () => {
   it.each(['../x', '.', '..', 'a/b', 'a\0b', 'u'.repeat(129)])('rejects metadata.uid %j, which would be a path component', (uid) => {
     const text = JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', uid }, spec: { containers: [{ name: 'c', image: 'busybox' }] } });
     expect(() => parseManifests(text)).toThrow(expect.objectContaining({ kind: 'InvalidArgument', message: expect.stringContaining('metadata.uid') }));
+  });
+
+  it('takes a Localhost seccomp profile from the pod or the container, the container first', () => {
+    const p = one('  securityContext: {seccompProfile: {type: Localhost, localhostProfile: profiles/pod.json}}\n  containers: [{name: a, image: busybox}, {name: b, image: busybox, securityContext: {seccompProfile: {type: RuntimeDefault}}}]');
+    expect(p.containers[0]!.security.seccomp).toEqual({ localhostProfile: 'profiles/pod.json' });
+    expect(p.containers[1]!.security.seccomp).toBe('RuntimeDefault');
   });
 
   it('accepts serviceAccount together with serviceAccountName', () => {
