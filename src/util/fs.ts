@@ -18,7 +18,9 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, opts: {
   try {
     const fd = openSync(tmp, 'wx', mode);
     try {
-      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      // A full disk makes a write short first and fails the next one: never rename a part.
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
       if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);

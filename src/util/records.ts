@@ -45,8 +45,10 @@ export class RecordStore<T extends { id: string }> {
       try {
         out.push(this.revive(JSON.parse(await fsp.readFile(join(this.recordDir(id), 'record.json'), 'utf8'))));
       } catch (err) {
-        // No readable record: the create died before it wrote one, so it
-        // started nothing either.
+        // Another read error (EIO, EMFILE...) says nothing about the record: keep the pod's files.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== undefined && code !== 'ENOENT') throw err;
+        // No record: the create died before it wrote one, so it started nothing either.
         log.warn(`dropping ${this.kind} directory without a record`, { id, err });
         await this.removeFiles(id);
       }

@@ -2,10 +2,11 @@
 // scan of the mount table; a mount anywhere below (a directory or file bound
 // from elsewhere, a tmpfs, the directory itself mounted over by a tmpfs or a
 // bound directory) is unmounted first, and nothing of what was mounted there
-// is deleted.
+// is deleted. On a full disk a record write fails whole; a record that
+// cannot be read for another reason than its absence is not dropped.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,8 @@ import { libc, loadLibc } from '../../src/ffi/index.js';
 import { MS_BIND } from '../../src/ffi/constants.js';
 import { bindFile, mountsUnder, unmount } from '../../src/linux/mount.js';
 import { RecordStore } from '../../src/util/records.js';
-import { removeFlat } from '../../src/util/fs.js';
+import { removeFlat, writeJsonAtomic } from '../../src/util/fs.js';
+import { quietLog } from '../support/stream-fakes.js';
 
 const isRoot = process.getuid?.() === 0;
 let base: string;
@@ -98,5 +100,34 @@ describe.skipIf(!isRoot)('RecordStore.removeFiles', () => {
     expect(removeFlat(dir)).toBe(true);
     expect(existsSync(dir)).toBe(false);
     expect(removeFlat(dir)).toBe(true); // already gone
+  });
+});
+
+describe.skipIf(!isRoot)('records on a full disk', () => {
+  it('a write that does not fit fails and leaves the old record whole, with no temp file', () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-records-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16k', 'full', base]);
+    const path = join(base, 'record.json');
+    writeJsonAtomic(path, { id: 'old' });
+    // Fill all but a page: a 6 KB write is cut short at 4 KiB, then fails.
+    writeFileSync(join(base, 'fill'), Buffer.alloc(8192));
+    expect(() => writeJsonAtomic(path, { id: 'new', pad: 'y'.repeat(6000) })).toThrow(expect.objectContaining({ code: 'ENOSPC' }));
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ id: 'old' });
+    expect(readdirSync(base).sort()).toEqual(['fill', 'record.json']);
+  });
+
+  it('loading keeps a record it cannot read for another reason than its absence', async () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-records-'));
+    const store = new RecordStore<{ id: string }>(join(base, 'state'), join(base, 'state'), 'things', (r) => r);
+    store.save({ id: 'kept' });
+    // A directory where the file should be: EISDIR, as an EIO would be.
+    rmSync(join(store.recordDir('kept'), 'record.json'));
+    mkdirSync(join(store.recordDir('kept'), 'record.json'));
+    await expect(store.loadAll(quietLog)).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(existsSync(store.recordDir('kept'))).toBe(true);
+    // A missing record is a create that died first: dropped.
+    rmSync(join(store.recordDir('kept'), 'record.json'), { recursive: true });
+    expect(await store.loadAll(quietLog)).toEqual([]);
+    expect(existsSync(store.recordDir('kept'))).toBe(false);
   });
 });
