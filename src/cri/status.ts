@@ -14,9 +14,12 @@ const codes: Record<ErrorKind, grpc.status> = {
 
 /** The one place where errors become gRPC statuses. */
 export function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  // ENOSPC/EDQUOT from the FFI (SyscallError) or from node:fs alike, also as the cause of an internal error.
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (isNoSpace(e)) return { code: grpc.status.RESOURCE_EXHAUSTED, details: (err as Error).message };
+    if (e instanceof PeapodError && e.kind !== 'Internal') break;
+  }
   if (err instanceof PeapodError) return { code: codes[err.kind], details: err.message };
-  // ENOSPC/EDQUOT from the FFI (SyscallError) or from node:fs alike.
-  if (isNoSpace(err)) return { code: grpc.status.RESOURCE_EXHAUSTED, details: (err as Error).message };
   const message = err instanceof Error ? err.message : String(err);
   return { code: grpc.status.INTERNAL, details: message };
 }
