@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
+import { unimplemented } from '../errors.js';
 import { metrics } from '../metrics.js';
 import { toServiceError } from './status.js';
 
@@ -38,36 +39,59 @@ export function serviceHandlers(
       handlers[name] = wrapClientStream(method.path, fn, log);
     } else if (fn && !method.requestStream && method.responseStream) {
       handlers[name] = wrapServerStream(method.path, fn, log);
-    } else if (method.responseStream) {
-      handlers[name] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        call.emit('error', { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by peapod` });
-      };
     } else {
-      handlers[name] = (_call: unknown, callback: grpc.sendUnaryData<unknown>) => {
-        callback({ code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented by peapod` });
-      };
+      // Through the same wrappers, so these calls are logged and counted too.
+      const refuse = () => Promise.reject(unimplemented(`${name} is not implemented by peapod`));
+      handlers[name] = method.responseStream
+        ? wrapServerStream(method.path, refuse, log)
+        : method.requestStream
+          ? wrapClientStream(method.path, refuse, log)
+          : wrapUnary(method.path, refuse, log);
     }
   }
   return handlers;
 }
 
 function wrapUnary(path: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
-  return (call, callback) => settle(path, () => fn(call.request), callback, log);
+  return (call, callback) => settle(path, () => fn(call.request), callback, log, () => call.cancelled);
 }
 
 function wrapClientStream(path: string, fn: UnaryImpl, log: Logger): grpc.handleClientStreamingCall<unknown, unknown> {
   // The call is a Readable in object mode: async iteration reads one message
   // at a time and grpc-js pauses the HTTP/2 stream while nothing reads.
-  return (call, callback) => settle(path, () => fn(call), callback, log);
+  return (call, callback) => settle(path, () => fn(call), callback, log, () => cancelledSoon(call));
 }
+
+/**
+ * grpc-js can end a cancelled call's request stream a while before it marks
+ * the call cancelled (hundreds of ms under Deno); the implementation then
+ * fails on what looks like truncated input. A failed client-streaming call
+ * (a load: rare, and longer than this) waits up to a second for the mark.
+ */
+function cancelledSoon(call: grpc.ServerReadableStream<unknown, unknown>): boolean | Promise<boolean> {
+  if (call.cancelled) return true;
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    const timer = setTimeout(() => {
+      call.off('cancelled', done);
+      resolve(call.cancelled);
+    }, CANCEL_GRACE_MS);
+    call.once('cancelled', done);
+  });
+}
+
+const CANCEL_GRACE_MS = 1000;
 
 function wrapServerStream(path: string, fn: UnaryImpl, log: Logger): grpc.handleServerStreamingCall<unknown, unknown> {
   return (call) =>
-    settle(path, () => fn(call.request, call), (err) => (err ? call.emit('error', err) : call.end()), log);
+    settle(path, () => fn(call.request, call), (err) => (err ? call.emit('error', err) : call.end()), log, () => call.cancelled);
 }
 
 /** Runs one call's implementation, logging it, counting it and mapping its error (if any) to a status. */
-function settle(path: string, run: () => Promise<unknown>, callback: grpc.sendUnaryData<unknown>, log: Logger): void {
+function settle(path: string, run: () => Promise<unknown>, callback: grpc.sendUnaryData<unknown>, log: Logger, cancelled: () => boolean | Promise<boolean>): void {
   const name = path.slice(path.lastIndexOf('/') + 1);
   const start = performance.now();
   Promise.resolve()
@@ -79,8 +103,9 @@ function settle(path: string, run: () => Promise<unknown>, callback: grpc.sendUn
         log.debug('rpc', { method: name, ms: +ms.toFixed(3) });
         callback(null, res);
       },
-      (err: unknown) => {
-        const status = toServiceError(err);
+      // A client that went away reads no answer: count and log what happened instead.
+      async (err: unknown) => {
+        const status = (await cancelled()) ? { code: grpc.status.CANCELLED, details: 'cancelled by the client' } : toServiceError(err);
         const code = grpc.status[status.code!];
         metrics.rpc(path, code, (performance.now() - start) / 1000);
         const lvl = status.code === grpc.status.INTERNAL ? 'error' : 'debug';

@@ -1,9 +1,14 @@
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peapodProto } from '../../src/cri/proto.js';
 import { Metrics, parseListenAddress, splitMethodPath } from '../../src/metrics.js';
 import { podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
-import { runtime, startServer, type TestServer } from '../support/server.js';
+import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 async function freePort(): Promise<number> {
   const srv = createServer();
@@ -77,6 +82,34 @@ describe(`metrics [server on ${runtime}]`, () => {
     expect(buckets.at(-1)!.value).toBe(n);
     expect(n).toBe(count(after, 'Version', 'OK'));
     expect(pick(after, 'peapod_rpc_duration_seconds_sum', { method: 'Version' })[0]!.value).toBeGreaterThan(0);
+  });
+
+  it('counts unimplemented calls, and a load the client cancelled as CANCELLED', async () => {
+    const count = (samples: Sample[], service: string, method: string, code: string) =>
+      pick(samples, 'peapod_rpc_requests_total', { service, method, code })[0]?.value ?? 0;
+    const before = await scrape();
+    await s.runtime.CheckpointContainer({ containerId: 'x' }).catch(() => {});
+    const Peapod = peapodProto().peapod.v1.Peapod;
+    const client = new Peapod(`unix:${s.socket}`, grpc.credentials.createInsecure());
+    try {
+      const ended = new Promise<grpc.ServiceError | null>((resolve) => {
+        const call = client.LoadImages((err) => resolve(err));
+        // Half of busybox's archive, then the client gives up.
+        call.write({ data: readFileSync(join(repoRoot, 'images', 'build', 'busybox.tar')).subarray(0, 600_000) }, () => setTimeout(() => call.cancel(), 200));
+      });
+      expect((await ended)?.code).toBe(grpc.status.CANCELLED);
+    } finally {
+      client.close();
+    }
+    const peapod = 'peapod.v1.Peapod';
+    const after = await waitFor('the cancelled load counted', async () => {
+      const m = await scrape();
+      return count(m, peapod, 'LoadImages', 'CANCELLED') > count(before, peapod, 'LoadImages', 'CANCELLED') ? m : undefined;
+    });
+    expect(count(after, peapod, 'LoadImages', 'CANCELLED') - count(before, peapod, 'LoadImages', 'CANCELLED')).toBe(1);
+    expect(count(after, peapod, 'LoadImages', 'INVALID_ARGUMENT')).toBe(count(before, peapod, 'LoadImages', 'INVALID_ARGUMENT'));
+    const svc = 'runtime.v1.RuntimeService';
+    expect(count(after, svc, 'CheckpointContainer', 'UNIMPLEMENTED') - count(before, svc, 'CheckpointContainer', 'UNIMPLEMENTED')).toBe(1);
   });
 
   it('reports pods, containers by state, image bytes and the resident memory', async () => {
