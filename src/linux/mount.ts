@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { libc } from '../ffi/index.js';
 import { MNT_DETACH, MS_BIND, O_CLOEXEC, O_PATH } from '../ffi/constants.js';
@@ -20,8 +20,16 @@ export function unmount(target: string): void {
   }
 }
 
-/** Mount points at or below `prefix` in this process's mount table. */
+/**
+ * Mount points at or below `prefix` in this process's mount table, which
+ * shows resolved paths: a prefix through a symlink (/var/run) is resolved first.
+ */
 export function mountsUnder(prefix: string): string[] {
+  try {
+    prefix = realpathSync(prefix);
+  } catch {
+    // Missing: matched as given.
+  }
   const out: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const mp = line.split(' ')[4];

@@ -45,7 +45,8 @@ export function processesWithArgv(argv: string[], match: 'exact' | 'suffix' = 'e
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (!matches(readFileSync(`/proc/${name}/cmdline`, 'latin1'))) continue;
+      // utf8 as the argv it is compared with (a path with "ü" in it).
+      if (!matches(readFileSync(`/proc/${name}/cmdline`, 'utf8'))) continue;
     } catch {
       continue; // gone
     }

@@ -11,7 +11,8 @@ describe('processesWithArgv', () => {
   });
 
   it('finds a process by its whole argv or by its last arguments, whole arguments only', async () => {
-    const dir = `/tmp/peapod-proc-test-${randomBytes(6).toString('hex')}`;
+    // Not ASCII: /proc holds the UTF-8 bytes of the argv.
+    const dir = `/tmp/peapod-proc-tëst-${randomBytes(6).toString('hex')}`;
     const argv = ['/bin/sh', '-c', 'sleep 30', 'sh', '--dir', dir];
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
     children.push(child);

@@ -6,7 +6,7 @@
 // cannot be read for another reason than its absence is not dropped.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -129,5 +129,16 @@ describe.skipIf(!isRoot)('records on a full disk', () => {
     rmSync(join(store.recordDir('kept'), 'record.json'), { recursive: true });
     expect(await store.loadAll(quietLog)).toEqual([]);
     expect(existsSync(store.recordDir('kept'))).toBe(false);
+  });
+});
+
+describe.skipIf(!isRoot)('mountsUnder', () => {
+  it('finds the mounts below a path reached through a symlink (the table holds resolved paths)', () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-records-'));
+    mkdirSync(join(base, 'real', 'v'), { recursive: true });
+    symlinkSync(join(base, 'real'), join(base, 'link'));
+    execFileSync('mount', ['-t', 'tmpfs', 'v', join(base, 'real', 'v')]);
+    expect(mountsUnder(join(base, 'link'))).toEqual([join(base, 'real', 'v')]);
+    expect(mountsUnder(join(base, 'link', 'v'))).toEqual([join(base, 'real', 'v')]);
   });
 });
