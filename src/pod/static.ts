@@ -49,7 +49,11 @@ export class StaticPods {
   }
 
   async scan(): Promise<void> {
-    const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
+    // A missing directory holds no manifests; any other error says nothing about them (the scan fails, no pod goes).
+    const names = await fsp.readdir(this.dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[];
+      throw err;
+    });
     const present = new Map<string, { text: string; hash: string }>();
     for (const n of names.sort()) {
       if (n.startsWith('.') || !MANIFEST.test(n)) continue;
@@ -76,7 +80,11 @@ export class StaticPods {
       if (mine.length > 0 && mine.every((p) => p.hash === hash)) continue;
       const rejected = this.bad.get(path);
       if (rejected?.hash === hash && !rejected.retry) continue;
-      if (mine.length > 0) await this.deleteFrom(source, 'changed');
+      if (mine.length > 0) {
+        await this.deleteFrom(source, 'changed');
+        // That took a grace period: a file removed or changed meanwhile is the next scan's.
+        if ((await fsp.readFile(path, 'utf8').catch(() => undefined)) !== text) continue;
+      }
       try {
         const recs = await this.pods.apply(text, source);
         this.bad.delete(path);

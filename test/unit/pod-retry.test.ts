@@ -62,10 +62,45 @@ describe('static pods', () => {
         for (const p of pods) started.push({ namespace: p.spec.namespace, name: p.spec.name, hash: '', source });
         return pods.map((p) => ({ spec: p.spec }));
       },
-      delete: async () => undefined,
+      async delete(namespace: string, name: string) {
+        await onDelete();
+        started.splice(started.findIndex((p) => p.namespace === namespace && p.name === name), 1);
+      },
     };
-    return { runner: runner as unknown as PodRunner, started, applies: () => applies };
+    let onDelete: () => unknown = () => undefined;
+    return { runner: runner as unknown as PodRunner, started, applies: () => applies, whileDeleting: (fn: () => unknown) => void (onDelete = fn) };
   }
+
+  it('a directory that cannot be read (not missing) deletes no pod; a missing one deletes them all', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'peapod-static-'));
+    writeFileSync(join(dir, 'a.yaml'), manifest('a'));
+    const { runner, started } = fakeRunner(new Set());
+    const sp = new StaticPods(dir, runner, recordingLogger().log);
+    await sp.scan();
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, 'not a directory');
+    await expect(sp.scan()).rejects.toMatchObject({ code: 'ENOTDIR' });
+    expect(started.map((p) => p.name)).toEqual(['a']);
+    rmSync(dir);
+    await sp.scan();
+    expect(started).toEqual([]);
+  });
+
+  it('a manifest removed while its changed pod was being deleted is not started again', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'peapod-static-'));
+    const path = join(dir, 'a.yaml');
+    writeFileSync(path, manifest('a'));
+    const { runner, started, applies, whileDeleting } = fakeRunner(new Set());
+    const sp = new StaticPods(dir, runner, recordingLogger().log);
+    await sp.scan();
+    expect(started.map((p) => p.name)).toEqual(['a']);
+    // Changed: its pod is deleted (a grace period long), and the file goes meanwhile.
+    writeFileSync(path, manifest('a') + '# v2\n');
+    whileDeleting(() => rmSync(path));
+    await sp.scan();
+    expect(started).toEqual([]);
+    expect(applies()).toBe(1);
+  });
 
   it('a manifest whose pod name is taken starts once the other pod is gone', async () => {
     dir = mkdtempSync(join(tmpdir(), 'peapod-static-'));
