@@ -15,6 +15,8 @@ export class Reaper {
   /** Watched pids, with the helper key each reports under (if any). */
   private readonly pids = new Map<number, string | undefined>();
   private readonly byKey = new Map<string, number>();
+  /** Told once a watched pid is collected (see watch). */
+  private readonly onExit = new Map<number, () => void>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
   /** `sys`: the waits go through it (a test counts them). */
@@ -30,11 +32,16 @@ export class Reaper {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** `key`: the helper key it reports under, so that its last word can reap just it (collectKey). */
-  watch(pid: number, key?: string): void {
+  /**
+   * `key`: the helper key it reports under, so that its last word can reap
+   * just it (collectKey). `exited`: called once it is collected, whoever
+   * collects it (the sweep within a second of its death, or a kill).
+   */
+  watch(pid: number, key?: string, exited?: () => void): void {
     if (key === undefined) key = this.pids.get(pid); // watched again: keeps its key
     this.pids.set(pid, key);
     if (key !== undefined) this.byKey.set(key, pid);
+    if (exited) this.onExit.set(pid, exited);
   }
 
   /**
@@ -77,6 +84,9 @@ export class Reaper {
     const key = this.pids.get(pid);
     this.pids.delete(pid);
     if (key !== undefined && this.byKey.get(key) === pid) this.byKey.delete(key);
+    const exited = this.onExit.get(pid);
+    this.onExit.delete(pid);
+    exited?.();
   }
 
   /** The pid of an exited child left waitable, or 0 (none, or no child at all). */

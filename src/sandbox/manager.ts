@@ -58,6 +58,8 @@ export class SandboxManager {
   private readonly names = new Map<string, string>();
   private readonly locks = new KeyedMutex();
   private readonly store: RecordStore<Sandbox>;
+  /** Sandboxes whose pause died on its own, already told to event subscribers (the stop then tells nothing new). */
+  private readonly stopReported = new Set<string>();
   /** Stops under way, by sandbox id (a count: they may overlap). */
   private readonly stopping = new Map<string, number>();
 
@@ -88,7 +90,7 @@ export class SandboxManager {
       }
       this.sandboxes.set(sb.id, sb);
       this.names.set(nameKey(sb.spec), sb.id);
-      if (sb.pause) this.deps.reaper.watch(sb.pause.pid);
+      if (sb.pause) this.deps.reaper.watch(sb.pause.pid, undefined, () => this.pauseExited(sb));
     }
   }
 
@@ -156,7 +158,7 @@ export class SandboxManager {
     });
     const pause = await awaitPause(launcher);
     failpoint('sandbox.after-launch');
-    reaper.watch(pause.pid);
+    reaper.watch(pause.pid, undefined, () => this.pauseExited(sb));
     undo.add('kill pause', () => reaper.kill(pause));
     sb.pause = pause;
     this.store.save(sb);
@@ -195,6 +197,8 @@ export class SandboxManager {
     this.store.save(sb);
     failpoint('sandbox.after-commit');
     this.sandboxes.set(id, sb);
+    // As containerd and CRI-O: the sandbox is created, then started.
+    this.emit('CONTAINER_CREATED_EVENT', sb);
     this.emit('CONTAINER_STARTED_EVENT', sb);
     log.info('pod sandbox ready', { id, pod: `${spec.metadata.namespace}/${spec.metadata.name}`, pid: pause.pid });
     return sb;
@@ -229,7 +233,7 @@ export class SandboxManager {
         sb.stopped = true;
         sb.pause = null;
         this.store.save(sb);
-        this.emit('CONTAINER_STOPPED_EVENT', sb);
+        if (!this.stopReported.delete(id)) this.emit('CONTAINER_STOPPED_EVENT', sb);
         this.deps.log.info('pod sandbox stopped', { id });
       }
       // After the containers and pause: the netns stays pinned until remove. A failure fails
@@ -258,10 +262,25 @@ export class SandboxManager {
       failpoint('sandbox.remove-after-unmount');
       await this.store.removeFiles(id);
       this.sandboxes.delete(id);
+      this.stopReported.delete(id);
       this.names.delete(nameKey(sb.spec));
       this.emit('CONTAINER_DELETED_EVENT', sb);
       this.deps.log.info('pod sandbox removed', { id });
     });
+  }
+
+  /**
+   * Pause died without a stop (killed, OOM): the sandbox is NOTREADY now, and
+   * an Evented PLEG kubelet hears it at once, as containerd's sandbox exit
+   * monitor tells it, not at its next relist minutes later. Pause is watched
+   * only while it is this server's child (a server restarted since cannot
+   * reap it); the relist then finds it.
+   */
+  private pauseExited(sb: Sandbox): void {
+    if (sb.stopped || this.stopping.has(sb.id) || !this.sandboxes.has(sb.id)) return;
+    this.stopReported.add(sb.id);
+    this.emit('CONTAINER_STOPPED_EVENT', sb);
+    this.deps.log.warn('pod sandbox pause exited', { id: sb.id });
   }
 
   private emit(type: ContainerEventType, sb: Sandbox): void {

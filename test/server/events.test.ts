@@ -83,8 +83,8 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
       await b.waitFor(() => b.of(id).length >= 4);
       expect(a.of(id)).toEqual([...want, 'CONTAINER_DELETED_EVENT']);
       expect(b.of(id)).toEqual(a.of(id));
-      // The sandbox's own event comes first, with its id as container id.
-      expect(a.of(p)).toEqual(['CONTAINER_STARTED_EVENT']);
+      // The sandbox's own events come first, with its id as container id.
+      expect(a.of(p)).toEqual(['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT']);
       expect(a.events.findIndex((e) => e.containerId === p)).toBeLessThan(a.events.findIndex((e) => e.containerId === id));
 
       const evs = a.events.filter((e) => e.containerId === id);
@@ -104,13 +104,42 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
 
       await s.runtime.StopPodSandbox({ podSandboxId: p });
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
-      await a.waitFor(() => a.of(p).length >= 3);
-      expect(a.of(p)).toEqual(['CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+      await a.waitFor(() => a.of(p).length >= 4);
+      expect(a.of(p)).toEqual(['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
       const del = a.events.find((e) => e.containerId === p && e.containerEventType === 'CONTAINER_DELETED_EVENT')!;
       expect(del.podSandboxStatus!.metadata!.uid).toBe('uid-events-basic');
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it('a pause that dies on its own is reported stopped once, within the reaper sweep; the stop adds nothing', async () => {
+    const p = await pod('events-pause');
+    // Its own PID namespace: the container outlives pause and says nothing.
+    const id = (
+      await s.runtime.CreateContainer({
+        podSandboxId: p,
+        config: { metadata: { name: 'own-pid' }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } },
+      })
+    ).containerId;
+    await s.runtime.StartContainer({ containerId: id });
+    const a = subscribe(s.socket);
+    try {
+      await sleep(200);
+      const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).pid as number;
+      process.kill(pause, 'SIGKILL');
+      await a.waitFor(() => a.of(p).length >= 1);
+      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT']);
+      const ev = a.events.find((e) => e.containerId === p)!;
+      expect(ev.podSandboxStatus!.state).toBe('SANDBOX_NOTREADY');
+      await s.runtime.StopPodSandbox({ podSandboxId: p });
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      await a.waitFor(() => a.of(p).includes('CONTAINER_DELETED_EVENT'));
+      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+    } finally {
+      a.close();
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
   });
 
