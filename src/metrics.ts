@@ -108,10 +108,13 @@ export const metrics = new Metrics();
 /** "127.0.0.1:9090", "[::1]:9090", ":9090" → host and port. */
 export function parseListenAddress(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
-  const port = Number(address.slice(i + 1));
+  const portText = address.slice(i + 1);
+  const port = Number(portText);
   let host = i < 0 ? '' : address.slice(0, i);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+  const bracketed = host.startsWith('[') && host.endsWith(']');
+  if (bracketed) host = host.slice(1, -1);
+  // A port of its own (0 would be a random one nobody scrapes); an IPv6 host in brackets ("::1" alone is host ":" port 1).
+  if (i < 0 || !/^\d{1,5}$/.test(portText) || port < 1 || port > 65535 || (host.includes(':') && !bracketed)) {
     throw new Error(`metrics address "${address}" must be HOST:PORT, e.g. 127.0.0.1:9090`);
   }
   return { host: host || '127.0.0.1', port };

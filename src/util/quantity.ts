@@ -26,9 +26,11 @@ const suffixes: Record<string, number> = {
 export function parseQuantity(value: unknown, path: string): number {
   const s = typeof value === 'number' ? String(value) : value;
   if (typeof s !== 'string') throw invalidArgument(`${path} must be a quantity such as "500m" or "64Mi"`);
-  const m = /^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/.exec(s.trim());
+  // A suffix or an exponent, never both ("1e3Mi" is refused, as the API server refuses it).
+  const m = /^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?)$/.exec(s.trim());
   if (!m) throw invalidArgument(`${path} "${s}" is not a valid quantity`);
-  const n = Number(m[1]) * suffixes[m[2] ?? '']!;
+  const suffix = m[2] ?? '';
+  const n = Number(m[1]!.slice(0, m[1]!.length - suffix.length)) * suffixes[suffix]!;
   if (!Number.isFinite(n) || n < 0) throw invalidArgument(`${path} "${s}" is not a valid quantity`);
   return n;
 }

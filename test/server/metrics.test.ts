@@ -162,6 +162,7 @@ describe('metrics rendering', () => {
     expect(parseListenAddress('[::1]:80')).toEqual({ host: '::1', port: 80 });
     expect(parseListenAddress(':9090')).toEqual({ host: '127.0.0.1', port: 9090 });
     expect(() => parseListenAddress('nonsense')).toThrow(/HOST:PORT/);
+    for (const bad of ['127.0.0.1:', '127.0.0.1:0', '::1', '127.0.0.1:1e3', '127.0.0.1:70000']) expect(() => parseListenAddress(bad), bad).toThrow(/HOST:PORT/);
     expect(splitMethodPath('/runtime.v1.RuntimeService/Version')).toEqual(['runtime.v1.RuntimeService', 'Version']);
   });
 });

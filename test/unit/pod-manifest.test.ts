@@ -77,6 +77,11 @@ describe('pod manifests', () => {
     expect(parseQuantity('1G', 'x')).toBe(1e9);
     expect(parseQuantity(2, 'x')).toBe(2);
     expect(() => parseQuantity('12 apples', 'x')).toThrow('not a valid quantity');
+    expect(parseQuantity('1e3', 'x')).toBe(1000);
+    expect(parseQuantity('0.5Gi', 'x')).toBe(2 ** 29);
+    // A suffix or an exponent, not both.
+    expect(() => parseQuantity('1e3Mi', 'x')).toThrow('not a valid quantity');
+    expect(() => parseQuantity('5e-1Ki', 'x')).toThrow('not a valid quantity');
   });
 });
 
