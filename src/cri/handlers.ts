@@ -53,7 +53,7 @@ export function serviceHandlers(
 }
 
 function wrapUnary(path: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
-  return (call, callback) => settle(path, () => fn(call.request), callback, log, () => call.cancelled);
+  return (call, callback) => settle(path, () => fn(call.request, call), callback, log, () => call.cancelled);
 }
 
 function wrapClientStream(path: string, fn: UnaryImpl, log: Logger): grpc.handleClientStreamingCall<unknown, unknown> {

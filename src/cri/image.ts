@@ -1,3 +1,4 @@
+import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { invalidArgument } from '../errors.js';
 import type { Image } from '../image/types.js';
 import type { ImageService } from '../image/service.js';
@@ -28,7 +29,7 @@ function imageOut(img: Image) {
 
 export function imageHandlers(images: ImageService, registry: () => RegistryConfig, log: Logger): Implementation {
   return {
-    async PullImage(req) {
+    async PullImage(req, call?: ServerUnaryCall<unknown, unknown>) {
       const ref = req.image?.image;
       if (!ref) throw invalidArgument('image.image is required');
       checkImageRef(ref);
@@ -39,13 +40,24 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
         auth: a.auth || undefined,
         identityToken: a.identityToken || undefined,
         registryToken: a.registryToken || undefined,
+        serverAddress: a.serverAddress || undefined,
       };
-      const img = await pullImage(images, ref, {
-        config: registry(),
-        auth,
-        log: (level, msg, fields) => log[level](msg, fields),
-      });
-      return { imageRef: img.id };
+      // A client that gives up (cancel, deadline) stops the pull: nothing of it is kept.
+      const ac = new AbortController();
+      const cancelled = () => ac.abort(new Error('the client cancelled the call'));
+      call?.once('cancelled', cancelled);
+      if (call?.cancelled) cancelled();
+      try {
+        const img = await pullImage(images, ref, {
+          config: registry(),
+          auth,
+          log: (level, msg, fields) => log[level](msg, fields),
+          signal: ac.signal,
+        });
+        return { imageRef: img.id };
+      } finally {
+        call?.off('cancelled', cancelled);
+      }
     },
     async ListImages(req) {
       return { images: images.list(req.filter?.image?.image || undefined).map(imageOut) };

@@ -20,9 +20,12 @@ import {
   type Descriptor,
   type ImageConfigJson,
   type IndexJson,
+  indexPlatforms,
   type ManifestJson,
   MT,
+  platformString,
   runtimePlatform,
+  selectPlatform,
 } from './types.js';
 import { decompressed, detectCompression } from './unpack.js';
 
@@ -151,17 +154,10 @@ function isIndex(mediaType: string | undefined, json: unknown): boolean {
 
 /** Picks the manifest for the runtime platform from an index (manifest list). */
 export function pickPlatform(index: IndexJson, what: string): Descriptor {
-  const want = runtimePlatform();
   checkIndex(index, what);
-  const candidates = index.manifests.filter((d) => d.mediaType !== undefined || d.digest);
-  const withPlatform = candidates.filter((d) => d.platform);
-  if (withPlatform.length === 0 && candidates.length === 1) return candidates[0]!;
-  const match = withPlatform.filter((d) => d.platform!.os === want.os && d.platform!.architecture === want.architecture);
-  if (match.length === 0) {
-    const have = withPlatform.map((d) => `${d.platform!.os}/${d.platform!.architecture}`).join(', ');
-    throw invalidArgument(`${what}: no manifest for ${want.os}/${want.architecture} (has: ${have || 'none'})`);
-  }
-  return match[0]!;
+  const pick = selectPlatform(index);
+  if (!pick) throw invalidArgument(`${what}: no manifest for ${platformString(runtimePlatform())} (has: ${indexPlatforms(index)})`);
+  return pick;
 }
 
 /** Names given by an index.json descriptor's annotations. */

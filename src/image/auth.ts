@@ -21,6 +21,11 @@ export interface PullAuth {
   identityToken?: string;
   /** a bearer token to send to the registry as is */
   registryToken?: string;
+  /**
+   * CRI AuthConfig.server_address: the registry host (or URL) these credentials
+   * are for; empty means every endpoint of the pull (see credentialsFor).
+   */
+  serverAddress?: string;
 }
 
 export interface Challenge {
@@ -117,7 +122,13 @@ export function hasCredentials(a: PullAuth | undefined): boolean {
   return !!a && (basicCredentials(a) !== undefined || !!a.identityToken || !!a.registryToken);
 }
 
-const DOCKER_HUB_KEYS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+/** The names of Docker Hub: its reference domain, legacy index and API host. */
+export const DOCKER_HUB_HOSTS = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
+const DOCKER_HUB_KEYS = new Set(DOCKER_HUB_HOSTS);
+
+function sameRegistry(a: string, b: string): boolean {
+  return a === b || (DOCKER_HUB_KEYS.has(a) && DOCKER_HUB_KEYS.has(b));
+}
 
 /** "https://index.docker.io/v1/" → "index.docker.io"; "host:5000" → "host:5000". */
 function configKeyHost(key: string): string {
@@ -126,6 +137,17 @@ function configKeyHost(key: string): string {
   const slash = k.indexOf('/');
   if (slash !== -1) k = k.slice(0, slash);
   return k.toLowerCase();
+}
+
+/**
+ * The CRI credentials to use for endpoint `host` (host[:port]), as containerd's
+ * ParseAuth decides: with a server address only for the host it names (Docker
+ * Hub by any of its names), without one for every endpoint, mirrors included.
+ */
+export function credentialsFor(auth: PullAuth | undefined, host: string): PullAuth | undefined {
+  if (!auth || !hasCredentials(auth)) return undefined;
+  if (!auth.serverAddress) return auth;
+  return sameRegistry(configKeyHost(auth.serverAddress), host.toLowerCase()) ? auth : undefined;
 }
 
 interface DockerConfigAuth {
@@ -158,10 +180,9 @@ export function dockerConfigAuth(configPath: string, host: string): PullAuth | u
   }
   const auths = cfg.auths ?? {};
   const want = host.toLowerCase();
-  const hub = DOCKER_HUB_KEYS.has(want);
   for (const [k, v] of Object.entries(auths)) {
     const h = configKeyHost(k);
-    if (h === want || (hub && DOCKER_HUB_KEYS.has(h))) {
+    if (sameRegistry(h, want)) {
       const out: PullAuth = {};
       if (v.auth) out.auth = v.auth;
       if (v.username) out.username = v.username;

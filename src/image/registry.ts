@@ -17,11 +17,16 @@
 //     denied for <repo>, repository does not exist or may require authorization: …"
 //     (containerd returns Unknown with the same text; FailedPrecondition because
 //     retrying without new credentials cannot succeed.)
-//   429                                      → ResourceExhausted
-//   network errors, 5xx, corrupt content (digest/size mismatch), protocol errors
-//                                            → Internal, naming the endpoint
+//   429                                      → ResourceExhausted (the next endpoint is
+//                                              tried, as for a 5xx; only our own full
+//                                              disk stops the pull at once)
+//   network errors, 5xx, corrupt content (digest/size mismatch), protocol errors,
+//   malformed JSON                           → Internal, naming the endpoint
 //   schema 1 manifests                       → Unimplemented
-//   no manifest for this platform in an index→ NotFound
+//   no manifest for this platform in an index, or a lone manifest whose config
+//   is for another platform                  → NotFound
+//   no response headers within timeouts.headersMs, or a body without data for
+//   timeouts.idleMs                          → DeadlineExceeded (next endpoint tried)
 //   cancelled via opts.signal                → DeadlineExceeded
 //
 // "insecure" hosts are reached over plain HTTP (fetch cannot portably skip TLS
@@ -33,18 +38,34 @@ import { PeapodError, type ErrorKind, invalidArgument, isKind, isNoSpace, resour
 import {
   basicCredentials,
   type Challenge,
+  credentialsFor,
   defaultTokenCache,
+  DOCKER_HUB_HOSTS,
   dockerConfigAuth,
-  hasCredentials,
   parseWwwAuthenticate,
   type PullAuth,
   TokenCache,
 } from './auth.js';
+import { BlobStore } from './blobs.js';
 import { formatReference, parseReference, type Reference, repository } from './reference.js';
+import { checkConfig, checkIndex, checkManifest, isObject } from './schema.js';
 import type { Image, ImageService, LogFn } from './service.js';
-import { type Descriptor, type IndexJson, type ManifestJson, MT, type Platform, runtimePlatform } from './types.js';
+import {
+  type Descriptor,
+  type ImageConfigJson,
+  type IndexJson,
+  indexPlatforms,
+  type ManifestJson,
+  MT,
+  platformRank,
+  type PlatformSpec,
+  platformString,
+  runtimePlatform,
+  selectPlatform,
+} from './types.js';
 
 export type { PullAuth } from './auth.js';
+export { selectPlatform } from './types.js';
 
 export interface RegistryConfig {
   /**
@@ -64,15 +85,32 @@ export interface RegistryConfig {
 
 export interface PullOptions {
   config: RegistryConfig;
-  /** credentials for the image's registry (CRI AuthConfig); sent to its mirrors too, as containerd does. */
+  /**
+   * CRI AuthConfig credentials: used for the endpoint whose host is
+   * auth.serverAddress, or for every endpoint (mirrors too) when that is empty,
+   * as containerd's ParseAuth does. An endpoint they are not for uses the
+   * docker config.json credentials for its host, if any.
+   */
   auth?: PullAuth;
   log?: LogFn;
+  /** stops the pull (e.g. the CRI call was cancelled); nothing of it is kept */
   signal?: AbortSignal;
   /** blobs fetched at once (default 4) */
   concurrency?: number;
   /** bearer token cache (default: one per process) */
   tokenCache?: TokenCache;
+  timeouts?: PullTimeouts;
 }
+
+/** Limits on one HTTP request of a pull; an endpoint exceeding one is given up for the next. */
+export interface PullTimeouts {
+  /** time for a response's headers to arrive (default 60 s) */
+  headersMs?: number;
+  /** time a response body may go without data (default 5 min, containerd's image_pull_progress_timeout) */
+  idleMs?: number;
+}
+
+const DEFAULT_TIMEOUTS: Required<PullTimeouts> = { headersMs: 60_000, idleMs: 5 * 60_000 };
 
 export class RegistryError extends PeapodError {
   constructor(
@@ -93,7 +131,7 @@ const SCHEMA1_TYPES = new Set([
 const MAX_MANIFEST_BYTES = 4 << 20;
 const USER_AGENT = 'peapod/0.1';
 const DOCKER_HUB_API = 'registry-1.docker.io';
-const HUB_ALIASES = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
+const SHA256_RE = /^sha256:[a-f0-9]{64}$/;
 
 // ------------------------------------------------------------------ endpoints
 
@@ -131,7 +169,7 @@ function endpointBase(endpoint: string): { base: string; host: string } {
 }
 
 function mirrorsFor(config: RegistryConfig, host: string): string[] {
-  const keys = HUB_ALIASES.includes(host) ? HUB_ALIASES : [host];
+  const keys = DOCKER_HUB_HOSTS.includes(host) ? DOCKER_HUB_HOSTS : [host];
   const out: string[] = [];
   for (const k of keys) for (const e of config.mirrors[k] ?? []) if (!out.includes(e)) out.push(e);
   return out;
@@ -141,8 +179,8 @@ function mirrorsFor(config: RegistryConfig, host: string): string[] {
 export function endpointsFor(config: RegistryConfig, host: string): Endpoint[] {
   const out: Endpoint[] = [];
   for (const e of mirrorsFor(config, host)) out.push({ ...endpointBase(e), mirror: true });
-  const hub = HUB_ALIASES.includes(host);
-  const exclusive = (config.exclusiveMirrors ?? []).some((h) => h === host || (hub && HUB_ALIASES.includes(h)));
+  const hub = DOCKER_HUB_HOSTS.includes(host);
+  const exclusive = (config.exclusiveMirrors ?? []).some((h) => h === host || (hub && DOCKER_HUB_HOSTS.includes(h)));
   if (!exclusive) {
     const api = hub ? DOCKER_HUB_API : host;
     const insecure = (config.insecure ?? []).some((h) => {
@@ -170,23 +208,6 @@ export function parseMirrorFlag(s: string): { host: string; endpoint: string } {
   return { host: host.toLowerCase(), endpoint: endpoint.replace(/\/+$/, '') };
 }
 
-// ----------------------------------------------------------------- platforms
-
-/** Picks the manifest for `want` (default: this runtime) from an index. */
-export function selectPlatform(index: IndexJson, want: { os: string; architecture: string; variant?: string } = runtimePlatform()): Descriptor | undefined {
-  const ms = (Array.isArray(index?.manifests) ? index.manifests : []).filter((d) => typeof d?.digest === 'string');
-  const withPlatform = ms.filter((d) => typeof d.platform === 'object' && d.platform !== null);
-  if (withPlatform.length === 0) return ms.length === 1 ? ms[0] : undefined;
-  const match = withPlatform.filter((d) => d.platform!.os === want.os && d.platform!.architecture === want.architecture);
-  if (match.length === 0) return undefined;
-  const variantOk = (p: Platform) => {
-    if (want.variant) return p.variant === want.variant;
-    if (want.architecture === 'arm64') return !p.variant || p.variant === 'v8';
-    return !p.variant;
-  };
-  return match.find((d) => variantOk(d.platform!)) ?? match[0];
-}
-
 // ---------------------------------------------------------------- http layer
 
 interface RegistryErrorBody {
@@ -208,39 +229,63 @@ function describeErrorBody(text: string): { code?: string; message: string } {
   return { message: text.trim().slice(0, 200) };
 }
 
-async function readLimited(res: Response, max: number, what: string, endpoint: string): Promise<Buffer> {
+/** A response body being read: what it is, from where, and how long it may stall. */
+interface BodyOf {
+  what: string;
+  endpoint: string;
+  idleMs: number;
+}
+
+async function readLimited(res: Response, max: number, b: BodyOf): Promise<Buffer> {
   const len = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(len) && len > max) {
     await res.body?.cancel().catch(() => {});
-    throw new RegistryError('Internal', `${what} from ${endpoint} is ${len} bytes, more than the ${max} allowed`, { endpoint });
+    throw new RegistryError('Internal', `${b.what} from ${b.endpoint} is ${len} bytes, more than the ${max} allowed`, { endpoint: b.endpoint });
   }
   const chunks: Buffer[] = [];
   let n = 0;
-  for await (const c of bodyChunks(res)) {
+  for await (const c of bodyChunks(res, b)) {
     n += c.byteLength;
-    if (n > max) throw new RegistryError('Internal', `${what} from ${endpoint} is more than the ${max} bytes allowed`, { endpoint });
+    if (n > max) throw new RegistryError('Internal', `${b.what} from ${b.endpoint} is more than the ${max} bytes allowed`, { endpoint: b.endpoint });
     chunks.push(Buffer.from(c));
   }
   return Buffer.concat(chunks);
 }
 
-async function* bodyChunks(res: Response): AsyncGenerator<Uint8Array> {
+/** The body's chunks; a body that sends nothing for b.idleMs fails (and is cancelled, closing the connection). */
+async function* bodyChunks(res: Response, b: BodyOf): AsyncGenerator<Uint8Array> {
   if (!res.body) return;
   const reader = res.body.getReader();
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      if (value && value.byteLength) yield value;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new RegistryError('DeadlineExceeded', `${b.what} from ${b.endpoint}: no data for ${seconds(b.idleMs)}`, { endpoint: b.endpoint })),
+          b.idleMs,
+        );
+      });
+      let r: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        r = await Promise.race([reader.read(), stalled]);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (r.done) return;
+      if (r.value.byteLength) yield r.value;
     }
   } finally {
     reader.cancel().catch(() => {});
   }
 }
 
-async function discard(res: Response): Promise<string> {
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
+
+async function discard(res: Response, idleMs: number): Promise<string> {
   try {
-    return (await readLimited(res, 64 << 10, 'error body', '')).toString('utf8');
+    return (await readLimited(res, 64 << 10, { what: 'error body', endpoint: '', idleMs })).toString('utf8');
   } catch {
     return '';
   }
@@ -267,8 +312,34 @@ class Session {
     private readonly creds: PullAuth | undefined,
     private readonly tokens: TokenCache,
     private readonly signal: AbortSignal,
+    private readonly limits: Required<PullTimeouts>,
     private readonly log: LogFn,
   ) {}
+
+  /** How a body from this endpoint is read: `what` names it in errors. */
+  body(what: string): BodyOf {
+    return { what, endpoint: this.ep.base, idleMs: this.limits.idleMs };
+  }
+
+  /**
+   * fetch under the session's signal and the headers time limit. The body stays
+   * under the signal only: its reads have their own (idle) limit.
+   */
+  private async request(url: string | URL, init: RequestInit): Promise<Response> {
+    const limit = new AbortController();
+    const timer = setTimeout(() => limit.abort(), this.limits.headersMs);
+    try {
+      return await fetch(url, { ...init, signal: AbortSignal.any([this.signal, limit.signal]) });
+    } catch (e) {
+      if (limit.signal.aborted && !this.signal.aborted) {
+        const why = `${String(url)}: no response within ${seconds(this.limits.headersMs)} (${this.ep.base})`;
+        throw new RegistryError('DeadlineExceeded', why, { endpoint: this.ep.base }, e);
+      }
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
 
   private denied(detail: string, status?: number, code?: string): RegistryError {
     const d: { endpoint: string; status?: number; code?: string } = { endpoint: this.ep.base };
@@ -287,7 +358,7 @@ class Session {
     // Round 1 answers the challenge; a second round only when round 1 used a
     // cached token (it may have been revoked): then a fresh one is fetched.
     for (let round = 0; res.status === 401 && round < 2; round++) {
-      const info = describeErrorBody(await discard(res));
+      const info = describeErrorBody(await discard(res, this.limits.idleMs));
       const chs = parseWwwAuthenticate(res.headers.get('www-authenticate') ?? '');
       const ch = chs.find((c) => c.scheme === 'bearer') ?? chs.find((c) => c.scheme === 'basic');
       if (!ch) throw this.denied(`401 without a usable WWW-Authenticate challenge${info.message ? `: ${info.message}` : ''}`, 401, info.code);
@@ -299,7 +370,7 @@ class Session {
       res = await this.send(url, init, sent);
     }
     if (res.status === 401) {
-      const info = describeErrorBody(await discard(res));
+      const info = describeErrorBody(await discard(res, this.limits.idleMs));
       throw this.denied(info.message || 'unauthorized', 401, info.code);
     }
     return res;
@@ -311,7 +382,7 @@ class Session {
     try {
       // Redirects are followed (blob GETs go to storage); fetch drops the
       // Authorization header on cross-origin redirects.
-      return await fetch(url, { method: init.method ?? 'GET', headers, redirect: 'follow', signal: this.signal });
+      return await this.request(url, { method: init.method ?? 'GET', headers, redirect: 'follow' });
     } catch (e) {
       throw this.networkError(e, url);
     }
@@ -391,7 +462,7 @@ class Session {
         if (service) form.set('service', service);
         for (const s of scope.split(' ').filter(Boolean)) form.append('scope', s);
         headers['content-type'] = 'application/x-www-form-urlencoded';
-        res = await fetch(realm, { method: 'POST', headers, body: form.toString(), signal: this.signal });
+        res = await this.request(realm, { method: 'POST', headers, body: form.toString() });
       } else {
         const u = new URL(realm);
         if (service) u.searchParams.set('service', service);
@@ -400,13 +471,14 @@ class Session {
           u.searchParams.set('account', basic.username);
           headers['authorization'] = `Basic ${Buffer.from(`${basic.username}:${basic.password}`).toString('base64')}`;
         }
-        res = await fetch(u, { headers, signal: this.signal });
+        res = await this.request(u, { headers });
       }
     } catch (e) {
+      if (e instanceof PeapodError) throw e;
       if (this.signal.aborted) throw abortError(this.signal, e);
       throw new RegistryError('Internal', `token server ${realm.origin}${realm.pathname} unreachable: ${causeMessage(e)}`, { endpoint: this.ep.base }, e);
     }
-    const text = (await readLimited(res, 1 << 20, 'token response', realm.origin)).toString('utf8');
+    const text = (await readLimited(res, 1 << 20, { ...this.body('token response'), endpoint: realm.origin })).toString('utf8');
     if (res.status === 401 || res.status === 403) {
       throw this.denied(`token server ${realm.origin}${realm.pathname} answered ${res.status}: ${describeErrorBody(text).message || 'denied'}`, res.status);
     }
@@ -416,22 +488,24 @@ class Session {
         status: res.status,
       });
     }
-    let j: { token?: string; access_token?: string; expires_in?: number };
+    let j: unknown;
     try {
-      j = JSON.parse(text) as typeof j;
+      j = JSON.parse(text);
     } catch {
       throw new RegistryError('Internal', `token server ${realm.origin}${realm.pathname} answered invalid JSON`, { endpoint: this.ep.base });
     }
-    const token = j.token || j.access_token;
-    if (!token) throw new RegistryError('Internal', `token server ${realm.origin}${realm.pathname} answered no token`, { endpoint: this.ep.base });
-    const expiresIn = typeof j.expires_in === 'number' && j.expires_in > 0 ? j.expires_in : 60;
+    const server = `token server ${realm.origin}${realm.pathname}`;
+    if (!isObject(j)) throw new RegistryError('Internal', `${server} answered ${text.slice(0, 40)}, not a JSON object`, { endpoint: this.ep.base });
+    const token = typeof j['token'] === 'string' && j['token'] ? j['token'] : j['access_token'];
+    if (typeof token !== 'string' || !token) throw new RegistryError('Internal', `${server} answered no token`, { endpoint: this.ep.base });
+    const expiresIn = typeof j['expires_in'] === 'number' && j['expires_in'] > 0 ? j['expires_in'] : 60;
     this.log('debug', 'registry token obtained', { realm: `${realm.origin}${realm.pathname}`, service, scope });
     return { token, expiresIn };
   }
 
   /** Throws the typed error for a non-2xx response (body consumed). */
   async fail(res: Response, what: string, ref: string): Promise<never> {
-    const info = describeErrorBody(await discard(res));
+    const info = describeErrorBody(await discard(res, this.limits.idleMs));
     const d: { endpoint: string; status: number; code?: string } = { endpoint: this.ep.base, status: res.status };
     if (info.code) d.code = info.code;
     const detail = info.message || `HTTP ${res.status}`;
@@ -472,7 +546,7 @@ async function getManifest(s: Session, reference: string, refStr: string, expect
   if (!res.ok) await s.fail(res, expected ? `manifest ${reference} of image` : 'image', refStr);
   let bytes: Buffer;
   try {
-    bytes = await readLimited(res, MAX_MANIFEST_BYTES, `manifest ${reference}`, s.ep.base);
+    bytes = await readLimited(res, MAX_MANIFEST_BYTES, s.body(`manifest ${reference}`));
   } catch (e) {
     throw s.networkError(e, url);
   }
@@ -499,13 +573,15 @@ async function getManifest(s: Session, reference: string, refStr: string, expect
 type Parsed = { kind: 'index'; json: IndexJson } | { kind: 'manifest'; json: ManifestJson };
 
 function parseManifest(f: Fetched, refStr: string, endpoint: string): Parsed {
-  let j: Record<string, unknown>;
+  const what = `manifest ${f.digest} of ${refStr} from ${endpoint}`;
+  let j: unknown;
   try {
-    j = JSON.parse(f.bytes.toString('utf8')) as Record<string, unknown>;
+    j = JSON.parse(f.bytes.toString('utf8'));
   } catch (e) {
-    throw new RegistryError('Internal', `manifest ${f.digest} of ${refStr} from ${endpoint} is not valid JSON: ${(e as Error).message}`, { endpoint });
+    throw new RegistryError('Internal', `${what} is not valid JSON: ${(e as Error).message}`, { endpoint });
   }
-  const mt = typeof j['mediaType'] === 'string' ? (j['mediaType'] as string) : f.mediaType;
+  if (!isObject(j)) throw new RegistryError('Internal', `${what} is ${j === null ? 'null' : 'not a JSON object'}`, { endpoint });
+  const mt = typeof j['mediaType'] === 'string' ? j['mediaType'] : f.mediaType;
   if (j['schemaVersion'] === 1 || SCHEMA1_TYPES.has(mt) || SCHEMA1_TYPES.has(f.mediaType)) {
     throw new RegistryError(
       'Unimplemented',
@@ -513,12 +589,16 @@ function parseManifest(f: Fetched, refStr: string, endpoint: string): Parsed {
       { endpoint },
     );
   }
-  if (Array.isArray(j['manifests'])) return { kind: 'index', json: j as unknown as IndexJson };
-  const cfg = j['config'] as Descriptor | undefined;
-  if (cfg && typeof cfg.digest === 'string' && Array.isArray(j['layers'])) return { kind: 'manifest', json: j as unknown as ManifestJson };
-  throw new RegistryError('Internal', `manifest ${f.digest} of ${refStr} from ${endpoint} is neither an image index nor an image manifest (media type "${mt}")`, {
-    endpoint,
-  });
+  const isIndex = Array.isArray(j['manifests']);
+  if (!isIndex && !('config' in j && 'layers' in j)) {
+    throw new RegistryError('Internal', `${what} is neither an image index nor an image manifest (media type "${mt}")`, { endpoint });
+  }
+  try {
+    return isIndex ? { kind: 'index', json: checkIndex(j, what) } : { kind: 'manifest', json: checkManifest(j, what) };
+  } catch (e) {
+    // The registry sent it: its fault, not the caller's (and another endpoint may do better).
+    throw new RegistryError('Internal', (e as Error).message, { endpoint }, e);
+  }
 }
 
 async function pool<T>(items: T[], limit: number, signal: AbortSignal, fn: (t: T) => Promise<void>): Promise<void> {
@@ -543,14 +623,15 @@ async function fetchBlob(s: Session, images: ImageService, d: Descriptor, refStr
   const res = await s.fetch(url);
   if (!res.ok) await s.fail(res, `blob ${d.digest} of image`, refStr);
   let n = 0;
+  const body = s.body(`blob ${d.digest} of ${refStr}`);
   const counted = (async function* () {
-    for await (const c of bodyChunks(res)) {
+    for await (const c of bodyChunks(res, body)) {
       n += c.byteLength;
       yield c;
     }
   })();
   try {
-    await images.ingestBlob(d.digest, typeof d.size === 'number' ? d.size : undefined, counted);
+    await images.ingestBlob(d.digest, d.size, counted);
   } catch (e) {
     if (e instanceof PeapodError && e.kind === 'InvalidArgument') {
       // digest/size mismatch: the registry served something else
@@ -564,6 +645,29 @@ async function fetchBlob(s: Session, images: ImageService, d: Descriptor, refStr
   return n;
 }
 
+/**
+ * A manifest pulled on its own (not chosen from an index by platform) must be for
+ * this machine: its config says for which (containerd's "no match for platform
+ * in manifest"). The variant counts only when both the config and this machine
+ * name one.
+ */
+async function checkConfigPlatform(images: ImageService, m: ManifestJson, refStr: string, endpoint: string): Promise<void> {
+  const what = `config ${m.config.digest} of ${refStr} from ${endpoint}`;
+  let cfg: ImageConfigJson;
+  try {
+    cfg = checkConfig(JSON.parse((await new BlobStore(images.root).read(m.config.digest)).toString('utf8')), what);
+  } catch (e) {
+    throw new RegistryError('Internal', e instanceof SyntaxError ? `${what} is not valid JSON: ${e.message}` : (e as Error).message, { endpoint }, e);
+  }
+  const want = runtimePlatform();
+  const have: PlatformSpec = { os: cfg.os ?? '', architecture: cfg.architecture ?? '' };
+  if (cfg.variant) have.variant = cfg.variant;
+  if (platformRank({ variant: have.variant, ...want }, { variant: want.variant, ...have }) === undefined) {
+    const why = `image ${refStr} is for ${platformString(have)}, not ${platformString(want)}: no match for platform in manifest (${endpoint})`;
+    throw new RegistryError('NotFound', why, { endpoint });
+  }
+}
+
 async function pullFrom(
   images: ImageService,
   r: Reference,
@@ -573,14 +677,18 @@ async function pullFrom(
   log: LogFn,
   signal: AbortSignal,
 ): Promise<Image> {
-  let creds = hasCredentials(opts.auth) ? opts.auth : undefined;
+  let creds = credentialsFor(opts.auth, ep.host);
   if (!creds && opts.config.dockerConfigPath) creds = dockerConfigAuth(opts.config.dockerConfigPath, ep.host);
   const ac = new AbortController();
   const onAbort = () => ac.abort(signal.reason);
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
   try {
-    const s = new Session(ep, r.path, repository(r), creds, opts.tokenCache ?? defaultTokenCache, ac.signal, log);
+    const limits = {
+      headersMs: opts.timeouts?.headersMs ?? DEFAULT_TIMEOUTS.headersMs,
+      idleMs: opts.timeouts?.idleMs ?? DEFAULT_TIMEOUTS.idleMs,
+    };
+    const s = new Session(ep, r.path, repository(r), creds, opts.tokenCache ?? defaultTokenCache, ac.signal, limits, log);
     const top = await getManifest(s, r.digest ?? r.tag!, refStr);
     let parsed = parseManifest(top, refStr, ep.base);
     let manifest = top;
@@ -588,14 +696,11 @@ async function pullFrom(
       const want = runtimePlatform();
       const pick = selectPlatform(parsed.json, want);
       if (!pick) {
-        const have = (parsed.json.manifests ?? [])
-          .filter((d) => d.platform)
-          .map((d) => `${d.platform!.os}/${d.platform!.architecture}${d.platform!.variant ? `/${d.platform!.variant}` : ''}`);
-        throw new RegistryError('NotFound', `image ${refStr} has no manifest for ${want.os}/${want.architecture} (has: ${have.join(', ') || 'none'})`, {
+        throw new RegistryError('NotFound', `image ${refStr} has no manifest for ${platformString(want)} (has: ${indexPlatforms(parsed.json)})`, {
           endpoint: ep.base,
         });
       }
-      if (!/^sha256:[a-f0-9]{64}$/.test(pick.digest)) {
+      if (!SHA256_RE.test(pick.digest)) {
         throw new RegistryError('Internal', `index of ${refStr} from ${ep.base} references "${pick.digest}", not a sha256 digest`, { endpoint: ep.base });
       }
       manifest = await getManifest(s, pick.digest, refStr, pick);
@@ -609,29 +714,37 @@ async function pullFrom(
     const m = parsed.json;
     const want = new Map<string, Descriptor>();
     for (const d of [m.config, ...m.layers]) {
-      if (typeof d?.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d.digest)) {
-        throw new RegistryError('Internal', `manifest ${manifest.digest} of ${refStr} from ${ep.base} references "${String(d?.digest)}", not a sha256 digest`, {
-          endpoint: ep.base,
-        });
-      }
+      const bad = !SHA256_RE.test(d.digest)
+        ? `references "${d.digest}", not a sha256 digest`
+        : d.size === undefined
+          ? `has no size for blob ${d.digest}`
+          : undefined;
+      if (bad) throw new RegistryError('Internal', `manifest ${manifest.digest} of ${refStr} from ${ep.base} ${bad}`, { endpoint: ep.base });
       if (!want.has(d.digest)) want.set(d.digest, d);
     }
     let bytes = 0;
+    const fetchOne = async (d: Descriptor) => {
+      bytes += await fetchBlob(s, images, d, refStr, log);
+    };
     // The lease keeps the blobs we skip (stored) from being collected until the commit.
     const img = await images.withBlobLease([...want.keys()], async (missingDigests) => {
-      const missing = missingDigests.map((d) => want.get(d)!);
+      let missing = missingDigests.map((d) => want.get(d)!);
       log('info', 'pulling image', { ref: refStr, endpoint: ep.base, manifest: manifest.digest, blobs: want.size, missing: missing.length });
+      if (manifest === top) {
+        // The config first: no layer is fetched for another platform's image.
+        if (missingDigests.includes(m.config.digest)) await fetchOne(m.config);
+        missing = missing.filter((d) => d.digest !== m.config.digest);
+        await checkConfigPlatform(images, m, refStr, ep.base);
+      }
       await pool(missing, opts.concurrency ?? 4, ac.signal, async (d) => {
         try {
-          const n = await fetchBlob(s, images, d, refStr, log);
-          bytes += n;
+          await fetchOne(d);
         } catch (e) {
           ac.abort(e); // stop the other transfers
           throw e;
         }
       });
-      const commitRef = formatReference({ domain: r.domain, path: r.path, tag: r.tag, digest: top.digest } as Reference);
-      return images.commitManifest(manifest.bytes, commitRef);
+      return images.commitManifest(manifest.bytes, formatReference({ ...r, digest: top.digest }));
     });
     log('info', 'image pulled', { ref: refStr, id: img.id, endpoint: ep.base, digest: top.digest, bytes });
     return img;
@@ -643,10 +756,16 @@ async function pullFrom(
 /**
  * Pulls `ref` into `images`. Returns the committed image: tagged with the
  * normalised reference when pulled by tag, with repo digest `repo@<digest pulled>`
- * (the index digest for multi-platform images, as containerd records it).
+ * (the index digest for multi-platform images, as containerd records it). A
+ * reference with both a tag and a digest is pulled by digest and tags nothing
+ * (containerd's ParseDockerRef drops the tag).
  */
 export async function pullImage(images: ImageService, ref: string, opts: PullOptions): Promise<Image> {
-  const r = parseReference(ref);
+  const named = parseReference(ref);
+  if (named.digest !== undefined && !SHA256_RE.test(named.digest)) {
+    throw invalidArgument(`invalid reference "${ref}": only sha256 digests are supported`);
+  }
+  const r: Reference = named.digest === undefined ? named : { domain: named.domain, path: named.path, digest: named.digest };
   const refStr = formatReference(r);
   const log: LogFn = opts.log ?? (() => {});
   const signal = opts.signal ?? new AbortController().signal;
@@ -660,7 +779,9 @@ export async function pullImage(images: ImageService, ref: string, opts: PullOpt
       return await pullFrom(images, r, refStr, ep, opts, log, signal);
     } catch (e) {
       if (signal.aborted) throw e instanceof PeapodError && e.kind === 'DeadlineExceeded' ? e : abortError(signal, e);
-      if (isKind(e, 'ResourceExhausted')) throw e; // a local disk error: another endpoint will not help
+      // Our own disk is full: another endpoint will not help. (A registry's 429
+      // is a RegistryError: the next endpoint is tried, as for a 503.)
+      if (isKind(e, 'ResourceExhausted') && !(e instanceof RegistryError)) throw e;
       log(eps.length > 1 ? 'warn' : 'debug', 'pull from endpoint failed', { ref: refStr, endpoint: ep.base, error: (e as Error).message });
       if (e instanceof PeapodError && e.kind === 'NotFound') notFoundErr ??= e;
       else firstErr ??= e;

@@ -4,7 +4,7 @@
 import { invalidArgument } from '../errors.js';
 import type { Descriptor, ImageConfigJson, IndexJson, ManifestJson } from './types.js';
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStringMap = (v: unknown) => isObject(v) && Object.values(v).every((x) => typeof x === 'string');
 const isStringArray = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 
@@ -47,7 +47,7 @@ export function checkManifest(j: unknown, what: string): ManifestJson {
 export function checkConfig(j: unknown, what: string): ImageConfigJson {
   if (!isObject(j)) throw invalidArgument(`${what}: config is ${kind(j)}, not an object`);
   if (!isObject(j.rootfs) || !isStringArray(j.rootfs.diff_ids)) throw invalidArgument(`${what}: config has no rootfs.diff_ids array of digests`);
-  for (const f of ['os', 'architecture'] as const) {
+  for (const f of ['os', 'architecture', 'variant'] as const) {
     if (j[f] !== undefined && j[f] !== null && typeof j[f] !== 'string') throw invalidArgument(`${what}: config ${f} is ${kind(j[f])}, not a string`);
   }
   const c = j.config;
