@@ -51,6 +51,13 @@
  *   oom-score-adj N            failure with EACCES/EPERM is a warning, not an error;
  *                              an exec without it gets the init's
  *   cgroup DIR                 repeatable: the init pid is written to DIR/cgroup.procs
+ *   device-filter DIR          (monitor) a cgroup2 dir: before the init joins it, a BPF
+ *                              device program (BPF_CGROUP_DEVICE) is attached there that
+ *                              denies every device access but those "device-allow" gives
+ *   device-allow TYPE MAJOR MINOR ACCESS
+ *                              repeatable, needs device-filter: TYPE a, b or c; MAJOR and
+ *                              MINOR a number or "*"; ACCESS letters of rwm (read, write,
+ *                              mknod), an access allowed when all its letters are there
  *   log PATH                   CRI-format log file (monitor)
  *   stdin 0|1                  (monitor) 1: the init's stdin is a pipe the monitor
  *                              feeds from attached clients; 0: /dev/null
@@ -79,6 +86,7 @@ int spec_stdin_once(const struct spec *s);
 int spec_tty(const struct spec *s);
 size_t spec_cgroup_count(const struct spec *s);
 const char *spec_cgroup(const struct spec *s, size_t i);
+const char *spec_device_filter(const struct spec *s); /* NULL when absent */
 
 /*
  * In the freshly forked container init (already in the right PID namespace):

@@ -98,6 +98,7 @@
 #include "attach.h"
 #include "container.h"
 #include "control.h"
+#include "devices.h"
 #include "log.h"
 #include "notify.h"
 #include "util.h"
@@ -384,6 +385,7 @@ struct monitor {
 
 	enum start_state start;
 	unsigned long long cg_joined; /* the spec's cgroups the init is in (cgroup_add_all) */
+	int devices_confined; /* the spec's device filter is attached (or it has none) */
 	int exec_doubt; /* the init's errno for its program at set-up: 0 when it will run */
 	unsigned waiters; /* bitmask of control clients waiting for "start" */
 	char start_error[1024];
@@ -496,6 +498,19 @@ static const char *refuse_start(struct monitor *m)
 	return start_error_reply(m);
 }
 
+/* The device filter goes on its cgroup2 dir before the init joins that dir:
+ * from then on it confines every process there (the init, the execs). 0 once
+ * attached, -1 with a message in err (its dir not made yet, say). */
+static int confine_devices(struct monitor *m, char *err, size_t cap)
+{
+	if (m->devices_confined)
+		return 0;
+	if (spec_device_filter(m->spec) != NULL && devices_filter_attach(m->spec, err, cap) < 0)
+		return -1;
+	m->devices_confined = 1;
+	return 0;
+}
+
 static const char *handle_command(void *ctx, int client, const char *line)
 {
 	struct monitor *m = ctx;
@@ -528,6 +543,8 @@ static const char *handle_command(void *ctx, int client, const char *line)
 		if (m->exited)
 			return "error container init has exited";
 		/* All of them before the exec, that is what matters. */
+		if (confine_devices(m, m->start_error, sizeof(m->start_error)) < 0)
+			return refuse_start(m);
 		if (cgroup_add_all(m->spec, m->init, &m->cg_joined, 0, &which) < 0) {
 			snprintf(m->start_error, sizeof(m->start_error), "join cgroup %s: %s", which,
 				 strerror(errno));
@@ -1136,8 +1153,10 @@ int main(int argc, char **argv)
 	detach_stdio(m->dirfd);
 	/* While the server answers and the start is asked for: the init joins
 	 * the cgroups the server has made by now (it makes them meanwhile); the
-	 * start joins the rest. Nothing runs in the container before the start. */
-	cgroup_add_all(s, m->init, &m->cg_joined, 1, &(const char *){ NULL });
+	 * start joins the rest. Nothing runs in the container before the start.
+	 * A device filter not attached yet keeps it out of them all till then. */
+	if (confine_devices(m, err, sizeof(err)) == 0)
+		cgroup_add_all(s, m->init, &m->cg_joined, 1, &(const char *){ NULL });
 	/* wait_setup drained the signalfd, SIGCHLD too: an init that died
 	 * after its "ready" would never be waited for. */
 	reap(m);

@@ -365,6 +365,42 @@ static int parse_seccomp_rule(struct parser *p, char **f, int nargs)
 	return 0;
 }
 
+/* A major or minor number, or "*"; the kernel's dev_t has 12 and 20 bits. */
+static int parse_dev_number(struct parser *p, const char *what, const char *v, unsigned long max, long *out)
+{
+	uint64_t n;
+
+	if (strcmp(v, "*") == 0) {
+		*out = SPEC_DEV_ANY;
+		return 0;
+	}
+	if (parse_u64(v, 10, &n) < 0 || n > max)
+		return perr(p, "bad %s '%s'", what, v);
+	*out = (long)n;
+	return 0;
+}
+
+/* TYPE MAJOR MINOR ACCESS, as a devices.allow line has them. */
+static int parse_device_rule(struct parser *p, char **f, struct spec_device_rule *r)
+{
+	if (strcmp(f[1], "a") != 0 && strcmp(f[1], "b") != 0 && strcmp(f[1], "c") != 0)
+		return perr(p, "TYPE must be a, b or c, got '%s'", f[1]);
+	r->type = f[1][0];
+	if (parse_dev_number(p, "MAJOR", f[2], 0xfff, &r->major) < 0 ||
+	    parse_dev_number(p, "MINOR", f[3], 0xfffff, &r->minor) < 0)
+		return -1;
+	for (const char *c = f[4]; *c != '\0'; c++) {
+		unsigned bit = *c == 'r' ? SPEC_DEV_READ : *c == 'w' ? SPEC_DEV_WRITE : *c == 'm' ? SPEC_DEV_MKNOD : 0;
+
+		if (bit == 0)
+			return perr(p, "ACCESS must be letters of rwm, got '%s'", f[4]);
+		r->access |= bit;
+	}
+	if (r->access == 0)
+		return perr(p, "ACCESS is empty");
+	return 0;
+}
+
 /* One directive: name, then its fields (already decoded). */
 static const char *const pod_ns_directive[3] = { "netns", "ipcns", "utsns" };
 
@@ -624,6 +660,19 @@ static int directive(struct parser *p, char **f, int n)
 		push_str(&s->cgroups, &s->ncgroups, f[1]);
 		return 0;
 	}
+	if (strcmp(d, "device-filter") == 0) {
+		ARGS(1, 1);
+		if (want_abs(p, "DIR", f[1]) < 0)
+			return -1;
+		return set_once(p, &s->device_filter, f[1]);
+	}
+	if (strcmp(d, "device-allow") == 0) {
+		struct spec_device_rule *r;
+
+		ARGS(4, 4);
+		r = push(&s->device_rules, &s->ndevice_rules, sizeof(*r));
+		return parse_device_rule(p, f, r);
+	}
 	if (strcmp(d, "log") == 0) {
 		ARGS(1, 1);
 		if (want_abs(p, "PATH", f[1]) < 0)
@@ -718,6 +767,10 @@ struct spec *spec_load(const char *path, char *err, size_t errlen)
 		spec_err(err, errlen, "spec %s: 'overlay' needs 'rootfs' (the mount point)", path);
 		goto fail;
 	}
+	if (p.s->ndevice_rules > 0 && p.s->device_filter == NULL) {
+		spec_err(err, errlen, "spec %s: 'device-allow' needs 'device-filter' (the cgroup2 dir)", path);
+		goto fail;
+	}
 	if (p.s->env == NULL) {
 		/* execve wants a list even when it is empty. */
 		p.s->env = calloc(1, sizeof(char *));
@@ -778,6 +831,8 @@ void spec_free(struct spec *s)
 	free(s->profile.rules);
 	free(s->rlimits);
 	free_list(s->cgroups, s->ncgroups);
+	free(s->device_filter);
+	free(s->device_rules);
 	free(s->log);
 	free(s);
 }
@@ -820,4 +875,9 @@ size_t spec_cgroup_count(const struct spec *s)
 const char *spec_cgroup(const struct spec *s, size_t i)
 {
 	return i < s->ncgroups ? s->cgroups[i] : NULL;
+}
+
+const char *spec_device_filter(const struct spec *s)
+{
+	return s->device_filter;
 }

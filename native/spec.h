@@ -29,6 +29,18 @@ struct spec_rlimit {
 	struct rlimit lim;
 };
 
+/* A "device-allow" rule: an exception to the device filter's deny-all. */
+#define SPEC_DEV_ANY (-1L) /* a major or minor of "*" */
+/* Access bits, those of BPF_DEVCG_ACC_*. */
+#define SPEC_DEV_MKNOD 1u
+#define SPEC_DEV_READ 2u
+#define SPEC_DEV_WRITE 4u
+struct spec_device_rule {
+	char type;         /* 'a' (any), 'b' or 'c' */
+	long major, minor; /* or SPEC_DEV_ANY */
+	unsigned access;   /* SPEC_DEV_* bits */
+};
+
 enum spec_seccomp { SECCOMP_UNSET = 0, SECCOMP_DEFAULT, SECCOMP_UNCONFINED, SECCOMP_PROFILE };
 
 /* A "seccomp-rule" of a profile: NAME is resolved when the filter is built
@@ -88,6 +100,9 @@ struct spec {
 	int oom_score_adj;
 	char **cgroups;
 	size_t ncgroups;
+	char *device_filter; /* cgroup2 dir of the BPF device filter (monitor); NULL: none */
+	struct spec_device_rule *device_rules;
+	size_t ndevice_rules;
 	char *log;
 	int stdin_open, stdin_once, tty;
 };

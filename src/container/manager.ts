@@ -27,7 +27,7 @@ import { addFilesystem, INIT_ANNOTATION, INIT_PATH, podFileMounts } from './moun
 import { SPARE_TARGETS, SpareLayers } from './spares.js';
 import { SpareMonitors } from './spare-monitors.js';
 import { buildProcess, layerFileReader } from './process.js';
-import { addProcess, NativeSpec } from './spec.js';
+import { addDeviceFilter, addDevices, addProcess, deviceAccess, NativeSpec } from './spec.js';
 import { validateContainerSpec } from './validate.js';
 import type { Container, ContainerSpec, ContainerState, ExitStatus, ResourceSpec } from './types.js';
 
@@ -176,6 +176,11 @@ export class ContainerManager {
     if (!spec.name) throw invalidArgument('config.metadata.name is required');
     if (!spec.image) throw invalidArgument('config.image.image is required');
     validateContainerSpec(spec);
+    const devices = deviceAccess(spec);
+    // Never a container with the host's devices open to it.
+    if (!devices.allowAll && !this.deps.cgroups.devices) {
+      throw failedPrecondition('device access cannot be confined on this host: it has neither a v1 devices cgroup hierarchy nor a cgroup2 one');
+    }
     const image = images.resolve(spec.image);
     if (!image) throw notFound(`image "${spec.image}" not found`);
 
@@ -235,10 +240,14 @@ export class ContainerManager {
       }
       const initBinary = wantsInit ? join(this.deps.nativeDir, 'peapod-init') : undefined;
       addFilesystem(native, spec, join(runDir, 'rootfs'), rootfs, sandboxes.files(sb), initBinary);
+      addDevices(native, spec);
       addProcess(native, c.process);
       // Always, 0 too: the monitor has the server's score (-999 under the service unit).
       native.add('oom-score-adj', spec.resources.oomScoreAdj);
       for (const dir of this.deps.cgroups.procsDirs(c.cgroup)) native.add('cgroup', dir);
+      // The monitor attaches it before the init joins that dir (a v1 devices cgroup gets its rules at create below).
+      const filterDir = this.deps.cgroups.deviceFilterDir(c.cgroup);
+      if (filterDir) addDeviceFilter(native, filterDir, devices);
       if (c.logPath) native.add('log', c.logPath);
       // Attach (native/monitor.c): stdin a pipe the monitor feeds, tty a pty of the container's devpts.
       if (spec.stdin) native.add('stdin', 1);
@@ -276,7 +285,7 @@ export class ContainerManager {
         await cgroup?.remove();
       });
       this.ensureOwnParent(sb);
-      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true));
+      this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true), devices);
       // The main thread would wait for the report anyway (not while the client asks for the start).
       this.monitors.fill();
       const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);

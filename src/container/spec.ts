@@ -1,6 +1,9 @@
+import { statSync, type BigIntStats } from 'node:fs';
 import { invalidArgument } from '../errors.js';
+import type { DeviceAccess, DeviceRule } from '../linux/cgroups.js';
+import { checkContainerPath } from './mounts.js';
 import { addSeccomp } from './seccomp-profile.js';
-import type { ProcessSpec } from './types.js';
+import type { ContainerSpec, DeviceSpec, ProcessSpec } from './types.js';
 
 /**
  * Writer for the launcher's spec file (format in native/container.h): one
@@ -47,4 +50,69 @@ export function addProcess(spec: NativeSpec, p: ProcessSpec): void {
   spec.add('caps', p.capabilities.toString(16));
   if (p.noNewPrivs) spec.add('no-new-privs');
   addSeccomp(spec, p.seccomp);
+}
+
+/**
+ * runc's default device rules (libcontainer/specconv AllowedDevices: mknod of
+ * any node, null, random, full, tty, zero, urandom, the ptys, /dev/net/tun)
+ * with containerd's /dev/console.
+ */
+export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
+  { type: 'c', major: '*', minor: '*', access: 'm' },
+  { type: 'b', major: '*', minor: '*', access: 'm' },
+  { type: 'c', major: 1, minor: 3, access: 'rwm' },
+  { type: 'c', major: 1, minor: 8, access: 'rwm' },
+  { type: 'c', major: 1, minor: 7, access: 'rwm' },
+  { type: 'c', major: 5, minor: 0, access: 'rwm' },
+  { type: 'c', major: 1, minor: 5, access: 'rwm' },
+  { type: 'c', major: 1, minor: 9, access: 'rwm' },
+  { type: 'c', major: 5, minor: 1, access: 'rwm' },
+  { type: 'c', major: 136, minor: '*', access: 'rwm' },
+  { type: 'c', major: 5, minor: 2, access: 'rwm' },
+  { type: 'c', major: 10, minor: 200, access: 'rwm' },
+];
+
+/**
+ * The container's device access, as runc and containerd give it: all for a
+ * privileged container, else the defaults and each CRI device with its
+ * permissions. Reads the CRI devices' host nodes, so a bad one is refused
+ * before anything is made.
+ */
+export function deviceAccess(c: ContainerSpec): DeviceAccess {
+  const own = (c.devices ?? []).map(hostDeviceRule);
+  return c.security.privileged ? { allowAll: true } : { allowAll: false, allow: [...own, ...DEFAULT_DEVICE_RULES] };
+}
+
+function hostDeviceRule(d: DeviceSpec): DeviceRule {
+  checkContainerPath('device container_path', d.containerPath);
+  const host = JSON.stringify(d.hostPath.slice(0, 256));
+  if (!d.hostPath.startsWith('/')) throw invalidArgument(`device host_path ${host} must be an absolute path`);
+  if (!/^[rwm]+$/.test(d.permissions)) throw invalidArgument(`device ${host} permissions ${JSON.stringify(d.permissions.slice(0, 16))} must be letters of rwm`);
+  let st: BigIntStats;
+  try {
+    st = statSync(d.hostPath, { bigint: true });
+  } catch (err) {
+    throw invalidArgument(`device host_path ${host}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat it'}`);
+  }
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw invalidArgument(`device host_path ${host} is not a device node`);
+  // glibc's major() and minor() of a 64-bit dev_t.
+  const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & 0xfffff000n);
+  const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xffffff00n);
+  return { type: st.isBlockDevice() ? 'b' : 'c', major: Number(major), minor: Number(minor), access: [...new Set(d.permissions)].join('') };
+}
+
+/** CRI devices: nodes like the host's at their container paths, after the mounts (as runc makes them). */
+export function addDevices(spec: NativeSpec, c: ContainerSpec): void {
+  for (const d of c.devices ?? []) spec.add('mount', 'device', d.hostPath, d.containerPath, '-', '-');
+}
+
+/**
+ * The BPF device filter the monitor attaches to the container's cgroup2 dir
+ * `dir`. None when all is allowed: filters of all levels apply
+ * (BPF_F_ALLOW_MULTI), so one allowing all would change nothing.
+ */
+export function addDeviceFilter(spec: NativeSpec, dir: string, access: DeviceAccess): void {
+  if (access.allowAll) return;
+  spec.add('device-filter', dir);
+  for (const r of access.allow) spec.add('device-allow', r.type, r.major, r.minor, r.access);
 }

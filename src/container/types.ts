@@ -9,6 +9,14 @@ export interface MountSpec {
   propagation: Propagation;
 }
 
+/** A host device node the container gets at containerPath (CRI Device). */
+export interface DeviceSpec {
+  containerPath: string;
+  hostPath: string;
+  /** Letters of rwm: the access its device cgroup rule allows. */
+  permissions: string;
+}
+
 /** What a seccomp rule or the profile's default does (libseccomp's actions; `errno` for errno and trace). */
 export interface SeccompAction {
   action: 'allow' | 'errno' | 'kill-thread' | 'kill-process' | 'trap' | 'trace' | 'log';
@@ -79,6 +87,8 @@ export interface ContainerSpec {
   workingDir: string;
   env: Array<{ key: string; value: string }>;
   mounts: MountSpec[];
+  /** CRI devices; absent: none. */
+  devices?: DeviceSpec[];
   labels: Record<string, string>;
   annotations: Record<string, string>;
   /** Relative to the sandbox's log directory. */

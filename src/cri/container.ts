@@ -114,7 +114,7 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
   if (!config) throw invalidArgument('config is required');
   if (!config.metadata) throw invalidArgument('config.metadata is required');
   if (!config.image?.image) throw invalidArgument('config.image.image is required');
-  if (config.devices.length || config.CDIDevices.length) throw invalidArgument('devices are not supported by peapod');
+  if (config.CDIDevices.length) throw invalidArgument('CDI devices are not supported by peapod');
   const mounts: MountSpec[] = config.mounts.map((m) => {
     if (m.image) throw invalidArgument('image volume mounts are not supported by peapod');
     if (m.propagation && !propagation[m.propagation]) throw invalidArgument(`mount ${m.containerPath} propagation ${m.propagation} is not valid`);
@@ -134,6 +134,8 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
     workingDir: config.workingDir,
     env: config.envs.map((e) => ({ key: e.key, value: Buffer.from(e.value).toString('utf8') })),
     mounts,
+    // As containerd: an empty container path is the host path; empty permissions are rwm.
+    devices: config.devices.map((d) => ({ containerPath: d.containerPath || d.hostPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
     labels: { ...config.labels },
     annotations: { ...config.annotations },
     logPath: config.logPath,

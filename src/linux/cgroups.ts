@@ -6,6 +6,10 @@
 // v1 and hybrid hosts, the cgroup2 hierarchy on pure v2 ones. Limits are
 // written there; processes join every hierarchy (procsDirs) so that v1
 // bookkeeping and v2-only features (cgroup.kill) both see them.
+//
+// Device access is confined in the v1 devices controller where it is joined
+// (rules written at create), else by a BPF program on the cgroup2 dir, which
+// the container's monitor attaches (the kernel has no v2 devices controller).
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -56,6 +60,22 @@ export interface Cgroup {
 }
 
 export type CgroupMode = 'v1' | 'v2' | 'hybrid';
+
+/** One device cgroup rule, as devices.allow takes it: type a (all), c or b; major and minor a number or '*'; access letters of rwm. */
+export interface DeviceRule {
+  type: 'a' | 'c' | 'b';
+  major: number | '*';
+  minor: number | '*';
+  access: string;
+}
+
+/** Everything allowed (privileged), or nothing but `allow`. */
+export type DeviceAccess = { allowAll: true } | { allowAll: false; allow: DeviceRule[] };
+
+/** "c 1:3 rwm", as devices.allow and devices.list write a rule. */
+export function formatDeviceRule(r: DeviceRule): string {
+  return r.type === 'a' ? 'a' : `${r.type} ${r.major}:${r.minor} ${r.access}`;
+}
 
 export interface ControllerLocation {
   mount: string;
@@ -135,31 +155,47 @@ export class Cgroups {
     readonly controllers: ReadonlyMap<string, ControllerLocation>,
     v1Mounts: readonly string[],
     readonly unified: string | undefined,
+    /** Where device access is confined: the v1 devices hierarchy, or (version 2) a BPF program on the cgroup2 dir; undefined: nowhere. */
+    readonly devices: ControllerLocation | undefined,
   ) {
     this.mounts = unified === undefined ? [...v1Mounts] : [...v1Mounts, unified];
   }
 
   static detect(mountinfo = readFileSync('/proc/self/mountinfo', 'utf8')): Cgroups {
     const layout = parseMountinfo(mountinfo);
-    const controllers = new Map<string, ControllerLocation>();
-    for (const h of layout.v1) for (const c of h.controllers) controllers.set(c, { mount: h.mount, version: 1 });
+    const inV1 = new Map<string, string>();
+    for (const h of layout.v1) for (const c of h.controllers) inV1.set(c, h.mount);
     const hasV1 = layout.v1.some((h) => h.controllers.some((c) => !c.startsWith('name=')));
     if (!hasV1 && layout.unified === undefined) throw failedPrecondition('no cgroup hierarchy is mounted');
-    const mode: CgroupMode = !hasV1 ? 'v2' : layout.unified === undefined ? 'v1' : 'hybrid';
+    // Only the controllers this driver writes to decide: a v1 hierarchy of another one (a stray
+    // net_cls mount) does not make a v2 host hybrid, which would leave it no controller at all.
+    const mode: CgroupMode = layout.unified === undefined ? 'v1' : wanted.some((c) => inV1.has(c)) ? 'hybrid' : 'v2';
+    const controllers = new Map<string, ControllerLocation>();
     if (mode === 'v2') {
       const offered = readOr(join(layout.unified!, 'cgroup.controllers'), '').split(/\s+/);
       for (const c of wanted) if (offered.includes(c)) controllers.set(c, { mount: layout.unified!, version: 2 });
+    } else {
+      // On hybrid hosts the cgroup2 mount may offer leftovers (e.g. hugetlb), but enabling any of them
+      // would impose v2's no-processes-in-inner-cgroups rule there; like runc, we use v1 only.
+      for (const c of wanted) if (inV1.has(c)) controllers.set(c, { mount: inV1.get(c)!, version: 1 });
     }
-    // On hybrid hosts the cgroup2 mount may offer leftovers (e.g. hugetlb), but enabling any of them
-    // would impose v2's no-processes-in-inner-cgroups rule there; like runc, we use v1 only.
-    for (const c of [...controllers.keys()]) if (!(wanted as readonly string[]).includes(c)) controllers.delete(c);
     // A named-only v1 hierarchy next to pure v2 is not ours to populate.
     const v1Mounts = mode === 'v2' ? [] : layout.v1.map((h) => h.mount);
-    return new Cgroups(mode, controllers, v1Mounts, layout.unified);
+    // v1 devices where its hierarchy is joined; else a BPF filter, which works on any cgroup2 dir (hybrid too).
+    const devicesV1 = inV1.get('devices');
+    const devices: ControllerLocation | undefined =
+      devicesV1 !== undefined && mode !== 'v2' ? { mount: devicesV1, version: 1 }
+      : layout.unified !== undefined ? { mount: layout.unified, version: 2 }
+      : undefined;
+    return new Cgroups(mode, controllers, v1Mounts, layout.unified, devices);
   }
 
-  /** mkdir -p in every hierarchy, prepares cpuset / v2 controllers, applies res. Rolls back new dirs on failure. */
-  create(path: string, res?: CgroupResources): Cgroup {
+  /**
+   * mkdir -p in every hierarchy, prepares cpuset / v2 controllers, applies res
+   * and, in a v1 devices hierarchy, the device rules (a BPF filter is the
+   * monitor's to attach). Rolls back new dirs on failure.
+   */
+  create(path: string, res?: CgroupResources, devices?: DeviceAccess): Cgroup {
     const rel = normalizeCgroupPath(path);
     if (res) validate(res, this.mode);
     const parts = rel.split('/');
@@ -175,6 +211,7 @@ export class Cgroups {
       }
       this.prepare(parts, cpusetFrom);
       const cg = new CgroupHandle(this, rel);
+      if (devices && this.devices?.version === 1) writeDeviceRules(join(this.devices.mount, rel), devices);
       if (res) cg.apply(res);
       return cg;
     } catch (err) {
@@ -204,6 +241,11 @@ export class Cgroups {
   procsDirs(path: string): string[] {
     const rel = normalizeCgroupPath(path);
     return this.mounts.map((m) => join(m, rel));
+  }
+
+  /** The cgroup2 dir that gets the BPF device filter of the cgroup at `path`, when device access is confined that way. */
+  deviceFilterDir(path: string): string | undefined {
+    return this.devices?.version === 2 ? join(this.devices.mount, normalizeCgroupPath(path)) : undefined;
   }
 
   dir(controller: string, rel: string): { dir: string; version: 1 | 2 } | undefined {
@@ -462,6 +504,17 @@ function validate(r: CgroupResources, mode: CgroupMode): void {
       }
     }
   }
+}
+
+/**
+ * A v1 devices cgroup as runc sets one: "a" allowed, or "a" denied and then
+ * each rule allowed. A new cgroup has its parent's list: it can be narrowed,
+ * and widened only as far as the parent allows (EPERM beyond).
+ */
+function writeDeviceRules(dir: string, access: DeviceAccess): void {
+  if (access.allowAll) return write(join(dir, 'devices.allow'), 'a');
+  write(join(dir, 'devices.deny'), 'a');
+  for (const r of access.allow) write(join(dir, 'devices.allow'), formatDeviceRule(r));
 }
 
 /** "2MB" → the kernel's own name for the size and its kB count (hugepages-2048kB). */

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isKind } from '../../src/errors.js';
-import { Cgroups, sharesToWeight, type Cgroup } from '../../src/linux/cgroups.js';
+import { Cgroups, parseMountinfo, sharesToWeight, type Cgroup } from '../../src/linux/cgroups.js';
 
 const isRoot = process.getuid?.() === 0;
 const canRun = isRoot && existsSync('/proc/self/mountinfo') && readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup');
@@ -260,7 +260,7 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
     'hybrid: the v2 code paths work on the cgroup2 mount alone (cpu.stat, cgroup.kill)',
     async () => {
       // A controller-less v2 view of this host's cgroup2 mount; afterEach cleans it through the real one.
-      const v2 = new Cgroups('v2', new Map(), [], cgroups.unified);
+      const v2 = new Cgroups('v2', new Map(), [], cgroups.unified, undefined);
       const cg = v2.create(`${prefix}/v2/ctr`);
       expect(cg.procsDirs()).toEqual([join(cgroups.unified!, prefix, 'v2', 'ctr')]);
       const p = startIn(cg, 'sleep 30 & while :; do :; done');
@@ -293,6 +293,24 @@ describe.skipIf(!canRun)('cgroupfs driver', () => {
       }
       expect(isKind(caught, 'FailedPrecondition'), String(caught)).toBe(true);
       expect(String(caught)).toMatch(/memory limit.*usage/);
+    },
+  );
+
+  const devicesV1 = canRun ? parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).v1.find((h) => h.controllers.includes('devices')) : undefined;
+  it.skipIf(!devicesV1 || Cgroups.detect().mode === 'v2')(
+    'v1 devices: all denied but the rules, before any process joins; or all allowed',
+    async () => {
+      const cg = cgroups.create(`${prefix}/dev`, undefined, {
+        allowAll: false,
+        allow: [{ type: 'c', major: 1, minor: 3, access: 'rwm' }, { type: 'b', major: '*', minor: '*', access: 'm' }],
+      });
+      const list = (c: Cgroup) => readFileSync(join(devicesV1!.mount, c.path, 'devices.list'), 'utf8').trim().split('\n');
+      expect(list(cg)).toEqual(['c 1:3 rwm', 'b *:* m']);
+      // Opened for reading only, and refused before its driver is reached.
+      const p = startIn(cg, 'true </dev/loop0; echo x >/dev/null && echo null-ok >&2');
+      expect((await p.exited).code).toBe(0);
+      expect(p.stderr()).toMatch(/loop0: Operation not permitted\nnull-ok\n$/);
+      expect(list(cgroups.create(`${prefix}/all`, undefined, { allowAll: true }))).toEqual(['a *:* rwm']);
     },
   );
 

@@ -150,7 +150,8 @@ describe(`request validation [server on ${runtime}]`, () => {
     ['seccomp localhost profile not JSON', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: '/etc/passwd' } } } })],
     ['seccomp localhost profile 1 MiB', create({ linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: `/${MiB}` } } } })],
     ['stop_signal enum 999', create({ stopSignal: 999 })],
-    ['devices', create({ devices: [{ containerPath: '/dev/sda', hostPath: '/dev/sda', permissions: 'rwm' }] })],
+    ['device missing on the host', create({ devices: [{ containerPath: '/dev/x', hostPath: '/dev/no-such-device', permissions: 'rwm' }] })],
+    ['device permissions', create({ devices: [{ containerPath: '/dev/null2', hostPath: '/dev/null', permissions: 'rwz' }] })],
     ['unknown sandbox id', create({}, UNKNOWN), 'NOT_FOUND'],
     ['sandbox id NUL', create({}, NUL), 'NOT_FOUND'],
     // UpdateContainerResources

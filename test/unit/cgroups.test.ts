@@ -82,6 +82,50 @@ describe('parseMountinfo', () => {
   });
 });
 
+describe('Cgroups.detect', () => {
+  // A cgroup2 root offering its controllers, as the kernel lists them.
+  const unified = mkdtempSync(join(tmpdir(), 'peapod-unified-'));
+  writeFileSync(join(unified, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n');
+  afterAll(() => rmSync(unified, { recursive: true, force: true }));
+  const v2Line = `29 23 0:26 / ${unified} rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate`;
+  const v1Line = (id: number, opts: string) => `${id} 30 0:${id} / /sys/fs/cgroup/${opts.replace('name=', '')} rw,relatime - cgroup cgroup rw,${opts}`;
+  const where = (cg: Cgroups) => Object.fromEntries([...cg.controllers].map(([c, l]) => [c, `v${l.version} ${l.mount}`]));
+  const v2All = { cpu: `v2 ${unified}`, cpuset: `v2 ${unified}`, memory: `v2 ${unified}`, hugetlb: `v2 ${unified}`, pids: `v2 ${unified}` };
+
+  it('pure v2: the controllers the cgroup2 root offers; devices by a BPF filter there', () => {
+    const cg = Cgroups.detect(v2Line + '\n');
+    expect(cg.mode).toBe('v2');
+    expect(where(cg)).toEqual(v2All);
+    expect(cg.devices).toEqual({ mount: unified, version: 2 });
+    expect(cg.deviceFilterDir('/peapod/pod1/c1')).toBe(join(unified, 'peapod/pod1/c1'));
+  });
+
+  it('a v1 hierarchy of a controller peapod does not use (a stray net_cls) leaves a v2 host v2', () => {
+    const cg = Cgroups.detect([v2Line, '60 24 0:55 / /run/net_cls rw,relatime - cgroup net_cls rw,net_cls', v1Line(61, 'name=systemd')].join('\n'));
+    expect(cg.mode).toBe('v2');
+    expect(where(cg)).toEqual(v2All);
+    expect(cg.mounts).toEqual([unified]);
+    expect(cg.devices).toEqual({ mount: unified, version: 2 });
+  });
+
+  it('hybrid (as systemd sets one up): the v1 controllers only, devices in v1', () => {
+    const lines = ['cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'pids', 'name=systemd'].map((c, i) => v1Line(31 + i, c));
+    const cg = Cgroups.detect([...lines, v2Line].join('\n'));
+    expect(cg.mode).toBe('hybrid');
+    // hugetlb, offered by the cgroup2 root, stays unused (see Cgroups.detect).
+    expect(where(cg)).toEqual(Object.fromEntries(['cpu', 'cpuacct', 'cpuset', 'memory', 'pids'].map((c) => [c, `v1 /sys/fs/cgroup/${c}`])));
+    expect(cg.devices).toEqual({ mount: '/sys/fs/cgroup/devices', version: 1 });
+    expect(cg.deviceFilterDir('peapod/pod1/c1')).toBeUndefined();
+  });
+
+  it('devices: a BPF filter on the cgroup2 mount of a hybrid host without a v1 devices hierarchy; nowhere on v1 without one', () => {
+    expect(Cgroups.detect([v1Line(31, 'memory'), v2Line].join('\n')).devices).toEqual({ mount: unified, version: 2 });
+    const v1 = Cgroups.detect(v1Line(31, 'memory'));
+    expect(v1.mode).toBe('v1');
+    expect(v1.devices).toBeUndefined();
+  });
+});
+
 // The hosts here have no v1 hugetlb hierarchy (hugetlb is only on the hybrid
 // cgroup2 mount, which peapod leaves alone as runc does), so the limit files
 // are checked on fake hierarchies: plain directories named in a mountinfo,
