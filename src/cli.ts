@@ -2,21 +2,17 @@ import { parseArgs } from 'node:util';
 import { doctorCommand } from './cli/doctor.js';
 import { imageCommand, imageUsage } from './cli/image.js';
 import { podCommand, podUsage } from './cli/pod.js';
+import { serveFlags, serveFlagsUsage, serveOptions } from './cli/serve-flags.js';
 import { UsageError } from './cli/usage.js';
 import { defaultConfig, defaultConfigPath, loadConfig, version, type ServerConfig } from './config.js';
 import { startDaemon } from './daemon.js';
-import { parseMirrorFlag } from './image/registry.js';
-import { createLogger, isLogLevel } from './log.js';
+import { createLogger } from './log.js';
 
 const usage = `peapod ${version}: a Kubernetes CRI v1 pod runtime
 
 Usage:
-  peapod serve [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
-               [--streaming-port PORT]
-               [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
-               [--registry-mirror HOST=URL]... [--insecure-registry HOST]... [--metrics-address HOST:PORT]
-               [--manifest-dir DIR] [--pod-log-dir DIR] [--pod-cgroup-root PATH]
-  peapod doctor [--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--json]
+  peapod serve ${serveFlagsUsage}
+  peapod doctor [the flags of serve] [--json]
 ${imageUsage}
 ${podUsage}
   peapod --version
@@ -36,8 +32,8 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           --manifest-dir DIR: static pods (a manifest file added starts its pods, changed recreates
           them, removed deletes them); --pod-log-dir: pod logs (default ${defaultConfig.podLogDir})
           --pod-cgroup-root: the cgroup of pods given no cgroup_parent (default ${defaultConfig.podCgroupRoot})
-doctor    checks this host for what peapod needs; prints OK / WARN / ERROR with a fix each;
-          exits 1 when any check is ERROR
+doctor    checks this host for what the server with the same config file and flags needs;
+          prints OK / WARN / ERROR with a fix each; exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive
           tarballs (optionally gzipped; --name names an unnamed archive or completes a
           tag-only ref.name); ls, rm and pull use CRI ImageService, as crictl does
@@ -48,89 +44,43 @@ run, get, describe, logs, exec, delete
           command's code; -it gives the command a terminal when stdin is one (raw mode, resizes)
 `;
 
-/** Repeated `--registry-mirror registry.k8s.io=http://127.0.0.1:5000` flags, grouped by registry. */
-function mirrorFlags(flags: string[] | undefined): Record<string, string[]> | undefined {
-  if (!flags) return undefined;
-  const out: Record<string, string[]> = {};
-  for (const f of flags) {
-    let m: { host: string; endpoint: string };
-    try {
-      m = parseMirrorFlag(f);
-    } catch (err) {
-      throw new UsageError(`--registry-mirror: ${(err as Error).message}`);
-    }
-    (out[m.host] ??= []).push(m.endpoint);
-  }
-  return out;
-}
-
-function portFlag(flag: string | undefined): number | undefined {
-  if (flag === undefined) return undefined;
-  const n = Number(flag);
-  if (!/^\d+$/.test(flag) || n > 65535) throw new UsageError(`--streaming-port must be a port number, 0 for an ephemeral one (got "${flag}")`);
-  return n;
-}
-
 async function serve(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      socket: { type: 'string' },
-      root: { type: 'string' },
-      state: { type: 'string' },
-      'log-level': { type: 'string' },
-      'streaming-port': { type: 'string' },
-      config: { type: 'string' },
-      network: { type: 'string' },
-      'cni-conf-dir': { type: 'string' },
-      'cni-bin-dir': { type: 'string', multiple: true },
-      'registry-mirror': { type: 'string', multiple: true },
-      'insecure-registry': { type: 'string', multiple: true },
-      'metrics-address': { type: 'string' },
-      'manifest-dir': { type: 'string' },
-      'pod-log-dir': { type: 'string' },
-      'pod-cgroup-root': { type: 'string' },
-    },
-    strict: true,
-  });
-  const level = values['log-level'];
-  if (level !== undefined && !isLogLevel(level)) {
-    throw new UsageError(`--log-level must be debug, info, warn or error (got "${level}")`);
-  }
+  const { values } = parseArgs({ args: argv, options: serveOptions, strict: true });
   // Flags override the config file (--config, else /etc/peapod/config.json if present), which overrides defaults.
-  const config: ServerConfig = loadConfig(
-    {
-      socket: values.socket,
-      root: values.root,
-      state: values.state,
-      logLevel: level,
-      streamingPort: portFlag(values['streaming-port']),
-      network: values.network as ServerConfig['network'] | undefined,
-      cniConfDir: values['cni-conf-dir'],
-      cniBinDirs: values['cni-bin-dir']?.flatMap((d) => d.split(':')).filter((d) => d !== ''),
-      registryMirrors: mirrorFlags(values['registry-mirror']),
-      insecureRegistries: values['insecure-registry'],
-      metricsAddress: values['metrics-address'],
-      manifestDir: values['manifest-dir'],
-      podLogDir: values['pod-log-dir'],
-      podCgroupRoot: values['pod-cgroup-root'],
-    },
-    values.config,
-  );
+  const config: ServerConfig = loadConfig(serveFlags(values), values.config);
+  // A log line whose reader is gone (`peapod serve 2>&1 | head`) is lost; the server lives on.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const log = createLogger(config.logLevel);
   const daemon = await startDaemon(config, log);
   let closing = false;
   const shutdown = (signal: string) => {
-    if (closing) return;
+    if (closing) {
+      log.warn('shutting down at once', { signal });
+      daemon.abort();
+      process.exit(1);
+    }
     closing = true;
-    log.info('shutting down; pods keep running', { signal });
+    log.info('shutting down; pods keep running (a second signal exits at once)', { signal });
     daemon.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => exitFlushed(0),
+      (err: unknown) => {
+        log.error('shutdown failed', { err });
+        return exitFlushed(1);
+      },
     );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Where stdout is a pipe, Bun and Deno write it asynchronously: exiting at
+ * once could drop the end of an exec's output or the last log line. An empty
+ * write's callback comes after every write before it.
+ */
+async function exitFlushed(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  process.exit(code);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -173,10 +123,4 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-if (code >= 0) {
-  // Where stdout is a pipe, Bun and Deno write it asynchronously: exiting at
-  // once could drop the end of an exec's output. An empty write's callback
-  // comes after every write before it.
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
-  process.exit(code);
-}
+if (code >= 0) await exitFlushed(code);

@@ -137,6 +137,11 @@ function knownFields(): Map<string, Check> {
   return fields;
 }
 
+/** Why `value` is no good for config key `key`, or undefined when it is. */
+export function configValueProblem(key: keyof ServerConfig, value: unknown): string | undefined {
+  return knownFields().get(key)!(value);
+}
+
 /** Validates a parsed config file; `source` names it in errors. Returns the accepted fields. */
 export function validateConfig(data: unknown, source: string): Partial<ServerConfig> {
   if (!isPlainObject(data)) throw new ConfigError(`${source}: must hold a JSON object, not ${describe(data)}`);

@@ -1,4 +1,4 @@
-import { createReadStream, existsSync, promises as fsp } from 'node:fs';
+import { createReadStream, existsSync, promises as fsp, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot, type ServerConfig } from './config.js';
 import { ContainerManager } from './container/manager.js';
@@ -12,9 +12,9 @@ import { StaticPods } from './pod/static.js';
 import { pullImage } from './image/registry.js';
 import { runtimeInfoHandlers } from './cri/runtime.js';
 import { sandboxHandlers } from './cri/sandbox.js';
-import { serveCri, type CriServer } from './cri/server.js';
+import { checkSocketPath, serveCri, SHUTDOWN_GRACE_MS } from './cri/server.js';
 import { streamHandlers } from './cri/stream.js';
-import { loadLibc } from './ffi/index.js';
+import { isSyscallError, loadLibc, LOCK_EX, LOCK_NB, O_CLOEXEC, O_CREAT, O_RDWR, type Libc } from './ffi/index.js';
 import { ImageService } from './image/service.js';
 import { StreamBackend } from './stream/backend.js';
 import { StreamServer } from './stream/server.js';
@@ -29,12 +29,15 @@ import { serveMetrics } from './metrics.js';
 import { loopbackOnlyNetwork } from './network/status.js';
 import { SandboxManager } from './sandbox/manager.js';
 import { EventBus } from './util/events.js';
+import { Rollback } from './util/rollback.js';
 
 export interface Daemon {
   sandboxes: SandboxManager;
   containers: ContainerManager;
   images: ImageService;
   close(): Promise<void>;
+  /** Removes the socket at once, for a process about to exit without closing. */
+  abort(): void;
 }
 
 function registryConfig(config: ServerConfig): RegistryConfig {
@@ -65,16 +68,69 @@ function metricGauges(sandboxes: SandboxManager, containers: ContainerManager, i
   };
 }
 
-/** Builds every subsystem from its state on disk, then opens the socket. */
+/**
+ * Holds `<dir>/peapod.lock` (an exclusive flock) until the process ends, or
+ * throws naming the server that holds it: two servers on one root or state
+ * dir take each other's pods over and replace each other's helpers socket.
+ * The fd is close-on-exec, so no helper that outlives the server keeps it.
+ */
+function lockDir(libc: Libc, dir: string, flag: string): number {
+  const path = join(dir, 'peapod.lock');
+  const fd = libc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+  try {
+    libc.flock(fd, LOCK_EX | LOCK_NB);
+  } catch (err) {
+    libc.close(fd);
+    if (!isSyscallError(err, 'EAGAIN')) throw err;
+    // Empty while the holder has not written its pid yet.
+    const pid = readFileSync(path, 'utf8').trim();
+    throw new Error(`another peapod server${pid ? ` (pid ${pid})` : ''} is using ${flag} ${dir} (${path} is locked); stop it or choose another ${flag}`);
+  }
+  writeFileSync(path, `${process.pid}\n`);
+  return fd;
+}
+
+/** A listener that could not start, named by the setting that chose its address. */
+function listenError(flag: string, value: string | number, err: unknown): Error {
+  const why = (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'address in use' : (err as Error).message;
+  return new Error(`${flag} ${value}: ${why}`, { cause: err });
+}
+
+/**
+ * Builds every subsystem from its state on disk, then opens the socket.
+ * Nothing is touched before the root and state dirs are locked and the socket
+ * is known to be free; a step that fails undoes every one before it.
+ */
 export async function startDaemon(config: ServerConfig, log: Logger): Promise<Daemon> {
   const libc = await loadLibc();
   await fsp.mkdir(config.root, { recursive: true, mode: 0o700 });
   await fsp.mkdir(config.state, { recursive: true, mode: 0o700 });
+  const undo = new Rollback();
+  try {
+    const daemon = await build(config, log, libc, undo);
+    undo.commit();
+    return daemon;
+  } catch (err) {
+    await undo.run((what, e) => log.warn('undoing a failed start', { what, err: e }));
+    throw err;
+  }
+}
+
+/** startDaemon's steps; each that leaves something behind registers its undo. */
+async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollback): Promise<Daemon> {
+  const locks = [lockDir(libc, config.state, '--state')];
+  undo.add('unlock', () => locks.forEach((fd) => libc.close(fd)));
+  // One lock when both are the same dir: a second flock of it would fail against the first.
+  if (realpathSync(config.root) !== realpathSync(config.state)) locks.push(lockDir(libc, config.root, '--root'));
+  await checkSocketPath(config.socket);
+
   const hostNs = HostNamespaces.open();
   const reaper = new Reaper();
   reaper.start();
+  undo.add('reaper', () => reaper.stop());
   const helpers = new Helpers(join(config.state, 'helpers.sock'), reaper);
   await helpers.listen();
+  undo.add('helpers socket', () => helpers.close());
   const images = await ImageService.open({
     root: join(config.root, 'images'),
     log: (level, msg, fields) => log[level](msg, fields),
@@ -107,6 +163,7 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     },
   });
   containers = new ContainerManager({ ...config, log, sandboxes, images, cgroups: Cgroups.detect(), events, reaper, helpers });
+  undo.add('spare monitors', () => containers.close());
   await sandboxes.load();
   await containers.load();
   const pods = new PodRunner({
@@ -125,11 +182,18 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     evictionPeriodMs: Number(process.env.PEAPOD_EVICTION_PERIOD_MS) || undefined,
     clusterDomain: config.clusterDomain,
   });
+  undo.add('pod loops', () => pods.close(SHUTDOWN_GRACE_MS));
   await pods.load();
+  // As the kubelet: a manifest dir that does not exist is named, and watched all the same (it may come later).
+  if (config.manifestDir && !existsSync(config.manifestDir)) log.warn('the static pod manifest directory does not exist', { manifestDir: config.manifestDir });
   const staticPods = config.manifestDir ? new StaticPods(config.manifestDir, pods, log) : undefined;
   staticPods?.start();
+  if (staticPods) undo.add('static pods', () => staticPods.stop());
   const streamBackend = new StreamBackend({ containers, sandboxes, nativeDir: config.nativeDir });
-  const streaming = await StreamServer.start({ port: config.streamingPort, backend: streamBackend, log });
+  const streaming = await StreamServer.start({ port: config.streamingPort, backend: streamBackend, log }).catch((err: unknown) => {
+    throw listenError('--streaming-port', config.streamingPort, err);
+  });
+  undo.add('streaming server', () => streaming.close());
 
   const runtime = {
     ...runtimeInfoHandlers(
@@ -149,21 +213,14 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     if (events.listenerCount > 0) containers.list();
   }, 500);
   exitPoll.unref?.();
+  undo.add('exit poll', () => clearInterval(exitPoll));
   const metricsServer = config.metricsAddress
-    ? await serveMetrics(config.metricsAddress, () => metricGauges(sandboxes, containers, images), log)
+    ? await serveMetrics(config.metricsAddress, () => metricGauges(sandboxes, containers, images), log).catch((err: unknown) => {
+        throw listenError('--metrics-address', config.metricsAddress, err);
+      })
     : undefined;
-  let server: CriServer;
-  try {
-    server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
-  } catch (err) {
-    await containers.close();
-    await streaming.close();
-    await helpers.close();
-    reaper.stop();
-    clearInterval(exitPoll);
-    metricsServer?.close();
-    throw err;
-  }
+  if (metricsServer) undo.add('metrics server', () => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+  const server = await serveCri(config.socket, { runtime, image: imageHandlers(images, () => registryConfig(config), log), peapod: { ...peapodHandlers(images), ...podHandlers(pods) } }, log);
   log.info('peapod serving', { socket: config.socket, root: config.root, state: config.state, ffi: libc.backend });
 
   return {
@@ -171,17 +228,22 @@ export async function startDaemon(config: ServerConfig, log: Logger): Promise<Da
     containers,
     images,
     async close() {
-      // Pods outlive the server: only the socket and timers go.
+      // Pods outlive the server: only the socket and timers go. No new call is
+      // taken from here on; calls under way and the pod loops' syncs (a stop
+      // can wait out a grace period) get SHUTDOWN_GRACE_MS: records are crash-safe
+      // and the next server takes the pods over.
       staticPods?.stop();
-      await pods.close();
-      await server.close();
+      await Promise.all([server.close(), pods.close(SHUTDOWN_GRACE_MS)]);
       await containers.close();
       await streaming.close();
       await helpers.close();
       reaper.stop();
       clearInterval(exitPoll);
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
-      await fsp.rm(config.socket, { force: true });
+      for (const fd of locks) libc.close(fd);
+    },
+    abort() {
+      rmSync(config.socket, { force: true });
     },
   };
 }

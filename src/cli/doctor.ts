@@ -5,22 +5,21 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, defaultConfig, defaultConfigPath, loadConfig, type ServerConfig } from '../config.js';
 import { formatTable, hostInputs, runChecks, type CheckResult } from '../doctor/checks.js';
+import { serveFlags, serveOptions } from './serve-flags.js';
 
 export async function doctorCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      config: { type: 'string' },
-      socket: { type: 'string' },
-      root: { type: 'string' },
-      state: { type: 'string' },
+      // The server's own flags: the checks are those of the server they would start.
+      ...serveOptions,
       json: { type: 'boolean' },
       // Read host facts from DIR instead of /proc (tests point it at a fake one).
       proc: { type: 'string' },
     },
     strict: true,
   });
-  const flags = { socket: values.socket, root: values.root, state: values.state };
+  const flags = serveFlags(values);
   let config: ServerConfig;
   let configRow: CheckResult;
   try {
@@ -30,12 +29,12 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     configRow = { name: 'config', status: 'OK', detail: used ? `read ${file}` : `defaults (no ${file})` };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    config = { ...defaultConfig, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
+    config = { ...defaultConfig, ...flags };
     configRow = {
       name: 'config',
       status: 'ERROR',
       detail: err.message,
-      fix: 'correct the config file (keys and types as in ServerConfig, see README "Config file"); the checks below use the defaults',
+      fix: 'correct the config file (keys and types as in ServerConfig, see README "Config file"); the checks below use the defaults and flags',
     };
   }
   const inputs = hostInputs(config);

@@ -255,6 +255,8 @@ async function rm(argv: string[]): Promise<number> {
   const { socket, args } = parse(argv);
   if (args.length === 0) throw new UsageError('image rm: give the image REF (tag, digest reference or id) to remove');
   const cri = criClient(socket);
+  // As crictl: a ref that fails is reported and the others are still removed; the exit code says one failed.
+  let failed = false;
   try {
     for (const ref of args) {
       try {
@@ -264,13 +266,14 @@ async function rm(argv: string[]): Promise<number> {
         for (const tag of image.repoTags) process.stdout.write(`Deleted: ${tag}\n`);
         process.stdout.write(`Deleted: ${image.id}\n`);
       } catch (err) {
-        throw rpcError(err, socket, `image rm ${ref}`);
+        process.stderr.write(`peapod: ${rpcError(err, socket, `image rm ${ref}`).message}\n`);
+        failed = true;
       }
     }
   } finally {
     cri.close();
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 async function pull(argv: string[]): Promise<number> {

@@ -389,6 +389,9 @@ async function exec(argv: string[]): Promise<number> {
   if (!name) throw new UsageError('exec: give a pod NAME');
   if (cmd.length === 0) throw new UsageError('exec: give the command after "--" (peapod exec NAME -- ls /)');
   if (values.stdin && values.timeout !== undefined) throw new UsageError('exec: --timeout applies to an exec without -i only');
+  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
+    throw new UsageError(`exec: --timeout must be a whole number of seconds (got "${values.timeout}")`);
+  }
   const socket = values.socket ?? defaultConfig.socket;
   const { call, close } = peapodCall(socket);
   let id: string;

@@ -28,7 +28,7 @@ function socketIsLive(path: string): Promise<boolean> {
 }
 
 /** How long a stopping server lets its calls run before it closes their connections. */
-const SHUTDOWN_GRACE_MS = 2000;
+export const SHUTDOWN_GRACE_MS = 2000;
 
 export interface CriServer {
   /** Stops accepting, lets calls under way finish, closes every connection. */
@@ -36,19 +36,36 @@ export interface CriServer {
 }
 
 /**
+ * Refuses a socket path another server listens on, or one that holds
+ * anything but a socket (a file there is not ours to delete); a missing
+ * path or a stale socket is fine.
+ */
+export async function checkSocketPath(socket: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.lstat(socket);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) throw new Error(`${socket} exists and is not a socket; remove it or choose another --socket`);
+  if (await socketIsLive(socket)) {
+    throw new Error(`another server is already listening on ${socket}; stop it or choose another --socket`);
+  }
+}
+
+/**
  * Serves CRI RuntimeService and ImageService, and peapod's own service beside
  * them, on a unix socket (mode 0660).
- * A stale socket file is replaced; a live one is refused, so two servers
- * never share one set of roots by accident.
+ * A stale socket file is replaced; a live one, or anything else at the path,
+ * is refused (checkSocketPath).
  * The server accepts connections itself and hands them to gRPC, so that under
  * Deno (the FFI backend tells the runtime) each is read through the GOAWAY
  * filter (goaway-filter.ts).
  */
 export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<CriServer> {
   await fsp.mkdir(dirname(socket), { recursive: true, mode: 0o750 });
-  if (await socketIsLive(socket)) {
-    throw new Error(`another server is already listening on ${socket}; stop it or choose another --socket`);
-  }
+  await checkSocketPath(socket);
   await fsp.rm(socket, { force: true });
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
@@ -62,10 +79,18 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   const listener = createServer((conn) => connections.injectConnection(filter ? withoutClientGoaway(conn) : conn));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
-    listener.listen(socket, () => {
-      listener.off('error', reject);
-      resolve();
-    });
+    // The socket is born 0660 whatever the umask, never open to all for a moment.
+    // Every runtime binds within listen(), so the umask is back before anything
+    // else runs (helpers spawned meanwhile would inherit it).
+    const umask = process.umask(0o117);
+    try {
+      listener.listen(socket, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
   await fsp.chmod(socket, 0o660);
   return {

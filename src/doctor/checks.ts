@@ -4,13 +4,14 @@
 // that "fails" (see hostInputs for the real ones).
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, readFileSync, readlinkSync, statSync, statfsSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, statfsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { packageRoot, type ServerConfig } from '../config.js';
 import { loadLibc } from '../ffi/index.js';
 import { Cgroups } from '../linux/cgroups.js';
+import { loadNetwork } from '../network/cni-config.js';
 
 export type CheckStatus = 'OK' | 'WARN' | 'ERROR';
 
@@ -49,6 +50,7 @@ export interface DoctorInputs {
   freeBytes(path: string): number;
 }
 
+const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
 const provisionFix = 'run scripts/provision.sh (as root), which installs and sets up what peapod needs';
 
@@ -179,6 +181,16 @@ async function namespaces(inp: DoctorInputs): Promise<CheckResult[]> {
 
 function overlayfs(inp: DoctorInputs): CheckResult {
   const fs = read(join(inp.proc, 'filesystems')) ?? '';
+  const onOverlay = mountOf(inp, inp.config.root);
+  if (onOverlay?.fstype === 'overlay') {
+    // Its upper and work dirs would be on overlay, which the kernel refuses (EINVAL).
+    return {
+      name: 'overlayfs',
+      status: 'ERROR',
+      detail: `${inp.config.root} is on overlayfs (${onOverlay.dir}): every container's overlay root would fail to mount (Invalid argument)`,
+      fix: 'put --root on a file system that is not overlay (in a container: a volume, e.g. docker run -v /var/lib/peapod)',
+    };
+  }
   if (/\toverlay$/m.test(fs)) return { name: 'overlayfs', status: 'OK', detail: `overlay listed in ${inp.proc}/filesystems` };
   const release = read(join(inp.proc, 'sys/kernel/osrelease'))?.trim() ?? '';
   const modDir = join(inp.modulesDir, release, 'kernel/fs/overlayfs');
@@ -321,52 +333,34 @@ function favordynmods(inp: DoctorInputs): CheckResult {
   };
 }
 
-function cni(inp: DoctorInputs): CheckResult[] {
-  const wanted = ['bridge', 'host-local', 'portmap', 'loopback'];
-  const found = new Map<string, string>();
-  for (const p of wanted) {
-    for (const dir of inp.cniBinDirs) {
-      try {
-        accessSync(join(dir, p), constants.X_OK);
-        found.set(p, dir);
-        break;
-      } catch {
-        /* next dir */
-      }
-    }
+/** What the server's CNI loader makes of the config: the network pods get, or why they get none. */
+function cni(inp: DoctorInputs): CheckResult {
+  const name = 'cni';
+  if (inp.config.network === 'none') return { name, status: 'OK', detail: 'network "none": pods get loopback only; CNI is not used' };
+  const loaded = loadNetwork(inp.cniConfDir, inp.cniBinDirs);
+  if (loaded.ok) {
+    const plugins = loaded.list.plugins.map((p, i) => `${p.type} (${loaded.binaries[i]})`).join(', ');
+    return { name, status: 'OK', detail: `network "${loaded.list.name}" from ${loaded.list.file}: ${plugins}` };
   }
-  const missing = wanted.filter((p) => !found.has(p));
-  const out: CheckResult[] = [];
-  out.push(
-    missing.length === 0
-      ? { name: 'cni-plugins', status: 'OK', detail: `${wanted.join(', ')} in ${[...new Set(found.values())].join(', ')}` }
-      : {
-          name: 'cni-plugins',
-          status: 'WARN',
-          detail: `${missing.join(', ')} not found in ${inp.cniBinDirs.join(' or ')}: pods need --network none`,
-          fix: `apt-get install containernetworking-plugins (${provisionFix}), or put the CNI plugins in /opt/cni/bin`,
-        },
-  );
-  let confs: string[] = [];
-  try {
-    confs = readdirSync(inp.cniConfDir).filter((f) => /\.(conflist|conf|json)$/.test(f)).sort();
-  } catch {
-    /* missing dir: no config */
-  }
-  if (confs.length > 0) {
-    out.push({ name: 'cni-config', status: 'OK', detail: `${inp.cniConfDir}: ${confs.join(', ')} (the first is used)` });
-  } else {
-    const example = join(inp.packageRoot, 'examples/cni/10-peapod.conflist');
-    out.push({
-      name: 'cni-config',
+  const detail = `${loaded.message}: the server reports NetworkReady false and pods that need a network fail (--network none gives them loopback only)`;
+  // The loader names missing plugins "CNI plugin(s) …"; otherwise no config was usable.
+  if (/^CNI plugins? /.test(loaded.message)) {
+    return {
+      name,
       status: 'WARN',
-      detail: `no network configuration in ${inp.cniConfDir}: pods need --network none`,
-      fix: existsSync(example)
-        ? `${provisionFix}, or: mkdir -p ${inp.cniConfDir} && cp ${example} ${inp.cniConfDir}/`
-        : `${provisionFix}, or write a .conflist (bridge, host-local, portmap) into ${inp.cniConfDir}`,
-    });
+      detail,
+      fix: `apt-get install containernetworking-plugins (${provisionFix}), or put the plugins in ${inp.cniBinDirs.join(' or ')}`,
+    };
   }
-  return out;
+  const example = join(inp.packageRoot, 'examples/cni/10-peapod.conflist');
+  return {
+    name,
+    status: 'WARN',
+    detail,
+    fix: existsSync(example)
+      ? `${provisionFix}, or: mkdir -p ${inp.cniConfDir} && cp ${example} ${inp.cniConfDir}/`
+      : `${provisionFix}, or write a .conflist (bridge, host-local, portmap) into ${inp.cniConfDir}`,
+  };
 }
 
 function socketLive(path: string): Promise<boolean> {
@@ -387,7 +381,7 @@ async function socket(inp: DoctorInputs): Promise<CheckResult> {
   const dir = dirname(path);
   let st;
   try {
-    st = statSync(path);
+    st = lstatSync(path);
   } catch {
     try {
       if (!statSync(dir).isDirectory()) {
@@ -410,7 +404,8 @@ async function socket(inp: DoctorInputs): Promise<CheckResult> {
   return { name: 'socket', status: 'OK', detail: `${path} mode 0660; ${state}` };
 }
 
-function disk(inp: DoctorInputs, name: string, path: string): CheckResult {
+/** Warns under `min` free bytes: GiBs for images and layers under the root, little for the state dir (a tmpfs /run). */
+function disk(inp: DoctorInputs, name: string, path: string, min: number): CheckResult {
   let p = path;
   while (!existsSync(p) && dirname(p) !== p) p = dirname(p);
   let free: number;
@@ -419,14 +414,28 @@ function disk(inp: DoctorInputs, name: string, path: string): CheckResult {
   } catch (err) {
     return { name, status: 'WARN', detail: `cannot statfs ${p}: ${(err as Error).message}`, fix: `check that ${path} is on a mounted file system` };
   }
-  const gib = (free / GiB).toFixed(1);
-  if (free >= GiB) return { name, status: 'OK', detail: `${gib} GiB free under ${path}${p === path ? '' : ` (on ${p})`}` };
+  const amount = free >= GiB ? `${(free / GiB).toFixed(1)} GiB` : `${Math.floor(free / MiB)} MiB`;
+  if (free >= min) return { name, status: 'OK', detail: `${amount} free under ${path}${p === path ? '' : ` (on ${p})`}` };
   return {
     name,
     status: 'WARN',
-    detail: `only ${gib} GiB free under ${path}${p === path ? '' : ` (on ${p})`}`,
+    detail: `only ${amount} free under ${path}${p === path ? '' : ` (on ${p})`}`,
     fix: `free space on that file system or point ${name === 'disk-root' ? '--root' : '--state'} elsewhere`,
   };
+}
+
+/** The mount holding `path` (the longest mount point above it; the last of equals, which is on top). */
+function mountOf(inp: DoctorInputs, path: string): { dir: string; fstype: string; dev: string } | undefined {
+  let best: { dir: string; fstype: string; dev: string } | undefined;
+  for (const line of (read(join(inp.proc, 'self/mountinfo')) ?? '').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    const f = (pre ?? '').split(' ');
+    const dir = (f[4] ?? '').replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const under = dir === '/' || path === dir || path.startsWith(`${dir}/`);
+    if (f.length < 5 || !under || (best && best.dir.length > dir.length)) continue;
+    best = { dir, fstype: (post ?? '').split(' ')[0] ?? '', dev: f[2]! };
+  }
+  return best;
 }
 
 /**
@@ -437,15 +446,7 @@ function disk(inp: DoctorInputs, name: string, path: string): CheckResult {
  */
 function rootJournal(inp: DoctorInputs): CheckResult {
   const name = 'root-journal';
-  let best: { dir: string; fstype: string; dev: string } | undefined;
-  for (const line of (read(join(inp.proc, 'self/mountinfo')) ?? '').split('\n')) {
-    const [pre, post] = line.split(' - ');
-    const f = (pre ?? '').split(' ');
-    const dir = (f[4] ?? '').replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-    const under = dir === '/' || inp.config.root === dir || inp.config.root.startsWith(`${dir}/`);
-    if (f.length < 5 || !under || (best && best.dir.length > dir.length)) continue;
-    best = { dir, fstype: (post ?? '').split(' ')[0] ?? '', dev: f[2]! };
-  }
+  const best = mountOf(inp, inp.config.root);
   if (!best) return { name, status: 'OK', detail: `no mount found for ${inp.config.root}` };
   if (best.fstype !== 'ext4') return { name, status: 'OK', detail: `${inp.config.root} is on ${best.fstype} (${best.dir})` };
   let device: string;
@@ -536,11 +537,11 @@ export async function runChecks(inp: DoctorInputs): Promise<CheckResult[]> {
     seccomp(inp),
     propagation(inp),
     favordynmods(inp),
-    ...cni(inp),
+    cni(inp),
     sock,
-    disk(inp, 'disk-root', inp.config.root),
+    disk(inp, 'disk-root', inp.config.root, GiB),
     rootJournal(inp),
-    disk(inp, 'disk-state', inp.config.state),
+    disk(inp, 'disk-state', inp.config.state, 64 * MiB),
     rt,
     native(inp),
     pid1(inp),

@@ -91,6 +91,19 @@ export const UMOUNT_FLAGS: Readonly<Record<string, number>> = Object.freeze({
   UMOUNT_NOFOLLOW,
 });
 
+// --- flock(2) -----------------------------------------------------------------
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+export const LOCK_FLAGS: Readonly<Record<string, number>> = Object.freeze({
+  LOCK_SH,
+  LOCK_EX,
+  LOCK_NB,
+  LOCK_UN,
+});
+
 // --- mknod(2) ----------------------------------------------------------------
 export const S_IFIFO = 0o010000;
 

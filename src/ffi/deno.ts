@@ -20,6 +20,7 @@ interface Symbols {
   __errno_location(): Ptr;
   unshare(flags: number): number;
   setns(fd: number, nstype: number): number;
+  flock(fd: number, operation: number): number;
   sethostname(name: Uint8Array, len: number): number;
   mount(source: Uint8Array | null, target: Uint8Array, fstype: Uint8Array | null, flags: number, data: Uint8Array | null): number;
   umount2(target: Uint8Array, flags: number): number;
@@ -59,6 +60,7 @@ export function createRawLibc(): RawLibc {
     __errno_location: { parameters: [], result: 'pointer' },
     unshare: { parameters: ['i32'], result: 'i32' },
     setns: { parameters: ['i32', 'i32'], result: 'i32' },
+    flock: { parameters: ['i32', 'i32'], result: 'i32' },
     sethostname: { parameters: ['buffer', 'usize'], result: 'i32' },
     mount: { parameters: ['buffer', 'buffer', 'buffer', 'u64', 'buffer'], result: 'i32' },
     umount2: { parameters: ['buffer', 'i32'], result: 'i32' },
@@ -97,6 +99,7 @@ export function createRawLibc(): RawLibc {
     },
     unshare: (flags) => c.unshare(flags),
     setns: (fd, nstype) => c.setns(fd, nstype),
+    flock: (fd, operation) => c.flock(fd, operation),
     sethostname: (name, len) => c.sethostname(name, len),
     mount: (source, target, fstype, flags, data) => c.mount(source, target, fstype, flags, data),
     umount2: (target, flags) => c.umount2(target, flags),

@@ -17,6 +17,7 @@ export function createRawLibc(): RawLibc {
 
   const unshare = lib.func('unshare', 'int', ['int']);
   const setns = lib.func('setns', 'int', ['int', 'int']);
+  const flock = lib.func('flock', 'int', ['int', 'int']);
   const sethostname = lib.func('sethostname', 'int', ['const char *', 'size_t']);
   const mount = lib.func('mount', 'int', ['const char *', 'const char *', 'const char *', 'unsigned long', 'const char *']);
   const umount2 = lib.func('umount2', 'int', ['const char *', 'int']);
@@ -50,6 +51,7 @@ export function createRawLibc(): RawLibc {
     errno: () => koffi.errno(),
     unshare: (flags) => unshare(flags) as number,
     setns: (fd, nstype) => setns(fd, nstype) as number,
+    flock: (fd, operation) => flock(fd, operation) as number,
     sethostname: (name, len) => sethostname(name, len) as number,
     mount: (source, target, fstype, flags, data) => mount(source, target, fstype, flags, data) as number,
     umount2: (target, flags) => umount2(target, flags) as number,

@@ -18,6 +18,8 @@ export interface Libc {
   readonly backend: Backend;
   unshare(flags: number): void;
   setns(fd: number, nstype: number): void;
+  /** flock(2) on an fd from open() above; with LOCK_NB a lock held elsewhere throws EAGAIN (EWOULDBLOCK). */
+  flock(fd: number, operation: number): void;
   sethostname(name: string): void;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;

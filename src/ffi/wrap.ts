@@ -7,6 +7,7 @@
 import {
   CLONE_FLAGS,
   formatFlags,
+  LOCK_FLAGS,
   MS_FLAGS,
   O_FLAGS,
   PR_GET_CHILD_SUBREAPER,
@@ -28,6 +29,7 @@ export interface RawLibc {
   errno(): number;
   unshare(flags: number): number;
   setns(fd: number, nstype: number): number;
+  flock(fd: number, operation: number): number;
   sethostname(name: Uint8Array, len: number): number;
   mount(source: CString | null, target: CString, fstype: CString | null, flags: number, data: CString | null): number;
   umount2(target: CString, flags: number): number;
@@ -96,6 +98,10 @@ export function wrapLibc(raw: RawLibc): Libc {
 
     setns(fd: number, nstype: number): void {
       if (raw.setns(fd, nstype) === -1) fail('setns', () => `${fd}, ${formatFlags(nstype, CLONE_FLAGS)}`);
+    },
+
+    flock(fd: number, operation: number): void {
+      if (raw.flock(fd, operation) === -1) fail('flock', () => `${fd}, ${formatFlags(operation, LOCK_FLAGS)}`);
     },
 
     sethostname(name: string): void {

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { lstatSync, readFileSync, renameSync, rmSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { isSyscallError, libc, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_PATH, O_RDONLY, O_TRUNC, O_WRONLY, WNOHANG } from '../ffi/index.js';
@@ -37,6 +37,8 @@ const SUN_PATH_MAX = 107;
 export class Helpers {
   private server: Server | undefined;
   private dirFd = -1;
+  /** The socket bound here (dev, ino): close() removes that one and no other. */
+  private bound: Stats | undefined;
   /** Helpers that have not reported yet, by key. */
   private readonly pending = new Map<string, (m: HelperMessage) => void>();
   private readonly listeners = new Map<string, (m: HelperMessage) => void>();
@@ -53,26 +55,34 @@ export class Helpers {
   ) {}
 
   async listen(): Promise<void> {
-    rmSync(this.socketPath, { force: true });
     let address = this.socketPath;
     if (Buffer.byteLength(address) > SUN_PATH_MAX) {
       this.dirFd = libc().open(dirname(address), O_PATH | O_DIRECTORY | O_CLOEXEC);
       address = `/proc/self/fd/${this.dirFd}/${basename(address)}`;
     }
+    // Bound under another name and renamed into place: every runtime unlinks a
+    // unix socket's path when its server closes, whatever is there by then, and
+    // the path is only to go if it is still this socket (see close).
+    const bindAt = `${address}.new`;
+    rmSync(bindAt, { force: true });
     const server = createServer((sock) => this.accept(sock));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(address, () => resolve());
+      server.listen(bindAt, () => resolve());
     });
+    renameSync(bindAt, address);
+    this.bound = lstatSync(address);
     this.server = server;
   }
 
   async close(): Promise<void> {
     for (const sock of this.sockets) sock.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    const now = lstatSync(this.socketPath, { throwIfNoEntry: false });
+    if (this.bound && now?.dev === this.bound.dev && now.ino === this.bound.ino) rmSync(this.socketPath);
+    this.bound = undefined;
     if (this.dirFd >= 0) libc().close(this.dirFd);
     this.dirFd = -1;
-    rmSync(this.socketPath, { force: true });
   }
 
   /**

@@ -236,9 +236,18 @@ export class PodRunner {
     });
   }
 
-  /** Stops every control loop (pods keep running; a restarted server takes them over). */
-  async close(): Promise<void> {
-    await Promise.all([...this.pods.values()].map((c) => c.stopLoop(0)));
+  /**
+   * Stops every control loop (pods keep running; a restarted server takes them
+   * over). A sync under way (a container's stop waits out its grace period) is
+   * waited for `waitMs` at most: records are crash-safe.
+   */
+  async close(waitMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all([...this.pods.values()].map((c) => c.stopLoop(0))),
+      new Promise((resolve) => (timer = setTimeout(resolve, waitMs))),
+    ]);
+    clearTimeout(timer);
   }
 }
 

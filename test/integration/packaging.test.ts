@@ -34,7 +34,7 @@ describe('peapod doctor on this machine', () => {
     expect(r.out).not.toMatch(/^\S+\s+ERROR\s/m);
     expect(r.code).toBe(0);
     for (const name of ['kernel', 'ns-net', 'ns-ipc', 'ns-uts', 'ns-pid', 'ns-mnt', 'overlayfs', 'seccomp', 'mount-propagation',
-      'cni-plugins', 'cni-config', 'socket', 'disk-root', 'disk-state', 'runtime', 'native-helpers', 'cap-sys-resource']) {
+      'cni', 'socket', 'disk-root', 'disk-state', 'runtime', 'native-helpers', 'cap-sys-resource']) {
       expect(r.out).toMatch(new RegExp(`^${name}\\s+(OK|WARN)\\s`, 'm'));
     }
     expect(r.out).toMatch(/^cgroup(s|-controllers)\s+(OK|WARN)\s/m);

@@ -205,12 +205,12 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
     for (const l of lines.slice(1)) expect(l.slice(col, col + 13)).toMatch(/^[a-f0-9]{13}$/);
   });
 
-  it('peapod image rm removes the image with every tag', async () => {
+  it('peapod image rm removes the image with every tag; a missing ref fails without stopping the others', async () => {
     const tags = await tagsOf(busyboxId);
     expect(tags.length).toBeGreaterThan(1);
-    const r = cli(['rm', 'busybox']);
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
+    const r = cli(['rm', 'no-such-image', 'busybox']);
+    expect(r.stderr).toBe('peapod: image rm: no such image "no-such-image"\n');
+    expect(r.code).toBe(1);
     expect(r.stdout).toBe(tags.map((t) => `Deleted: ${t}\n`).join('') + `Deleted: ${busyboxId}\n`);
     expect((await listed()).map((i) => i.id)).not.toContain(busyboxId);
     for (const t of tags) expect((await s.image.ImageStatus({ image: { image: t } })).image).toBeNull();

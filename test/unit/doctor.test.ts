@@ -18,6 +18,8 @@ function write(path: string, text: string, mode = 0o644): void {
   chmodSync(path, mode);
 }
 
+const conflist = (name: string, types: string[]) => JSON.stringify({ cniVersion: '1.0.0', name, plugins: types.map((type) => ({ type })) });
+
 const statusText = (capEff: string, seccomp = true) =>
   `Name:\tnode\nUid:\t0\t0\t0\t0\nCapEff:\t${capEff}\n${seccomp ? 'Seccomp:\t0\nSeccomp_filters:\t0\n' : ''}`;
 
@@ -42,7 +44,7 @@ function healthyHost(): DoctorInputs {
   const bin = join(dir, 'cni-bin');
   for (const p of ['bridge', 'host-local', 'portmap', 'loopback']) write(join(bin, p), '#!/bin/sh\n', 0o755);
   const conf = join(dir, 'net.d');
-  write(join(conf, '10-test.conflist'), '{}');
+  write(join(conf, '10-test.conflist'), conflist('test', ['bridge', 'host-local', 'portmap']));
   const native = join(dir, 'native');
   for (const h of ['pause', 'peapod-sandbox', 'peapod-monitor', 'peapod-exec']) write(join(native, h), '', 0o755);
   mkdirSync(join(dir, 'root'));
@@ -183,17 +185,43 @@ describe('peapod doctor checks', () => {
     expect(get(await runChecks(host), 'root-journal')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/ on tmpfs /) });
   });
 
-  it('CNI: missing plugins and a missing config are WARN, naming --network none and the example', async () => {
-    host.cniBinDirs = [join(base, 'empty')];
+  it('CNI: the network the server would use, its plugins found where the server looks', async () => {
+    expect(get(await runChecks(host), 'cni')).toMatchObject({
+      status: 'OK',
+      detail: expect.stringMatching(/^network "test" from .*10-test\.conflist: bridge \(.*cni-bin\/bridge\), host-local .*portmap/),
+    });
+  });
+
+  it('CNI: what the server skips is skipped, and a plugin the config names but the host lacks is a WARN', async () => {
+    write(join(host.cniConfDir, '05-broken.conflist'), '{ not json');
+    write(join(host.cniConfDir, '10-test.conflist'), conflist('test', ['bridge', 'nosuchplugin']));
+    const r = get(await runChecks(host), 'cni');
+    expect(r.status).toBe('WARN');
+    expect(r.detail).toMatch(/^CNI plugin nosuchplugin of network "test" \(.*10-test\.conflist\) not found in .*: the server reports NetworkReady false/);
+    expect(r.fix).toMatch(/containernetworking-plugins/);
+  });
+
+  it('CNI: no usable config is a WARN naming --network none and the example', async () => {
     host.cniConfDir = join(base, 'no-net.d');
     write(join(host.packageRoot, 'examples/cni/10-peapod.conflist'), '{}');
-    const results = await runChecks(host);
-    expect(get(results, 'cni-plugins')).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/bridge, host-local, portmap, loopback not found.*--network none/) });
-    const conf = get(results, 'cni-config');
+    const conf = get(await runChecks(host), 'cni');
     expect(conf.status).toBe('WARN');
-    expect(conf.detail).toMatch(/--network none/);
+    expect(conf.detail).toMatch(/^no CNI network config: .*no-net\.d does not exist: .*--network none/);
     expect(conf.fix).toMatch(/scripts\/provision\.sh/);
     expect(conf.fix).toMatch(/cp .*examples\/cni\/10-peapod\.conflist/);
+  });
+
+  it('CNI: with network "none" neither config nor plugins are needed', async () => {
+    host.config.network = 'none';
+    host.cniBinDirs = [join(base, 'empty')];
+    host.cniConfDir = join(base, 'no-net.d');
+    expect(get(await runChecks(host), 'cni')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/^network "none"/) });
+  });
+
+  it('a root on overlayfs is an ERROR: container root file systems cannot be overlays on it', async () => {
+    const mi = readFileSync(join(host.proc, 'self/mountinfo'), 'utf8');
+    write(join(host.proc, 'self/mountinfo'), `${mi}41 22 0:51 / ${join(host.config.root, '..')} rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n`);
+    expect(get(await runChecks(host), 'overlayfs')).toMatchObject({ status: 'ERROR', detail: expect.stringMatching(/is on overlayfs/), fix: expect.stringMatching(/--root/) });
   });
 
   it('seccomp: no Seccomp field is a WARN', async () => {
@@ -220,9 +248,16 @@ describe('peapod doctor checks', () => {
     const seen: string[] = [];
     host.freeBytes = (p) => (seen.push(p), 512 * 1024 ** 2);
     const results = await runChecks(host);
-    expect(get(results, 'disk-root')).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/only 0\.5 GiB free/) });
+    expect(get(results, 'disk-root')).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/only 512 MiB free/) });
     expect(seen).toContain(host.config.root);
     expect(get(results, 'disk-state').detail).toMatch(/\(on .*root\)/);
+  });
+
+  it('the state dir needs little room (a tmpfs /run): WARN under 64 MiB only', async () => {
+    host.freeBytes = () => 100 * 1024 ** 2;
+    expect(get(await runChecks(host), 'disk-state')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/^100 MiB free/) });
+    host.freeBytes = () => 32 * 1024 ** 2;
+    expect(get(await runChecks(host), 'disk-state')).toMatchObject({ status: 'WARN', detail: expect.stringMatching(/^only 32 MiB free/) });
   });
 
   it('native helpers missing or not executable: ERROR with make -C native', async () => {

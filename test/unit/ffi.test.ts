@@ -23,6 +23,8 @@ import {
   IFF_UP,
   IFREQ_SIZE,
   isSyscallError,
+  LOCK_EX,
+  LOCK_NB,
   type Libc,
   libc,
   loadLibc,
@@ -31,7 +33,9 @@ import {
   MS_PRIVATE,
   MS_REC,
   O_CLOEXEC,
+  O_CREAT,
   O_RDONLY,
+  O_RDWR,
   PR_GET_CHILD_SUBREAPER,
   PR_SET_CHILD_SUBREAPER,
   SIGKILL,
@@ -201,6 +205,24 @@ describe('libc via koffi (Node)', () => {
     const err = syscallError(() => c.open('/nonexistent-xyz/file', O_RDONLY | O_CLOEXEC));
     expect(err).toMatchObject({ call: 'open', code: 'ENOENT' });
     expect(err.message).toBe('open("/nonexistent-xyz/file", O_CLOEXEC, 0o0): ENOENT (No such file or directory)');
+  });
+
+  it('flock: a second open file description cannot take an exclusive lock while the first holds it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-flock-'));
+    const path = join(dir, 'lock');
+    const a = c.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600);
+    const b = c.open(path, O_RDWR | O_CLOEXEC);
+    try {
+      c.flock(a, LOCK_EX | LOCK_NB);
+      const err = syscallError(() => c.flock(b, LOCK_EX | LOCK_NB));
+      expect(err).toMatchObject({ call: 'flock', code: 'EAGAIN' });
+      expect(err.message).toBe(`flock(${b}, LOCK_EX|LOCK_NB): EAGAIN (Resource temporarily unavailable)`);
+      c.close(a); // closing the holder's fd releases its lock
+      c.flock(b, LOCK_EX | LOCK_NB);
+    } finally {
+      c.close(b);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prctl PR_GET_CHILD_SUBREAPER reads the int out-parameter', () => {
