@@ -7,13 +7,13 @@
 // The probe device is the loop block device 7:0, only ever opened for reading.
 import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
 import { sleep, until } from '../support/wait.js';
+import { ctl } from '../support/monitor-control.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MONITOR = resolve(ROOT, 'native/build/peapod-monitor');
@@ -97,23 +97,6 @@ async function launch(script: string, extra: string[]) {
       return JSON.parse(readFileSync(join(dir, 'exit.json'), 'utf8')) as { error?: string };
     },
   };
-}
-
-function ctl(dir: string, cmd: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const sock = createConnection(join(dir, 'control.sock'));
-    let buf = '';
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(cmd + '\n'));
-    sock.on('data', (d: string) => {
-      buf += d;
-      if (buf.includes('\n')) {
-        sock.destroy();
-        res(buf.slice(0, buf.indexOf('\n')));
-      }
-    });
-    sock.on('error', rej);
-  });
 }
 
 /** What a default container gets, minus most of it: mknod of any node, null, and zero read-only. */

@@ -8,7 +8,6 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PeapodError } from '../../src/errors.js';
 import { serviceHandlers } from '../../src/cri/handlers.js';
 import { imageHandlers } from '../../src/cri/image.js';
 import { criProto } from '../../src/cri/proto.js';
@@ -20,6 +19,7 @@ import { silentLogger } from '../../src/log.js';
 import { ARCH, type BuiltImage, buildImage, sha } from '../support/image-archive.js';
 import { makeTar, tmpDir } from '../support/image-tar.js';
 import { type FakeRegistry, type FakeRegistryOptions, startFakeRegistry } from '../support/registry.js';
+import { failure } from '../support/errors.js';
 
 const OTHER_ARCH = ARCH === 'arm64' ? 'amd64' : 'arm64';
 const noConfig: RegistryConfig = { mirrors: {}, insecure: [] };
@@ -36,15 +36,6 @@ afterEach(async () => {
   for (const stop of stops.splice(0)) await stop();
   fs.rmSync(work, { recursive: true, force: true });
 });
-
-async function failure(p: Promise<unknown>): Promise<PeapodError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(PeapodError);
-  return e as PeapodError;
-}
 
 /** Nothing of a failed pull is left: no image, no blob, no ingest file. */
 function expectNothingKept(root = path.join(work, 'root')) {

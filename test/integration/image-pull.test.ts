@@ -8,7 +8,6 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PeapodError } from '../../src/errors.js';
 import { parseMirrorFlag, pullImage, type RegistryConfig, RegistryError } from '../../src/image/registry.js';
 import { TokenCache } from '../../src/image/auth.js';
 import { ImageService } from '../../src/image/service.js';
@@ -30,6 +29,7 @@ import {
   startTokenServer,
   type TokenServer,
 } from '../support/registry.js';
+import { failure } from '../support/errors.js';
 
 const OTHER_ARCH = ARCH === 'arm64' ? 'amd64' : 'arm64';
 const noConfig: RegistryConfig = { mirrors: {}, insecure: [] };
@@ -41,15 +41,6 @@ beforeEach(async () => {
   svc = await ImageService.open({ root: path.join(work, 'root') });
 });
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
-
-async function failure(p: Promise<unknown>): Promise<PeapodError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(PeapodError);
-  return e as PeapodError;
-}
 
 function blobFiles(root: string): string[] {
   return fs.readdirSync(path.join(root, 'blobs/sha256')).map((n) => `sha256:${n}`);

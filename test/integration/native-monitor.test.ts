@@ -29,7 +29,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,7 @@ import { Helpers } from '../../src/linux/helpers.js';
 import { readProcStat } from '../../src/linux/proc.js';
 import { Reaper } from '../../src/linux/reaper.js';
 import { readOrNull, sleep, until } from '../support/wait.js';
+import { ctl } from '../support/monitor-control.js';
 
 /** The monitor's answer to a start that ran: "ok" and the time of the exec. */
 const STARTED = /^ok [1-9][0-9]*$/;
@@ -229,26 +230,6 @@ function rmdirQuietly(dir: string): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
-}
-
-/** One command on the control socket, one reply line back. */
-function ctl(dir: string, cmd: string): Promise<string> {
-  return new Promise((res, rej) => {
-    const sock = createConnection(join(dir, 'control.sock'));
-    let buf = '';
-    sock.setEncoding('utf8');
-    sock.on('connect', () => sock.write(cmd + '\n'));
-    sock.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        sock.destroy();
-        res(buf.slice(0, nl));
-      }
-    });
-    sock.on('error', rej);
-    sock.on('close', () => rej(new Error(`control socket closed before a reply to ${cmd}`)));
-  });
 }
 
 async function run(o: SpecOpts): Promise<{ m: Monitor; exit: ExitJson; lines: LogLine[]; raw: string }> {
