@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadLibc } from '../../src/ffi/index.js';
-import { isMountPoint, mountsUnder, unmount } from '../../src/linux/mount.js';
+import { isMountPoint, mountsUnder } from '../../src/linux/mount.js';
 import { containerMounts, prepareVolumes, teardownVolumes, volumePath, type VolumeDirs } from '../../src/pod/volumes.js';
 import type { PodContainer, PodSpec, VolumeMountSpec, VolumeSpec } from '../../src/pod/types.js';
+import { unmountAndRemove } from '../support/mounts.js';
 
 const isRoot = process.getuid?.() === 0;
 let base: string;
@@ -20,10 +21,7 @@ beforeAll(async () => {
   await loadLibc();
 });
 
-afterEach(() => {
-  for (const mp of mountsUnder(base).reverse()) unmount(mp);
-  rmSync(base, { recursive: true, force: true });
-});
+afterEach(() => unmountAndRemove(base));
 
 /** A pod with the volumes (emptyDir `v` unless given) in a fresh temporary root, and a directory outside it. */
 function setUp(volumes: VolumeSpec[] = [{ name: 'v', emptyDir: { medium: '', sizeLimit: null } }]) {

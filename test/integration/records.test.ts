@@ -16,6 +16,7 @@ import { bindFile, mountsUnder, unmount } from '../../src/linux/mount.js';
 import { RecordStore } from '../../src/util/records.js';
 import { removeFlat, writeJsonAtomic } from '../../src/util/fs.js';
 import { quietLog } from '../support/stream-fakes.js';
+import { unmountAndRemove } from '../support/mounts.js';
 
 const isRoot = process.getuid?.() === 0;
 let base: string;
@@ -24,10 +25,7 @@ beforeAll(async () => {
   await loadLibc();
 });
 
-afterEach(() => {
-  for (const mp of mountsUnder(base).reverse()) unmount(mp);
-  rmSync(base, { recursive: true, force: true });
-});
+afterEach(() => unmountAndRemove(base));
 
 /** A store over <base>/state and the files of record `id` in it, plus a directory outside it. */
 function setUp(id: string) {
