@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
@@ -48,10 +48,7 @@ describe(`containers [server on ${runtime}]`, () => {
     }
   }
 
-  const exec = async (id: string, cmd: string[], timeout = 10) => {
-    const r = await s.runtime.ExecSync({ containerId: id, cmd, timeout: String(timeout) });
-    return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
-  };
+  const exec = (id: string, cmd: string[], timeout = 10) => execText(s.runtime, id, cmd, timeout);
 
   const initPid = async (id: string) =>
     JSON.parse((await s.runtime.ContainerStatus({ containerId: id, verbose: true })).info.info!).pid as number;

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups, formatDeviceRule, parseMountinfo } from '../../src/linux/cgroups.js';
 import { DEFAULT_DEVICE_RULES } from '../../src/container/spec.js';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -35,10 +35,7 @@ describe(`device access [server on ${runtime}]`, () => {
     return containerId;
   }
 
-  const sh = async (id: string, script: string) => {
-    const r = await s.runtime.ExecSync({ containerId: id, cmd: ['sh', '-c', script], timeout: '10' });
-    return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
-  };
+  const sh = (id: string, script: string) => execText(s.runtime, id, ['sh', '-c', script]);
 
   it('a default container makes a node but cannot open a device outside the list, its init and its execs alike', async () => {
     // The init tries before anything else runs in the container.

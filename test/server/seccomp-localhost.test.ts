@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -50,10 +50,7 @@ describe(`Localhost seccomp profiles [server on ${runtime}]`, () => {
     return containerId;
   }
 
-  const sh = async (id: string, script: string) => {
-    const r = await s.runtime.ExecSync({ containerId: id, cmd: ['sh', '-c', script], timeout: '10' });
-    return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
-  };
+  const sh = (id: string, script: string) => execText(s.runtime, id, ['sh', '-c', script]);
 
   it('applies the profile: mkdir fails with EPERM, everything else works, the init is filtered', async () => {
     const id = await run('deny-mkdir', { seccomp: { profileType: 'Localhost', localhostRef: denyMkdir } });

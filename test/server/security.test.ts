@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { podConfig } from '../support/cri-client.js';
+import { execText, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -58,10 +58,7 @@ describe(`security boundaries [server on ${runtime}]`, () => {
     rmSync(logDir, { recursive: true, force: true });
   });
 
-  const exec = async (id: string, cmd: string[]) => {
-    const r = await s.runtime.ExecSync({ containerId: id, cmd, timeout: '10' });
-    return { out: Buffer.from(r.stdout).toString(), code: r.exitCode };
-  };
+  const exec = (id: string, cmd: string[]) => execText(s.runtime, id, cmd);
 
   async function podWithContainer(name: string) {
     const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig(name, { logDirectory: join(logDir, name) }) });

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import type { RuntimeApi } from '../../src/cri/client.js';
 
 export { criClient, type ImageApi, type RuntimeApi } from '../../src/cri/client.js';
 
@@ -17,4 +18,10 @@ export function podConfig(name: string, extra: Record<string, unknown> = {}) {
 
 export function grpcCode(err: unknown): string {
   return grpc.status[(err as grpc.ServiceError).code] ?? String(err);
+}
+
+/** ExecSync of `cmd` in container `id`, its output as text. */
+export async function execText(rt: RuntimeApi, id: string, cmd: string[], timeout = 10): Promise<{ out: string; err: string; code: number }> {
+  const r = await rt.ExecSync({ containerId: id, cmd, timeout: String(timeout) });
+  return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
 }
