@@ -16,8 +16,12 @@ export class FakeSocket extends Duplex {
   out: Buffer[] = [];
   private pending: (() => void) | null = null;
 
-  constructor(private stalled = false) {
-    super();
+  /** `writableHighWaterMark`: how much the writer may buffer before it is told to wait. */
+  constructor(
+    private stalled = false,
+    writableHighWaterMark?: number,
+  ) {
+    super(writableHighWaterMark === undefined ? {} : { writableHighWaterMark });
   }
 
   override _read(): void {}

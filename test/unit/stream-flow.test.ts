@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { servePortForward } from '../../src/stream/portforward.js';
@@ -19,6 +19,9 @@ const CHUNK = 64 * 1024;
 /** Far above what a paused producer may leave buffered, far below what an unpaused one makes in the waits below. */
 const BOUND = 8 << 20;
 
+/** A command's stdin that stops taking input (writes never complete) until release(). */
+const stalledInput = () => new FakeSocket(true, CHUNK);
+
 /** Command output without end: numbered 64 KiB chunks, as fast as they are read. */
 class Producer extends Readable {
   produced = 0;
@@ -28,25 +31,6 @@ class Producer extends Readable {
       this.produced += CHUNK;
       this.push(c);
     });
-  }
-}
-
-/** A command's stdin that stops taking input (writes never complete) until release(). */
-class StalledInput extends Writable {
-  got: Buffer[] = [];
-  private pending: (() => void) | null = null;
-  private stalled = true;
-  constructor() {
-    super({ highWaterMark: CHUNK });
-  }
-  override _write(c: Buffer, _e: BufferEncoding, cb: () => void): void {
-    this.got.push(c);
-    if (this.stalled) this.pending = cb;
-    else cb();
-  }
-  release(): void {
-    this.stalled = false;
-    this.pending?.();
   }
 }
 
@@ -122,7 +106,7 @@ describe('backpressure over SPDY exec', () => {
 
   it('a command that stops reading its stdin stops the reading of the client; the input then arrives whole', async () => {
     const sock = new FakeSocket();
-    const stdin = new StalledInput();
+    const stdin = stalledInput();
     const { frames } = await exec(sock, ['stdin', 'error'], fakeProcess({ stdin }));
     sock.push(frames);
     const sent: Buffer[] = [];
@@ -140,7 +124,7 @@ describe('backpressure over SPDY exec', () => {
     const ended = new Promise<void>((r) => stdin.once('finish', r));
     await until('all input', () => sock.readableLength === 0, 10_000);
     await ended;
-    expect(Buffer.concat(stdin.got).equals(Buffer.concat(sent))).toBe(true);
+    expect(Buffer.concat(stdin.out).equals(Buffer.concat(sent))).toBe(true);
     expect(sock.isPaused()).toBe(false);
   });
 });
@@ -186,7 +170,7 @@ describe('backpressure over port-forward', () => {
     const sock = new FakeSocket(true);
     const server = new SpdySession(sock, true);
     server.on('error', () => {});
-    const conn = Object.assign(new EventEmitter(), { stdout: new Producer(), stdin: new StalledInput(), stderr: Readable.from([]), kill: () => true });
+    const conn = Object.assign(new EventEmitter(), { stdout: new Producer(), stdin: stalledInput(), stderr: Readable.from([]), kill: () => true });
     cleanups.push(() => {
       server.destroy();
       conn.stdout.destroy();
@@ -204,7 +188,7 @@ describe('backpressure over port-forward', () => {
 
     await pushApart(sock, Array.from({ length: 256 }, (_, i) => dataFrame(3, 0, Buffer.alloc(16 * 1024, i))));
     await until('client paused', () => sock.isPaused(), 5000);
-    expect(conn.stdin.got.reduce((n, b) => n + b.length, 0)).toBeLessThan(2 << 20);
+    expect(conn.stdin.out.reduce((n, b) => n + b.length, 0)).toBeLessThan(2 << 20);
 
     conn.stdin.release();
     sock.release();
