@@ -116,8 +116,8 @@ describe(`pod back-off and hooks [server on ${runtime}]`, () => {
         preStop: {exec: {command: ["sh", "-c", "echo stopping > /out/prestop"]}}`,
       ),
     );
-    await waitFor('the preStop file', async () => existsSync(join(out, 'prestop')));
-    expect(readFileSync(join(out, 'prestop'), 'utf8')).toBe('stopping\n');
+    // The shell creates the file before it writes to it.
+    await waitFor('the preStop file', async () => (existsSync(join(out, 'prestop')) && readFileSync(join(out, 'prestop'), 'utf8') === 'stopping\n' ? true : undefined));
     const p = await pod('poststart-fails');
     expect(p.events.some((e) => e.reason === 'FailedPostStartHook')).toBe(true);
     await cli(['delete', 'poststart-fails', '--force']);

@@ -10,7 +10,8 @@ import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
 const DENY_MKDIR = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
-const TRY_MKDIR = `command: ["sh", "-c", "mkdir /made; echo rc=$?; sleep 3600"]`;
+// One stream: stdout and stderr reach the log through separate pipes, in no set order.
+const TRY_MKDIR = `command: ["sh", "-c", "exec 2>&1; mkdir /made; echo rc=$?; sleep 3600"]`;
 
 describe(`pod manifests with Localhost seccomp profiles [server on ${runtime}]`, () => {
   const k = podServer('peapod-pod-seccomp-');
