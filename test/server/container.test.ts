@@ -281,6 +281,8 @@ describe(`containers [server on ${runtime}]`, () => {
     try {
       const id = await run(p, 'c', ['sleep', '300'], { linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } });
       const pid = await initPid(id);
+      // The start answers before the exec: until sleep runs, the loader may hold its libraries open.
+      await until('sleep to run', () => readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\x00300\x00' && readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') S '));
       expect(readdirSync(`/proc/${pid}/fd`).sort()).toEqual(['0', '1', '2']);
       expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
       expect((await exec(id, ['cat', '/proc/1/comm'])).out.trim()).toBe('sleep');
