@@ -39,7 +39,7 @@ import { libc, loadLibc } from '../../src/ffi/index.js';
 import { Helpers } from '../../src/linux/helpers.js';
 import { readProcStat } from '../../src/linux/proc.js';
 import { Reaper } from '../../src/linux/reaper.js';
-import { readOrNull, sleep, until } from '../support/wait.js';
+import { inNanosleep, readOrNull, sleep, until } from '../support/wait.js';
 import { ctl } from '../support/monitor-control.js';
 
 /** The monitor's answer to a start that ran: "ok" and the time of the exec. */
@@ -797,7 +797,8 @@ describe.skipIf(!isRoot)('peapod-exec', () => {
     // One container for the whole block: not killed after each test.
     m = await startMonitor({ args: ['sleep', '300'], track: false });
     expect(await ctl(m.dir, 'start')).toMatch(STARTED);
-    await until('the container to run sleep', () => procOf(m.initPid)?.comm === 'sleep');
+    // Blocked in its sleep: the loader has closed what it opened.
+    await until('the container to run sleep', () => inNanosleep(m.initPid));
   });
 
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { Cgroups } from '../../src/linux/cgroups.js';
 import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
-import { until } from '../support/wait.js';
+import { inNanosleep, until } from '../support/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -282,7 +282,7 @@ describe(`containers [server on ${runtime}]`, () => {
       const id = await run(p, 'c', ['sleep', '300'], { linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } } });
       const pid = await initPid(id);
       // The start answers before the exec: until sleep runs, the loader may hold its libraries open.
-      await until('sleep to run', () => readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\x00300\x00' && readFileSync(`/proc/${pid}/stat`, 'latin1').includes(') S '));
+      await until('sleep to run', () => inNanosleep(pid));
       expect(readdirSync(`/proc/${pid}/fd`).sort()).toEqual(['0', '1', '2']);
       expect(readlinkSync(`/proc/${pid}/fd/0`)).toBe('/dev/null');
       expect((await exec(id, ['cat', '/proc/1/comm'])).out.trim()).toBe('sleep');

@@ -36,3 +36,11 @@ export function readOrNull(path: string): string | null {
     return null;
   }
 }
+
+/**
+ * True once `pid` is blocked in a sleep system call: by then `sleep` has exec'd and its
+ * loader has closed what it opened, so its fd table and maps are the program's own.
+ */
+export function inNanosleep(pid: number): boolean {
+  return /nanosleep/.test(readOrNull(`/proc/${pid}/wchan`) ?? '');
+}
