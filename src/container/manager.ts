@@ -467,10 +467,29 @@ export class ContainerManager {
     const c = this.get(idOrPrefix);
     const cg = this.cgroup(c);
     if (!cg || c.exit) throw failedPrecondition(`container ${c.id} is not running`);
-    const merged = mergeResources(c.spec.resources, res);
-    cg.update(cgroupResources(merged));
-    c.spec.resources = merged;
-    this.store.save(c);
+    const before = c.spec.resources;
+    // The record first, as containerd updates the spec before the task: a
+    // record that cannot be written (a full state dir) then changes nothing.
+    c.spec.resources = mergeResources(before, res);
+    try {
+      this.store.save(c);
+    } catch (err) {
+      c.spec.resources = before;
+      throw err;
+    }
+    try {
+      cg.update(cgroupResources(c.spec.resources));
+    } catch (err) {
+      // The kernel refused a limit: back to the limits set before, wherever one was.
+      c.spec.resources = before;
+      this.store.save(c);
+      try {
+        cg.update(cgroupResources(before));
+      } catch (undo) {
+        this.deps.log.warn('could not restore the limits of a container after a failed update', { id: c.id, err: undo });
+      }
+      throw err;
+    }
   }
 
   stats(c: Container): CgroupStats | undefined {

@@ -6,9 +6,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { preloadBusybox, sleeper } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
 
 describe(`UpdateContainerResources [server on ${runtime}]`, () => {
   const podRoot = `peapod-test-${process.pid}-update`;
@@ -83,6 +84,42 @@ describe(`UpdateContainerResources [server on ${runtime}]`, () => {
       const err = await container('u', { resources: { unified: { 'memory.high': '1000000' } } }).catch((e) => e);
       expect(grpcCode(err)).toBe('INVALID_ARGUMENT');
       expect((await s.runtime.ListContainers({ filter: { podSandboxId } })).containers!.map((c) => c.id)).toEqual([containerId]);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+      await cgroups.open(podRoot).remove();
+    }
+  });
+
+  const memoryV1 = cgroups.controllers.get('memory')?.version === 1;
+  it.skipIf(!memoryV1)('an update the kernel refuses changes nothing: not the CPU quota sent with it, nor the status, nor the record', async () => {
+    const config = podConfig('update-refused');
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
+    try {
+      // 24 MiB in the pod's /dev/shm: charged to the container, and without swap the kernel cannot reclaim it.
+      const { containerId } = await s.runtime.CreateContainer({
+        podSandboxId,
+        config: sleeper('c', {
+          command: ['sh', '-c', 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 && touch /dev/shm/done && exec sleep 300'],
+          linux: { resources: { cpuPeriod: '100000', cpuQuota: '50000', memoryLimitInBytes: String(64 << 20) } },
+        }),
+        sandboxConfig: config,
+      });
+      await s.runtime.StartContainer({ containerId });
+      await waitFor('the container to fill its /dev/shm', async () => (await execText(s.runtime, containerId, ['ls', '/dev/shm'])).out.includes('done'));
+      const rel = `${podRoot}/${podSandboxId}/${containerId}`;
+      const quota = () => read(rel, 'cpu', 'cpu.cfs_quota_us', 'cpu.max');
+      const memory = () => read(rel, 'memory', 'memory.limit_in_bytes', 'memory.max');
+      const status = async () => (await s.runtime.ContainerStatus({ containerId })).status!.resources!.linux!;
+      const before = { quota: quota(), memory: memory(), status: await status() };
+      expect(before.quota).toBe('50000');
+
+      // The quota is written before the memory limit, which the kernel refuses (EBUSY).
+      const err = await s.runtime.UpdateContainerResources({ containerId, linux: { cpuQuota: '20000', memoryLimitInBytes: String(8 << 20) } }).catch((e) => e);
+      expect(grpcCode(err)).toBe('FAILED_PRECONDITION');
+      expect(String(err.message)).toMatch(/cannot lower the memory limit/);
+      expect({ quota: quota(), memory: memory(), status: await status() }).toEqual(before);
+      const rec = JSON.parse(readFileSync(join(s.state, 'containers', containerId, 'record.json'), 'utf8'));
+      expect([rec.spec.resources.cpuQuota, rec.spec.resources.memoryLimitBytes]).toEqual([50000, 64 << 20]);
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId });
       await cgroups.open(podRoot).remove();

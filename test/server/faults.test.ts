@@ -1,15 +1,16 @@
 // Faults: the server killed (-9) at each step of CreateContainer,
 // StartContainer, StopContainer and RemovePodSandbox; a container's monitor
-// killed; the pod's log file system full; the image root full during a load.
+// killed; the pod's log file system full; the image root full during a load;
+// the state dir full when a record is written.
 // After each, the state is consistent, nothing leaks and the operation can be
 // retried to success.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { mountsContaining, repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -347,6 +348,85 @@ describe(`image root full [server on ${runtime}]`, () => {
     const df = spawnSync('df', ['--output=avail', '-B1', s.root]).stdout.toString();
     expect(Number(df.trim().split('\n').at(-1))).toBeGreaterThan(1024 * 1024);
     expect((await s.runtime.Version({})).runtimeName).toBe('peapod');
+  });
+});
+
+describe(`state dir full [server on ${runtime}]`, () => {
+  let s: TestServer;
+  let filler: string;
+  beforeAll(async () => {
+    // The state dir on a small tmpfs, as a node's /run is.
+    s = await startServer({}, async (root) => {
+      const state = join(root, '..', 'state');
+      mkdirSync(state, { recursive: true });
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', state]);
+      await preloadBusybox(root);
+    });
+    filler = join(s.state, 'filler');
+  });
+  afterAll(async () => {
+    await s?.cleanup(); // kills the server, unmounts the tmpfs, removes the roots
+  });
+
+  /** Writes `filler` until the file system has not one page left. */
+  function fill(): void {
+    const fd = openSync(filler, 'w');
+    try {
+      for (const size of [1 << 16, 1 << 12, 1]) {
+        const chunk = Buffer.alloc(size, 'f');
+        try {
+          for (;;) writeSync(fd, chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('a record that does not fit fails the call with RESOURCE_EXHAUSTED and changes nothing; after a restart every record is whole', async () => {
+    const config = podConfig('state-full');
+    const { podSandboxId } = await s.runtime.RunPodSandbox({ config });
+    const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: sleeper('c'), sandboxConfig: config });
+    await s.runtime.StartContainer({ containerId });
+    const resources = async () => (await s.runtime.ContainerStatus({ containerId })).status!.resources!.linux!;
+    const before = await resources();
+    const sandboxes = readdirSync(join(s.state, 'sandboxes'));
+    const containers = readdirSync(join(s.state, 'containers'));
+    fill();
+    try {
+      const run = await s.runtime.RunPodSandbox({ config: podConfig('state-full-2') }).catch((e) => e);
+      expect(grpcCode(run)).toBe('RESOURCE_EXHAUSTED');
+      expect(String(run.message)).toMatch(/ENOSPC|no space left/i);
+      const create = await s.runtime.CreateContainer({ podSandboxId, config: sleeper('c2'), sandboxConfig: config }).catch((e) => e);
+      expect(grpcCode(create)).toBe('RESOURCE_EXHAUSTED');
+      const update = await s.runtime.UpdateContainerResources({ containerId, linux: { cpuShares: '512', cpuQuota: '20000' } }).catch((e) => e);
+      expect(grpcCode(update)).toBe('RESOURCE_EXHAUSTED');
+
+      // Nothing was made, nothing changed.
+      expect((await s.runtime.ListPodSandbox({})).items.map((p) => p.id)).toEqual([podSandboxId]);
+      expect((await s.runtime.ListContainers({})).containers.map((c) => c.id)).toEqual([containerId]);
+      expect(readdirSync(join(s.state, 'sandboxes'))).toEqual(sandboxes);
+      expect(readdirSync(join(s.state, 'containers'))).toEqual(containers);
+      expect(await resources()).toEqual(before);
+      expect(leftoverProcesses([join(s.state, 'sandboxes'), join(s.state, 'containers')], []).filter((p) => !p.includes(podSandboxId) && !p.includes(containerId))).toEqual([]);
+    } finally {
+      unlinkSync(filler);
+    }
+
+    // Every record reads back whole: the pod and its container, running, with their limits.
+    await s.restart();
+    expect((await s.runtime.PodSandboxStatus({ podSandboxId })).status!.state).toBe('SANDBOX_READY');
+    const { status } = await s.runtime.ContainerStatus({ containerId });
+    expect(status!.state).toBe('CONTAINER_RUNNING');
+    expect(status!.resources!.linux).toEqual(before);
+    // And with room again, the same calls succeed.
+    const second = await s.runtime.RunPodSandbox({ config: podConfig('state-full-2') });
+    await s.runtime.UpdateContainerResources({ containerId, linux: { cpuShares: '512' } });
+    expect((await resources()).cpuShares).toBe('512');
+    await s.runtime.RemovePodSandbox({ podSandboxId: second.podSandboxId });
+    await s.runtime.RemovePodSandbox({ podSandboxId });
   });
 });
 
