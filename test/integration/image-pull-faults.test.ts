@@ -4,8 +4,6 @@
 // Every server listens on 127.0.0.1 only; no upstream is ever contacted.
 import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { serviceHandlers } from '../../src/cri/handlers.js';
@@ -16,9 +14,9 @@ import { TokenCache } from '../../src/image/auth.js';
 import { ImageService } from '../../src/image/service.js';
 import { MT, runtimePlatform } from '../../src/image/types.js';
 import { silentLogger } from '../../src/log.js';
-import { ARCH, type BuiltImage, buildImage, sha } from '../support/image-archive.js';
-import { makeTar, tmpDir } from '../support/image-tar.js';
-import { type FakeRegistry, type FakeRegistryOptions, startFakeRegistry } from '../support/registry.js';
+import { ARCH, type BuiltImage, layeredImage, sha } from '../support/image-archive.js';
+import { tmpDir } from '../support/image-tar.js';
+import { type FakeRegistry, type FakeRegistryOptions, serveImage, startFakeRegistry, startStub, type Stub, type StubHandler } from '../support/registry.js';
 import { failure } from '../support/errors.js';
 
 const OTHER_ARCH = ARCH === 'arm64' ? 'amd64' : 'arm64';
@@ -52,11 +50,7 @@ async function until(what: string, cond: () => boolean, ms = 3000) {
   }
 }
 
-async function smallImage(n = 2, arch = ARCH): Promise<BuiltImage> {
-  const layers: Buffer[] = [];
-  for (let i = 0; i < n; i++) layers.push(await makeTar([{ name: `f${i}`, content: `layer ${i} `.repeat(2000 + i) }]));
-  return buildImage(layers, { arch });
-}
+const smallImage = (n = 2, arch = ARCH) => layeredImage(n, { arch, repeat: 2000 });
 
 async function fakeWith(img: BuiltImage, opts: FakeRegistryOptions = {}, repo = 'team/app', tag = '1'): Promise<FakeRegistry> {
   const f = await startFakeRegistry(opts);
@@ -66,53 +60,11 @@ async function fakeWith(img: BuiltImage, opts: FakeRegistryOptions = {}, repo = 
   return f;
 }
 
-interface Stub {
-  url: string;
-  host: string;
-  requests: Array<{ path: string; authorization?: string }>;
-  /** requests neither answered in full nor dropped by the client (idle keep-alive connections do not count) */
-  open(): number;
-}
-
-/** An HTTP server on 127.0.0.1 answering with `handle` (which may never answer). */
-async function stub(handle: (req: http.IncomingMessage, res: http.ServerResponse, self: Stub) => void): Promise<Stub> {
-  let open = 0;
-  const self: Stub = { url: '', host: '', requests: [], open: () => open };
-  const server = http.createServer((req, res) => {
-    const rec: Stub['requests'][number] = { path: req.url ?? '' };
-    if (req.headers.authorization) rec.authorization = req.headers.authorization;
-    self.requests.push(rec);
-    open++;
-    res.on('close', () => open--);
-    handle(req, res, self);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  self.host = `127.0.0.1:${port}`;
-  self.url = `http://${self.host}`;
-  stops.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return self;
-}
-
-/** Serves `img` as team/app:1; the blob `stall` gets its headers and half its bytes, then nothing. */
-function serveImage(img: BuiltImage, stall?: string) {
-  return (req: http.IncomingMessage, res: http.ServerResponse) => {
-    const m = /^\/v2\/team\/app\/(manifests|blobs)\/(.+)$/.exec(req.url ?? '');
-    const body = m?.[1] === 'manifests' ? (m[2] === '1' || m[2] === img.manifestDigest ? img.manifest : undefined) : img.blobs.get(m?.[2] ?? '');
-    if (!body) {
-      res.writeHead(404, { 'content-type': 'application/json' });
-      return res.end('{"errors":[{"code":"NOT_FOUND"}]}');
-    }
-    res.writeHead(200, { 'content-type': m![1] === 'manifests' ? MT.ociManifest : 'application/octet-stream', 'content-length': body.length });
-    if (m![2] === stall) res.write(body.subarray(0, body.length >> 1));
-    else res.end(body);
-  };
+/** A stub registry that the test's clean-up stops. */
+async function stub(handle: StubHandler): Promise<Stub> {
+  const st = await startStub(handle);
+  stops.push(() => st.stop());
+  return st;
 }
 
 const blobGets = (reqs: Array<{ path: string }>) => reqs.filter((r) => r.path.includes('/blobs/'));

@@ -12,7 +12,7 @@ import { parseMirrorFlag, pullImage, type RegistryConfig, RegistryError } from '
 import { TokenCache } from '../../src/image/auth.js';
 import { ImageService } from '../../src/image/service.js';
 import { MT } from '../../src/image/types.js';
-import { ARCH, type BuiltImage, buildImage, builtImage, ociArchiveOf } from '../support/image-archive.js';
+import { ARCH, type BuiltImage, buildImage, builtImage, layeredImage, ociArchiveOf } from '../support/image-archive.js';
 import { makeTar, tmpDir } from '../support/image-tar.js';
 import {
   type FakeRegistry,
@@ -215,15 +215,9 @@ describe('pull from the fake registry', () => {
     fake = undefined;
   });
 
-  async function smallImage(n = 3, arch = ARCH): Promise<BuiltImage> {
-    const layers: Buffer[] = [];
-    for (let i = 0; i < n; i++) layers.push(await makeTar([{ name: `f${i}`, content: `layer ${i} `.repeat(100 + i) }]));
-    return buildImage(layers, { arch });
-  }
-
   async function serve(opts: FakeRegistryOptions, repo = 'team/app', tag = '1', n = 3): Promise<{ img: BuiltImage; ref: string; digest: string }> {
     fake = await startFakeRegistry(opts);
-    const img = await smallImage(n);
+    const img = await layeredImage(n);
     for (const b of img.blobs.values()) if (!b.equals(img.manifest)) fake.addBlob(b);
     const digest = fake.addManifest(repo, tag, { bytes: img.manifest, mediaType: MT.ociManifest });
     return { img, ref: `${fake.host}/${repo}:${tag}`, digest };
@@ -262,7 +256,7 @@ describe('pull from the fake registry', () => {
   });
 
   it('a corrupt blob fails the pull (Internal, digest mismatch) and is not kept', async () => {
-    const img = await smallImage(3);
+    const img = await layeredImage(3);
     const bad = (JSON.parse(img.manifest.toString()) as { layers: Array<{ digest: string }> }).layers[1]!.digest;
     fake = await startFakeRegistry({ corrupt: new Set([bad]) });
     for (const b of img.blobs.values()) if (!b.equals(img.manifest)) fake.addBlob(b);
@@ -417,7 +411,7 @@ describe('pull from the fake registry', () => {
 
   it('verifies the manifest digest when pulling by digest', async () => {
     const { img, digest } = await serve({});
-    const other = await smallImage(1);
+    const other = await layeredImage(1);
     // serve another manifest under the requested digest
     fake!.manifests.set(`team/app@${digest}`, { bytes: other.manifest, mediaType: MT.ociManifest });
     const e = await failure(pullImage(svc, `${fake!.host}/team/app@${digest}`, { config: noConfig }));
@@ -439,8 +433,8 @@ describe('pull from the fake registry', () => {
 
   it('an index without this platform is NotFound listing what it has; a Docker manifest list resolves', async () => {
     fake = await startFakeRegistry({});
-    const other = await smallImage(1, OTHER_ARCH);
-    const mine = await smallImage(2);
+    const other = await layeredImage(1, { arch: OTHER_ARCH });
+    const mine = await layeredImage(2);
     for (const im of [other, mine]) for (const b of im.blobs.values()) if (!b.equals(im.manifest)) fake.addBlob(b);
     const od = fake.addManifest('x/y', undefined, { bytes: other.manifest, mediaType: MT.ociManifest });
     const md = fake.addManifest('x/y', undefined, { bytes: mine.manifest, mediaType: MT.ociManifest });

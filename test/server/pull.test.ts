@@ -1,9 +1,14 @@
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { criProto } from '../../src/cri/proto.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
+import { layeredImage } from '../support/image-archive.js';
 import { busyboxTar, ensureTestImages } from '../support/images.js';
-import { hasBinary, skopeoPush, startRegistry, type RealRegistry } from '../support/registry.js';
+import { hasBinary, serveImage, skopeoPush, startRegistry, startStub, type RealRegistry } from '../support/registry.js';
 import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { until } from '../support/wait.js';
 
 const canRun = hasBinary('docker-registry', ['--version']) && hasBinary('skopeo');
 if (!canRun) console.warn('SKIP PullImage server tests: docker-registry or skopeo missing');
@@ -68,4 +73,72 @@ describe.skipIf(!canRun)(`PullImage through registry mirrors [server on ${runtim
     );
     expect((await s.image.ListImages({})).images.length).toBe(before);
   });
+});
+
+// A client that gives up on a pull (deadline or cancel) through the real
+// server under each runtime: the server drops the registry transfer and keeps
+// nothing of it. The registry is a stub on 127.0.0.1 that stalls a layer.
+describe(`PullImage the client gives up on [server on ${runtime}]`, () => {
+  type PullClient = grpc.Client & {
+    PullImage(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
+  };
+  let s: TestServer;
+  let client: PullClient;
+  beforeAll(async () => {
+    s = await startServer();
+    const def = criProto().runtime.v1.ImageService;
+    client = new def(`unix:${s.socket}`, grpc.credentials.createInsecure()) as unknown as PullClient;
+  });
+  afterAll(async () => {
+    client?.close();
+    await s?.cleanup();
+  });
+
+  const pullCall = (ref: string, opts: grpc.CallOptions) => {
+    let call!: grpc.ClientUnaryCall;
+    const done = new Promise<grpc.ServiceError | null>((resolve) => {
+      call = client.PullImage({ image: { image: ref } }, opts, (err) => resolve(err));
+    });
+    return { call, done };
+  };
+  const stored = () => ({
+    blobs: readdirSync(join(s.root, 'images/blobs/sha256')).sort(),
+    ingest: readdirSync(join(s.root, 'images/ingest')),
+  });
+
+  it('a deadline or a cancel closes the stalled transfer and keeps nothing; the server pulls on', async () => {
+    const img = await layeredImage(2, { repeat: 2000 });
+    const layer = (JSON.parse(img.manifest.toString()) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+    const reg = await startStub(serveImage(img, layer));
+    try {
+      const ref = `${reg.host}/team/app:1`;
+      const before = stored();
+      const images = (await s.image.ListImages({})).images.length;
+
+      const byDeadline = pullCall(ref, { deadline: Date.now() + 1000 });
+      expect((await byDeadline.done)?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+      await until('the server to drop its registry requests', () => reg.open() === 0);
+      await until('the server to drop what it fetched', () => JSON.stringify(stored()) === JSON.stringify(before));
+
+      reg.requests.length = 0;
+      const byCancel = pullCall(ref, {});
+      await until('the stalled blob request', () => reg.requests.some((r) => r.path.endsWith(layer)));
+      byCancel.call.cancel();
+      expect((await byCancel.done)?.code).toBe(grpc.status.CANCELLED);
+      await until('the server to drop its registry requests', () => reg.open() === 0);
+      await until('the server to drop what it fetched', () => JSON.stringify(stored()) === JSON.stringify(before));
+      expect((await s.image.ListImages({})).images.length).toBe(images);
+    } finally {
+      await reg.stop();
+    }
+
+    // The same image, served whole: the pull after the given-up ones completes.
+    const whole = await startStub(serveImage(img));
+    try {
+      const { imageRef } = await s.image.PullImage({ image: { image: `${whole.host}/team/app:1` } });
+      expect(imageRef).toBe(img.configDigest);
+    } finally {
+      await whole.stop();
+    }
+  }, 30_000);
 });

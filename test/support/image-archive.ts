@@ -55,6 +55,13 @@ export function buildImage(layers: Buffer[], opts: { gzipLayers?: boolean; confi
   return { config, configDigest: cfg.digest, manifest, manifestDigest: man.digest, blobs, diffIds };
 }
 
+/** An image of `n` one-file layers, layer i holding "layer i " `repeat + i` times. */
+export async function layeredImage(n: number, opts: { arch?: string; repeat?: number } = {}): Promise<BuiltImage> {
+  const layers: Buffer[] = [];
+  for (let i = 0; i < n; i++) layers.push(await makeTar([{ name: `f${i}`, content: `layer ${i} `.repeat((opts.repeat ?? 100) + i) }]));
+  return buildImage(layers, { arch: opts.arch ?? ARCH });
+}
+
 export interface IndexEntry {
   mediaType?: string;
   digest: string;

@@ -4,6 +4,8 @@
 //                        front, a token server, redirects, corruption and counters
 //   pushBlob/putManifest the distribution push API (monolithic upload), to put
 //                        hand-made manifests and indexes into a real registry
+//   startStub()          a bare HTTP server answering as a test says (or never),
+//                        with serveImage() to serve one image and stall a blob
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes, sign, X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -11,6 +13,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { MT } from '../../src/image/types.js';
+import type { BuiltImage } from './image-archive.js';
 
 export const sha256 = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -466,5 +470,62 @@ export async function startTokenServer(dir: string, users: Record<string, string
         server.closeAllConnections();
         server.close(() => r());
       }),
+  };
+}
+
+// ------------------------------------------------------------ stub servers
+
+export interface Stub {
+  url: string;
+  host: string;
+  requests: Array<{ path: string; authorization?: string }>;
+  /** requests neither answered in full nor dropped by the client (idle keep-alive connections do not count) */
+  open(): number;
+  stop(): Promise<void>;
+}
+
+export type StubHandler = (req: http.IncomingMessage, res: http.ServerResponse, self: Stub) => void;
+
+/** An HTTP server on 127.0.0.1 answering with `handle` (which may never answer). */
+export async function startStub(handle: StubHandler): Promise<Stub> {
+  let open = 0;
+  const server = http.createServer((req, res) => {
+    const rec: Stub['requests'][number] = { path: req.url ?? '' };
+    if (req.headers.authorization) rec.authorization = req.headers.authorization;
+    self.requests.push(rec);
+    open++;
+    res.on('close', () => open--);
+    handle(req, res, self);
+  });
+  const self: Stub = {
+    url: '',
+    host: '',
+    requests: [],
+    open: () => open,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  self.host = `127.0.0.1:${port}`;
+  self.url = `http://${self.host}`;
+  return self;
+}
+
+/** Serves `img` as team/app:1; the blob `stall` gets its headers and half its bytes, then nothing. */
+export function serveImage(img: BuiltImage, stall?: string): StubHandler {
+  return (req, res) => {
+    const m = /^\/v2\/team\/app\/(manifests|blobs)\/(.+)$/.exec(req.url ?? '');
+    const body = m?.[1] === 'manifests' ? (m[2] === '1' || m[2] === img.manifestDigest ? img.manifest : undefined) : img.blobs.get(m?.[2] ?? '');
+    if (!body) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end('{"errors":[{"code":"NOT_FOUND"}]}');
+    }
+    res.writeHead(200, { 'content-type': m![1] === 'manifests' ? MT.ociManifest : 'application/octet-stream', 'content-length': body.length });
+    if (m![2] === stall) res.write(body.subarray(0, body.length >> 1));
+    else res.end(body);
   };
 }
