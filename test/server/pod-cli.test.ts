@@ -4,7 +4,7 @@
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -173,19 +173,38 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
 
   describe('logs -f', () => {
     // Each instance prints its number (kept in an emptyDir, which outlives the instances) on every line.
+    // The first waits for /d/go, made once logs -f has its log open: a slow CLI start misses nothing.
     const numbered = (lines: number, tail: string) =>
-      `n=$(cat /d/n 2>/dev/null || echo 0); echo $((n+1)) > /d/n; [ $n = 0 ] && sleep 2; ` +
+      `n=$(cat /d/n 2>/dev/null || echo 0); echo $((n+1)) > /d/n; [ $n = 0 ] && until [ -e /d/go ]; do sleep 0.05; done; ` +
       `i=0; while [ $i -lt ${lines} ]; do echo "run $n line $i"; i=$((i+1)); [ $i = ${lines / 2} ] && sleep 0.3; done; ${tail}`;
     const volume = `  volumes: [{name: d, emptyDir: {}}]\n`;
     const mount = `\n      volumeMounts: [{name: d, mountPath: /d}]`;
     const expected = (runs: number, lines: number) =>
       Array.from({ length: runs }, (_, n) => Array.from({ length: lines }, (_, i) => `run ${n} line ${i}`)).flat();
+    /** `logs -f NAME` started, with the first instance let go once the CLI has its log open. */
+    const follow = async (name: string) => {
+      const child = started(['logs', '-f', name]);
+      const done = finished(child);
+      const opened = () =>
+        readdirSync(`/proc/${child.pid}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${child.pid}/fd/${fd}`).endsWith('/c/0.log');
+          } catch {
+            return false; // closed meanwhile
+          }
+        });
+      await waitFor('logs -f to open the first log', async () => opened());
+      const go = await cli(['exec', name, '--', 'touch', '/d/go']);
+      expect(go.code, go.err).toBe(0);
+      return { child, done };
+    };
 
     it('goes on into each restarted instance\'s log, in order, with no line lost or repeated, and ends with the pod', async () => {
       // Two failures (restarted: OnFailure), then success: the pod is Succeeded.
       await apply('counter', `  restartPolicy: OnFailure\n${volume}  containers:\n${container(numbered(200, '[ $n -lt 2 ] && exit 1; exit 0'))}${mount}`);
       await running('counter');
-      const r = await Promise.race([cli(['logs', '-f', 'counter']), sleep(30_000).then(() => undefined)]);
+      const { done } = await follow('counter');
+      const r = await Promise.race([done, sleep(30_000).then(() => undefined)]);
       expect(r, 'logs -f did not end with the pod').toBeDefined();
       expect(r!.err).toBe('');
       expect(r!.code).toBe(0);
@@ -198,8 +217,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
     it('keeps following a restartPolicy Always container until the pod is deleted', async () => {
       await apply('looper', `${volume}  containers:\n${container(numbered(50, 'exit 0'))}${mount}`);
       await running('looper');
-      const child = started(['logs', '-f', 'looper']);
-      const done = finished(child);
+      const { child, done } = await follow('looper');
       let seen = '';
       child.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
       await waitFor('the third instance in the log', async () => seen.includes('run 2 line 49\n'), 30_000);
