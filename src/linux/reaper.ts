@@ -17,6 +17,8 @@ export class Reaper {
   private readonly byKey = new Map<string, number>();
   /** Told once a watched pid is collected (see watch). */
   private readonly onExit = new Map<number, () => void>();
+  /** Watched processes that are not our children (see watchProcess): looked at each sweep. */
+  private readonly foreign = new Map<number, { id: ProcessIdentity; exited: () => void }>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
   /** `sys`: the waits go through it (a test counts them). */
@@ -45,6 +47,17 @@ export class Reaper {
   }
 
   /**
+   * Calls `exited` once the process `id` is gone, whoever its parent is: a
+   * child of ours is watched (and reaped) as above; any other (a pause an
+   * earlier server started) cannot be waited for, so each sweep looks at it.
+   */
+  watchProcess(id: ProcessIdentity, exited: () => void): void {
+    const st = readProcStat(id.pid);
+    if (st?.startTime === id.startTime && st.ppid === process.pid) this.watch(id.pid, undefined, exited);
+    else this.foreign.set(id.pid, { id, exited });
+  }
+
+  /**
    * Watches a process that was re-parented to this server (a container init
    * whose monitor died: the server is the nearest subreaper), so its zombie
    * is reaped; else the pod's PID 1 could never finish exiting. Only the very
@@ -64,6 +77,15 @@ export class Reaper {
    * the rest: then every watched pid is tried.
    */
   reap(): void {
+    this.reapChildren();
+    for (const [pid, { id, exited }] of this.foreign) {
+      if (isAlive(id)) continue;
+      this.foreign.delete(pid);
+      exited();
+    }
+  }
+
+  private reapChildren(): void {
     for (;;) {
       const pid = this.exitedChild();
       if (pid === 0) return;

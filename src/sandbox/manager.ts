@@ -90,7 +90,7 @@ export class SandboxManager {
       }
       this.sandboxes.set(sb.id, sb);
       this.names.set(nameKey(sb.spec), sb.id);
-      if (sb.pause) this.deps.reaper.watch(sb.pause.pid, undefined, () => this.pauseExited(sb));
+      if (sb.pause) this.deps.reaper.watchProcess(sb.pause, () => this.pauseExited(sb));
     }
   }
 
@@ -272,9 +272,7 @@ export class SandboxManager {
   /**
    * Pause died without a stop (killed, OOM): the sandbox is NOTREADY now, and
    * an Evented PLEG kubelet hears it at once, as containerd's sandbox exit
-   * monitor tells it, not at its next relist minutes later. Pause is watched
-   * only while it is this server's child (a server restarted since cannot
-   * reap it); the relist then finds it.
+   * monitor tells it, not at its next relist minutes later.
    */
   private pauseExited(sb: Sandbox): void {
     if (sb.stopped || this.stopping.has(sb.id) || !this.sandboxes.has(sb.id)) return;

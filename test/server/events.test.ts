@@ -228,6 +228,29 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
     }
   });
 
+  it('after a server restart, a live pause is not reported; its death later is, once, and a stop adds nothing', async () => {
+    const p = await pod('events-pause-restart');
+    const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).pid as number;
+    // The new server is not pause's parent: it cannot wait for it.
+    await s.restart();
+    const a = subscribe(s.socket);
+    try {
+      await sleep(2500); // two reaper sweeps
+      expect(a.of(p)).toEqual([]);
+      expect((await s.runtime.PodSandboxStatus({ podSandboxId: p })).status!.state).toBe('SANDBOX_READY');
+      process.kill(pause, 'SIGKILL');
+      await a.waitFor(() => a.of(p).length >= 1);
+      expect(a.events.find((e) => e.containerId === p)!.podSandboxStatus!.state).toBe('SANDBOX_NOTREADY');
+      await s.runtime.StopPodSandbox({ podSandboxId: p });
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      await a.waitFor(() => a.of(p).includes('CONTAINER_DELETED_EVENT'));
+      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+    } finally {
+      a.close();
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
   it('a server followed by a subscriber stops on SIGTERM all the same, cutting the stream after its grace', async () => {
     const sub = subscribe(s.socket);
     try {
