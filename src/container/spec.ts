@@ -1,4 +1,5 @@
-import { statSync, type BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type BigIntStats } from 'node:fs';
+import { join } from 'node:path';
 import { invalidArgument } from '../errors.js';
 import type { DeviceAccess, DeviceRule } from '../linux/cgroups.js';
 import { checkContainerPath } from './mounts.js';
@@ -99,6 +100,47 @@ function hostDeviceRule(d: DeviceSpec): DeviceRule {
   const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & 0xfffff000n);
   const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & 0xffffff00n);
   return { type: st.isBlockDevice() ? 'b' : 'c', major: Number(major), minor: Number(minor), access: [...new Set(d.permissions)].join('') };
+}
+
+/** Directories below a device directory that are not walked (runc's and containerd's list). */
+const UNWALKED_DEVICE_DIRS = new Set(['pts', 'shm', 'fd', 'mqueue', '.lxc', '.lxd-mounts', '.udev']);
+
+/**
+ * A CRI device whose host path is a directory stands for every device node
+ * below it, each at the same place under the container path, as containerd
+ * expands one: sub-directories are walked (but for the list above, and
+ * symlinks are not followed), `console` and entries that are not device
+ * nodes are skipped. Other devices are left as they are, for
+ * hostDeviceRule to check.
+ */
+export function expandDeviceDirs(devices: DeviceSpec[]): DeviceSpec[] {
+  return devices.flatMap((d) => {
+    let isDir = false;
+    try {
+      isDir = d.hostPath.startsWith('/') && statSync(d.hostPath).isDirectory();
+    } catch {
+      // Missing or unreadable: hostDeviceRule names the error.
+    }
+    return isDir ? devicesBelow(d.hostPath, d.containerPath, d.permissions) : [d];
+  });
+}
+
+function devicesBelow(hostDir: string, containerDir: string, permissions: string): DeviceSpec[] {
+  let names: string[];
+  try {
+    names = readdirSync(hostDir);
+  } catch (err) {
+    throw invalidArgument(`device host_path ${JSON.stringify(hostDir.slice(0, 256))}: ${(err as NodeJS.ErrnoException).code ?? 'cannot read it'}`);
+  }
+  return names.flatMap((name) => {
+    const hostPath = join(hostDir, name);
+    const containerPath = join(containerDir, name);
+    // lstat, not the entry's type: Deno's Dirent knows no device types.
+    const st = lstatSync(hostPath, { throwIfNoEntry: false });
+    if (st?.isDirectory()) return UNWALKED_DEVICE_DIRS.has(name) ? [] : devicesBelow(hostPath, containerPath, permissions);
+    if (name === 'console' || !(st?.isCharacterDevice() || st?.isBlockDevice())) return [];
+    return [{ hostPath, containerPath, permissions }];
+  });
 }
 
 /** CRI devices: nodes like the host's at their container paths, after the mounts (as runc makes them). */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ContainerManager } from '../container/manager.js';
 import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, ResourceSpec, SecuritySpec, SeccompMode } from '../container/types.js';
 import { readSeccompProfile } from '../container/seccomp-profile.js';
+import { expandDeviceDirs } from '../container/spec.js';
 import { invalidArgument } from '../errors.js';
 import { nowNs } from '../util/time.js';
 import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
@@ -134,8 +135,10 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
     workingDir: config.workingDir,
     env: config.envs.map((e) => ({ key: e.key, value: Buffer.from(e.value).toString('utf8') })),
     mounts,
-    // As containerd: an empty container path is the host path; empty permissions are rwm.
-    devices: config.devices.map((d) => ({ containerPath: d.containerPath || d.hostPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
+    // As containerd: an empty container path is the host path; empty permissions are rwm; a directory is its device nodes.
+    devices: expandDeviceDirs(
+      config.devices.map((d) => ({ containerPath: d.containerPath || d.hostPath, hostPath: d.hostPath, permissions: d.permissions || 'rwm' })),
+    ),
     labels: { ...config.labels },
     annotations: { ...config.annotations },
     logPath: config.logPath,

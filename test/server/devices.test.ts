@@ -4,7 +4,9 @@
 // The devices opened here are loop devices, for reading at most (the kernel
 // refuses the others before their driver is reached); nothing is written to
 // a host device.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups, formatDeviceRule, parseMountinfo } from '../../src/linux/cgroups.js';
@@ -40,7 +42,7 @@ describe(`device access [server on ${runtime}]`, () => {
   it('a default container makes a node but cannot open a device outside the list, its init and its execs alike', async () => {
     // The init tries before anything else runs in the container.
     const id = await container({}, ['sh', '-c', 'mknod /dev/k b 7 0; (true </dev/k) 2>/tmp/init; echo rc=$? >>/tmp/init; exec sleep 300']);
-    const init = await sh(id, 'cat /tmp/init');
+    const init = await sh(id, 'until grep -q rc= /tmp/init 2>/dev/null; do sleep 0.05; done; cat /tmp/init');
     expect(init.out).toMatch(refused('/dev/k'));
     expect(init.out).toMatch(/rc=1/);
     const ex = await sh(id, 'ls -l /dev/k | cut -c1; true </dev/k && echo opened');
@@ -100,6 +102,36 @@ describe(`device access [server on ${runtime}]`, () => {
     const r = await sh(id, "ls -l /dev/k /dev/loop-control | cut -c1 | tr -d '\\n'; echo; true </dev/k && echo read; true >/dev/k && echo written; true <>/dev/loop-control && echo rw");
     expect(r.out).toBe('bc\nread\nrw\n');
     expect(r.err).toMatch(refused('/dev/k'));
+  });
+
+  it('a CRI device that is a directory brings the device nodes below it, as containerd expands one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'peapod-devdir-'));
+    const empty = mkdtempSync(join(tmpdir(), 'peapod-devdir-empty-'));
+    try {
+      for (const sub of ['sub', 'pts']) mkdirSync(join(dir, sub));
+      execFileSync('mknod', [join(dir, 'a'), 'b', '7', '0']); // loop0
+      execFileSync('mknod', [join(dir, 'sub', 'b'), 'c', '10', '237']); // loop-control
+      execFileSync('mknod', [join(dir, 'pts', 'x'), 'b', '7', '2']); // pts/ is not walked
+      execFileSync('mknod', [join(dir, 'console'), 'b', '7', '3']); // nor is console taken
+      writeFileSync(join(dir, 'file'), 'not a device');
+      symlinkSync('a', join(dir, 'link'));
+      const id = await container({
+        devices: [
+          { containerPath: '/dev/grp', hostPath: dir, permissions: 'rw' },
+          { containerPath: '/dev/none', hostPath: empty, permissions: 'rw' },
+        ],
+      });
+      const found = await sh(id, 'cd /dev/grp && find . | sort; ls /dev/none');
+      expect(found.out.split('\n')).toEqual(['.', './a', './sub', './sub/b', '']);
+      expect(found.err).toMatch(/\/dev\/none/);
+      const use = await sh(id, 'true </dev/grp/a && echo a; true <>/dev/grp/sub/b && echo b; mknod /dev/x b 7 2; true </dev/x && echo x; mknod /dev/y b 7 3; true </dev/y && echo y');
+      expect(use.out).toBe('a\nb\n');
+      expect(use.err).toMatch(refused('/dev/x'));
+      expect(use.err).toMatch(refused('/dev/y'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
 
   it.each([
