@@ -144,7 +144,7 @@ async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollba
   const network =
     config.network === 'none'
       ? loopbackOnlyNetwork()
-      : new CniNetwork({ confDir: config.cniConfDir, binDirs: config.cniBinDirs, state: config.state, log });
+      : new CniNetwork({ confDir: config.cniConfDir, binDirs: config.cniBinDirs, root: config.root, state: config.state, log });
   const sandboxes = new SandboxManager({
     ...config,
     network: config.network === 'none' ? undefined : network,

@@ -1,4 +1,5 @@
 import { version } from '../config.js';
+import { parsePodCidrs } from '../network/cni.js';
 import type { NetworkStatus } from '../network/status.js';
 import type { StatusRequest__Output } from './generated/runtime/v1/StatusRequest.js';
 import type { StatusResponse } from './generated/runtime/v1/StatusResponse.js';
@@ -13,13 +14,16 @@ const KUBE_API_VERSION = '0.1.0';
 export function runtimeInfoHandlers(
   network: () => NetworkStatus,
   info: () => Record<string, unknown>,
-  setPodCidr: (cidr: string) => void = () => {},
+  setPodCidr: (cidrs: string[]) => void = () => {},
 ): Implementation {
   return {
-    /** Only network_config.pod_cidr exists in it; stored and reported in Status verbose info. */
+    /**
+     * Only network_config.pod_cidr exists in it: the CNI ipRanges capability,
+     * also reported in Status verbose info. One bad CIDR changes nothing.
+     */
     async UpdateRuntimeConfig(req: UpdateRuntimeConfigRequest__Output) {
       const cidr = req.runtimeConfig?.networkConfig?.podCidr;
-      if (cidr) setPodCidr(cidr);
+      if (cidr) setPodCidr(parsePodCidrs(cidr));
       return {};
     },
 

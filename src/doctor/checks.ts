@@ -352,6 +352,9 @@ function cni(inp: DoctorInputs): CheckResult {
       fix: `apt-get install containernetworking-plugins (${provisionFix}), or put the plugins in ${inp.cniBinDirs.join(' or ')}`,
     };
   }
+  // The first file in name order is the network, as go-cni takes it: a bad one is not skipped.
+  const invalid = /^invalid CNI network config: (\/\S+?):/.exec(loaded.message);
+  if (invalid) return { name, status: 'WARN', detail, fix: `fix ${invalid[1]} or remove it` };
   const example = join(inp.packageRoot, 'examples/cni/10-peapod.conflist');
   return {
     name,

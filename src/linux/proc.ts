@@ -10,6 +10,7 @@ export interface ProcessIdentity {
 export interface ProcStat {
   state: string;
   ppid: number;
+  pgrp: number;
   startTime: string;
 }
 
@@ -23,7 +24,7 @@ export function readProcStat(pid: number): ProcStat | undefined {
   }
   // comm (field 2) may hold spaces and parentheses: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: rest[0]!, ppid: Number(rest[1]), startTime: rest[19]! };
+  return { state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), startTime: rest[19]! };
 }
 
 export function identify(pid: number): ProcessIdentity | undefined {

@@ -1,14 +1,15 @@
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 
-/** CNI spec versions peapod speaks (0.3.x results have the 0.4.0 shape). */
-export const supportedVersions = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'];
+/** CNI spec versions peapod speaks (0.3.x results have the 0.4.0 shape, 1.1.0 results the 1.0.0 one). */
+export const supportedVersions = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 /** One plugin entry of a network configuration list, as written in the file. */
 export type PluginConf = Record<string, unknown> & { type: string };
 
 export interface ConfList {
   name: string;
+  /** The version peapod speaks with the plugins: the highest supported of `cniVersion` and `cniVersions`. */
   cniVersion: string;
   plugins: PluginConf[];
   /** The file it came from. */
@@ -35,10 +36,7 @@ export function parseConfFile(file: string, text: string): ConfList {
   const plugins = isList ? obj.plugins : [obj];
   if (!Array.isArray(plugins) || plugins.length === 0) throw new Error(`${file}: "plugins" must be a non-empty array`);
   if (typeof obj.name !== 'string' || obj.name === '') throw new Error(`${file}: "name" is required`);
-  const cniVersion = typeof obj.cniVersion === 'string' ? obj.cniVersion : '';
-  if (!supportedVersions.includes(cniVersion)) {
-    throw new Error(`${file}: cniVersion "${cniVersion}" is not supported (peapod speaks ${supportedVersions.join(', ')})`);
-  }
+  const cniVersion = pickVersion(file, obj);
   for (const [i, p] of plugins.entries()) {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new Error(`${file}: plugin ${i} is not an object`);
     const type = (p as Record<string, unknown>).type;
@@ -47,6 +45,33 @@ export function parseConfFile(file: string, text: string): ConfList {
     }
   }
   return { name: obj.name, cniVersion, plugins: plugins as PluginConf[], file };
+}
+
+/**
+ * As libcni (1.2 and later): `cniVersions` lists the versions the file is
+ * written for, with `cniVersion` among them; the highest one peapod speaks
+ * is used, and any above it are ignored.
+ */
+function pickVersion(file: string, obj: Record<string, unknown>): string {
+  const listed = obj.cniVersions;
+  if (listed !== undefined && (!Array.isArray(listed) || !listed.every((v) => typeof v === 'string'))) {
+    throw new Error(`${file}: "cniVersions" must be an array of strings`);
+  }
+  const wanted = [...((listed as string[] | undefined) ?? []), ...(typeof obj.cniVersion === 'string' ? [obj.cniVersion] : [])];
+  const usable = wanted.filter((v) => supportedVersions.includes(v)).sort(compareVersions);
+  const picked = usable.at(-1);
+  if (picked === undefined) {
+    const asked = wanted.length > 0 ? wanted.map((v) => `"${v}"`).join(', ') : 'none';
+    throw new Error(`${file}: cniVersion ${asked} is not supported (peapod speaks ${supportedVersions.join(', ')})`);
+  }
+  return picked;
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;
+  return 0;
 }
 
 /** The executable for a plugin type: the first of the bin dirs that has it. */
@@ -65,44 +90,44 @@ export function findPlugin(type: string, binDirs: string[]): string | undefined 
 }
 
 /**
- * Reads the network configuration: the first valid `.conflist`/`.conf`/`.json`
- * of the conf dir by file name, as libcni and containerd order them, and
- * checks that every plugin it names exists. Invalid files are skipped (their
- * errors are reported if no file is usable).
+ * Reads the network configuration: the first `.conflist`/`.conf`/`.json` of
+ * the conf dir by file name, as libcni and containerd order them, and checks
+ * that every plugin it names exists. A first file that is invalid is an
+ * error, as in go-cni: the next one is not used instead.
  */
 export function loadNetwork(confDir: string, binDirs: string[]): LoadResult {
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = readdirSync(confDir);
-  } catch {
-    return { ok: false, message: `no CNI network config: ${confDir} does not exist` };
+    entries = readdirSync(confDir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, message: `no CNI network config: ${confDir} does not exist` };
+    return { ok: false, message: `cannot read the CNI config dir: ${(err as Error).message}` };
   }
-  const candidates = names.filter((n) => extensions.some((e) => n.endsWith(e))).sort();
-  const errors: string[] = [];
-  for (const name of candidates) {
-    const file = join(confDir, name);
-    let list: ConfList;
-    try {
-      list = parseConfFile(file, readFileSync(file, 'utf8'));
-    } catch (err) {
-      errors.push((err as Error).message);
-      continue;
-    }
-    const binaries: string[] = [];
-    const missing: string[] = [];
-    for (const p of list.plugins) {
-      const bin = findPlugin(p.type, binDirs);
-      if (bin) binaries.push(bin);
-      else missing.push(p.type);
-    }
-    if (missing.length > 0) {
-      return {
-        ok: false,
-        message: `CNI plugin${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of network "${list.name}" (${file}) not found in ${binDirs.join(':')}`,
-      };
-    }
-    return { ok: true, list, binaries };
+  const name = entries
+    .filter((e) => !e.isDirectory() && extensions.some((x) => e.name.endsWith(x)))
+    .map((e) => e.name)
+    .sort()[0];
+  if (name === undefined) return { ok: false, message: `no CNI network config found in ${confDir}` };
+  const file = join(confDir, name);
+  let list: ConfList;
+  try {
+    // Both name the file: a read error its path, a parse error its prefix.
+    list = parseConfFile(file, readFileSync(file, 'utf8'));
+  } catch (err) {
+    return { ok: false, message: `invalid CNI network config: ${(err as Error).message}` };
   }
-  const why = errors.length > 0 ? ` (invalid: ${errors.join('; ')})` : '';
-  return { ok: false, message: `no CNI network config found in ${confDir}${why}` };
+  const binaries: string[] = [];
+  const missing: string[] = [];
+  for (const p of list.plugins) {
+    const bin = findPlugin(p.type, binDirs);
+    if (bin) binaries.push(bin);
+    else missing.push(p.type);
+  }
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      message: `CNI plugin${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of network "${list.name}" (${file}) not found in ${binDirs.join(':')}`,
+    };
+  }
+  return { ok: true, list, binaries };
 }

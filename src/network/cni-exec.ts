@@ -1,4 +1,8 @@
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { WNOHANG } from '../ffi/constants.js';
+import { libc } from '../ffi/index.js';
+import { readProcStat } from '../linux/proc.js';
 
 /** What a plugin answered with a non-zero exit: the CNI error object, when it printed one. */
 export class PluginError extends Error {
@@ -27,6 +31,9 @@ export interface ExecRequest {
  * Runs one plugin invocation: config on stdin, result on stdout, killed after
  * the timeout. Resolves to the parsed stdout (undefined when empty, as DEL
  * answers); rejects with a PluginError carrying the plugin's `msg`/`details`.
+ * The plugin leads a process group of its own, so that the timeout kills the
+ * IPAM plugins it delegated to as well; the call ends at the timeout even
+ * when a process that escaped the group still holds its stdout or stderr.
  */
 export function execPlugin(req: ExecRequest): Promise<unknown> {
   const env: Record<string, string> = {};
@@ -36,15 +43,29 @@ export function execPlugin(req: ExecRequest): Promise<unknown> {
   Object.assign(env, req.cniEnv);
   const label = `CNI plugin ${req.path} (${req.cniEnv.CNI_COMMAND})`;
   return new Promise((resolve, reject) => {
-    const child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const out: Buffer[] = [];
     const errOut: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
-    let timedOut = false;
+    let settled = false;
+    const finish = (err: Error | undefined, value?: unknown) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve(value);
+    };
     const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
+      const pgid = child.pid!;
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // the whole group is gone already
+      }
+      for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
+      reapGroup(pgid);
+      finish(new PluginError(`${label} timed out after ${req.timeoutMs / 1000} s`, undefined, true));
     }, req.timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       if (outLen < OUTPUT_LIMIT) out.push(d);
@@ -57,18 +78,10 @@ export function execPlugin(req: ExecRequest): Promise<unknown> {
     // A plugin that exits without reading stdin makes the write fail with EPIPE: its exit status tells.
     child.stdin!.on('error', () => {});
     child.stdin!.end(req.stdin);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new PluginError(`${label}: ${err.message}`, undefined));
-    });
+    child.once('error', (err) => finish(new PluginError(`${label}: ${err.message}`, undefined)));
     child.once('close', (code, signal) => {
-      clearTimeout(timer);
       const stdout = Buffer.concat(out).toString('utf8').trim();
       const stderr = Buffer.concat(errOut).toString('utf8').trim();
-      if (timedOut) {
-        reject(new PluginError(`${label} timed out after ${req.timeoutMs / 1000} s`, undefined, true));
-        return;
-      }
       let parsed: unknown;
       try {
         parsed = stdout === '' ? undefined : JSON.parse(stdout);
@@ -79,19 +92,50 @@ export function execPlugin(req: ExecRequest): Promise<unknown> {
         const e = parsed as { code?: number; msg?: string; details?: string } | undefined;
         if (e && typeof e.msg === 'string') {
           const details = e.details ? `: ${e.details}` : '';
-          reject(new PluginError(`${label} failed: ${e.msg}${details}`, typeof e.code === 'number' ? e.code : undefined));
+          finish(new PluginError(`${label} failed: ${e.msg}${details}`, typeof e.code === 'number' ? e.code : undefined));
         } else {
           const why = signal ? `killed by ${signal}` : `exit status ${code}`;
           const text = (stderr || stdout).slice(0, 2000);
-          reject(new PluginError(`${label} failed (${why})${text ? `: ${text}` : ''}`, undefined));
+          finish(new PluginError(`${label} failed (${why})${text ? `: ${text}` : ''}`, undefined));
         }
         return;
       }
       if (stdout !== '' && parsed === undefined) {
-        reject(new PluginError(`${label}: output is not JSON: ${stdout.slice(0, 500)}`, undefined));
+        finish(new PluginError(`${label}: output is not JSON: ${stdout.slice(0, 500)}`, undefined));
         return;
       }
-      resolve(parsed);
+      finish(undefined, parsed);
     });
   });
+}
+
+/**
+ * After a timeout's kill: the group's processes whose parent died with them
+ * are re-parented to the server (a child subreaper), and only it can reap
+ * them; else they stay zombies for the server's lifetime. Polled in the
+ * background for a few seconds. The plugin itself is the runtime's child,
+ * reaped by the runtime.
+ */
+function reapGroup(pgid: number): void {
+  const deadline = Date.now() + 5000;
+  const sweep = () => {
+    let members = 0;
+    for (const name of readdirSync('/proc')) {
+      const pid = Number(name);
+      if (!Number.isInteger(pid) || pid === pgid) continue;
+      const st = readProcStat(pid);
+      if (st?.pgrp !== pgid) continue;
+      members++;
+      // A zombie cannot change pid: this waitpid reaps exactly that process.
+      if (st.state === 'Z' && st.ppid === process.pid) {
+        try {
+          libc().waitpid(pid, WNOHANG);
+        } catch {
+          // reaped meanwhile
+        }
+      }
+    }
+    if (members > 0 && Date.now() < deadline) setTimeout(sweep, 50).unref?.();
+  };
+  sweep();
 }

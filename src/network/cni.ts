@@ -1,9 +1,10 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { failedPrecondition, internal, invalidArgument } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Sandbox } from '../sandbox/types.js';
-import { writeJsonAtomic } from '../util/fs.js';
+import { removeAtomicLeftovers, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { parseQuantity } from '../util/quantity.js';
 import { findPlugin, loadNetwork, type ConfList, type PluginConf } from './cni-config.js';
 import { execPlugin } from './cni-exec.js';
@@ -12,7 +13,9 @@ import type { NetworkStatus, PodIps, PodNetwork } from './status.js';
 export interface CniOptions {
   confDir: string;
   binDirs: string[];
-  /** `<state>`: the ADD result is cached at `<state>/sandboxes/<id>/cni-result.json`. */
+  /** `<root>`: the ADD results are cached at `<root>/cni/results/<sandbox id>`. */
+  root: string;
+  /** `<state>`: the pod CIDRs are kept at `<state>/pod-cidrs.json`. */
   state: string;
   log: Logger;
   /** Per plugin invocation. */
@@ -20,7 +23,10 @@ export interface CniOptions {
 }
 
 export const IFNAME = 'eth0';
-const CACHE_FILE = 'cni-result.json';
+/** Where servers before the move to `<root>` cached the ADD result, under `<state>/sandboxes/<id>`. */
+const LEGACY_CACHE_FILE = 'cni-result.json';
+/** statfs f_type of a mounted network namespace (a pin the pod still holds). */
+const NSFS_MAGIC = 0x6e736673;
 
 /** What ADD used and produced, so that DEL can undo exactly that. */
 interface CacheEntry {
@@ -34,16 +40,22 @@ interface CacheEntry {
 }
 
 /**
- * CNI pod networking (spec 0.4.0 and 1.0.0): runs the plugins of the first
+ * CNI pod networking (spec 0.3.0 to 1.1.0): runs the plugins of the first
  * network config of the conf dir as child processes. They enter the pod's
  * pinned network namespace themselves through CNI_NETNS.
  */
 export class CniNetwork implements PodNetwork {
-  private podCidr = '';
+  private podCidrs: string[];
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: CniOptions) {
     this.timeoutMs = opts.timeoutMs ?? 60_000;
+    // The kubelet sends the pod CIDR only when it changes: a restarted server must still have it.
+    try {
+      this.podCidrs = JSON.parse(readFileSync(this.podCidrsPath(), 'utf8')) as string[];
+    } catch {
+      this.podCidrs = [];
+    }
   }
 
   /** Re-reads the conf dir every time: a config written later is picked up without a restart. */
@@ -53,8 +65,9 @@ export class CniNetwork implements PodNetwork {
     return { ready: true, message: `CNI network "${loaded.list.name}" from ${loaded.list.file}` };
   }
 
-  setPodCidr(cidr: string): void {
-    this.podCidr = cidr;
+  setPodCidr(cidrs: string[]): void {
+    writeJsonAtomic(this.podCidrsPath(), cidrs);
+    this.podCidrs = cidrs;
   }
 
   info(): Record<string, unknown> {
@@ -63,14 +76,60 @@ export class CniNetwork implements PodNetwork {
       mode: 'cni',
       confDir: this.opts.confDir,
       binDirs: this.opts.binDirs,
-      podCidr: this.podCidr,
+      podCidr: this.podCidrs.join(','),
       network: loaded.ok ? { name: loaded.list.name, file: loaded.list.file, cniVersion: loaded.list.cniVersion } : null,
       message: loaded.ok ? '' : loaded.message,
     };
   }
 
+  /**
+   * At start-up, with the ids of the sandboxes on record: moves the caches
+   * an older server kept in the state dir to the root, then runs DEL in the
+   * background for every cached ADD whose sandbox is gone, as after a reboot
+   * (the state dir is a tmpfs): else host-local's addresses and whatever
+   * else the plugins hold would never be released. A DEL that fails keeps
+   * its entry for the next start.
+   */
+  async recover(sandboxIds: ReadonlySet<string>): Promise<void> {
+    const dir = this.resultsDir();
+    mkdirSync(dir, { recursive: true });
+    await removeAtomicLeftovers(dir);
+    for (const id of sandboxIds) {
+      const legacy = join(this.opts.state, 'sandboxes', id, LEGACY_CACHE_FILE);
+      if (!existsSync(legacy)) continue;
+      if (!existsSync(this.cachePath(id))) writeFileAtomic(this.cachePath(id), readFileSync(legacy));
+      rmSync(legacy);
+    }
+    const orphans = readdirSync(dir).filter((id) => !id.startsWith('.') && !sandboxIds.has(id));
+    if (orphans.length === 0) return;
+    void (async () => {
+      for (const id of orphans) {
+        const entry = this.readCache(id);
+        if (!entry) {
+          this.opts.log.warn('unreadable CNI cache entry of a sandbox gone since the last start kept', { id, file: this.cachePath(id) });
+          continue;
+        }
+        try {
+          // Its namespace is gone with the boot.
+          await this.del(id, entry, '');
+          this.opts.log.info('pod network of a sandbox gone since the last start torn down', { id, network: entry.list.name });
+        } catch (err) {
+          this.opts.log.warn('pod network teardown of a sandbox gone since the last start failed; tried again at the next start', { id, err });
+        }
+      }
+    })();
+  }
+
+  private podCidrsPath(): string {
+    return join(this.opts.state, 'pod-cidrs.json');
+  }
+
+  private resultsDir(): string {
+    return join(this.opts.root, 'cni', 'results');
+  }
+
   private cachePath(id: string): string {
-    return join(this.opts.state, 'sandboxes', id, CACHE_FILE);
+    return join(this.resultsDir(), id);
   }
 
   private readCache(id: string): CacheEntry | undefined {
@@ -79,6 +138,16 @@ export class CniNetwork implements PodNetwork {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * On the root's disk: it is what releases the pod's addresses after a
+   * reboot. Not synced, as libcni writes its cache: a pod start waits for
+   * no disk flush.
+   */
+  private writeCache(id: string, entry: CacheEntry): void {
+    mkdirSync(this.resultsDir(), { recursive: true });
+    writeJsonAtomic(this.cachePath(id), entry);
   }
 
   /**
@@ -98,10 +167,10 @@ export class CniNetwork implements PodNetwork {
       netns,
       ifName: IFNAME,
       cniArgs: cniArgs(sb),
-      capabilityArgs: capabilityArgs(sb, this.podCidr),
+      capabilityArgs: capabilityArgs(sb, this.podCidrs),
       result: null,
     };
-    writeJsonAtomic(this.cachePath(sb.id), entry);
+    this.writeCache(sb.id, entry);
     const { list } = loaded;
     let prev: Record<string, unknown> | null = null;
     for (const [i, plugin] of list.plugins.entries()) {
@@ -120,8 +189,15 @@ export class CniNetwork implements PodNetwork {
     }
     if (!prev) throw internal(`network "${list.name}": the plugins returned no result`);
     entry.result = prev;
-    writeJsonAtomic(this.cachePath(sb.id), entry);
-    const ips = podIps(prev, IFNAME);
+    this.writeCache(sb.id, entry);
+    // As containerd: a pod without an address on its interface has no network (the caller's DEL undoes the ADD).
+    let ips: PodIps | undefined;
+    try {
+      ips = podIps(prev, IFNAME);
+    } catch (err) {
+      throw internal(`network "${list.name}": ${(err as Error).message}`, err);
+    }
+    if (!ips) throw internal(`failed to find network info for sandbox ${sb.id}: network "${list.name}" gave ${IFNAME} no IP address`);
     this.opts.log.info('pod network set up', { id: sb.id, network: list.name, ip: ips.ip, additionalIps: ips.additionalIps });
     return ips;
   }
@@ -133,26 +209,29 @@ export class CniNetwork implements PodNetwork {
    * kubelet retries StopPodSandbox).
    */
   async tearDown(sb: Sandbox): Promise<void> {
-    const cache = this.readCache(sb.id);
-    let list = cache?.list;
-    if (!list) {
+    let entry = this.readCache(sb.id);
+    if (!entry) {
       const loaded = loadNetwork(this.opts.confDir, this.opts.binDirs);
       if (!loaded.ok) {
         this.opts.log.warn('pod network teardown skipped: no CNI config and no cached ADD', { id: sb.id, why: loaded.message });
         return;
       }
-      list = loaded.list;
+      entry = {
+        list: loaded.list,
+        netns: sb.namespaces.net ?? '',
+        ifName: IFNAME,
+        cniArgs: cniArgs(sb),
+        capabilityArgs: capabilityArgs(sb, this.podCidrs),
+        result: null,
+      };
     }
-    const entry: CacheEntry = cache ?? {
-      list,
-      netns: sb.namespaces.net ?? '',
-      ifName: IFNAME,
-      cniArgs: cniArgs(sb),
-      capabilityArgs: capabilityArgs(sb, this.podCidr),
-      result: null,
-    };
-    // A namespace that is gone is passed as empty, as the spec allows for DEL.
-    const netns = sb.namespaces.net && existsSync(sb.namespaces.net) ? sb.namespaces.net : '';
+    await this.del(sb.id, entry, pinnedNetns(sb.namespaces.net));
+    this.opts.log.info('pod network torn down', { id: sb.id, network: entry.list.name });
+  }
+
+  /** Runs the DEL of `entry` and drops its cache once every plugin succeeded. */
+  private async del(id: string, entry: CacheEntry, netns: string): Promise<void> {
+    const { list } = entry;
     const prev = entry.result && list.cniVersion !== '0.3.0' && list.cniVersion !== '0.3.1' ? entry.result : null;
     const errors: string[] = [];
     for (const plugin of [...list.plugins].reverse()) {
@@ -164,7 +243,7 @@ export class CniNetwork implements PodNetwork {
       try {
         await execPlugin({
           path,
-          cniEnv: this.env('DEL', sb.id, netns, entry),
+          cniEnv: this.env('DEL', id, netns, entry),
           stdin: JSON.stringify(pluginStdin(list, plugin, prev, entry.capabilityArgs)),
           timeoutMs: this.timeoutMs,
         });
@@ -175,9 +254,8 @@ export class CniNetwork implements PodNetwork {
     // Also after an ADD that failed half-way: the plugins before the failing
     // one hold what they set up (an address), and a DEL must clean up after
     // any ADD (the spec); containerd keeps such a sandbox for a retry too.
-    if (errors.length > 0) throw internal(`network "${list.name}" teardown of sandbox ${sb.id}: ${errors.join('; ')}`);
-    rmSync(this.cachePath(sb.id), { force: true });
-    this.opts.log.info('pod network torn down', { id: sb.id, network: list.name });
+    if (errors.length > 0) throw internal(`network "${list.name}" teardown of sandbox ${id}: ${errors.join('; ')}`);
+    rmSync(this.cachePath(id), { force: true });
   }
 
   private env(command: 'ADD' | 'DEL', id: string, netns: string, entry: CacheEntry): Record<string, string> {
@@ -190,6 +268,34 @@ export class CniNetwork implements PodNetwork {
       CNI_PATH: this.opts.binDirs.join(':'),
     };
   }
+}
+
+/**
+ * The netns pin while it still holds a namespace (an nsfs mount), else "",
+ * as containerd passes a closed one: a plain file left where the pin was
+ * makes plugins fail ("unknown FS magic"), and DEL would fail forever.
+ */
+function pinnedNetns(path: string | undefined): string {
+  if (!path) return '';
+  try {
+    return statfsSync(path).type === NSFS_MAGIC ? path : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * UpdateRuntimeConfig's pod CIDR, as the kubelet sends it (dual-stack ones
+ * joined with ","): one CIDR each, each checked as Go's net.ParseCIDR would.
+ */
+export function parsePodCidrs(value: string): string[] {
+  const cidrs = value.split(',');
+  for (const cidr of cidrs) {
+    const m = /^([^/%]+)\/(\d{1,3})$/.exec(cidr);
+    const family = m ? isIP(m[1]!) : 0;
+    if (!m || family === 0 || Number(m[2]) > (family === 4 ? 32 : 128)) throw invalidArgument(`pod CIDR "${cidr}" is not a valid CIDR`);
+  }
+  return cidrs;
 }
 
 export function cniArgs(sb: Sandbox): string {
@@ -230,7 +336,7 @@ export function podBandwidth(annotations: Record<string, string>): Record<string
 }
 
 /** The values of the CNI capabilities peapod knows, for the plugins that declare them. */
-export function capabilityArgs(sb: Sandbox, podCidr: string): Record<string, unknown> {
+export function capabilityArgs(sb: Sandbox, podCidrs: string[]): Record<string, unknown> {
   const args: Record<string, unknown> = {};
   const ports = sb.spec.portMappings
     .filter((p) => p.hostPort > 0)
@@ -245,13 +351,18 @@ export function capabilityArgs(sb: Sandbox, podCidr: string): Record<string, unk
   if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
     args.dns = { servers: dns.servers, searches: dns.searches, options: dns.options };
   }
-  if (podCidr) args.ipRanges = [[{ subnet: podCidr }]];
+  // One range set per CIDR (per IP family), as host-local takes them.
+  if (podCidrs.length > 0) args.ipRanges = podCidrs.map((subnet) => [{ subnet }]);
   const bandwidth = podBandwidth(sb.spec.annotations);
   if (bandwidth) args.bandwidth = bandwidth;
   return args;
 }
 
-/** libcni's buildOneConfig: the plugin entry plus name, cniVersion, prevResult and runtimeConfig. */
+/**
+ * libcni's buildOneConfig: the plugin entry plus name, cniVersion, prevResult
+ * and, for the capabilities it declares, their values as its runtimeConfig
+ * (one the file gives is kept when there are none).
+ */
 export function pluginStdin(
   list: ConfList,
   plugin: PluginConf,
@@ -259,40 +370,41 @@ export function pluginStdin(
   capabilityArgs: Record<string, unknown>,
 ): Record<string, unknown> {
   const conf: Record<string, unknown> = { ...plugin, name: list.name, cniVersion: list.cniVersion };
-  delete conf.runtimeConfig;
   delete conf.prevResult;
   if (prevResult) conf.prevResult = prevResult;
   const caps = plugin.capabilities;
-  const runtimeConfig: Record<string, unknown> = {};
+  const injected: Record<string, unknown> = {};
   if (caps && typeof caps === 'object') {
     for (const [cap, on] of Object.entries(caps as Record<string, unknown>)) {
-      if (on === true && capabilityArgs[cap] !== undefined) runtimeConfig[cap] = capabilityArgs[cap];
+      if (on === true && capabilityArgs[cap] !== undefined) injected[cap] = capabilityArgs[cap];
     }
   }
-  if (Object.keys(runtimeConfig).length > 0) conf.runtimeConfig = runtimeConfig;
+  // As libcni's InjectConf: injected values replace the whole key.
+  if (Object.keys(injected).length > 0) conf.runtimeConfig = injected;
   return conf;
 }
 
 /**
- * The pod's IPs from a result: those on interfaces inside the sandbox (the
- * one named ifName first), IPv4 first as containerd orders them; prefix
- * lengths dropped.
+ * The pod's IPs from a result, as containerd takes them: those on ifName
+ * (an IP naming no interface is on it, as go-cni counts), the first IPv4
+ * one first, the rest in the result's order; prefix lengths dropped.
+ * Undefined when ifName has none. An IP naming an interface the result
+ * does not list makes the result invalid.
  */
-export function podIps(result: Record<string, unknown>, ifName: string): PodIps {
+export function podIps(result: Record<string, unknown>, ifName: string): PodIps | undefined {
   const interfaces = Array.isArray(result.interfaces) ? (result.interfaces as Array<Record<string, unknown>>) : [];
   const ips = Array.isArray(result.ips) ? (result.ips as Array<Record<string, unknown>>) : [];
-  const rank = (ip: Record<string, unknown>): number => {
-    const idx = typeof ip.interface === 'number' ? ip.interface : -1;
-    const iface = interfaces[idx];
-    if (!iface) return 1; // no interface named: assume the pod's
-    if (!iface.sandbox) return 3; // on the host side
-    return iface.name === ifName ? 0 : 2;
-  };
-  const addrs = ips
-    .filter((ip) => typeof ip.address === 'string' && rank(ip) < 3)
-    .map((ip) => ({ rank: rank(ip), addr: (ip.address as string).split('/')[0]! }))
-    .sort((a, b) => a.rank - b.rank || Number(a.addr.includes(':')) - Number(b.addr.includes(':')))
-    .map((x) => x.addr);
-  const unique = [...new Set(addrs)];
-  return { ip: unique[0] ?? '', additionalIps: unique.slice(1) };
+  const addrs: string[] = [];
+  for (const ip of ips) {
+    if (typeof ip.address !== 'string') continue;
+    if (ip.interface !== undefined && ip.interface !== null) {
+      const iface = typeof ip.interface === 'number' ? interfaces[ip.interface] : undefined;
+      if (!iface) throw new Error(`invalid result: IP ${ip.address} names interface ${JSON.stringify(ip.interface)} of ${interfaces.length}`);
+      if (iface.name !== ifName) continue;
+    }
+    addrs.push(ip.address.split('/')[0]!);
+  }
+  const first = addrs.findIndex((a) => !a.includes(':'));
+  if (first > 0) addrs.unshift(...addrs.splice(first, 1));
+  return addrs.length > 0 ? { ip: addrs[0]!, additionalIps: addrs.slice(1) } : undefined;
 }

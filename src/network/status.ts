@@ -19,22 +19,28 @@ export interface PodNetwork {
   status(): NetworkStatus;
   setUp(sb: Sandbox): Promise<PodIps>;
   tearDown(sb: Sandbox): Promise<void>;
-  /** UpdateRuntimeConfig's pod CIDR: stored and reported. */
-  setPodCidr(cidr: string): void;
+  /** UpdateRuntimeConfig's pod CIDR (one per IP family): stored and reported. */
+  setPodCidr(cidrs: string[]): void;
+  /**
+   * At start-up, with the ids of the sandboxes on record: starts releasing,
+   * in the background, what sandboxes gone since (a reboot) still hold.
+   */
+  recover(sandboxIds: ReadonlySet<string>): Promise<void>;
   /** For Status verbose info. */
   info(): Record<string, unknown>;
 }
 
 /** `--network none`: every pod gets a network namespace with loopback only. */
 export function loopbackOnlyNetwork(): PodNetwork {
-  let podCidr = '';
+  let podCidrs: string[] = [];
   return {
     status: () => ({ ready: true, message: 'network mode "none": pods get a network namespace with loopback only (no CNI)' }),
     setUp: async () => ({ ip: '', additionalIps: [] }),
     tearDown: async () => {},
-    setPodCidr: (cidr) => {
-      podCidr = cidr;
+    setPodCidr: (cidrs) => {
+      podCidrs = cidrs;
     },
-    info: () => ({ mode: 'none', podCidr }),
+    recover: async () => {},
+    info: () => ({ mode: 'none', podCidr: podCidrs.join(',') }),
   };
 }

@@ -75,9 +75,14 @@ export class SandboxManager {
     }));
   }
 
-  /** Loads every sandbox recorded on disk; finishes the clean-up of half-built ones. */
+  /**
+   * Loads every sandbox recorded on disk; finishes the clean-up of half-built
+   * ones. The network releases what sandboxes without a record held.
+   */
   async load(): Promise<void> {
-    for (const sb of await this.store.loadAll(this.deps.log)) {
+    const records = await this.store.loadAll(this.deps.log);
+    await this.deps.network?.recover(new Set(records.map((sb) => sb.id)));
+    for (const sb of records) {
       if (!sb.complete) {
         this.deps.log.warn('removing sandbox left half-built by a previous server', { id: sb.id });
         // A server killed before the launcher's report never recorded pause: find it by its argv.
@@ -306,6 +311,8 @@ export class SandboxManager {
     if (!sb.networkAttached || !this.deps.network) return;
     await this.deps.network.tearDown(sb);
     sb.networkAttached = false;
+    // As containerd once the pod's netns is closed: the addresses are released, no longer the pod's.
+    sb.network = { ip: '', additionalIps: [] };
     this.store.save(sb);
   }
 

@@ -84,10 +84,20 @@ describe(`CNI pod networking [server on ${runtime}]`, () => {
   const netnsOf = async (id: string) =>
     JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: id, verbose: true })).info.info!).namespaces.net as string;
   const networkCondition = async () => (await s.runtime.Status({})).status!.conditions.find((c) => c.type === 'NetworkReady')!;
-  const allocatedIps = () =>
-    existsSync(join(ipamDir, 'peapod-test'))
-      ? readdirSync(join(ipamDir, 'peapod-test')).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
-      : [];
+  /** host-local's allocations in a network: a file named by each address. */
+  const allocatedIps = (network = 'peapod-test') =>
+    existsSync(join(ipamDir, network)) ? readdirSync(join(ipamDir, network)).filter((f) => /^[\d.]+$|:/.test(f)) : [];
+  const calls = () => (existsSync(join(logDir, 'calls')) ? readFileSync(join(logDir, 'calls'), 'utf8') : '');
+  const envOf = (f: string) => readFileSync(join(logDir, f), 'utf8').trim().split('\n');
+  const stdinOf = (f: string) => JSON.parse(readFileSync(join(logDir, f), 'utf8'));
+  /** Where the server caches a sandbox's ADD: on the root's disk, which outlives a reboot. */
+  const resultsDir = () => join(s.root, 'cni', 'results');
+  const cacheOf = (id: string) => join(resultsDir(), id);
+  const recConf = (...plugins: object[]) => ({ cniVersion: '1.0.0', name: 'rec-net', plugins: plugins.length > 0 ? plugins : [{ type: 'rec1' }] });
+  const waitFor = async (what: string, cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(cond(), what).toBe(true);
+  };
   const nodeVeths = () =>
     inNode('ip', '-o', 'link')
       .split('\n')
@@ -114,6 +124,7 @@ if [ "$CNI_COMMAND" = ADD ]; then
   case "$name" in
     rec1) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.5/24","interface":0}]}' ;;
     rec2) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.99.0.5/24","interface":0}]}' ;;
+    loip) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"127.0.0.5/8","interface":0}]}' ;;
     faildel) [ -e "$dir/add-ok" ] && { echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.7/24","interface":0}]}'; exit 0; } ;&
     fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
   esac
@@ -126,7 +137,7 @@ exit 0
     nodePin = join(tmp, 'node-netns');
     writeFileSync(nodePin, '');
     execFileSync('unshare', [`--net=${nodePin}`, 'true']);
-    for (const name of ['rec1', 'rec2', 'fail', 'faildel']) {
+    for (const name of ['rec1', 'rec2', 'fail', 'faildel', 'loip']) {
       writeFileSync(join(binDir, name), script);
       chmodSync(join(binDir, name), 0o755);
     }
@@ -143,9 +154,13 @@ exit 0
 
   afterAll(async () => {
     for (const c of children) c.kill('SIGKILL');
-    await s?.cleanup();
-    execFileSync('umount', [nodePin]);
-    rmSync(tmp, { recursive: true, force: true });
+    try {
+      await s?.cleanup();
+    } finally {
+      // Also when a teardown failed in the clean-up: the node's namespace must not outlive the test.
+      execFileSync('umount', [nodePin]);
+      rmSync(tmp, { recursive: true, force: true });
+    }
     // Everything CNI made lived in the node's namespace, gone with the server.
     expect(hostLinks()).toEqual(linksBefore);
     expect(hostRules()).toEqual(rulesBefore);
@@ -211,8 +226,6 @@ exit 0
     });
     const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: cfg });
     const netns = join(s.state, 'sandboxes', id, 'ns', 'net');
-    const envOf = (f: string) => readFileSync(join(logDir, f), 'utf8').trim().split('\n');
-    const stdinOf = (f: string) => JSON.parse(readFileSync(join(logDir, f), 'utf8'));
     const env = (cmd: string) =>
       [
         `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=rec;K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=uid-rec`,
@@ -255,7 +268,7 @@ exit 0
       const st = await status(id);
       expect(st.network).toEqual({ ip: '10.99.0.5', additionalIps: [{ ip: 'fd00::5' }] });
       expect(readFileSync(join(s.state, 'sandboxes', id, 'hosts'), 'utf8')).toContain('10.99.0.5\trec');
-      const cache = JSON.parse(readFileSync(join(s.state, 'sandboxes', id, 'cni-result.json'), 'utf8'));
+      const cache = JSON.parse(readFileSync(cacheOf(id), 'utf8'));
       expect(cache.result).toEqual(rec2Result);
 
       await s.runtime.StopPodSandbox({ podSandboxId: id });
@@ -263,7 +276,7 @@ exit 0
       expect(envOf('rec1.DEL.env')).toEqual(env('DEL'));
       expect(stdinOf('rec2.DEL.stdin')).toMatchObject({ type: 'rec2', prevResult: rec2Result });
       expect(stdinOf('rec1.DEL.stdin')).toMatchObject({ type: 'rec1', prevResult: rec2Result, runtimeConfig: { dns } });
-      expect(existsSync(join(s.state, 'sandboxes', id, 'cni-result.json'))).toBe(false);
+      expect(existsSync(cacheOf(id))).toBe(false);
       // Once torn down, neither a second stop nor the remove runs DEL again.
       await s.runtime.StopPodSandbox({ podSandboxId: id });
     } finally {
@@ -325,7 +338,7 @@ exit 0
       expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\n');
       const kept = (await s.runtime.ListPodSandbox({})).items!.filter((p) => p.metadata!.name === 'crash-faildel');
       expect(kept.map((p) => p.state)).toEqual(['SANDBOX_NOTREADY']);
-      expect(existsSync(join(s.state, 'sandboxes', kept[0]!.id!, 'cni-result.json'))).toBe(true);
+      expect(existsSync(cacheOf(kept[0]!.id!))).toBe(true);
       rmSync(join(logDir, 'del-fails'));
       await s.runtime.RemovePodSandbox({ podSandboxId: kept[0]!.id! });
       expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\nfaildel DEL\n');
@@ -334,6 +347,210 @@ exit 0
       expect(allocatedIps()).toEqual([]);
     } finally {
       for (const f of ['add-ok', 'del-fails']) rmSync(join(logDir, f), { force: true });
+      clearConf();
+    }
+  });
+
+  it('reports an invalid first config as NetworkReady false, naming the file and why, instead of using the next one', async () => {
+    writeFileSync(join(confDir, '05-broken.conflist'), '{');
+    writeConf('10-test.conflist', bridgeConf('peapod-test'));
+    try {
+      const cond = await networkCondition();
+      expect(cond.status).toBe(false);
+      expect(cond.message).toContain(join(confDir, '05-broken.conflist'));
+      expect(cond.message).toContain('not JSON');
+      const err = await s.runtime.RunPodSandbox({ config: podConfig('broken-conf') }).catch((e) => e);
+      expect(grpcCode(err)).toBe('FAILED_PRECONDITION');
+      expect(err.details).toContain('05-broken.conflist');
+      expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
+    } finally {
+      clearConf();
+    }
+  });
+
+  it('speaks CNI 1.1.0, choosing the highest version of cniVersions it knows', async () => {
+    writeConf('00-rec.conflist', { ...recConf(), cniVersions: ['0.4.0', '1.1.0', '2.0.0'] });
+    expect((await networkCondition()).status).toBe(true);
+    const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: podConfig('v110') });
+    try {
+      expect(stdinOf('rec1.ADD.stdin')).toEqual({ type: 'rec1', name: 'rec-net', cniVersion: '1.1.0' });
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect(stdinOf('rec1.DEL.stdin')).toMatchObject({ cniVersion: '1.1.0' });
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+  });
+
+  it('fails RunPodSandbox when the result gives eth0 no IP (one on lo is not the pod IP), after DEL of the ADD', async () => {
+    writeConf('00-lo.conflist', { cniVersion: '1.0.0', name: 'lo-net', plugins: [{ type: 'loip' }] });
+    rmSync(join(logDir, 'calls'), { force: true });
+    try {
+      const err = await s.runtime.RunPodSandbox({ config: podConfig('lo-only') }).then(
+        () => undefined,
+        (e) => e,
+      );
+      expect(err, 'RunPodSandbox succeeded').toBeDefined();
+      expect(err.details).toContain('failed to find network info for sandbox');
+      expect(calls()).toBe('loip ADD\nloip DEL\n');
+      expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
+      expect(readdirSync(resultsDir())).toEqual([]);
+      expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
+    } finally {
+      for (const p of (await s.runtime.ListPodSandbox({})).items!) await s.runtime.RemovePodSandbox({ podSandboxId: p.id! });
+      clearConf();
+    }
+  });
+
+  it('keeps a runtimeConfig written in the config unless capabilities the plugin declares are injected, which replace it (libcni)', async () => {
+    const mac = (n: number) => `02:42:ac:11:00:0${n}`;
+    writeConf(
+      '00-rec.conflist',
+      recConf(
+        { type: 'rec1', capabilities: { portMappings: true }, runtimeConfig: { mac: mac(1), portMappings: [] } },
+        { type: 'rec2', runtimeConfig: { mac: mac(2) } },
+      ),
+    );
+    const cfg = podConfig('rtconf', { portMappings: [{ protocol: 'TCP', containerPort: 80, hostPort: 8080 }] });
+    const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: cfg });
+    try {
+      const ports = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' }];
+      expect(stdinOf('rec1.ADD.stdin').runtimeConfig).toEqual({ portMappings: ports });
+      expect(stdinOf('rec2.ADD.stdin').runtimeConfig).toEqual({ mac: mac(2) });
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+  });
+
+  it('gives DEL an empty CNI_NETNS when the pin left is a plain file, not a mounted network namespace', async () => {
+    writeConf('00-rec.conflist', recConf());
+    const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: podConfig('stale-pin') });
+    try {
+      const pin = join(s.state, 'sandboxes', id, 'ns', 'net');
+      execFileSync('umount', [pin]);
+      expect(existsSync(pin)).toBe(true);
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect(envOf('rec1.DEL.env')).toContain('CNI_NETNS=');
+      expect(existsSync(cacheOf(id))).toBe(false);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+  });
+
+  it('gives host-local one range per family of a dual-stack pod CIDR, refuses a bad CIDR, and keeps it across a restart', async () => {
+    const v4 = `10.${rand}.88.`;
+    const v6 = `fd00:${rand}:88::`;
+    const cidrs = `${v4}0/24,${v6}/64`;
+    const podCidr = async () => JSON.parse((await s.runtime.Status({ verbose: true })).info.config!).podNetwork.podCidr;
+    writeConf('00-cidr.conflist', { cniVersion: '1.0.0', name: 'cidr-net', plugins: [{ type: 'host-local', capabilities: { ipRanges: true }, ipam: { type: 'host-local' } }] });
+    const ids: string[] = [];
+    try {
+      await s.runtime.UpdateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: cidrs } } });
+      ids.push((await s.runtime.RunPodSandbox({ config: podConfig('cidr-a') })).podSandboxId);
+      const a = (await status(ids[0]!)).network!;
+      expect(a.ip!.startsWith(v4)).toBe(true);
+      expect(a.additionalIps!.map((x) => x.ip!.startsWith(v6))).toEqual([true]);
+
+      const bad = await s.runtime.UpdateRuntimeConfig({ runtimeConfig: { networkConfig: { podCidr: `10.${rand}.99.0/24,not-a-cidr` } } }).catch((e) => e);
+      expect(grpcCode(bad)).toBe('INVALID_ARGUMENT');
+      expect(await podCidr()).toBe(cidrs);
+      // The kubelet sends the CIDR only when it changes: a restarted server must still have it.
+      await s.restart();
+      expect(await podCidr()).toBe(cidrs);
+      ids.push((await s.runtime.RunPodSandbox({ config: podConfig('cidr-b') })).podSandboxId);
+      expect((await status(ids[1]!)).network!.ip!.startsWith(v4)).toBe(true);
+      expect(allocatedIps('cidr-net')).toHaveLength(4);
+    } finally {
+      for (const id of ids) await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+    expect(allocatedIps('cidr-net')).toEqual([]);
+  });
+
+  it('reports no pod IP once StopPodSandbox ran DEL, also after a restart', async () => {
+    writeConf('00-rec.conflist', recConf());
+    const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: podConfig('stopped-ip') });
+    try {
+      expect((await status(id)).network).toEqual({ ip: '10.99.0.5', additionalIps: [] });
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect((await status(id)).network).toEqual({ ip: '', additionalIps: [] });
+      await s.restart();
+      expect((await status(id)).network).toEqual({ ip: '', additionalIps: [] });
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+  });
+
+  it('runs DEL at start-up for the cached ADDs of sandboxes a reboot took away; one whose DEL fails is kept for the next start', async () => {
+    writeConf('00-rec.conflist', recConf());
+    const a = (await s.runtime.RunPodSandbox({ config: podConfig('reboot-a') })).podSandboxId;
+    clearConf();
+    writeConf('00-faildel.conflist', { cniVersion: '1.0.0', name: 'faildel-net', plugins: [{ type: 'faildel' }] });
+    for (const f of ['add-ok', 'del-fails']) writeFileSync(join(logDir, f), '');
+    try {
+      const b = (await s.runtime.RunPodSandbox({ config: podConfig('reboot-b') })).podSandboxId;
+      // DEL uses the cached config list, not the conf dir's.
+      clearConf();
+      const cachedA = JSON.parse(readFileSync(cacheOf(a), 'utf8'));
+      expect(cachedA.result.ips).toEqual([{ address: '10.99.0.5/24', interface: 0 }]);
+      const pauses = await Promise.all([a, b].map(async (id) => JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: id, verbose: true })).info.info!).pid as number));
+      rmSync(join(logDir, 'calls'), { force: true });
+
+      // The reboot: the server and pauses gone, the pins with them, the state dir (a tmpfs) empty.
+      await s.kill9();
+      for (const pid of pauses) process.kill(pid, 'SIGKILL');
+      for (const mp of mountsContaining(s.state).reverse()) execFileSync('umount', [mp]);
+      rmSync(s.state, { recursive: true, force: true });
+      await s.restart();
+      // Both DELs are over (a plugin records its call first, its environment after).
+      await waitFor('the DEL that succeeded dropped its entry', () => !existsSync(cacheOf(a)));
+      await waitFor('the DEL that failed is logged', () => /gone since the last start failed/.test(s.output()));
+      expect(calls().trim().split('\n').sort()).toEqual(['faildel DEL', 'rec1 DEL']);
+      expect(envOf('rec1.DEL.env')).toEqual([
+        `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=reboot-a;K8S_POD_INFRA_CONTAINER_ID=${a};K8S_POD_UID=uid-reboot-a`,
+        'CNI_COMMAND=DEL',
+        `CNI_CONTAINERID=${a}`,
+        'CNI_IFNAME=eth0',
+        'CNI_NETNS=',
+        `CNI_PATH=/usr/lib/cni:${binDir}`,
+      ]);
+      expect(stdinOf('rec1.DEL.stdin')).toEqual({ type: 'rec1', name: 'rec-net', cniVersion: '1.0.0', prevResult: cachedA.result });
+      expect(existsSync(cacheOf(b))).toBe(true);
+
+      rmSync(join(logDir, 'del-fails'));
+      rmSync(join(logDir, 'calls'));
+      await s.restart();
+      await waitFor('the kept entry is torn down at the next start', () => !existsSync(cacheOf(b)));
+      expect(calls()).toBe('faildel DEL\n');
+      expect(readdirSync(resultsDir())).toEqual([]);
+      expect((await s.runtime.ListPodSandbox({})).items).toEqual([]);
+    } finally {
+      for (const f of ['add-ok', 'del-fails']) rmSync(join(logDir, f), { force: true });
+    }
+  });
+
+  it('moves an ADD result an older server cached in the state dir to the root, and DEL uses it', async () => {
+    writeConf('00-rec.conflist', recConf());
+    const { podSandboxId: id } = await s.runtime.RunPodSandbox({ config: podConfig('legacy-cache') });
+    try {
+      const cached = readFileSync(cacheOf(id), 'utf8');
+      const legacy = join(s.state, 'sandboxes', id, 'cni-result.json');
+      await s.kill9();
+      writeFileSync(legacy, cached);
+      rmSync(cacheOf(id));
+      await s.restart();
+      expect(existsSync(legacy)).toBe(false);
+      expect(readFileSync(cacheOf(id), 'utf8')).toBe(cached);
+      clearConf();
+      rmSync(join(logDir, 'calls'), { force: true });
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect(calls()).toBe('rec1 DEL\n');
+      expect(stdinOf('rec1.DEL.stdin').prevResult).toEqual(JSON.parse(cached).result);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
       clearConf();
     }
   });

@@ -1,9 +1,12 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PR_GET_CHILD_SUBREAPER, PR_SET_CHILD_SUBREAPER } from '../../src/ffi/constants.js';
+import { loadLibc } from '../../src/ffi/index.js';
 import { loadNetwork, parseConfFile } from '../../src/network/cni-config.js';
-import { capabilityArgs, pluginStdin, podBandwidth, podIps } from '../../src/network/cni.js';
+import { execPlugin } from '../../src/network/cni-exec.js';
+import { capabilityArgs, parsePodCidrs, pluginStdin, podBandwidth, podIps } from '../../src/network/cni.js';
 import type { Sandbox } from '../../src/sandbox/types.js';
 import { validateSpec } from '../../src/sandbox/validate.js';
 
@@ -19,16 +22,16 @@ describe('CNI config loading', () => {
     expect(() => parseConfFile('/x/a.conflist', '{"cniVersion":"1.0.0","plugins":[{"type":"x"}]}')).toThrow(/name/);
   });
 
-  it('uses the first valid file by name and names missing plugins', () => {
+  it('uses the first file by name and names missing plugins', () => {
     const conf = join(tmp, 'net.d');
     const bin = join(tmp, 'bin');
     mkdirSync(conf);
     mkdirSync(bin);
     expect(loadNetwork(conf, [bin])).toMatchObject({ ok: false, message: expect.stringContaining('no CNI network config') });
-    writeFileSync(join(conf, '05-broken.conflist'), '{');
     writeFileSync(join(conf, '20-b.conf'), JSON.stringify({ cniVersion: '1.0.0', name: 'b', type: 'pb' }));
     writeFileSync(join(conf, '10-a.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'a', plugins: [{ type: 'pa' }, { type: 'pc' }] }));
     writeFileSync(join(conf, 'README'), 'not a config');
+    mkdirSync(join(conf, '00-dir.conf')); // libcni lists files only
     const missing = loadNetwork(conf, [bin]);
     expect(missing).toMatchObject({ ok: false, message: expect.stringMatching(/plugins pa, pc of network "a"/) });
     for (const p of ['pa', 'pc']) {
@@ -38,6 +41,78 @@ describe('CNI config loading', () => {
     const ok = loadNetwork(conf, ['/nonexistent', bin]);
     expect(ok).toMatchObject({ ok: true, list: { name: 'a' }, binaries: [join(bin, 'pa'), join(bin, 'pc')] });
   });
+
+  it('fails on an invalid first file, naming it and why, instead of using the next one (go-cni)', () => {
+    const conf = join(tmp, 'net-invalid.d');
+    const bin = join(tmp, 'bin-invalid');
+    mkdirSync(conf);
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'loopback'), '#!/bin/sh\n');
+    chmodSync(join(bin, 'loopback'), 0o755);
+    writeFileSync(join(conf, '99-loopback.conf'), JSON.stringify({ cniVersion: '1.0.0', name: 'lo', type: 'loopback' }));
+    expect(loadNetwork(conf, [bin])).toMatchObject({ ok: true, list: { name: 'lo' } });
+    for (const [text, why] of [
+      ['{', /not JSON/],
+      [JSON.stringify({ cniVersion: '1.0.0', name: 'n', plugins: [] }), /"plugins" must be a non-empty array/],
+      [JSON.stringify({ cniVersion: '0.2.0', name: 'n', plugins: [{ type: 'loopback' }] }), /cniVersion "0.2.0" is not supported/],
+    ] as const) {
+      writeFileSync(join(conf, '10-bad.conflist'), text);
+      const r = loadNetwork(conf, [bin]);
+      expect(r.ok).toBe(false);
+      expect(!r.ok && r.message).toMatch(/^invalid CNI network config: /);
+      expect(!r.ok && r.message).toContain(join(conf, '10-bad.conflist'));
+      expect(!r.ok && r.message).toMatch(why);
+    }
+  });
+
+  it('tells a conf dir that cannot be read from one that does not exist', () => {
+    const notDir = join(tmp, 'a-file');
+    writeFileSync(notDir, '');
+    const r = loadNetwork(notDir, []);
+    expect(r).toMatchObject({ ok: false, message: expect.stringContaining('ENOTDIR') });
+    expect(!r.ok && r.message).not.toContain('does not exist');
+    expect(loadNetwork(join(tmp, 'missing'), [])).toMatchObject({ ok: false, message: expect.stringContaining('does not exist') });
+  });
+
+  it('accepts cniVersion 1.1.0 and takes the highest version peapod speaks from cniVersions (libcni 1.2)', () => {
+    const parse = (o: object) => parseConfFile('/x/a.conflist', JSON.stringify({ name: 'n', plugins: [{ type: 'x' }], ...o }));
+    expect(parse({ cniVersion: '1.1.0' }).cniVersion).toBe('1.1.0');
+    expect(parse({ cniVersion: '0.4.0', cniVersions: ['1.0.0', '1.1.0', '0.3.1'] }).cniVersion).toBe('1.1.0');
+    // Versions above what peapod speaks are never sent.
+    expect(parse({ cniVersion: '1.0.0', cniVersions: ['9.0.0', '1.0.0'] }).cniVersion).toBe('1.0.0');
+    expect(parse({ cniVersions: ['0.4.0', '2.0.0'] }).cniVersion).toBe('0.4.0');
+    expect(() => parse({ cniVersions: ['0.2.0', '2.0.0'] })).toThrow(/"0.2.0", "2.0.0" is not supported/);
+    expect(() => parse({ cniVersions: '1.0.0' })).toThrow(/"cniVersions" must be an array of strings/);
+  });
+});
+
+describe('CNI plugin execution', () => {
+  it('ends the call at the timeout and kills the plugin with the IPAM plugins it started, which hold its stderr', async () => {
+    const dir = mkdtempSync(join(tmp, 'exec-'));
+    const plugin = join(dir, 'hang');
+    // Like a bridge plugin hung on its host-local child: the child inherited stderr.
+    writeFileSync(plugin, `#!/bin/sh\nsleep 100 >/dev/null &\necho "$$ $!" > ${dir}/pids\nwait\n`);
+    chmodSync(plugin, 0o755);
+    // The server is a child subreaper: the killed plugin's children come to it.
+    const c = await loadLibc();
+    const wasSubreaper = c.prctl(PR_GET_CHILD_SUBREAPER, 0);
+    c.prctl(PR_SET_CHILD_SUBREAPER, 1);
+    const pidsOf = () => (existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').trim().split(' ').map(Number) : []);
+    const running = () => pidsOf().filter((pid) => existsSync(`/proc/${pid}`));
+    try {
+      const started = Date.now();
+      const err = await execPlugin({ path: plugin, cniEnv: { CNI_COMMAND: 'ADD' }, stdin: '{}', timeoutMs: 500 }).catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(err).toMatchObject({ name: 'PluginError', timedOut: true, message: expect.stringContaining('timed out after 0.5 s') });
+      expect(pidsOf()).toHaveLength(2);
+      // Gone, zombies too (reaped, not left to the server).
+      for (let i = 0; i < 100 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(running()).toEqual([]);
+    } finally {
+      c.prctl(PR_SET_CHILD_SUBREAPER, wasSubreaper);
+      for (const pid of running()) process.kill(pid, 'SIGKILL');
+    }
+  }, 10_000);
 });
 
 describe('CNI invocation', () => {
@@ -58,6 +133,14 @@ describe('CNI invocation', () => {
     expect(pluginStdin(list, { type: 'bridge' }, null, { dns: {} })).toEqual({ type: 'bridge', name: 'n', cniVersion: '1.0.0' });
   });
 
+  it('keeps a runtimeConfig written in the file unless capabilities are injected, which replace it (libcni)', () => {
+    const list = { name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' };
+    const args = { portMappings: [{ hostPort: 1 }], dns: { servers: ['10.0.0.10'] } };
+    const plugin = { type: 'p', capabilities: { portMappings: true }, runtimeConfig: { mac: '02:00:00:00:00:01', portMappings: [] } };
+    expect(pluginStdin(list, plugin, null, args).runtimeConfig).toEqual({ portMappings: [{ hostPort: 1 }] });
+    expect(pluginStdin(list, { type: 'p', runtimeConfig: { mac: 'x' } }, null, args).runtimeConfig).toEqual({ mac: 'x' });
+  });
+
   it('sends the bandwidth annotations as the bandwidth capability, in bit/s with no burst limit, as containerd does', () => {
     const spec = {
       metadata: { name: 'p', namespace: 'd', uid: 'u', attempt: 0 },
@@ -72,7 +155,7 @@ describe('CNI invocation', () => {
       sysctls: {},
       runtimeHandler: '',
     } as unknown as Sandbox['spec'];
-    const args = capabilityArgs({ spec } as Sandbox, '');
+    const args = capabilityArgs({ spec } as Sandbox, []);
     expect(args.bandwidth).toEqual({ ingressRate: 10_000_000, ingressBurst: 4294967295, egressRate: 1572864, egressBurst: 4294967295 });
     const bw = { type: 'bandwidth', capabilities: { bandwidth: true } };
     expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
@@ -88,17 +171,28 @@ describe('CNI invocation', () => {
     expect(() => validateSpec(hostNet as Sandbox['spec'])).not.toThrow();
   });
 
-  it('takes the pod IPs from sandbox interfaces, IPv4 first, without prefix lengths', () => {
+  it('takes the pod IPs from eth0 only (an IP naming no interface is on eth0), the first IPv4 first, without prefix lengths', () => {
     const result = {
-      interfaces: [{ name: 'cni0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }],
+      interfaces: [{ name: 'cni0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/run/netns/x' }, { name: 'lo', sandbox: '/run/netns/x' }],
       ips: [
         { address: '10.0.0.1/24', interface: 0 },
         { address: 'fd00::2/64', interface: 2 },
+        { address: '127.0.0.2/8', interface: 3 },
         { address: '10.0.0.2/24', interface: 2, gateway: '10.0.0.1' },
+        { address: 'fd00::3/64', interface: 2 },
       ],
     };
-    expect(podIps(result, 'eth0')).toEqual({ ip: '10.0.0.2', additionalIps: ['fd00::2'] });
+    expect(podIps(result, 'eth0')).toEqual({ ip: '10.0.0.2', additionalIps: ['fd00::2', 'fd00::3'] });
     expect(podIps({ ips: [{ address: '192.168.1.5/16' }] }, 'eth0')).toEqual({ ip: '192.168.1.5', additionalIps: [] });
-    expect(podIps({}, 'eth0')).toEqual({ ip: '', additionalIps: [] });
+    expect(podIps({}, 'eth0')).toBeUndefined();
+    expect(podIps({ interfaces: [{ name: 'lo', sandbox: '/x' }], ips: [{ address: '127.0.0.5/8', interface: 0 }] }, 'eth0')).toBeUndefined();
+    expect(() => podIps({ interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.0.5/8', interface: 1 }] }, 'eth0')).toThrow(/invalid result/);
+  });
+
+  it('splits a dual-stack pod CIDR into one CIDR each and refuses a bad one', () => {
+    expect(parsePodCidrs('10.244.1.0/24,fd00:10:244:1::/64')).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
+    for (const bad of ['10.244.1.0/33', '10.244.1.0', '10.244.1.0/24,', 'fd00::/129', 'x/8', '10.244.1.0/24, fd00::/64']) {
+      expect(() => parsePodCidrs(bad)).toThrow(expect.objectContaining({ kind: 'InvalidArgument' }));
+    }
   });
 });

@@ -192,8 +192,16 @@ describe('peapod doctor checks', () => {
     });
   });
 
-  it('CNI: what the server skips is skipped, and a plugin the config names but the host lacks is a WARN', async () => {
+  it('CNI: an invalid first config is a WARN naming it, not skipped for the next (as go-cni)', async () => {
     write(join(host.cniConfDir, '05-broken.conflist'), '{ not json');
+    write(join(host.cniConfDir, '10-test.conflist'), conflist('test', ['bridge']));
+    const r = get(await runChecks(host), 'cni');
+    expect(r.status).toBe('WARN');
+    expect(r.detail).toMatch(/^invalid CNI network config: .*05-broken\.conflist/);
+    expect(r.fix).toBe(`fix ${join(host.cniConfDir, '05-broken.conflist')} or remove it`);
+  });
+
+  it('CNI: a plugin the config names but the host lacks is a WARN', async () => {
     write(join(host.cniConfDir, '10-test.conflist'), conflist('test', ['bridge', 'nosuchplugin']));
     const r = get(await runChecks(host), 'cni');
     expect(r.status).toBe('WARN');
