@@ -32,6 +32,8 @@ serve     runs the CRI server (RuntimeService and ImageService) on a unix socket
           --manifest-dir DIR: static pods (a manifest file added starts its pods, changed recreates
           them, removed deletes them); --pod-log-dir: pod logs (default ${defaultConfig.podLogDir})
           --pod-cgroup-root: the cgroup of pods given no cgroup_parent (default ${defaultConfig.podCgroupRoot})
+          --cdi-spec-dir DIR: where CDI device specs are (repeatable, a later one wins; default
+          ${defaultConfig.cdiSpecDirs.join(' then ')})
 doctor    checks this host for what the server with the same config file and flags needs;
           prints OK / WARN / ERROR with a fix each; exits 1 when any check is ERROR
 image     talks to a running server on --socket: load imports OCI-layout or docker-archive

@@ -44,6 +44,8 @@ export interface ServerConfig {
    * theirs. A pod keeps the one it was made with (its record says which).
    */
   podCgroupRoot: string;
+  /** CDI spec directories, a later one taking priority for a device defined in more than one. */
+  cdiSpecDirs: string[];
 }
 
 export const defaultConfig: ServerConfig = {
@@ -64,6 +66,7 @@ export const defaultConfig: ServerConfig = {
   cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
   metricsAddress: '',
   podCgroupRoot: 'peapod',
+  cdiSpecDirs: ['/etc/cdi', '/var/run/cdi'],
 };
 
 export const version = '0.1.0';
@@ -108,6 +111,7 @@ export const configFieldChecks: Record<string, Check> = {
       return `is not usable: ${(err as Error).message}`;
     }
   },
+  cdiSpecDirs: (v) => (isStringArray(v) && v.every((d) => d.startsWith('/')) ? undefined : 'must be an array of absolute directory paths'),
   registryMirrors: (v) =>
     isPlainObject(v) && Object.values(v).every(isStringArray) ? undefined : 'must map registry hosts to arrays of endpoint URLs',
 };

@@ -1,6 +1,7 @@
 import { createReadStream, existsSync, promises as fsp, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot, type ServerConfig } from './config.js';
+import { CdiDevices } from './container/cdi.js';
 import { ContainerManager } from './container/manager.js';
 import { containerHandlers } from './cri/container.js';
 import { eventHandlers } from './cri/events.js';
@@ -203,7 +204,7 @@ async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollba
     ),
     ...sandboxHandlers(sandboxes, containers),
     ...streamHandlers(streamBackend, streaming),
-    ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id)),
+    ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id), new CdiDevices(config.cdiSpecDirs, log)),
     ...eventHandlers(events, containers, sandboxes, log),
   };
   // Monitors report exits on the helpers socket; an exit whose report found no

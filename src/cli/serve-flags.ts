@@ -21,13 +21,14 @@ export const serveOptions = {
   'manifest-dir': { type: 'string' },
   'pod-log-dir': { type: 'string' },
   'pod-cgroup-root': { type: 'string' },
+  'cdi-spec-dir': { type: 'string', multiple: true },
 } as const;
 
 export const serveFlagsUsage = `[--config FILE] [--socket PATH] [--root DIR] [--state DIR] [--log-level debug|info|warn|error]
                [--streaming-port PORT]
                [--network cni|none] [--cni-conf-dir DIR] [--cni-bin-dir DIR]...
                [--registry-mirror HOST=URL]... [--insecure-registry HOST]... [--metrics-address HOST:PORT]
-               [--manifest-dir DIR] [--pod-log-dir DIR] [--pod-cgroup-root PATH]`;
+               [--manifest-dir DIR] [--pod-log-dir DIR] [--pod-cgroup-root PATH] [--cdi-spec-dir DIR]...`;
 
 type ServeFlagValues = { [K in keyof typeof serveOptions]?: (typeof serveOptions)[K] extends { multiple: true } ? string[] : string };
 
@@ -75,6 +76,7 @@ export function serveFlags(v: ServeFlagValues): Partial<ServerConfig> {
     ['--manifest-dir', 'manifestDir', v['manifest-dir']],
     ['--pod-log-dir', 'podLogDir', v['pod-log-dir']],
     ['--pod-cgroup-root', 'podCgroupRoot', v['pod-cgroup-root']],
+    ['--cdi-spec-dir', 'cdiSpecDirs', v['cdi-spec-dir']],
   ];
   const flags: Record<string, unknown> = {};
   for (const [flag, key, value] of given) {

@@ -97,7 +97,7 @@ export function addFilesystem(
   spec.add('mount', 'sysfs', 'sysfs', '/sys', sec.privileged ? 'nosuid,noexec,nodev' : 'ro,nosuid,noexec,nodev', '-');
   for (const [file, target] of podFileMounts(c, pod)) spec.add('mount', 'bind', file, target, 'bind,rprivate', '-');
   for (const m of c.mounts) {
-    const flags = ['rbind', propagationFlag[m.propagation]];
+    const flags = ['rbind', propagationFlag[m.propagation], ...(m.flags ?? [])];
     if (m.readonly) flags.push('ro');
     spec.add('mount', 'bind', m.hostPath, m.containerPath, flags.join(','), '-');
   }

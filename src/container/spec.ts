@@ -80,15 +80,17 @@ export const DEFAULT_DEVICE_RULES: readonly DeviceRule[] = [
  * before anything is made.
  */
 export function deviceAccess(c: ContainerSpec): DeviceAccess {
-  const own = (c.devices ?? []).map(hostDeviceRule);
+  // No permissions (CDI's "none"): the node is there but gets no rule.
+  const own = (c.devices ?? []).map(hostDeviceRule).filter((r) => r.access !== '');
   return c.security.privileged ? { allowAll: true } : { allowAll: false, allow: [...own, ...DEFAULT_DEVICE_RULES] };
 }
 
-function hostDeviceRule(d: DeviceSpec): DeviceRule {
+/** The cgroup rule of a device as its host node is; throws INVALID_ARGUMENT for a node that is no use. */
+export function hostDeviceRule(d: DeviceSpec): DeviceRule {
   checkContainerPath('device container_path', d.containerPath);
   const host = JSON.stringify(d.hostPath.slice(0, 256));
   if (!d.hostPath.startsWith('/')) throw invalidArgument(`device host_path ${host} must be an absolute path`);
-  if (!/^[rwm]+$/.test(d.permissions)) throw invalidArgument(`device ${host} permissions ${JSON.stringify(d.permissions.slice(0, 16))} must be letters of rwm`);
+  if (!/^[rwm]*$/.test(d.permissions)) throw invalidArgument(`device ${host} permissions ${JSON.stringify(d.permissions.slice(0, 16))} must be letters of rwm`);
   let st: BigIntStats;
   try {
     st = statSync(d.hostPath, { bigint: true });

@@ -7,13 +7,17 @@ export interface MountSpec {
   hostPath: string;
   readonly: boolean;
   propagation: Propagation;
+  /** More flags of the bind mount (CDI mounts give them; CRI mounts have none). */
+  flags?: MountFlag[];
 }
+
+export type MountFlag = 'nosuid' | 'nodev' | 'noexec';
 
 /** A host device node the container gets at containerPath (CRI Device). */
 export interface DeviceSpec {
   containerPath: string;
   hostPath: string;
-  /** Letters of rwm: the access its device cgroup rule allows. */
+  /** Letters of rwm: the access its device cgroup rule allows ('' none: CDI's "none"). */
   permissions: string;
 }
 

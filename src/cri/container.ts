@@ -1,5 +1,6 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { cdiRequests, type CdiDevices } from '../container/cdi.js';
 import type { ContainerManager } from '../container/manager.js';
 import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, ResourceSpec, SecuritySpec, SeccompMode } from '../container/types.js';
 import { readSeccompProfile } from '../container/seccomp-profile.js';
@@ -115,7 +116,6 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
   if (!config) throw invalidArgument('config is required');
   if (!config.metadata) throw invalidArgument('config.metadata is required');
   if (!config.image?.image) throw invalidArgument('config.image.image is required');
-  if (config.CDIDevices.length) throw invalidArgument('CDI devices are not supported by peapod');
   const mounts: MountSpec[] = config.mounts.map((m) => {
     if (m.image) throw invalidArgument('image volume mounts are not supported by peapod');
     if (m.propagation && !propagation[m.propagation]) throw invalidArgument(`mount ${m.containerPath} propagation ${m.propagation} is not valid`);
@@ -227,6 +227,7 @@ export function containerHandlers(
   containers: ContainerManager,
   sandboxes: SandboxManager,
   recordDir: (id: string) => string,
+  cdi: CdiDevices,
 ): Implementation {
   const metadata = (c: Container) => ({ name: c.spec.name, attempt: c.spec.attempt });
   const imageSpec = (c: Container) => ({ image: c.spec.image, userSpecifiedImage: c.spec.image });
@@ -277,7 +278,11 @@ export function containerHandlers(
       return { stats: items.map(podStats) };
     },
     async CreateContainer(req) {
-      const c = await containers.create(req.podSandboxId, toContainerSpec(req.config));
+      const config = req.config as ContainerConfig__Output | null;
+      const spec = toContainerSpec(config);
+      // As containerd: the CDI_devices field and the cdi.k8s.io/ annotations, resolved now (the record keeps the result).
+      const requested = cdiRequests(config!.CDIDevices.map((d) => d.name), spec.annotations);
+      const c = await containers.create(req.podSandboxId, cdi.inject(spec, requested));
       return { containerId: c.id };
     },
     async StartContainer(req) {
