@@ -66,6 +66,20 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
       })
     ).containerId;
 
+  const pausePid = async (p: string) => JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).pid as number;
+
+  /** Kills pod `p`'s pause: `a` hears one stop (the pod NOTREADY), and Stop and Remove add only the delete. */
+  async function killPauseReportedOnce(a: ReturnType<typeof subscribe>, p: string, pause: number) {
+    process.kill(pause, 'SIGKILL');
+    await a.waitFor(() => a.of(p).length >= 1);
+    expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT']);
+    expect(a.events.find((e) => e.containerId === p)!.podSandboxStatus!.state).toBe('SANDBOX_NOTREADY');
+    await s.runtime.StopPodSandbox({ podSandboxId: p });
+    await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    await a.waitFor(() => a.of(p).includes('CONTAINER_DELETED_EVENT'));
+    expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+  }
+
   it('streams created, started, stopped (on its own exit) and deleted, in order, to every subscriber', async () => {
     const a = subscribe(s.socket);
     const b = subscribe(s.socket);
@@ -127,16 +141,7 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
     const a = subscribe(s.socket);
     try {
       await sleep(200);
-      const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).pid as number;
-      process.kill(pause, 'SIGKILL');
-      await a.waitFor(() => a.of(p).length >= 1);
-      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT']);
-      const ev = a.events.find((e) => e.containerId === p)!;
-      expect(ev.podSandboxStatus!.state).toBe('SANDBOX_NOTREADY');
-      await s.runtime.StopPodSandbox({ podSandboxId: p });
-      await s.runtime.RemovePodSandbox({ podSandboxId: p });
-      await a.waitFor(() => a.of(p).includes('CONTAINER_DELETED_EVENT'));
-      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+      await killPauseReportedOnce(a, p, await pausePid(p));
     } finally {
       a.close();
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
@@ -230,7 +235,7 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
 
   it('after a server restart, a live pause is not reported; its death later is, once, and a stop adds nothing', async () => {
     const p = await pod('events-pause-restart');
-    const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId: p, verbose: true })).info.info!).pid as number;
+    const pause = await pausePid(p);
     // The new server is not pause's parent: it cannot wait for it.
     await s.restart();
     const a = subscribe(s.socket);
@@ -238,13 +243,7 @@ describe(`GetContainerEvents [server on ${runtime}]`, () => {
       await sleep(2500); // two reaper sweeps
       expect(a.of(p)).toEqual([]);
       expect((await s.runtime.PodSandboxStatus({ podSandboxId: p })).status!.state).toBe('SANDBOX_READY');
-      process.kill(pause, 'SIGKILL');
-      await a.waitFor(() => a.of(p).length >= 1);
-      expect(a.events.find((e) => e.containerId === p)!.podSandboxStatus!.state).toBe('SANDBOX_NOTREADY');
-      await s.runtime.StopPodSandbox({ podSandboxId: p });
-      await s.runtime.RemovePodSandbox({ podSandboxId: p });
-      await a.waitFor(() => a.of(p).includes('CONTAINER_DELETED_EVENT'));
-      expect(a.of(p)).toEqual(['CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+      await killPauseReportedOnce(a, p, pause);
     } finally {
       a.close();
       await s.runtime.RemovePodSandbox({ podSandboxId: p });

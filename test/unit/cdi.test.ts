@@ -20,7 +20,7 @@ import {
 import { mergeEnv } from '../../src/container/process.js';
 import { deviceAccess } from '../../src/container/spec.js';
 import type { ContainerSpec } from '../../src/container/types.js';
-import { isKind } from '../../src/errors.js';
+import { refusal } from '../support/errors.js';
 
 const base = mkdtempSync(join(tmpdir(), 'peapod-cdi-unit-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
@@ -31,16 +31,6 @@ function specDir(files: Record<string, unknown>): string {
   mkdirSync(dir);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
   return dir;
-}
-
-function refusal(call: () => unknown): string {
-  try {
-    call();
-  } catch (e) {
-    expect(isKind(e, 'InvalidArgument'), String(e)).toBe(true);
-    return (e as Error).message;
-  }
-  throw new Error('accepted');
 }
 
 const parse = (spec: unknown, path = '/etc/cdi/x.json') => parseCdiSpec(typeof spec === 'string' ? spec : JSON.stringify(spec), path, 0);

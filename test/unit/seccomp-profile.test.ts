@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { addSeccomp, parseSeccompProfile, readSeccompProfile } from '../../src/container/seccomp-profile.js';
 import { NativeSpec } from '../../src/container/spec.js';
 import type { SeccompMode } from '../../src/container/types.js';
-import { isKind } from '../../src/errors.js';
+import { refusal } from '../support/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'peapod-seccomp-profile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -20,16 +20,6 @@ const lines = (mode: SeccompMode) => {
   return spec.toString().trimEnd().split('\n');
 };
 const translate = (profile: unknown) => lines(parseSeccompProfile(profile, '/p.json', X86_64));
-
-function refusal(call: () => unknown): string {
-  try {
-    call();
-  } catch (e) {
-    expect(isKind(e, 'InvalidArgument'), String(e)).toBe(true);
-    return (e as Error).message;
-  }
-  throw new Error('accepted');
-}
 
 describe('seccomp profile → spec directives', () => {
   it('keeps the built-in modes one line', () => {
