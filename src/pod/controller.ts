@@ -705,8 +705,10 @@ export class PodController {
       const w = new ProbeWorker(
         kind,
         probe,
+        c.startedAt,
         () => this.deps.actions.run(probe, this.target(c), probe.timeoutSeconds),
         (st, crossed) => this.onProbe(c, id, kind, probe, st, crossed),
+        (reason, message) => this.event('Warning', reason, this.objectOf(c), message),
         c.probes[kind],
       );
       c.probes[kind] = w.status;

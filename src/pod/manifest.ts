@@ -237,6 +237,10 @@ const RESOURCES = ['limits.cpu', 'limits.memory', 'requests.cpu', 'requests.memo
 function envVar(f: Fields, containerName: string): EnvVarSpec {
   const name = f.str('name');
   if (!name) throw bad(`${f.at('name')} is required`);
+  // The API's rule (RelaxedEnvironmentVariableValidation, on by default since 1.32): an "=" would split NAME=value.
+  if (!/^[\x20-\x7e]+$/.test(name) || name.includes('=')) {
+    throw bad(`${f.at('name')} ${JSON.stringify(name)} must consist only of printable ASCII characters other than "="`);
+  }
   const e: EnvVarSpec = { name };
   if (f.raw('value') !== undefined) e.value = f.str('value');
   const from = f.obj('valueFrom');
@@ -364,6 +368,14 @@ function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodConta
   const res = f.obj('resources');
   const resources = { limits: resourceList(res?.obj('limits')), requests: resourceList(res?.obj('requests')) };
   res?.done();
+  // As the API server: a request above its limit is refused (named by the quantities as written).
+  for (const r of ['cpu', 'memory'] as const) {
+    const [request, limit] = [resources.requests[r], resources.limits[r]];
+    if (request !== undefined && limit !== undefined && request > limit) {
+      const given = (kind: 'requests' | 'limits') => JSON.stringify(String((res!.value[kind] as Json)[r]).trim());
+      throw bad(`${res!.at('requests')}.${r} ${given('requests')} must be less than or equal to the ${r} limit of ${given('limits')}`);
+    }
+  }
   // Requests default to limits, as the API server does.
   if (resources.requests.cpu === undefined && resources.limits.cpu !== undefined) resources.requests.cpu = resources.limits.cpu;
   if (resources.requests.memory === undefined && resources.limits.memory !== undefined) resources.requests.memory = resources.limits.memory;
@@ -379,10 +391,13 @@ function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodConta
     p.done();
     return out;
   });
+  const mountPaths = new Set<string>();
   const volumeMounts: VolumeMountSpec[] = f.list('volumeMounts').map((m) => {
     const vm = { name: m.str('name'), mountPath: m.str('mountPath'), readOnly: m.bool('readOnly'), subPath: m.str('subPath') };
     if (!vm.name) throw bad(`${m.at('name')} is required`);
     if (!vm.mountPath.startsWith('/')) throw bad(`${m.at('mountPath')} must be an absolute path`);
+    if (mountPaths.has(vm.mountPath)) throw bad(`${m.at('mountPath')} "${vm.mountPath}" must be unique`);
+    mountPaths.add(vm.mountPath);
     if (vm.subPath.startsWith('/') || vm.subPath.split('/').includes('..')) {
       throw bad(`${m.at('subPath')} must be a relative path without ".."`);
     }

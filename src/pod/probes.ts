@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ContainerManager } from '../container/manager.js';
+import { isKind } from '../errors.js';
 import type { HostNamespaces } from '../linux/namespaces.js';
 import { sleep } from '../util/time.js';
 import type { ProbeRequest, ProbeResult } from './probe-child.js';
@@ -41,7 +42,7 @@ export class Actions {
     // A guard over the action's own timeout, so a stuck helper never stalls a probe worker.
     let timer: ReturnType<typeof setTimeout> | undefined;
     const guard = new Promise<ProbeResult>((resolve) => {
-      timer = setTimeout(() => resolve({ ok: false, message: `timed out after ${timeoutSeconds}s` }), timeoutSeconds * 1000 + 3000);
+      timer = setTimeout(() => resolve({ ok: false, outcome: 'error', message: `timed out after ${timeoutSeconds}s` }), timeoutSeconds * 1000 + 3000);
     });
     try {
       return await Promise.race([this.runOnce(h, t, timeoutSeconds, hook), guard]);
@@ -50,10 +51,18 @@ export class Actions {
     }
   }
 
+  /** Whatever keeps the action from running (a port name that does not resolve, a container not running) is an 'error' outcome. */
   private async runOnce(h: Handler, t: ActionTarget, timeoutSeconds: number, hook: boolean): Promise<ProbeResult> {
     try {
       if (h.exec) {
-        const r = await this.containers.execSync(t.containerId, h.exec.command, timeoutSeconds);
+        let r: Awaited<ReturnType<ContainerManager['execSync']>>;
+        try {
+          r = await this.containers.execSync(t.containerId, h.exec.command, timeoutSeconds);
+        } catch (err) {
+          // A command that times out fails the probe, as in the kubelet's exec prober.
+          if (isKind(err, 'DeadlineExceeded')) return { ok: false, message: (err as Error).message };
+          throw err;
+        }
         if (r.exitCode === 0) return { ok: true, message: '' };
         const out = (r.stdout.toString() + r.stderr.toString()).trim().slice(0, 1024);
         return { ok: false, message: `command ${JSON.stringify(h.exec.command)} exited with ${r.exitCode}${out ? `: ${out}` : ''}` };
@@ -79,9 +88,9 @@ export class Actions {
           timeoutMs: timeoutSeconds * 1000,
         });
       }
-      return { ok: false, message: 'no action' };
+      return { ok: false, outcome: 'error', message: 'no action' };
     } catch (err) {
-      return { ok: false, message: (err as Error).message };
+      return { ok: false, outcome: 'error', message: (err as Error).message };
     }
   }
 
@@ -99,14 +108,14 @@ export class Actions {
       const timer = setTimeout(() => child.kill('SIGKILL'), req.timeoutMs + 5000);
       child.on('error', (e) => {
         clearTimeout(timer);
-        resolve({ ok: false, message: `probe helper: ${e.message}` });
+        resolve({ ok: false, outcome: 'error', message: `probe helper: ${e.message}` });
       });
       child.on('close', () => {
         clearTimeout(timer);
         try {
           resolve(JSON.parse(out) as ProbeResult);
         } catch {
-          resolve({ ok: false, message: `probe helper failed: ${err.trim().slice(0, 500) || 'no output'}` });
+          resolve({ ok: false, outcome: 'error', message: `probe helper failed: ${err.trim().slice(0, 500) || 'no output'}` });
         }
       });
     });
@@ -121,8 +130,9 @@ export function resolvePort(port: number | string, ports: PortSpec[]): number {
 }
 
 /**
- * One probe of one container instance: waits initialDelaySeconds, then runs
- * every periodSeconds, counting consecutive results against the thresholds.
+ * One probe of one container instance: waits until initialDelaySeconds after
+ * the container started, then runs every periodSeconds, counting consecutive
+ * results against the thresholds.
  */
 export class ProbeWorker {
   private stopped = false;
@@ -131,9 +141,13 @@ export class ProbeWorker {
   constructor(
     readonly kind: ProbeKind,
     private readonly probe: Probe,
+    /** When the container started (epoch ms): the initial delay counts from there, as the kubelet's. */
+    private readonly startedAt: number,
     private readonly run: () => Promise<ProbeResult>,
-    /** Called on every result, with the threshold crossing if any. */
+    /** Called on every counted result, with the threshold crossing if any. */
     private readonly onResult: (status: ProbeStatus, crossed: 'success' | 'failure' | null) => void,
+    /** A warning event: a probe that errored (not counted), or a success with a warning. */
+    private readonly onWarning: (reason: 'Unhealthy' | 'ProbeWarning', message: string) => void,
     initial?: ProbeStatus,
   ) {
     this.status = initial ?? { kind, result: '', message: '', consecutiveSuccesses: 0, consecutiveFailures: 0, lastProbeAt: 0 };
@@ -152,31 +166,42 @@ export class ProbeWorker {
   }
 
   private async loop(): Promise<void> {
-    await sleep(this.probe.initialDelaySeconds * 1000);
+    await sleep(Math.max(0, this.startedAt + this.probe.initialDelaySeconds * 1000 - Date.now()));
+    const label = this.kind[0]!.toUpperCase() + this.kind.slice(1);
     while (!this.stopped) {
       const began = Date.now();
       const r = await this.run();
       if (this.stopped) return;
-      const s = this.status;
-      s.lastProbeAt = Date.now();
-      s.message = r.message;
-      let crossed: 'success' | 'failure' | null = null;
-      if (r.ok) {
-        s.consecutiveSuccesses++;
-        s.consecutiveFailures = 0;
-        if (s.consecutiveSuccesses >= this.probe.successThreshold && s.result !== 'success') crossed = 'success';
-        if (s.consecutiveSuccesses >= this.probe.successThreshold) s.result = 'success';
+      if (r.outcome === 'error') {
+        // The kubelet throws a prober error's result away: reported, never counted.
+        this.onWarning('Unhealthy', `${label} probe errored: ${r.message}`);
       } else {
-        s.consecutiveFailures++;
-        s.consecutiveSuccesses = 0;
-        if (s.consecutiveFailures >= this.probe.failureThreshold) {
-          crossed = 'failure';
-          s.result = 'failure';
-        }
+        if (r.outcome === 'warning') this.onWarning('ProbeWarning', `${label} probe warning: ${r.message}`);
+        this.count(r);
       }
-      this.onResult(s, crossed);
       const wait = this.probe.periodSeconds * 1000 - (Date.now() - began);
       if (wait > 0) await sleep(wait);
     }
+  }
+
+  private count(r: ProbeResult): void {
+    const s = this.status;
+    s.lastProbeAt = Date.now();
+    s.message = r.message;
+    let crossed: 'success' | 'failure' | null = null;
+    if (r.ok) {
+      s.consecutiveSuccesses++;
+      s.consecutiveFailures = 0;
+      if (s.consecutiveSuccesses >= this.probe.successThreshold && s.result !== 'success') crossed = 'success';
+      if (s.consecutiveSuccesses >= this.probe.successThreshold) s.result = 'success';
+    } else {
+      s.consecutiveFailures++;
+      s.consecutiveSuccesses = 0;
+      if (s.consecutiveFailures >= this.probe.failureThreshold) {
+        crossed = 'failure';
+        s.result = 'failure';
+      }
+    }
+    this.onResult(s, crossed);
   }
 }

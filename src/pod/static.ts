@@ -10,8 +10,6 @@ import { isKind } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { PodRunner } from './runner.js';
 
-const MANIFEST = /\.(ya?ml|json)$/;
-
 export class StaticPods {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
@@ -56,7 +54,8 @@ export class StaticPods {
     });
     const present = new Map<string, { text: string; hash: string }>();
     for (const n of names.sort()) {
-      if (n.startsWith('.') || !MANIFEST.test(n)) continue;
+      // As the kubelet's file source: every regular file whose name does not start with a dot, whatever its extension.
+      if (n.startsWith('.')) continue;
       const path = join(this.dir, n);
       try {
         const st = await fsp.stat(path);

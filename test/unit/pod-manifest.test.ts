@@ -46,8 +46,22 @@ describe('pod manifests', () => {
     ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Localhost, localhostProfile: a/../../p.json}}}]', 'must be a relative path without ".."'],
     ['  securityContext: {seccompProfile: {type: RuntimeDefault, localhostProfile: p.json}}\n  containers: [{name: c, image: busybox}]', 'may only be set for type Localhost'],
     ['  containers: [{name: c, image: busybox, securityContext: {seccompProfile: {type: Strict}}}]', 'must be RuntimeDefault, Unconfined or Localhost'],
+    ['  containers: [{name: c, image: busybox, resources: {limits: {cpu: 500m}, requests: {cpu: 1}}}]', 'spec.containers[0].resources.requests.cpu "1" must be less than or equal to the cpu limit of "500m"'],
+    ['  initContainers: [{name: i, image: busybox, resources: {limits: {memory: 64Mi}, requests: {memory: 1Gi}}}]\n  containers: [{name: c, image: busybox}]', 'spec.initContainers[0].resources.requests.memory "1Gi" must be less than or equal to the memory limit of "64Mi"'],
+    ['  volumes: [{name: v, emptyDir: {}}, {name: w, emptyDir: {}}]\n  containers: [{name: c, image: busybox, volumeMounts: [{name: v, mountPath: /data}, {name: w, mountPath: /data}]}]', 'spec.containers[0].volumeMounts[1].mountPath "/data" must be unique'],
+    ['  containers: [{name: c, image: busybox, env: [{name: A, value: x}, {name: "A=B", value: x}]}]', 'spec.containers[0].env[1].name "A=B" must consist only of printable ASCII characters other than "="'],
+    ['  containers: [{name: c, image: busybox, env: [{name: "A\\tB", value: x}]}]', 'spec.containers[0].env[0].name "A\\tB" must consist only of printable ASCII'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
+  });
+
+  it('accepts requests up to their limits, the same mount path in two containers and any printable env var name but "="', () => {
+    const s = one(`  volumes: [{name: v, emptyDir: {}}]
+  containers:
+    - {name: a, image: busybox, resources: {limits: {cpu: "1", memory: 1Gi}, requests: {cpu: 1000m, memory: 1024Mi}}, volumeMounts: [{name: v, mountPath: /data}]}
+    - {name: b, image: busybox, volumeMounts: [{name: v, mountPath: /data}], env: [{name: "my.var-1 (x)", value: y}]}`);
+    expect(s.containers[0]!.resources.requests).toEqual({ cpu: 1, memory: 2 ** 30 });
+    expect(s.containers[1]!.env[0]!.name).toBe('my.var-1 (x)');
   });
 
   it.each(['../x', '.', '..', 'a/b', 'a\0b', 'u'.repeat(129)])('rejects metadata.uid %j, which would be a path component', (uid) => {
