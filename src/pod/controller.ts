@@ -18,7 +18,7 @@ import { containerEnv, expandArgs } from './env.js';
 import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
 import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, SeccompSetting, Terminated } from './types.js';
-import { containerMounts, diskUsage, prepareVolumes, volumePath, type VolumeDirs } from './volumes.js';
+import { containerMounts, diskUsage, prepareVolumes, removeVolumes, volumePath, type VolumeDirs } from './volumes.js';
 
 export interface ControllerDeps {
   sandboxes: SandboxManager;
@@ -67,12 +67,24 @@ class StartError extends Error {
 
 const ms = (ns: bigint) => Number(ns / 1_000_000n);
 
+/** `p`, or `timedOut` once `limitMs` have passed; the timer goes either way. */
+function within<T>(p: Promise<T>, limitMs: number, timedOut: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(timedOut), limitMs)));
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 export class PodController {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, ProbeWorker[]>();
-  private readonly killing = new Set<string>();
+  /** Kills under way by instance id: a later kill (deletion, the pod's end) waits for one rather than starting another. */
+  private readonly kills = new Map<string, Promise<void>>();
+  /** Set once the pod ends (finish): a start under way goes no further than its create. */
+  private ending = false;
+  /** Set once the pod is deleted: nothing it still does (a start finishing late) writes its record again. */
+  private disposed = false;
   private sandboxRetryAt = 0;
   private sandboxBackoff = 0;
   private lastSaved = '';
@@ -106,7 +118,7 @@ export class PodController {
   async stopLoop(waitMs = 5000): Promise<void> {
     this.running = false;
     await this.loopDone;
-    await Promise.race([Promise.allSettled([...this.inFlight.values()]), sleep(waitMs)]);
+    await this.settleStarts(waitMs);
     for (const ws of this.probes.values()) for (const w of ws) w.stop();
     this.probes.clear();
   }
@@ -123,6 +135,21 @@ export class PodController {
     }
   }
 
+  /** Waits for the container starts under way, at most `waitMs`. */
+  private async settleStarts(waitMs: number): Promise<void> {
+    await within(Promise.allSettled([...this.inFlight.values()]), waitMs, []);
+  }
+
+  /** May a start under way go on to create its container? */
+  private get mayStart(): boolean {
+    return this.running && !this.ending;
+  }
+
+  /** The pod was deleted and its files removed: from now on its record is never written. */
+  dispose(): void {
+    this.disposed = true;
+  }
+
   get key(): string {
     return `${this.spec.namespace}/${this.spec.name}`;
   }
@@ -132,6 +159,7 @@ export class PodController {
    * logged, never thrown: the pod keeps running and the next sync retries.
    */
   save(force = false): void {
+    if (this.disposed) return;
     const json = JSON.stringify(this.rec);
     if (!force && json === this.lastSaved) return;
     try {
@@ -178,14 +206,16 @@ export class PodController {
     if (rec.deleting) return;
     if (!this.resumed) this.resume();
     if (this.terminal) return;
+    const now = Date.now();
+    // As the kubelet's status manager: the pod starts at its first sync, sandbox or not, and its deadline counts from there.
+    if (!rec.startTime) rec.startTime = now;
     if (this.evictWith) {
       await this.evict(this.evictWith);
       return;
     }
-    const now = Date.now();
     this.measureEmptyDirs(now);
 
-    if (this.spec.activeDeadlineSeconds !== null && rec.startTime > 0 && now - rec.startTime >= this.spec.activeDeadlineSeconds * 1000) {
+    if (this.spec.activeDeadlineSeconds !== null && now - rec.startTime >= this.spec.activeDeadlineSeconds * 1000) {
       this.event('Normal', 'DeadlineExceeded', 'pod', `Pod was active on the node longer than the specified deadline`);
       await this.finish('Failed', 'DeadlineExceeded', 'Pod was active on the node longer than the specified deadline');
       return;
@@ -218,20 +248,26 @@ export class PodController {
         this.maybeStart(c, c.terminated !== null);
         break;
       }
-      if (!all) return;
-      rec.initialized = true;
+      if (all) rec.initialized = true;
     }
 
-    // Sidecars keep running (restartPolicy Always) alongside the app containers.
-    for (const c of inits) {
-      if (c.kind === 'sidecar' && !this.isRunning(c) && !this.inFlight.has(c.name)) this.maybeStart(c, true);
+    if (rec.initialized) {
+      // Sidecars keep running (restartPolicy Always) alongside the app containers.
+      for (const c of inits) {
+        if (c.kind === 'sidecar' && !this.isRunning(c) && !this.inFlight.has(c.name)) this.maybeStart(c, true);
+      }
+      // In order, none while an earlier one is being started: the kubelet's SyncPod starts
+      // them one by one, each with its postStart hook (what holdApplicationUntilProxyStarts needs).
+      for (const c of rec.containers) {
+        if (c.kind !== 'app') continue;
+        if (!this.isRunning(c) && !this.inFlight.has(c.name)) {
+          if (c.instances === 0 && !c.terminated) this.maybeStart(c, false);
+          else if (this.willRestart(c)) this.maybeStart(c, true);
+        }
+        if (this.inFlight.has(c.name)) break;
+      }
     }
-    for (const c of rec.containers) {
-      if (c.kind !== 'app' || this.isRunning(c) || this.inFlight.has(c.name)) continue;
-      if (c.instances === 0 && !c.terminated) this.maybeStart(c, false);
-      else if (this.willRestart(c)) this.maybeStart(c, true);
-    }
-    const phase = this.appPhase();
+    const phase = this.podPhase();
     if (phase === 'Succeeded' || phase === 'Failed') await this.finish(phase, '', '');
     else rec.phase = phase;
   }
@@ -276,6 +312,7 @@ export class PodController {
     if (c.kind === 'sidecar') return true;
     if (c.kind === 'init') return !c.succeeded && this.spec.restartPolicy !== 'Never';
     if (!c.terminated) return c.instances > 0;
+    if (c.probeKilled === c.terminated.containerId) return true;
     const p = this.spec.restartPolicy;
     return p === 'Always' || (p === 'OnFailure' && c.terminated.exitCode !== 0);
   }
@@ -285,7 +322,14 @@ export class PodController {
     return !this.terminal && !this.rec.deleting && c.terminated !== null && this.willRestart(c);
   }
 
-  private appPhase(): PodRecord['phase'] {
+  /**
+   * As the kubelet's getPhase: Pending while a regular init container is yet
+   * to run or running (in a new sandbox too) or an app container is yet to start.
+   */
+  private podPhase(): PodRecord['phase'] {
+    if (this.rec.containers.some((c) => c.kind === 'init' && (this.inFlight.has(c.name) || this.isRunning(c) || (c.instances === 0 && !c.terminated)))) {
+      return 'Pending';
+    }
     let waiting = 0;
     let running = 0;
     let stopped = 0;
@@ -306,17 +350,26 @@ export class PodController {
     return stopped === succeeded ? 'Succeeded' : 'Failed';
   }
 
-  /** Ends the pod: every container stopped, the sandbox stopped, the phase final. */
+  /**
+   * Ends the pod: every container stopped, the sandbox stopped, the volumes
+   * torn down (as the kubelet's for a terminated pod; the logs stay), the phase final.
+   */
   private async finish(phase: 'Succeeded' | 'Failed', reason: string, message: string, graceSeconds = this.spec.terminationGracePeriodSeconds): Promise<void> {
+    this.ending = true;
+    await this.killAll(graceSeconds);
+    // A start under way (a pull, a postStart hook) stops before its create or
+    // ends with the kill: wait for it as a deletion does, and kill what it made meanwhile.
+    await this.settleStarts((graceSeconds + MIN_GRACE_SECONDS) * 1000);
     await this.killAll(graceSeconds);
     this.observeExits();
-    this.rec.phase = phase;
-    this.rec.reason = reason;
-    this.rec.message = message;
     for (const c of this.rec.containers) c.ready = false;
     if (this.rec.sandboxId) {
       await this.deps.sandboxes.stop(this.rec.sandboxId).catch((err) => this.deps.log.warn('stopping a finished pod sandbox failed', { pod: this.key, err }));
     }
+    await removeVolumes(this.deps.volumeDirs(this.rec.id)).catch((err) => this.deps.log.warn('tearing down a finished pod\'s volumes failed', { pod: this.key, err }));
+    this.rec.phase = phase;
+    this.rec.reason = reason;
+    this.rec.message = message;
     this.save();
   }
 
@@ -351,15 +404,20 @@ export class PodController {
         const now = Date.now();
         t = { exitCode: 255, signal: 0, reason: 'Error', message: 'the container is gone', startedAt: c.startedAt, finishedAt: now, containerId: id };
       }
-      this.stopProbes(c.name);
-      c.terminated = t;
-      c.ready = false;
-      if (c.kind === 'init' && t.exitCode === 0) c.succeeded = true;
-      // Only a container that ran counts: a failed start (StartError) has no start time.
-      if (t.startedAt > 0 && t.finishedAt - t.startedAt >= BACKOFF_RESET_MS) c.backoffMs = 0;
-      c.nextStartAt = t.finishedAt + c.backoffMs;
-      c.backoffMs = this.nextBackoff(c.backoffMs);
+      this.recordExit(c, t);
     }
+  }
+
+  /** The instance's end, and when the next may start (the back-off). */
+  private recordExit(c: ContainerRecord, t: Terminated): void {
+    this.stopProbes(c.name);
+    c.terminated = t;
+    c.ready = false;
+    if (c.kind === 'init' && t.exitCode === 0) c.succeeded = true;
+    // Only a container that ran counts: a failed start (StartError) has no start time.
+    if (t.startedAt > 0 && t.finishedAt - t.startedAt >= BACKOFF_RESET_MS) c.backoffMs = 0;
+    c.nextStartAt = t.finishedAt + c.backoffMs;
+    c.backoffMs = this.nextBackoff(c.backoffMs);
   }
 
   private nextBackoff(cur: number): number {
@@ -393,7 +451,7 @@ export class PodController {
       this.save(true);
     }
     if (rec.sandboxAttempt > 0 && !this.wantsNewSandbox()) {
-      const phase = this.appPhase();
+      const phase = this.podPhase();
       if (phase === 'Succeeded' || phase === 'Failed') await this.finish(phase, '', '');
       else await this.finish('Failed', '', 'The pod sandbox died and the restart policy runs no container again.');
       return false;
@@ -420,7 +478,6 @@ export class PodController {
         for (const c of rec.containers) if (c.kind === 'init') c.succeeded = false;
       }
       rec.sandboxAttempt++;
-      if (!rec.startTime) rec.startTime = Date.now();
       this.sandboxBackoff = 0;
       this.save(true);
       return true;
@@ -504,6 +561,7 @@ export class PodController {
       if (c.containerId) {
         const old = c.containerId;
         await containers.remove(old).catch((err) => log.warn('removing an exited container failed', { id: old, err }));
+        delete c.probeKilled;
         c.containerId = '';
         c.lastState = c.terminated;
         c.terminated = null;
@@ -520,7 +578,7 @@ export class PodController {
         if (err instanceof StartError) throw err;
         throw new StartError('CreateContainerConfigError', (err as Error).message);
       }
-      if (!this.running) return;
+      if (!this.mayStart) return;
       let id: string;
       try {
         id = (await containers.create(this.rec.sandboxId, cspec)).id;
@@ -540,9 +598,16 @@ export class PodController {
       try {
         await containers.start(id);
       } catch (err) {
-        // The monitor records a failed start as an exit (StartError); the next sync sees it.
+        const message = (err as Error).message;
         c.waiting = null;
-        this.event('Warning', 'Failed', this.objectOf(c), `Error: ${(err as Error).message}`);
+        this.event('Warning', 'Failed', this.objectOf(c), `Error: ${message}`);
+        // The monitor records a failed start as an exit (StartError); the next sync sees it. One
+        // still CREATED (no exit reported in time) is recorded so here, with its back-off, and
+        // killed: the next sync would take it for a start cut short by a server restart.
+        if (this.instanceState(id) === 'CREATED') {
+          this.recordExit(c, { exitCode: 128, signal: 0, reason: 'StartError', message, startedAt: 0, finishedAt: Date.now(), containerId: id });
+          await containers.stop(id, 0).catch((e) => log.warn('killing a container that failed to start failed', { id, err: e }));
+        }
         return;
       }
       c.startedAt = Date.now();
@@ -560,7 +625,7 @@ export class PodController {
         }
       }
       c.postStartDone = true;
-      if (this.running && c.containerId === id) this.startProbes(c);
+      if (this.mayStart && c.containerId === id) this.startProbes(c);
     } catch (err) {
       if (err instanceof StartError) this.failStart(c, err.reason, err.message);
       else this.failStart(c, 'RunContainerError', (err as Error).message);
@@ -651,8 +716,9 @@ export class PodController {
         pidMode: p.hostPID ? 'NODE' : p.shareProcessNamespace ? 'POD' : 'CONTAINER',
       },
       resources: {
-        cpuPeriod: limits.cpu !== undefined ? 100_000 : 0,
-        cpuQuota: limits.cpu !== undefined ? Math.max(1000, Math.round(limits.cpu * 100_000)) : 0,
+        // A zero limit is no limit, as the kubelet's milliCPUToQuota.
+        cpuPeriod: limits.cpu ? 100_000 : 0,
+        cpuQuota: limits.cpu ? Math.max(1000, Math.round(limits.cpu * 100_000)) : 0,
         cpuShares: requests.cpu !== undefined ? Math.max(2, Math.floor(requests.cpu * 1024)) : 2,
         memoryLimitBytes: limits.memory ?? 0,
         cpusetCpus: '',
@@ -747,8 +813,10 @@ export class PodController {
       for (const w of this.probes.get(c.name) ?? []) if (w.kind === 'startup') w.stop();
       this.afterStartup.get(c.name)?.();
     } else if (crossed === 'failure') {
-      this.event('Normal', 'Killing', this.objectOf(c), `Container ${c.name} failed ${kind} probe, will be restarted`);
-      this.stopProbes(c.name);
+      // As computePodActions: restarted whatever its exit code, unless the policy is Never.
+      const restart = this.spec.restartPolicy !== 'Never';
+      if (restart) c.probeKilled = id;
+      this.event('Normal', 'Killing', this.objectOf(c), `Container ${c.name} failed ${kind} probe${restart ? ', will be restarted' : ''}`);
       void this.killContainer(c, probe.terminationGracePeriodSeconds ?? this.spec.terminationGracePeriodSeconds);
     }
     this.save();
@@ -796,40 +864,61 @@ export class PodController {
 
   // ------------------------------------------------------------ stopping
 
-  /** preStop (within the grace period), then the stop signal and SIGKILL when the grace runs out. */
-  async killContainer(c: ContainerRecord, graceSeconds: number): Promise<void> {
+  /**
+   * The kubelet's killContainer: preStop within the grace period, then the
+   * instance's turn (see killAll), then the stop signal with what is left of
+   * the grace, never less than 2 s (grace 0: SIGKILL at once, as delete
+   * --force). A kill of the instance already under way is joined, not repeated.
+   */
+  killContainer(c: ContainerRecord, graceSeconds: number, turn: Promise<unknown> = Promise.resolve()): Promise<void> {
     const id = c.containerId;
-    if (!id || this.killing.has(id)) return;
-    this.killing.add(id);
+    if (!id) return Promise.resolve();
+    let kill = this.kills.get(id);
+    if (!kill) {
+      kill = this.stopInstance(c, id, graceSeconds, turn).finally(() => this.kills.delete(id));
+      this.kills.set(id, kill);
+    }
+    return kill;
+  }
+
+  private async stopInstance(c: ContainerRecord, id: string, graceSeconds: number, turn: Promise<unknown>): Promise<void> {
     this.stopProbes(c.name);
+    // Its readiness probe stopped with the others: it serves no more from now on.
+    c.ready = false;
     try {
       const deadline = Date.now() + graceSeconds * 1000;
+      const left = () => Math.max(0, deadline - Date.now());
       const preStop = this.specOf(c).lifecycle.preStop;
       if (preStop && graceSeconds > 0 && this.instanceState(id) === 'RUNNING') {
-        const r = await Promise.race([
-          this.deps.actions.run(preStop, this.target(c), graceSeconds, true),
-          sleep(graceSeconds * 1000).then(() => ({ ok: false, message: 'timed out' })),
-        ]);
+        const r = await within(this.deps.actions.run(preStop, this.target(c), graceSeconds, true), left(), { ok: false, message: 'timed out' });
         if (!r.ok) this.event('Warning', 'FailedPreStopHook', this.objectOf(c), `PreStopHook failed: ${r.message}`);
       }
-      const left = graceSeconds <= 0 ? 0 : Math.max(MIN_GRACE_SECONDS, Math.ceil((deadline - Date.now()) / 1000));
-      await this.deps.containers.stop(id, left);
+      if (graceSeconds > 0) await within(turn, left(), undefined);
+      await this.deps.containers.stop(id, graceSeconds <= 0 ? 0 : Math.max(MIN_GRACE_SECONDS, Math.ceil(left() / 1000)));
     } catch (err) {
       if (!isKind(err, 'NotFound')) this.deps.log.warn('stopping a container failed', { id, err });
-    } finally {
-      this.killing.delete(id);
     }
   }
 
-  /** App containers together, then sidecars in reverse order, then a running init container. */
+  /**
+   * Every running container at once, as the kubelet's killContainersWithSyncResult:
+   * all preStop hooks run together; app and init containers then stop, a
+   * sidecar only once the app containers and the sidecars after it have
+   * (while grace is left). Kills already under way are waited for too.
+   */
   async killAll(graceSeconds: number): Promise<void> {
-    const deadline = Date.now() + graceSeconds * 1000;
-    const left = () => (graceSeconds <= 0 ? 0 : Math.max(0, Math.ceil((deadline - Date.now()) / 1000)));
     for (const ws of this.probes.values()) for (const w of ws) w.stop();
-    const running = (c: ContainerRecord) => c.containerId !== '' && c.terminated === null;
-    await Promise.all(this.rec.containers.filter((c) => c.kind === 'app' && running(c)).map((c) => this.killContainer(c, left())));
-    for (const c of this.rec.containers.filter((x) => x.kind === 'sidecar').reverse()) if (running(c)) await this.killContainer(c, left());
-    for (const c of this.rec.containers.filter((x) => x.kind === 'init')) if (running(c)) await this.killContainer(c, left());
+    const kill = (c: ContainerRecord, turn?: Promise<unknown>) => (c.containerId !== '' && c.terminated === null ? this.killContainer(c, graceSeconds, turn) : Promise.resolve());
+    const { containers } = this.rec;
+    const apps = Promise.all(containers.filter((c) => c.kind === 'app').map((c) => kill(c)));
+    const all: Array<Promise<unknown>> = [apps, ...this.kills.values(), ...containers.filter((c) => c.kind === 'init').map((c) => kill(c))];
+    let after: Promise<unknown> = apps;
+    for (const c of containers.filter((x) => x.kind === 'sidecar').reverse()) {
+      const k = kill(c, after);
+      all.push(k);
+      after = Promise.all([apps, k]);
+    }
+    await Promise.all(all);
   }
 }
 

@@ -228,6 +228,8 @@ export class PodRunner {
       await ctl.stopLoop(grace * 1000 + 2000);
       await ctl.killAll(grace);
       if (rec.sandboxId) await this.deps.sandboxes.remove(rec.sandboxId);
+      // A start still under way (a long pull) must not write the record again once it is gone.
+      ctl.dispose();
       teardownVolumes(this.volumeDirs(rec.id));
       await this.store.removeFiles(rec.id);
       rmSync(this.logDir(rec), { recursive: true, force: true });

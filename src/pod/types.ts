@@ -179,6 +179,12 @@ export interface ContainerRecord {
   /** The back-off to apply after the next exit (0: restart at once). */
   backoffMs: number;
   probes: Partial<Record<ProbeKind, ProbeStatus>>;
+  /**
+   * The instance a failed liveness or startup probe killed under a policy
+   * other than Never: restarted whatever its exit code (kept in the record,
+   * so a restarted server still restarts it).
+   */
+  probeKilled?: string;
 }
 
 export interface PodEvent {

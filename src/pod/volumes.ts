@@ -124,6 +124,16 @@ export function teardownVolumes(dirs: VolumeDirs): void {
   for (const root of [subPathRoot(dirs), dirs.memory]) for (const mp of mountsUnder(root).reverse()) unmount(mp);
 }
 
+/**
+ * A terminated pod's volumes go as the kubelet tears them down: subPath
+ * staging and tmpfs unmounted, every emptyDir removed with its content (a
+ * hostPath is the node's and stays).
+ */
+export async function removeVolumes(dirs: VolumeDirs): Promise<void> {
+  teardownVolumes(dirs);
+  for (const dir of [subPathRoot(dirs), dirs.memory, dirs.disk]) await fsp.rm(dir, { recursive: true, force: true });
+}
+
 /** The path of an open fd, or of `name` in the directory an fd holds (openat/mkdirat by path). */
 function fdPath(fd: number, name?: string): string {
   return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;

@@ -1,7 +1,11 @@
 // Pod runner semantics beyond the examples: sidecars, hooks, deadline, image
-// pull policy, security checks, and a server restart resuming control.
+// pull policy, security checks, a finished pod's volumes, and a server restart
+// resuming control.
 
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { mountsUnder } from '../../src/linux/mount.js';
 import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
 import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
@@ -79,6 +83,30 @@ describe(`pod runner [server on ${runtime}]`, () => {
     expect(v.status.display).toBe('DeadlineExceeded');
     expect(v.status.containerStatuses[0]!.state.terminated).toBeDefined();
     await cli(['delete', 'deadline']);
+  });
+
+  it('a finished pod keeps no volume (tmpfs, subPath staging, emptyDir content), and its logs stay readable', async () => {
+    await apply(
+      manifest(
+        'finished',
+        `  restartPolicy: Never
+  volumes: [{name: mem, emptyDir: {medium: Memory}}, {name: disk, emptyDir: {}}]
+  containers:
+    - name: c
+      ${bb}
+      command: ["sh", "-c", "echo x > /mem/f; echo y > /disk/f; echo z > /sub/f; echo done"]
+      volumeMounts: [{name: mem, mountPath: /mem}, {name: disk, mountPath: /disk}, {name: mem, mountPath: /sub, subPath: s}]`,
+      ),
+    );
+    const v = await waitFor('Succeeded', async () => {
+      const p = await pod('finished');
+      return p.status.phase === 'Succeeded' ? p : undefined;
+    });
+    const uid = v.metadata.uid;
+    expect(mountsUnder(k.server().state).filter((mp) => mp.includes(`/pods/${uid}/`))).toEqual([]);
+    expect(existsSync(join(k.server().root, 'pods', uid, 'volumes'))).toBe(false);
+    expect((await cli(['logs', 'finished'])).out).toBe('done\n');
+    await cli(['delete', 'finished']);
   });
 
   it('imagePullPolicy Never without the image: ErrImageNeverPull; runAsNonRoot with a root image: CreateContainerConfigError', async () => {
