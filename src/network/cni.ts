@@ -25,6 +25,8 @@ export interface CniOptions {
 export const IFNAME = 'eth0';
 /** Where servers before the move to `<root>` cached the ADD result, under `<state>/sandboxes/<id>`. */
 const LEGACY_CACHE_FILE = 'cni-result.json';
+/** The capability under which containerd passes the pod's annotations. */
+export const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 /** statfs f_type of a mounted network namespace (a pin the pod still holds). */
 const NSFS_MAGIC = 0x6e736673;
 
@@ -355,6 +357,8 @@ export function capabilityArgs(sb: Sandbox, podCidrs: string[]): Record<string, 
   if (podCidrs.length > 0) args.ipRanges = podCidrs.map((subnet) => [{ subnet }]);
   const bandwidth = podBandwidth(sb.spec.annotations);
   if (bandwidth) args.bandwidth = bandwidth;
+  // containerd hands plugins that ask (Multus, Calico…) the pod's annotations.
+  args[POD_ANNOTATIONS_CAPABILITY] = { ...sb.spec.annotations };
   return args;
 }
 

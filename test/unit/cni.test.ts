@@ -6,7 +6,7 @@ import { PR_GET_CHILD_SUBREAPER, PR_SET_CHILD_SUBREAPER } from '../../src/ffi/co
 import { loadLibc } from '../../src/ffi/index.js';
 import { loadNetwork, parseConfFile } from '../../src/network/cni-config.js';
 import { execPlugin } from '../../src/network/cni-exec.js';
-import { capabilityArgs, parsePodCidrs, pluginStdin, podBandwidth, podIps } from '../../src/network/cni.js';
+import { capabilityArgs, parsePodCidrs, pluginStdin, POD_ANNOTATIONS_CAPABILITY, podBandwidth, podIps } from '../../src/network/cni.js';
 import type { Sandbox } from '../../src/sandbox/types.js';
 import { validateSpec } from '../../src/sandbox/validate.js';
 
@@ -159,6 +159,11 @@ describe('CNI invocation', () => {
     expect(args.bandwidth).toEqual({ ingressRate: 10_000_000, ingressBurst: 4294967295, egressRate: 1572864, egressBurst: 4294967295 });
     const bw = { type: 'bandwidth', capabilities: { bandwidth: true } };
     expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
+    // The pod's annotations go, as containerd sends them, to a plugin that declares the capability only.
+    const annotated = { type: 'multus', capabilities: { [POD_ANNOTATIONS_CAPABILITY]: true } };
+    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, annotated, null, args).runtimeConfig).toEqual({
+      [POD_ANNOTATIONS_CAPABILITY]: spec.annotations,
+    });
     expect(podBandwidth({})).toBeUndefined();
     expect(podBandwidth({ 'kubernetes.io/egress-bandwidth': '1k' })).toEqual({ egressRate: 1000, egressBurst: 4294967295 });
     // The kubelet's bounds and syntax: refused before anything is made.
