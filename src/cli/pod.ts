@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { defaultConfig } from '../config.js';
+import { criLogMessages } from '../container/logs.js';
 import { criClient } from '../cri/client.js';
 import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
 import { peapodProto } from '../cri/proto.js';
@@ -240,21 +241,6 @@ async function describe(argv: string[]): Promise<number> {
   }
 }
 
-/** CRI log lines ("<time> <stream> <P|F> <message>") → the messages; P joins with the next line. */
-export function criLogMessages(text: string): string {
-  let out = '';
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const a = line.indexOf(' ');
-    const b = line.indexOf(' ', a + 1);
-    const c = line.indexOf(' ', b + 1);
-    if (a < 0 || b < 0) continue;
-    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
-    const msg = c < 0 ? '' : line.slice(c + 1);
-    out += tag === 'P' ? msg : msg + '\n';
-  }
-  return out;
-}
 
 /** Prints a CRI log file's messages, whole lines at a time, as they are written. */
 class LogReader {

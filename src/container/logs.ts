@@ -144,3 +144,19 @@ function nthSpace(b: Buffer, n: number): number {
   }
   return at;
 }
+
+/** CRI log lines ("<time> <stream> <P|F> <message>") → the messages; P joins with the next line. */
+export function criLogMessages(text: string): string {
+  let out = '';
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const a = line.indexOf(' ');
+    const b = line.indexOf(' ', a + 1);
+    const c = line.indexOf(' ', b + 1);
+    if (a < 0 || b < 0) continue;
+    const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
+    const msg = c < 0 ? '' : line.slice(c + 1);
+    out += tag === 'P' ? msg : msg + '\n';
+  }
+  return out;
+}

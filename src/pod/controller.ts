@@ -2,8 +2,9 @@
 // containers in order, sidecars, app containers, restart policy with back-off,
 // hooks, probes, deadline) over the server's own sandbox and container managers.
 
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { criLogMessages } from '../container/logs.js';
 import type { ContainerManager } from '../container/manager.js';
 import { readSeccompProfile } from '../container/seccomp-profile.js';
 import type { ContainerSpec, SeccompMode } from '../container/types.js';
@@ -33,6 +34,8 @@ export interface ControllerDeps {
   volumeDirs(uid: string): VolumeDirs;
   /** The pod's managed /etc/hosts, mounted into each of its containers. */
   etcHostsPath(uid: string): string;
+  /** The file an instance may write its termination message to (the kubelet's <pod dir>/containers/<name>/…). */
+  terminationLogPath(uid: string, container: string, attempt: number): string;
   /** Where Localhost seccomp profiles are looked up (<root>/seccomp, as the kubelet's <root-dir>/seccomp). */
   seccompRoot: string;
   /** The cluster's DNS domain, for the hosts entry of a pod with a subdomain. */
@@ -52,6 +55,12 @@ const BACKOFF_RESET_MS = 10 * 60 * 1000;
 /** The kubelet never gives a container less than this after preStop. */
 const MIN_GRACE_SECONDS = 2;
 const MAX_EVENTS = 100;
+/** The kubelet reads at most this much of a termination-message file (its last bytes). */
+const MAX_TERMINATION_MESSAGE = 4096;
+/** FallbackToLogsOnError: the log's last lines, and of those the last bytes, as the kubelet takes them. */
+const TERMINATION_LOG_LINES = 80;
+const TERMINATION_LOG_BYTES = 2048;
+const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 
 /** Start failures before any container exists: shown until the next try, as the kubelet shows them, not as CrashLoopBackOff. */
 const CONFIG_FAILURES = new Set(['CreateContainerConfigError', 'CreateContainerError']);
@@ -395,7 +404,7 @@ export class PodController {
           exitCode: e.exitCode,
           signal: e.signal,
           reason: e.reason,
-          message: e.message,
+          message: this.terminationMessage(c, e.exitCode, e.message),
           startedAt: ms(ctr.startedAt),
           finishedAt: ms(e.finishedAt),
           containerId: id,
@@ -406,6 +415,27 @@ export class PodController {
       }
       this.recordExit(c, t);
     }
+  }
+
+  /**
+   * As the kubelet's getTerminationMessage: the runtime's message, then what
+   * the instance wrote to its termination-message file (its last 4 KiB);
+   * with FallbackToLogsOnError, a failed instance that wrote nothing gets the
+   * end of its log instead.
+   */
+  private terminationMessage(c: ContainerRecord, exitCode: number, runtimeMessage: string): string {
+    const spec = this.specOf(c);
+    const attempt = c.instances - 1;
+    let written = tailOf(this.deps.terminationLogPath(this.rec.id, c.name, attempt), MAX_TERMINATION_MESSAGE).data.toString('utf8');
+    if (written === '' && exitCode !== 0 && spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
+      const { data, from } = tailOf(join(this.deps.logDir(this.rec), c.name, `${attempt}.log`), 256 * 1024);
+      // Read from the middle of the file: its first line is only a part.
+      const log = data.toString('utf8');
+      const lines = criLogMessages(from > 0 ? log.slice(log.indexOf('\n') + 1) : log).split('\n');
+      const last = Buffer.from(lines.slice(-TERMINATION_LOG_LINES - 1).join('\n'));
+      written = last.subarray(Math.max(0, last.length - TERMINATION_LOG_BYTES)).toString('utf8');
+    }
+    return runtimeMessage && written ? `${runtimeMessage}: ${written}` : runtimeMessage || written;
   }
 
   /** The instance's end, and when the next may start (the back-off). */
@@ -682,7 +712,7 @@ export class PodController {
       args: expandArgs(spec.args, env),
       workingDir: spec.workingDir,
       env,
-      mounts: this.mounts(spec),
+      mounts: this.mounts(spec, attempt),
       labels: {
         'io.kubernetes.container.name': spec.name,
         'io.kubernetes.pod.name': p.name,
@@ -691,8 +721,8 @@ export class PodController {
       },
       annotations: {
         'io.kubernetes.container.restartCount': String(attempt),
-        'io.kubernetes.container.terminationMessagePath': '/dev/termination-log',
-        'io.kubernetes.container.terminationMessagePolicy': 'File',
+        'io.kubernetes.container.terminationMessagePath': spec.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH,
+        'io.kubernetes.container.terminationMessagePolicy': spec.terminationMessagePolicy ?? 'File',
         'io.kubernetes.pod.terminationGracePeriod': String(p.terminationGracePeriodSeconds),
         ...(spec.ports.length ? { 'io.kubernetes.container.ports': JSON.stringify(spec.ports.map((x) => ({ name: x.name || undefined, containerPort: x.containerPort, protocol: x.protocol }))) } : {}),
       },
@@ -742,11 +772,24 @@ export class PodController {
     }
   }
 
-  /** The volume mounts, and the pod's /etc/hosts unless a volume is mounted there (as the kubelet's makeMounts). */
-  private mounts(spec: PodContainer): ContainerSpec['mounts'] {
+  /**
+   * As the kubelet's makeMounts: the volume mounts, the pod's /etc/hosts
+   * unless a volume is mounted there, and the instance's termination-message
+   * file (made empty here, writable by any user as the kubelet makes it).
+   */
+  private mounts(spec: PodContainer, attempt: number): ContainerSpec['mounts'] {
     const mounts = containerMounts(this.spec, spec, this.deps.volumeDirs(this.rec.id));
-    if (mounts.some((m) => m.containerPath === '/etc/hosts')) return mounts;
-    return [...mounts, { containerPath: '/etc/hosts', hostPath: this.deps.etcHostsPath(this.rec.id), readonly: false, propagation: 'PRIVATE' }];
+    const taken = (path: string) => mounts.some((m) => m.containerPath === path);
+    if (!taken('/etc/hosts')) mounts.push({ containerPath: '/etc/hosts', hostPath: this.deps.etcHostsPath(this.rec.id), readonly: false, propagation: 'PRIVATE' });
+    const messagePath = spec.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH;
+    if (!taken(messagePath)) {
+      const file = this.deps.terminationLogPath(this.rec.id, spec.name, attempt);
+      mkdirSync(dirname(file), { recursive: true });
+      writeFileSync(file, '');
+      chmodSync(file, 0o666);
+      mounts.push({ containerPath: messagePath, hostPath: file, readonly: false, propagation: 'PRIVATE' });
+    }
+    return mounts;
   }
 
   target(c: ContainerRecord): ActionTarget {
@@ -959,4 +1002,23 @@ export function newContainerRecords(p: PodSpec): ContainerRecord[] {
     ...p.initContainers.map((c) => mk(c.name, c.restartPolicy === 'Always' ? 'sidecar' : 'init')),
     ...p.containers.map((c) => mk(c.name, 'app')),
   ];
+}
+
+/** The last `max` bytes of a file and the offset they start at; nothing when it is missing. */
+function tailOf(path: string, max: number): { data: Buffer; from: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return { data: Buffer.alloc(0), from: 0 };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const from = Math.max(0, size - max);
+    const buf = Buffer.alloc(size - from);
+    const n = readSync(fd, buf, 0, buf.length, from);
+    return { data: buf.subarray(0, n), from };
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -449,10 +449,9 @@ function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodConta
   if (live) c.livenessProbe = live;
   if (ready) c.readinessProbe = ready;
   if (start) c.startupProbe = start;
-  // Defaults a round trip through the API server adds: accepted only with their default values.
-  const tmp = f.str('terminationMessagePath', '/dev/termination-log');
-  if (tmp !== '/dev/termination-log') throw bad(`${f.at('terminationMessagePath')} is not supported by peapod`);
-  f.oneOf('terminationMessagePolicy', ['File'], 'File');
+  c.terminationMessagePath = f.str('terminationMessagePath', '/dev/termination-log');
+  if (!c.terminationMessagePath.startsWith('/')) throw bad(`${f.at('terminationMessagePath')} must be an absolute path`);
+  c.terminationMessagePolicy = f.oneOf<'File' | 'FallbackToLogsOnError'>('terminationMessagePolicy', ['File', 'FallbackToLogsOnError'], 'File');
   if (f.bool('stdin') || f.bool('tty') || f.bool('stdinOnce')) throw bad(`${f.path}: stdin and tty are not supported by peapod`);
   f.done();
   return c;

@@ -73,6 +73,7 @@ export class PodRunner {
       logDir: (r) => this.logDir(r),
       volumeDirs: (uid) => this.volumeDirs(uid),
       etcHostsPath: (uid) => join(this.store.runtimeDir(uid), 'etc-hosts'),
+      terminationLogPath: (uid, container, attempt) => join(this.store.recordDir(uid), 'containers', container, String(attempt)),
       seccompRoot: join(d.root, 'seccomp'),
       clusterDomain: d.clusterDomain ?? 'cluster.local',
       evictionPeriodMs: d.evictionPeriodMs ?? 10_000,

@@ -91,6 +91,10 @@ export interface PodContainer {
   startupProbe?: Probe;
   /** 'Always' on an init container makes it a sidecar. */
   restartPolicy?: 'Always';
+  /** Where the container may write why it ended (unset in records of older servers: the default). */
+  terminationMessagePath?: string;
+  /** FallbackToLogsOnError: the end of the log stands in when a failed container wrote no message. */
+  terminationMessagePolicy?: 'File' | 'FallbackToLogsOnError';
 }
 
 /** An emptyDir's sizeLimit: bytes, and the quantity as the manifest wrote it (for messages). */

@@ -109,6 +109,45 @@ describe(`pod runner [server on ${runtime}]`, () => {
     await cli(['delete', 'finished']);
   });
 
+  it('termination messages: the file a container writes (a non-root user too, at its own path), or with FallbackToLogsOnError the end of a failed one\'s log', async () => {
+    const lines = Array.from({ length: 100 }, (_, i) => `line ${i}`).join('; echo ');
+    await apply(
+      manifest(
+        'messages',
+        `  restartPolicy: Never
+  containers:
+    - name: file
+      ${bb}
+      command: ["sh", "-c", "printf 'bye\\n' > /dev/termination-log; exit 3"]
+    - name: custom
+      ${bb}
+      command: ["sh", "-c", "printf custom > /tmp/why"]
+      terminationMessagePath: /tmp/why
+      securityContext: {runAsUser: 1000}
+    - name: logs
+      ${bb}
+      command: ["sh", "-c", "echo ${lines}; exit 1"]
+      terminationMessagePolicy: FallbackToLogsOnError
+    - name: quiet
+      ${bb}
+      command: ["sh", "-c", "echo not a message; exit 0"]
+      terminationMessagePolicy: FallbackToLogsOnError`,
+      ),
+    );
+    const v = await waitFor('Failed', async () => {
+      const p = await pod('messages');
+      return p.status.phase === 'Failed' ? p : undefined;
+    });
+    const message = (name: string) => v.status.containerStatuses.find((c) => c.name === name)!.state.terminated!.message;
+    expect(message('file')).toBe('bye\n');
+    expect(message('custom')).toBe('custom');
+    // The log's last 80 lines.
+    expect(message('logs')).toBe(Array.from({ length: 80 }, (_, i) => `line ${i + 20}\n`).join(''));
+    // A success with nothing written has no message: the log stands in only for a failure.
+    expect(message('quiet')).toBeUndefined();
+    await cli(['delete', 'messages']);
+  });
+
   it('imagePullPolicy Never without the image: ErrImageNeverPull; runAsNonRoot with a root image: CreateContainerConfigError', async () => {
     await apply(manifest('never', `  containers:\n    - name: c\n      image: example.invalid/none:1\n      imagePullPolicy: Never`));
     await waitFor('ErrImageNeverPull', async () => (await pod('never')).status.display === 'ErrImageNeverPull');

@@ -180,6 +180,7 @@ export class FakeNode {
       logDir: () => join(this.dir, 'logs'),
       volumeDirs: (uid) => ({ disk: join(this.dir, 'root', uid, 'volumes'), memory: join(this.dir, 'state', uid, 'volumes') }),
       etcHostsPath: (uid) => join(this.dir, 'state', uid, 'etc-hosts'),
+      terminationLogPath: (uid, container, attempt) => join(this.dir, 'root', uid, 'containers', container, String(attempt)),
       seccompRoot: join(this.dir, 'seccomp'),
       clusterDomain: 'cluster.local',
       evictionPeriodMs: 10_000,
