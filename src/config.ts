@@ -63,7 +63,8 @@ export const defaultConfig: ServerConfig = {
   dockerConfig: '/root/.docker/config.json',
   network: 'cni',
   cniConfDir: '/etc/cni/net.d',
-  cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
+  // containerd's /opt/cni/bin first, where CNI DaemonSets install theirs; Debian's plugins after.
+  cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
   metricsAddress: '',
   podCgroupRoot: 'peapod',
   cdiSpecDirs: ['/etc/cdi', '/var/run/cdi'],

@@ -94,16 +94,14 @@ export function unshareInChild(ns: NamespaceType, proc = '/proc'): Promise<strin
 
 /** The inputs of the real host for a configuration. */
 export function hostInputs(config: ServerConfig): DoctorInputs {
-  const c = config as unknown as Record<string, unknown>;
-  const strings = (v: unknown) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : undefined);
   return {
     config,
     proc: '/proc',
     sys: '/sys',
     bootDir: '/boot',
     modulesDir: '/lib/modules',
-    cniBinDirs: strings(c.cniBinDirs) ?? ['/opt/cni/bin', '/usr/lib/cni'],
-    cniConfDir: typeof c.cniConfDir === 'string' ? c.cniConfDir : '/etc/cni/net.d',
+    cniBinDirs: config.cniBinDirs,
+    cniConfDir: config.cniConfDir,
     packageRoot,
     unshare: (ns) => unshareInChild(ns),
     ffiBackend: async () => (await loadLibc()).backend,
