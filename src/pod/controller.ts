@@ -784,6 +784,8 @@ export class PodController {
     const messagePath = spec.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH;
     if (!taken(messagePath)) {
       const file = this.deps.terminationLogPath(this.rec.id, spec.name, attempt);
+      // Earlier instances' files were read at their exits: only the new one is kept.
+      rmSync(dirname(file), { recursive: true, force: true });
       mkdirSync(dirname(file), { recursive: true });
       writeFileSync(file, '');
       chmodSync(file, 0o666);
