@@ -480,13 +480,13 @@ export class ContainerManager {
     try {
       cg.update(cgroupResources(c.spec.resources));
     } catch (err) {
-      // The kernel refused a limit: back to the limits set before, wherever one was.
+      // The kernel refused a limit: back to the record and the limits set before, wherever one was.
       c.spec.resources = before;
-      this.store.save(c);
       try {
+        this.store.save(c);
         cg.update(cgroupResources(before));
       } catch (undo) {
-        this.deps.log.warn('could not restore the limits of a container after a failed update', { id: c.id, err: undo });
+        this.deps.log.warn('could not restore the record or limits of a container after a failed update', { id: c.id, err: undo });
       }
       throw err;
     }

@@ -2,7 +2,7 @@
 // pull policy, security checks, a finished pod's volumes, and a server restart
 // resuming control.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mountsUnder } from '../../src/linux/mount.js';
@@ -203,6 +203,8 @@ describe(`pod runner [server on ${runtime}]`, () => {
     const d = await cli(['describe', 'pod', 'crasher']);
     expect(d.out).toMatch(/Last State:\s+Terminated/);
     expect(d.out).toMatch(/Exit Code:\s+1/);
+    // Only the current instance's termination-message file is kept, not one per restart.
+    expect(readdirSync(join(k.server().root, 'pods', uid, 'containers', 'c'))).toHaveLength(1);
     await cli(['delete', 'crasher', '--force']);
     expect((await cli(['get', 'pods'])).err).toMatch(/No resources found/);
   });
