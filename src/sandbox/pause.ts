@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { internal } from '../errors.js';
 import type { Helpers, SpawnedHelper } from '../linux/helpers.js';
-import { identify, type ProcessIdentity } from '../linux/proc.js';
+import { identify, readProcStat, type ProcessIdentity } from '../linux/proc.js';
+import { sleep } from '../util/time.js';
 
 export interface PauseOptions {
   nativeDir: string;
@@ -45,5 +46,26 @@ export async function awaitPause(launcher: SpawnedHelper): Promise<ProcessIdenti
   if (m.word !== 'ok' || !Number.isInteger(pid) || pid <= 0) throw internal(`pause launcher failed: ${m.text}`);
   const id = identify(pid);
   if (!id) throw internal(`pause (pid ${pid}) exited at once`);
+  await adopted(id);
   return id;
+}
+
+/** How long the launcher may take to exit after its report (it exits at once). */
+const ADOPTION_WAIT_MS = 5_000;
+
+/**
+ * Until the launcher has exited, pause is its child, not the server's (the
+ * subreaper it is re-parented to). A kill then would leave pause's zombie to
+ * the launcher and then to the server, and the reaper, seeing pause not yet
+ * its child, would stop watching it: the zombie would stay for the server's life.
+ */
+async function adopted(id: ProcessIdentity): Promise<void> {
+  // Past the wait the caller goes on all the same: failing here would leave pause running, unrecorded.
+  const deadline = Date.now() + ADOPTION_WAIT_MS;
+  for (let delay = 0; Date.now() < deadline; delay = Math.min(delay + 1, 10)) {
+    const st = readProcStat(id.pid);
+    // Gone, or the pid reused: nothing to wait for (the caller finds pause dead).
+    if (st?.startTime !== id.startTime || st.ppid === process.pid) return;
+    await sleep(delay);
+  }
 }
