@@ -12,12 +12,7 @@ import type { LoadedImage__Output } from '../cri/generated/peapod/v1/LoadedImage
 import type { LoadImagesResponse__Output } from '../cri/generated/peapod/v1/LoadImagesResponse.js';
 import type { PeapodClient } from '../cri/generated/peapod/v1/Peapod.js';
 import { peapodProto } from '../cri/proto.js';
-import { UsageError } from './usage.js';
-
-export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--socket PATH]   (FILE "-" = stdin)
-  peapod image ls [--socket PATH]
-  peapod image rm REF [REF...] [--socket PATH]
-  peapod image pull REF [--socket PATH]`;
+import { imageUsage, UsageError } from './usage.js';
 
 const CHUNK = 64 * 1024;
 

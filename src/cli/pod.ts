@@ -18,14 +18,6 @@ import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
 import { UsageError } from './usage.js';
 
-export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
-  peapod get pods [NAME] [-o wide|yaml|json] [-A]
-  peapod describe pod NAME
-  peapod logs NAME [-c CONTAINER] [-f] [--previous]
-  peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
-  peapod delete [pod] NAME [--grace-period N] [--force]
-      (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default")`;
-
 type Call = (method: string, req: unknown) => Promise<any>;
 
 function peapodCall(socket: string): { call: Call; close(): void } {

@@ -1,2 +1,18 @@
 /** A mistake in the command line: `peapod` prints it with a hint and exits 2. */
 export class UsageError extends Error {}
+
+// The commands' usage lines are here, not beside the commands, so that `peapod --help`
+// and a usage error load none of a command's dependencies (gRPC, the server).
+
+export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--socket PATH]   (FILE "-" = stdin)
+  peapod image ls [--socket PATH]
+  peapod image rm REF [REF...] [--socket PATH]
+  peapod image pull REF [--socket PATH]`;
+
+export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
+  peapod get pods [NAME] [-o wide|yaml|json] [-A]
+  peapod describe pod NAME
+  peapod logs NAME [-c CONTAINER] [-f] [--previous]
+  peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
+  peapod delete [pod] NAME [--grace-period N] [--force]
+      (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default")`;
