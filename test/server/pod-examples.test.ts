@@ -56,7 +56,12 @@ describe(`pod runner examples [server on ${runtime}]`, () => {
 
   it('web-emptydir: one container writes index.html, the other serves it over the shared network', async () => {
     expect(await run('web-emptydir.yaml')).toBe('pod/web-emptydir created\n');
-    await waitFor('2/2 ready', async () => (await pod('web-emptydir')).ready === '2/2');
+    const v = await waitFor('2/2 ready', async () => {
+      const p = await pod('web-emptydir');
+      return p.ready === '2/2' ? p : undefined;
+    });
+    const json = await cli(['get', 'pods', 'web-emptydir', '-o', 'json']);
+    expect(JSON.parse(json.out)).toMatchObject({ metadata: v.metadata, ready: '2/2', status: { display: 'Running', podIP: v.status.podIP } });
     const r = await cli(['exec', 'web-emptydir', '-c', 'content', '--', 'wget', '-qO-', 'http://127.0.0.1:8080/']);
     expect(r.out).toBe('hello from peapod\n');
     const table = await cli(['get', 'pods']);

@@ -1,11 +1,13 @@
 // Driving the pod runner through the peapod CLI (as a user would) against a
 // test server: run, get, exec, logs, delete.
 
+import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { peapodProto } from '../../src/cri/proto.js';
 import type { PodView } from '../../src/pod/status.js';
 import { preloadBusybox } from './images.js';
 import { repoRoot, startServer, type TestServer } from './server.js';
@@ -26,7 +28,7 @@ export interface CliResult {
 export interface PodCli {
   /** `peapod <args[0]> --socket … <args[1..]>`, with `input` on stdin. */
   cli(args: string[], input?: string): Promise<CliResult>;
-  /** `get pods NAME -o json`. */
+  /** What `get pods NAME -o json` prints, asked over gRPC (see getPod). */
   pod(name: string, namespace?: string): Promise<PodView>;
   /** `run -f -`; fails the test unless it succeeds. */
   apply(yaml: string): Promise<void>;
@@ -51,7 +53,7 @@ export function podCli(s: () => TestServer): PodCli {
   };
   return {
     cli,
-    pod: async (name, namespace = 'default') => JSON.parse(await ok(['get', 'pods', name, '-n', namespace, '-o', 'json'])) as PodView,
+    pod: (name, namespace = 'default') => getPod(s().socket, name, namespace),
     apply: async (yaml) => void (await ok(['run', '-f', '-'], yaml)),
     exec: (name, container, argv) => ok(['exec', name, '-c', container, '--', ...argv]),
     async deleteAll() {
@@ -62,6 +64,24 @@ export function podCli(s: () => TestServer): PodCli {
       }
     },
   };
+}
+
+/**
+ * The GetPod call behind `get pods NAME -o json`, made from this process: tests
+ * poll a pod's status many times, and each CLI process costs about half a CPU
+ * second. The CLI's own output is checked where a test asks for it.
+ */
+async function getPod(socket: string, name: string, namespace: string): Promise<PodView> {
+  const Peapod = peapodProto().peapod.v1.Peapod;
+  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure());
+  try {
+    const res = await new Promise<{ podJson: string }>((resolve, reject) =>
+      client.GetPod({ namespace, name }, (err: grpc.ServiceError | null, r?: { podJson: string }) => (err ? reject(err) : resolve(r!))),
+    );
+    return JSON.parse(res.podJson) as PodView;
+  } finally {
+    client.close();
+  }
 }
 
 /**
