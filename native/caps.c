@@ -64,8 +64,8 @@ int caps_set(uint64_t caps, char *err, size_t errlen)
 		return spec_err(err, errlen, "capget: %s", strerror(errno));
 	have = (uint64_t)d[0].permitted | (uint64_t)d[1].permitted << 32;
 	if (caps & valid & ~have)
-		fprintf(stderr, "peapod: warning: capabilities %#llx not held by the runtime, not granted\n",
-			(unsigned long long)(caps & valid & ~have));
+		spec_warn("capabilities %#llx not held by the runtime, not granted",
+			  (unsigned long long)(caps & valid & ~have));
 	caps &= have;
 	for (int i = 0; i < 2; i++) {
 		d[i].permitted = d[i].effective = (uint32_t)(caps >> (32 * i));

@@ -149,4 +149,12 @@ int container_enter_pod_namespaces(const struct spec *s, const char **which);
  */
 int container_process_setup(const struct spec *s, char *err, size_t errlen);
 
+/*
+ * What the set-up could not do without failing (a capability or an OOM score
+ * the runtime cannot grant), "; " between, "" when nothing. Kept, not
+ * printed: the init's stderr is the container's log. The init hands them to
+ * its monitor, which reports them to the server with "created".
+ */
+const char *spec_warnings(void);
+
 #endif

@@ -141,6 +141,9 @@ static __attribute__((noreturn)) void child(const struct spec *s, int slave, int
 		fprintf(stderr, PROG ": %s\n", err);
 		_exit(126);
 	}
+	/* spec_warnings are not printed: stderr is the client's, and the
+	 * server logged the same at the container's create (an exec asks for the
+	 * container's capabilities and score). */
 	/* After the user switch, which clears it (as runc does); then a parent
 	 * that died before this call is looked for. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {

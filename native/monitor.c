@@ -18,7 +18,8 @@
  * then stdout and stderr are closed (stderr goes on into DIR/monitor.log).
  * On failure: a message on stderr, nothing on stdout, exit status 1 (2 for
  * usage errors), nothing left running. With --notify the same goes to the
- * server's socket (notify.h): "KEY created PID" or "KEY error MESSAGE", and
+ * server's socket (notify.h): "KEY created PID START [WARNINGS]" (WARNINGS:
+ * spec_warnings of the init) or "KEY error MESSAGE", and
  * "KEY exited CODE" once exit.json is written. The connection that carried
  * "created" stays open as one more control client (commands and replies as
  * on control.sock below): the server that is waiting to start the container
@@ -338,7 +339,7 @@ static __attribute__((noreturn)) void container_init(const struct spec *s, int i
 	/* Found now, as runc's init looks its program up before it waits: the
 	 * monitor answers a start at once unless this says the exec will fail. */
 	doubt = container_resolve(s, prog, sizeof(prog)) < 0 ? errno : 0;
-	if (report_fd(sync, REC_READY, doubt, "", master) < 0)
+	if (report_fd(sync, REC_READY, doubt, spec_warnings(), master) < 0)
 		_exit(1);
 	if (master >= 0)
 		close(master);
@@ -391,6 +392,7 @@ struct monitor {
 	unsigned long long cg_joined; /* the spec's cgroups the init is in (cgroup_add_all) */
 	int devices_confined; /* the spec's device filter is attached (or it has none) */
 	int exec_doubt; /* the init's errno for its program at set-up: 0 when it will run */
+	char warnings[1024]; /* the init's set-up warnings (spec_warn), for the server */
 	unsigned waiters; /* bitmask of control clients waiting for "start" */
 	char start_error[1024];
 	long long started_at;
@@ -932,6 +934,7 @@ static int wait_setup(struct monitor *m, int sync_r, char *msg, size_t cap)
 		}
 		if (r.type == REC_READY) {
 			m->exec_doubt = r.err;
+			snprintf(m->warnings, sizeof(m->warnings), "%s", r.msg);
 			return 0;
 		}
 		snprintf(msg, cap, "container set-up: %.900s", r.msg);
@@ -1154,7 +1157,8 @@ int main(int argc, char **argv)
 	/* With its start time, the server knows the init without reading /proc. */
 	if (proc_starttime(m->init, start, sizeof(start)) < 0)
 		abort_start(m, "read the %s's /proc stat: %s", "init");
-	if (notify_keep(&chan, "created", "%d %s", (int)m->init, start) < 0) {
+	if (notify_keep(&chan, "created", "%d %s%s%s", (int)m->init, start, *m->warnings ? " " : "",
+			m->warnings) < 0) {
 		errno = ECONNREFUSED;
 		abort_start(m, "report to the %s: %s", "server");
 	}

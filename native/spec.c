@@ -25,6 +25,27 @@ int spec_err(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
+static char warnings[512];
+
+void spec_warn(const char *fmt, ...)
+{
+	size_t len = strlen(warnings);
+	va_list ap;
+
+	if (len > 0 && len + 2 < sizeof(warnings)) {
+		memcpy(warnings + len, "; ", 3);
+		len += 2;
+	}
+	va_start(ap, fmt);
+	vsnprintf(warnings + len, sizeof(warnings) - len, fmt, ap);
+	va_end(ap);
+}
+
+const char *spec_warnings(void)
+{
+	return warnings;
+}
+
 /* Parser state; err/line prefix every message. */
 struct parser {
 	struct spec *s;

@@ -124,6 +124,9 @@ struct spec {
 int spec_err(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Keeps a set-up problem that does not stop the container (see spec_warnings). */
+void spec_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Set-up steps, one per file; each returns 0 or -1 with a message in err. */
 int mounts_setup(const struct spec *s, char *err, size_t errlen);   /* mounts.c */
 int caps_drop_bounding(uint64_t keep, char *err, size_t errlen);     /* caps.c */

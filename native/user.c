@@ -25,8 +25,7 @@ static int set_oom_score_adj(int v, char *err, size_t errlen)
 		/* Lowering the score needs CAP_SYS_RESOURCE, which a nested or
 		 * rootless runtime may lack; the container must still start. */
 		if (errno == EACCES || errno == EPERM)
-			fprintf(stderr, "peapod: warning: cannot set oom_score_adj to %d: %s\n", v,
-				strerror(errno));
+			spec_warn("cannot set oom_score_adj to %d: %s", v, strerror(errno));
 		else
 			r = spec_err(err, errlen, "set oom_score_adj to %d: %s", v, strerror(errno));
 	}

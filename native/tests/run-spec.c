@@ -63,6 +63,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "run-spec: %s\n", err);
 			_exit(125);
 		}
+		if (*spec_warnings())
+			fprintf(stderr, "run-spec: warning: %s\n", spec_warnings());
 		container_exec(s);
 		fprintf(stderr, "run-spec: exec %s: %s\n", s->args[0], strerror(errno));
 		_exit(127);

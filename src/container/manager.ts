@@ -290,7 +290,9 @@ export class ContainerManager {
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true), devices);
       // The main thread would wait for the report anyway (not while the client asks for the start).
       this.monitors.fill();
-      const { monitor, init } = await awaitCreated(started, spareMonitor?.identity);
+      const { monitor, init, warning } = await awaitCreated(started, spareMonitor?.identity);
+      // In the server's log, where an operator looks (the doctor explains it), not in the container's.
+      if (warning) log.warn('container set-up incomplete', { id, name: spec.name, warning });
       c.monitor = monitor;
       c.init = init;
       this.store.save(c);

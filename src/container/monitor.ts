@@ -23,8 +23,14 @@ export function monitorArgs(specPath: string, dir: string): string[] {
   return ['--spec', specPath, '--dir', dir];
 }
 
-/** Waits until the monitor reports the container init ready to exec (CREATED); `monitor`: its identity when known (a spare's). */
-export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdentity): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity }> {
+/**
+ * Waits until the monitor reports the container init ready to exec (CREATED); `monitor`: its identity when known (a spare's).
+ * `warning`: what the set-up could not do without failing (an OOM score or capabilities the runtime lacks).
+ */
+export async function awaitCreated(
+  started: SpawnedHelper,
+  known?: ProcessIdentity,
+): Promise<{ monitor: ProcessIdentity; init: ProcessIdentity; warning?: string }> {
   let m;
   try {
     m = await started.report;
@@ -33,10 +39,10 @@ export async function awaitCreated(started: SpawnedHelper, known?: ProcessIdenti
   }
   if (m.word !== 'created') throw failedPrecondition(`container set-up failed: ${m.text}`);
   const monitor = known ?? identify(started.pid);
-  // "PID START": the monitor read the init's start time, which spares a /proc read here.
-  const [pid, startTime] = m.text.split(' ');
+  // "PID START [WARNING]": the monitor read the init's start time, which spares a /proc read here.
+  const [pid, startTime, ...warning] = m.text.split(' ');
   if (!monitor || !startTime) throw internal(`container monitor exited at once, or reported no init start time ("${m.text}")`);
-  return { monitor, init: { pid: Number(pid), startTime } };
+  return { monitor, init: { pid: Number(pid), startTime }, ...(warning.length > 0 && { warning: warning.join(' ') }) };
 }
 
 /**
