@@ -12,7 +12,7 @@ import { DEFAULT_STREAM_IDLE_TIMEOUT_MS, IdleTimer } from './idle.js';
 import { PORTFORWARD_PROTOCOL, servePortForward, type PortDialer } from './portforward.js';
 import { negotiate, serveSpdyExec, SPDY_EXEC_PROTOCOLS, type ExecOptions, type ExecStarter } from './remotecommand.js';
 import { SpdySession } from './spdy.js';
-import { WebSocketExec, WebSocketPortForward } from './websocket.js';
+import { WebSocketExec, WebSocketPortForward, WS_EXEC_PROTOCOLS, WS_PORTFORWARD_PROTOCOLS } from './websocket.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 60_000;
 
@@ -141,6 +141,12 @@ export class StreamServer {
     if (!found) return reject(socket, 404, 'Not Found', '404 page not found\n');
     const upgrade = (req.headers.upgrade ?? '').toLowerCase();
     if (upgrade === 'websocket') {
+      const supported: readonly string[] = found.kind === 'portforward' ? WS_PORTFORWARD_PROTOCOLS : WS_EXEC_PROTOCOLS;
+      const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+      // As the kubelet: offering no protocol means the binary channels; offering only others is refused.
+      if (offered.length > 0 && !offered.some((p) => supported.includes(p))) {
+        return reject(socket, 403, 'Forbidden', `requested protocol(s) are not supported: ${JSON.stringify(offered)}; supports ${JSON.stringify(supported)}\n`);
+      }
       if (found.kind === 'portforward') return this.wsPortForward.upgrade(req, socket, head, found.sandboxId, found.ports, this.dialer(found.sandboxId));
       this.ws.upgrade(req, socket, head, found.opts, found.kind === 'exec' ? found.cmd : [], this.starter(found));
       return;

@@ -231,6 +231,16 @@ describe(`streaming exec and port-forward [server on ${runtime}]`, () => {
     expect(up.head.headers['x-accepted-stream-protocol-versions']).toContain('v4.channel.k8s.io');
   });
 
+  it('refuses a WebSocket client that offers only protocols it does not speak, with 403, as the kubelet', async () => {
+    for (const url of [await execUrl(['true']), (await s.runtime.PortForward({ podSandboxId: pod, port: [80] })).url]) {
+      const up = await wsConnect(url, ['v9.channel.k8s.io', 'unknown']);
+      expect(up.ok).toBe(false);
+      if (up.ok) return;
+      expect(up.status).toBe(403);
+      expect(up.body).toContain('requested protocol(s) are not supported: ["v9.channel.k8s.io","unknown"]');
+    }
+  });
+
   it('execs over WebSocket v5 (stdin close signal) and v4', async () => {
     const cmd = ['sh', '-c', 'cat; echo e >&2; exit 3'];
     const up = await wsConnect(await execUrl(cmd, { stdin: true }), ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
