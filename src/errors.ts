@@ -9,6 +9,7 @@ export type ErrorKind =
   | 'Unimplemented'
   | 'DeadlineExceeded'
   | 'ResourceExhausted'
+  | 'Unavailable'
   | 'Internal';
 
 export class PeapodError extends Error {
@@ -29,6 +30,7 @@ export const failedPrecondition = (msg: string) => new PeapodError('FailedPrecon
 export const unimplemented = (msg: string) => new PeapodError('Unimplemented', msg);
 export const deadlineExceeded = (msg: string) => new PeapodError('DeadlineExceeded', msg);
 export const resourceExhausted = (msg: string) => new PeapodError('ResourceExhausted', msg);
+export const unavailable = (msg: string) => new PeapodError('Unavailable', msg);
 export const internal = (msg: string, cause?: unknown) => new PeapodError('Internal', msg, { cause });
 
 /** A file system error meaning the disk (or the quota) is full: ENOSPC, EDQUOT. */

@@ -6,7 +6,7 @@ import type { ContainerManager } from '../container/manager.js';
 import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, ResourceSpec, SecuritySpec, SeccompMode } from '../container/types.js';
 import { readSeccompProfile } from '../container/seccomp-profile.js';
 import { expandDeviceDirs } from '../container/spec.js';
-import { failedPrecondition, invalidArgument } from '../errors.js';
+import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
 import type { CgroupStats } from '../linux/cgroups.js';
 import { interfacesOf } from '../linux/netdev.js';
 import { diskUsage, PeriodicUsage } from '../util/disk-usage.js';
@@ -334,7 +334,10 @@ export function containerHandlers(
 
   return {
     async PodSandboxStats(req) {
-      return { stats: await podStats(sandboxes.get(req.podSandboxId)) };
+      const sb = sandboxes.get(req.podSandboxId);
+      // As containerd: a pod that is not ready has no figures to give, for now (ListPodSandboxStats leaves it out).
+      if (sandboxes.stateOf(sb) !== 'READY') throw unavailable(`pod sandbox ${sb.id} is not ready: no stats`);
+      return { stats: await podStats(sb) };
     },
     async ListPodSandboxStats(req) {
       const f = req.filter;

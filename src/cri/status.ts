@@ -9,6 +9,7 @@ const codes: Record<ErrorKind, grpc.status> = {
   Unimplemented: grpc.status.UNIMPLEMENTED,
   DeadlineExceeded: grpc.status.DEADLINE_EXCEEDED,
   ResourceExhausted: grpc.status.RESOURCE_EXHAUSTED,
+  Unavailable: grpc.status.UNAVAILABLE,
   Internal: grpc.status.INTERNAL,
 };
 

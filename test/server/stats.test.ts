@@ -2,6 +2,7 @@
 // them: the writable layer measured in the background (hard links once, one
 // file system id for all), CPU rates from the previous sample, and the
 // memory figures beyond usage and working set.
+import * as grpc from '@grpc/grpc-js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,21 @@ describe(`container and pod stats [server on ${runtime}]`, () => {
       expect(Number(c.memory!.availableBytes!.value)).toBe(limit - Number(c.memory!.workingSetBytes!.value));
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('a stopped pod: PodSandboxStats is UNAVAILABLE and ListPodSandboxStats leaves it out, as containerd', async () => {
+    const p = await pod('stopped');
+    const live = await pod('live');
+    try {
+      await s.runtime.StopPodSandbox({ podSandboxId: p });
+      await expect(s.runtime.PodSandboxStats({ podSandboxId: p })).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+      const ids = (await s.runtime.ListPodSandboxStats({})).stats.map((x) => x.attributes!.id);
+      expect(ids).toContain(live);
+      expect(ids).not.toContain(p);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      await s.runtime.RemovePodSandbox({ podSandboxId: live });
     }
   });
 });
