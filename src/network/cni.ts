@@ -250,12 +250,12 @@ export class CniNetwork implements PodNetwork {
           timeoutMs: this.timeoutMs,
         });
       } catch (err) {
-        errors.push((err as Error).message);
+        const msg = (err as Error).message;
+        // As go-cni: a plugin saying what it would delete is not there has nothing left to do.
+        if (!msg.includes('not found') && !(netns === '' && msg.includes('no such file or directory'))) errors.push(msg);
       }
     }
-    // Also after an ADD that failed half-way: the plugins before the failing
-    // one hold what they set up (an address), and a DEL must clean up after
-    // any ADD (the spec); containerd keeps such a sandbox for a retry too.
+    // The cache stays for a retry (the next stop, remove or server start).
     if (errors.length > 0) throw internal(`network "${list.name}" teardown of sandbox ${id}: ${errors.join('; ')}`);
     rmSync(this.cachePath(id), { force: true });
   }

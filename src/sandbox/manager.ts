@@ -190,8 +190,20 @@ export class SandboxManager {
       // Recorded before ADD, so that a server dying mid-ADD still gets its DEL at load.
       sb.networkAttached = true;
       this.store.save(sb);
-      undo.add('tear down network', () => this.detachNetwork(sb));
+      let added = false;
+      undo.add('tear down network', () =>
+        this.detachNetwork(sb).catch((err: unknown) => {
+          if (added) throw err; // the sandbox is kept, not ready, for the kubelet's stop to try again
+          // As containerd: after an ADD that failed, a failing DEL does not keep the
+          // sandbox, whose every StopPodSandbox would fail (the kubelet then never
+          // makes the pod a new one). Each plugin's DEL has run; the CNI cache
+          // keeps the entry, and the next server start tries the DEL again.
+          log.warn('network teardown after a failed ADD failed; the sandbox goes all the same', { id, err });
+          sb.networkAttached = false;
+        }),
+      );
       sb.network = await network.setUp(sb);
+      added = true;
       this.store.save(sb);
       failpoint('sandbox.after-network');
     }

@@ -132,6 +132,9 @@ fi
 if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-fails" ]; then
   echo '{"cniVersion":"1.0.0","code":11,"msg":"fake plugin cannot delete","details":"xtables lock"}'; exit 1
 fi
+if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-notfound" ]; then
+  echo '{"cniVersion":"1.0.0","code":11,"msg":"endpoint for the pod not found"}'; exit 1
+fi
 exit 0
 `;
     nodePin = join(tmp, 'node-netns');
@@ -301,29 +304,50 @@ exit 0
     clearConf();
   });
 
-  it('keeps a pod whose ADD failed and whose DEL failed too, NOTREADY, and tries the DEL again on remove', async () => {
+  it('a pod whose ADD failed goes even when its DEL fails too, as in containerd; the DEL is tried again at the next start', async () => {
     writeConf('10-test.conflist', bridgeConf('peapod-test', [{ type: 'faildel' }]));
     rmSync(join(logDir, 'calls'), { force: true });
     writeFileSync(join(logDir, 'del-fails'), '');
     const err = await s.runtime.RunPodSandbox({ config: podConfig('faildel') }).catch((e) => e);
     expect(err.details).toContain('fake plugin refuses: no addresses left');
-    expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\n');
-    const { items } = await s.runtime.ListPodSandbox({});
-    const kept = items!.filter((p) => p.metadata!.name === 'faildel');
-    expect(kept.map((p) => p.state)).toEqual(['SANDBOX_NOTREADY']);
-    const id = kept[0]!.id!;
-    expect(existsSync(join(s.state, 'sandboxes', id, 'record.json'))).toBe(true);
-    // Still failing: the stop fails and the pod stays.
-    expect(grpcCode(await s.runtime.StopPodSandbox({ podSandboxId: id }).catch((e) => e))).not.toBe('OK');
-    rmSync(join(logDir, 'del-fails'));
-    await s.runtime.RemovePodSandbox({ podSandboxId: id });
-    expect(readFileSync(join(logDir, 'calls'), 'utf8')).toBe('faildel ADD\nfaildel DEL\nfaildel DEL\nfaildel DEL\n');
+    expect(calls()).toBe('faildel ADD\nfaildel DEL\n');
+    // Kept, it would fail every StopPodSandbox, and the kubelet would never make the pod a new sandbox.
     expect((await s.runtime.ListPodSandbox({})).items!.filter((p) => p.metadata!.name === 'faildel')).toEqual([]);
     expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
     expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
+    // Every plugin's DEL ran: bridge released its address and veth.
     expect(allocatedIps()).toEqual([]);
     expect(nodeVeths()).toEqual([]);
+    const [id] = readdirSync(resultsDir()).filter((f) => !f.startsWith('.'));
+    expect(id).toBeDefined();
+    // The same pod can be asked for again at once.
+    rmSync(join(logDir, 'del-fails'));
     clearConf();
+    writeConf('00-rec.conflist', recConf());
+    const again = (await s.runtime.RunPodSandbox({ config: podConfig('faildel') })).podSandboxId;
+    await s.runtime.RemovePodSandbox({ podSandboxId: again });
+    clearConf();
+    rmSync(join(logDir, 'calls'));
+    await s.restart();
+    await waitFor('the DEL tried again at start-up', () => !existsSync(cacheOf(id!)));
+    expect(calls()).toBe('faildel DEL\n');
+  });
+
+  it('a DEL a plugin answers with "not found" is done, as in go-cni: the stop succeeds', async () => {
+    writeConf('10-test.conflist', { cniVersion: '1.0.0', name: 'nf-net', plugins: [{ type: 'faildel' }] });
+    for (const f of ['add-ok', 'del-notfound']) writeFileSync(join(logDir, f), '');
+    try {
+      const id = (await s.runtime.RunPodSandbox({ config: podConfig('del-notfound') })).podSandboxId;
+      rmSync(join(logDir, 'calls'), { force: true });
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect(calls()).toBe('faildel DEL\n');
+      expect(existsSync(cacheOf(id))).toBe(false);
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      expect(calls()).toBe('faildel DEL\n');
+    } finally {
+      for (const f of ['add-ok', 'del-notfound']) rmSync(join(logDir, f), { force: true });
+      clearConf();
+    }
   });
 
   it('keeps a pod whose DEL fails at the clean-up after a crash, NOTREADY, and tries the DEL again on remove', async () => {
