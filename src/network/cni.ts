@@ -291,7 +291,7 @@ function pinnedNetns(path: string | undefined): string {
  * joined with ","): one CIDR each, each checked as Go's net.ParseCIDR would.
  */
 export function parsePodCidrs(value: string): string[] {
-  const cidrs = value.split(',');
+  const cidrs = value.split(',').map((c) => c.trim());
   for (const cidr of cidrs) {
     const m = /^([^/%]+)\/(\d{1,3})$/.exec(cidr);
     const family = m ? isIP(m[1]!) : 0;
@@ -350,7 +350,8 @@ export function capabilityArgs(sb: Sandbox, podCidrs: string[]): Record<string, 
     }));
   if (ports.length > 0) args.portMappings = ports;
   const dns = sb.spec.dnsConfig;
-  if (dns && (dns.servers.length || dns.searches.length || dns.options.length)) {
+  // Present, even empty, as containerd hands it over.
+  if (dns) {
     args.dns = { servers: dns.servers, searches: dns.searches, options: dns.options };
   }
   // One range set per CIDR (per IP family), as host-local takes them.

@@ -25,10 +25,13 @@ export function podFiles(runtimeDir: string, sb: Sandbox): PodFiles {
 
 const SHM_SIZE = 64 * 1024 * 1024;
 
-/** resolv.conf from the pod's DNSConfig, else the host's own. */
+/**
+ * resolv.conf from the pod's DNSConfig when it has one, even empty (a kubelet
+ * with `resolvConf: ""` sends one to turn lookups off), else the host's own; as containerd.
+ */
 function resolvConf(sb: Sandbox): string {
   const dns = sb.spec.dnsConfig;
-  if (!dns || (dns.servers.length === 0 && dns.searches.length === 0 && dns.options.length === 0)) {
+  if (!dns) {
     try {
       return readFileSync('/etc/resolv.conf', 'utf8');
     } catch {
@@ -38,7 +41,7 @@ function resolvConf(sb: Sandbox): string {
   const lines = dns.servers.map((s) => `nameserver ${s}`);
   if (dns.searches.length) lines.push(`search ${dns.searches.join(' ')}`);
   if (dns.options.length) lines.push(`options ${dns.options.join(' ')}`);
-  return lines.join('\n') + '\n';
+  return lines.length > 0 ? lines.join('\n') + '\n' : '';
 }
 
 function hostsFile(sb: Sandbox, hostname: string): string {
@@ -50,7 +53,8 @@ function hostsFile(sb: Sandbox, hostname: string): string {
 /** Writes hostname, hosts and resolv.conf, and mounts the pod's shm tmpfs. */
 export function preparePodFiles(runtimeDir: string, sb: Sandbox, hostHostname: string): PodFiles {
   const files = podFiles(runtimeDir, sb);
-  const hostname = sb.spec.namespaceOptions.network === 'NODE' ? hostHostname : sb.spec.hostname || hostHostname;
+  // As containerd, on the host's network too: the kubelet sends its node name, which may differ from the host's.
+  const hostname = sb.spec.hostname || hostHostname;
   writeFileAtomic(files.hostname, hostname + '\n', { mode: 0o644 });
   writeFileAtomic(files.hosts, hostsFile(sb, hostname), { mode: 0o644 });
   writeFileAtomic(files.resolvConf, resolvConf(sb), { mode: 0o644 });

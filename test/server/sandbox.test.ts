@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
@@ -185,6 +185,23 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
     }
     // Removing pods that share the host's IPC namespace leaves the host's /dev/shm mounted.
     expect(mountsContaining('/dev/shm')).toEqual(hostShm);
+  });
+
+  it("writes the pod's files as containerd: an empty DNSConfig gives an empty resolv.conf, none the host's; a host-network pod keeps the hostname asked for", async () => {
+    const hostNet = { linux: { securityContext: { namespaceOptions: { network: 'NODE' } } } };
+    const ids = await Promise.all([
+      podConfig('dns-empty', { dnsConfig: {} }),
+      podConfig('dns-none'),
+      podConfig('hostnet-name', { hostname: 'node-name', ...hostNet }),
+    ].map(async (config) => (await s.runtime.RunPodSandbox({ config })).podSandboxId));
+    try {
+      const file = (id: string, name: string) => readFileSync(join(s.state, 'sandboxes', id, name), 'utf8');
+      expect(file(ids[0]!, 'resolv.conf')).toBe('');
+      expect(file(ids[1]!, 'resolv.conf')).toBe(readFileSync('/etc/resolv.conf', 'utf8'));
+      expect(file(ids[2]!, 'hostname')).toBe('node-name\n');
+    } finally {
+      for (const id of ids) await s.runtime.RemovePodSandbox({ podSandboxId: id });
+    }
   });
 
   it('sets namespaced sysctls inside the pod only', async () => {

@@ -156,6 +156,10 @@ describe('CNI invocation', () => {
       runtimeHandler: '',
     } as unknown as Sandbox['spec'];
     const args = capabilityArgs({ spec } as Sandbox, []);
+    expect(args.dns).toBeUndefined();
+    // A DNSConfig, even an empty one, is handed over as containerd does.
+    const empty = { servers: [], searches: [], options: [] };
+    expect(capabilityArgs({ spec: { ...spec, dnsConfig: empty } } as unknown as Sandbox, []).dns).toEqual(empty);
     expect(args.bandwidth).toEqual({ ingressRate: 10_000_000, ingressBurst: 4294967295, egressRate: 1572864, egressBurst: 4294967295 });
     const bw = { type: 'bandwidth', capabilities: { bandwidth: true } };
     expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
@@ -196,7 +200,9 @@ describe('CNI invocation', () => {
 
   it('splits a dual-stack pod CIDR into one CIDR each and refuses a bad one', () => {
     expect(parsePodCidrs('10.244.1.0/24,fd00:10:244:1::/64')).toEqual(['10.244.1.0/24', 'fd00:10:244:1::/64']);
-    for (const bad of ['10.244.1.0/33', '10.244.1.0', '10.244.1.0/24,', 'fd00::/129', 'x/8', '10.244.1.0/24, fd00::/64']) {
+    // As containerd, spaces around each are dropped.
+    expect(parsePodCidrs(' 10.244.1.0/24, fd00::/64')).toEqual(['10.244.1.0/24', 'fd00::/64']);
+    for (const bad of ['10.244.1.0/33', '10.244.1.0', '10.244.1.0/24,', 'fd00::/129', 'x/8']) {
       expect(() => parsePodCidrs(bad)).toThrow(expect.objectContaining({ kind: 'InvalidArgument' }));
     }
   });
