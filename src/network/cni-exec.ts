@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { WNOHANG } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
 import { readProcStat } from '../linux/proc.js';
+import { sleep } from '../util/time.js';
 
 /** What a plugin answered with a non-zero exit: the CNI error object, when it printed one. */
 export class PluginError extends Error {
@@ -10,6 +11,8 @@ export class PluginError extends Error {
     message: string,
     readonly code: number | undefined,
     readonly timedOut = false,
+    /** The spawn's error code, when the plugin could not be started at all. */
+    readonly spawnError?: string,
   ) {
     super(message);
     this.name = 'PluginError';
@@ -17,6 +20,9 @@ export class PluginError extends Error {
 }
 
 const OUTPUT_LIMIT = 4 * 1024 * 1024;
+/** As libcni: a binary being written ("text file busy", a CNI DaemonSet updating its plugins) is tried again, 1 s apart. */
+const BUSY_TRIES = 5;
+const BUSY_WAIT_MS = 1000;
 
 export interface ExecRequest {
   /** Executable of the plugin. */
@@ -35,7 +41,18 @@ export interface ExecRequest {
  * IPAM plugins it delegated to as well; the call ends at the timeout even
  * when a process that escaped the group still holds its stdout or stderr.
  */
-export function execPlugin(req: ExecRequest): Promise<unknown> {
+export async function execPlugin(req: ExecRequest): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await execOnce(req);
+    } catch (err) {
+      if (!(err instanceof PluginError && err.spawnError === 'ETXTBSY') || attempt === BUSY_TRIES) throw err;
+      await sleep(BUSY_WAIT_MS);
+    }
+  }
+}
+
+function execOnce(req: ExecRequest): Promise<unknown> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !k.startsWith('CNI_')) env[k] = v;
@@ -43,7 +60,15 @@ export function execPlugin(req: ExecRequest): Promise<unknown> {
   Object.assign(env, req.cniEnv);
   const label = `CNI plugin ${req.path} (${req.cniEnv.CNI_COMMAND})`;
   return new Promise((resolve, reject) => {
-    const child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const spawnFailed = (err: NodeJS.ErrnoException) => new PluginError(`${label}: ${err.message}`, undefined, false, err.code);
+    let child: ChildProcess;
+    try {
+      child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    } catch (err) {
+      // Node throws some exec failures (ETXTBSY) at once rather than emitting them.
+      reject(spawnFailed(err as NodeJS.ErrnoException));
+      return;
+    }
     const out: Buffer[] = [];
     const errOut: Buffer[] = [];
     let outLen = 0;
@@ -78,7 +103,7 @@ export function execPlugin(req: ExecRequest): Promise<unknown> {
     // A plugin that exits without reading stdin makes the write fail with EPIPE: its exit status tells.
     child.stdin!.on('error', () => {});
     child.stdin!.end(req.stdin);
-    child.once('error', (err) => finish(new PluginError(`${label}: ${err.message}`, undefined)));
+    child.once('error', (err: NodeJS.ErrnoException) => finish(spawnFailed(err)));
     child.once('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8').trim();
       const stderr = Buffer.concat(errOut).toString('utf8').trim();
