@@ -207,7 +207,7 @@ async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollba
 
   const runtime = {
     ...runtimeInfoHandlers(
-      () => network.status(),
+      () => network.probe(),
       () => ({ ...config, ffi: libc.backend, podNetwork: network.info() }),
       (cidr) => network.setPodCidr(cidr),
     ),

@@ -13,7 +13,7 @@ import { runtimeHandlers } from './sandbox.js';
 const KUBE_API_VERSION = '0.1.0';
 
 export function runtimeInfoHandlers(
-  network: () => NetworkStatus,
+  network: () => Promise<NetworkStatus>,
   info: () => Record<string, unknown>,
   setPodCidr: (cidrs: string[]) => void = () => {},
 ): Implementation {
@@ -42,7 +42,7 @@ export function runtimeInfoHandlers(
     },
 
     async Status(req: StatusRequest__Output): Promise<StatusResponse> {
-      const net = network();
+      const net = await network();
       return {
         status: {
           conditions: [

@@ -67,6 +67,32 @@ export class CniNetwork implements PodNetwork {
     return { ready: true, message: `CNI network "${loaded.list.name}" from ${loaded.list.file}` };
   }
 
+  /**
+   * As containerd through libcni: a 1.1.0 config's plugins are asked STATUS
+   * (a CNI agent that is not ready yet says so there), each in turn; the
+   * first that fails makes the network not ready.
+   */
+  async probe(): Promise<NetworkStatus> {
+    const loaded = loadNetwork(this.opts.confDir, this.opts.binDirs);
+    if (!loaded.ok) return { ready: false, message: loaded.message };
+    const { list } = loaded;
+    if (list.cniVersion === '1.1.0') {
+      for (const plugin of list.plugins) {
+        try {
+          await execPlugin({
+            path: findPlugin(plugin.type, this.opts.binDirs)!,
+            cniEnv: { CNI_COMMAND: 'STATUS', CNI_PATH: this.opts.binDirs.join(':') },
+            stdin: JSON.stringify(pluginStdin(list, plugin, null, {})),
+            timeoutMs: this.timeoutMs,
+          });
+        } catch (err) {
+          return { ready: false, message: `CNI network "${list.name}" is not ready: ${(err as Error).message}` };
+        }
+      }
+    }
+    return this.status();
+  }
+
   setPodCidr(cidrs: string[]): void {
     writeJsonAtomic(this.podCidrsPath(), cidrs);
     this.podCidrs = cidrs;

@@ -17,6 +17,8 @@ export interface PodIps {
 export interface PodNetwork {
   /** Whether pods can get a network now; re-evaluated on every call (a config may appear later). */
   status(): NetworkStatus;
+  /** What the CRI Status reports: status(), and the plugins' own word where the config's version lets them give it. */
+  probe(): Promise<NetworkStatus>;
   setUp(sb: Sandbox): Promise<PodIps>;
   tearDown(sb: Sandbox): Promise<void>;
   /** UpdateRuntimeConfig's pod CIDR (one per IP family): stored and reported. */
@@ -35,6 +37,9 @@ export function loopbackOnlyNetwork(): PodNetwork {
   let podCidrs: string[] = [];
   return {
     status: () => ({ ready: true, message: 'network mode "none": pods get a network namespace with loopback only (no CNI)' }),
+    probe: async function () {
+      return this.status();
+    },
     setUp: async () => ({ ip: '', additionalIps: [] }),
     tearDown: async () => {},
     setPodCidr: (cidrs) => {

@@ -132,6 +132,9 @@ fi
 if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-fails" ]; then
   echo '{"cniVersion":"1.0.0","code":11,"msg":"fake plugin cannot delete","details":"xtables lock"}'; exit 1
 fi
+if [ "$CNI_COMMAND" = STATUS ] && [ -e "$dir/status-fails" ]; then
+  echo '{"cniVersion":"1.1.0","code":50,"msg":"plugin not ready","details":"agent starting"}'; exit 1
+fi
 if [ "$CNI_COMMAND" = DEL ] && [ "$name" = faildel ] && [ -e "$dir/del-notfound" ]; then
   echo '{"cniVersion":"1.0.0","code":11,"msg":"endpoint for the pod not found"}'; exit 1
 fi
@@ -371,6 +374,26 @@ exit 0
       expect(allocatedIps()).toEqual([]);
     } finally {
       for (const f of ['add-ok', 'del-fails']) rmSync(join(logDir, f), { force: true });
+      clearConf();
+    }
+  });
+
+  it('asks the plugins of a 1.1.0 config STATUS, as containerd through libcni: one that fails makes NetworkReady false', async () => {
+    writeConf('10-status.conflist', { cniVersion: '1.1.0', name: 'status-net', plugins: [{ type: 'rec1' }, { type: 'rec2' }] });
+    rmSync(join(logDir, 'calls'), { force: true });
+    writeFileSync(join(logDir, 'status-fails'), '');
+    try {
+      const cond = await networkCondition();
+      expect([cond.status, cond.reason]).toEqual([false, 'NetworkPluginNotReady']);
+      expect(cond.message).toContain('plugin not ready: agent starting');
+      expect(calls()).toBe('rec1 STATUS\n');
+      expect(envOf('rec1.STATUS.env')).toEqual(['CNI_COMMAND=STATUS', `CNI_PATH=/usr/lib/cni:${binDir}`]);
+      expect(stdinOf('rec1.STATUS.stdin')).toEqual({ type: 'rec1', name: 'status-net', cniVersion: '1.1.0' });
+      rmSync(join(logDir, 'status-fails'));
+      expect((await networkCondition()).status).toBe(true);
+      expect(calls()).toBe('rec1 STATUS\nrec1 STATUS\nrec2 STATUS\n');
+    } finally {
+      rmSync(join(logDir, 'status-fails'), { force: true });
       clearConf();
     }
   });
