@@ -35,11 +35,10 @@ export interface PodNetwork {
 /** `--network none`: every pod gets a network namespace with loopback only. */
 export function loopbackOnlyNetwork(): PodNetwork {
   let podCidrs: string[] = [];
+  const status = () => ({ ready: true, message: 'network mode "none": pods get a network namespace with loopback only (no CNI)' });
   return {
-    status: () => ({ ready: true, message: 'network mode "none": pods get a network namespace with loopback only (no CNI)' }),
-    probe: async function () {
-      return this.status();
-    },
+    status,
+    probe: async () => status(),
     setUp: async () => ({ ip: '', additionalIps: [] }),
     tearDown: async () => {},
     setPodCidr: (cidrs) => {
