@@ -357,6 +357,12 @@ export function containerHandlers(
       return { containerId: c.id };
     },
     async StartContainer(req) {
+      // As containerd, the target is checked again: gone since the create, its PID namespace went with it.
+      const target = containers.get(req.containerId).spec.security.pidTarget;
+      if (target) {
+        const state = containers.list({ id: target.id }).map((t) => containers.stateOf(t))[0] ?? 'removed';
+        if (state !== 'RUNNING') throw failedPrecondition(`target container ${target.id} is ${state}, not RUNNING`);
+      }
       await containers.start(req.containerId);
       return {};
     },

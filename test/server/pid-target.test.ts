@@ -73,4 +73,16 @@ describe(`pid namespace TARGET [server on ${runtime}]`, () => {
     // None of them left a container behind: the pod has only the one made here besides those it had.
     expect(await count()).toBe(before + 1);
   });
+
+  it('checks the target again at start, as containerd: one stopped or removed since the create fails the start', async () => {
+    for (const end of ['stop', 'remove'] as const) {
+      const a = await run(podId, own);
+      const b = await create(podId, targeting(a));
+      await s.runtime.StopContainer({ containerId: a, timeout: '0' });
+      if (end === 'remove') await s.runtime.RemoveContainer({ containerId: a });
+      const refused = await refusal(s.runtime.StartContainer({ containerId: b }));
+      expect(grpcCode(refused)).toBe('FAILED_PRECONDITION');
+      expect(refused.message).toContain(`target container ${a} is ${end === 'stop' ? 'EXITED' : 'removed'}, not RUNNING`);
+    }
+  });
 });
