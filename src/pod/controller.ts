@@ -20,7 +20,7 @@ import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
 import { oomScoreAdj } from './qos.js';
 import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, SeccompSetting, Terminated } from './types.js';
-import { containerMounts, diskUsage, prepareVolumes, removeVolumes, volumePath, type VolumeDirs } from './volumes.js';
+import { containerMounts, diskUsage, memoryVolumeCeiling, prepareVolumes, removeVolumes, volumePath, type VolumeDirs } from './volumes.js';
 
 export interface ControllerDeps {
   sandboxes: SandboxManager;
@@ -497,9 +497,9 @@ export class PodController {
     }
     if (Date.now() < this.sandboxRetryAt) return false;
     try {
-      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id));
+      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id), memoryVolumeCeiling(this.spec, this.deps.memoryCapacity));
     } catch (err) {
-      this.event('Warning', 'FailedMount', 'pod', `MountVolume.SetUp failed: ${(err as Error).message}`);
+      this.event('Warning', 'FailedMount', 'pod', (err as Error).message);
       this.retrySandboxLater();
       return false;
     }
@@ -716,7 +716,13 @@ export class PodController {
   /** The CRI-level container: kubelet labels and annotations, env, mounts, security, resources. */
   containerSpec(c: ContainerRecord, spec: PodContainer): ContainerSpec {
     const p = this.spec;
-    const env = containerEnv(p, spec, { podIP: this.rec.podIP, hostIP: this.deps.hostIP, nodeName: this.deps.nodeName });
+    const env = containerEnv(p, spec, {
+      podIPs: this.podIPs(),
+      hostIP: this.deps.hostIP,
+      nodeName: this.deps.nodeName,
+      // The ServiceAccount admission's default; a static pod gets none (the kubelet reads its file as written).
+      serviceAccountName: p.serviceAccountName || (this.rec.source === 'api' ? 'default' : ''),
+    });
     const sec = spec.security;
     if (sec.runAsNonRoot) {
       if (sec.runAsUser === 0) throw new Error("container's runAsUser breaks non-root policy");
@@ -784,6 +790,18 @@ export class PodController {
       },
       stopSignal: '',
     };
+  }
+
+  /** The pod's IPs, the primary first: the host's with host network, else the sandbox's (status.podIPs). */
+  private podIPs(): string[] {
+    if (this.spec.hostNetwork) return [this.rec.podIP];
+    let more: string[] = [];
+    try {
+      more = this.deps.sandboxes.get(this.rec.sandboxId).network.additionalIps;
+    } catch {
+      // gone: the recorded IP is all there is
+    }
+    return [this.rec.podIP, ...more].filter((ip) => ip !== '');
   }
 
   /** Unset is Unconfined, as the kubelet's default. A Localhost profile is read as the runtime reads it: a bad one fails the create. */

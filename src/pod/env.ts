@@ -45,9 +45,11 @@ export function expand(input: string, lookup: (name: string) => string | undefin
 }
 
 export interface PodFieldValues {
-  podIP: string;
+  /** The primary first. */
+  podIPs: string[];
   hostIP: string;
   nodeName: string;
+  serviceAccountName: string;
 }
 
 /** metadata.labels['x'] style field paths. */
@@ -64,21 +66,22 @@ function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string 
     case 'spec.nodeName':
       return values.nodeName;
     case 'spec.serviceAccountName':
-      return pod.serviceAccountName;
+      return values.serviceAccountName;
     case 'status.podIP':
+      return values.podIPs[0] ?? '';
     case 'status.podIPs':
-      return values.podIP;
+      return values.podIPs.join(',');
     case 'status.hostIP':
       return values.hostIP;
   }
   throw invalidArgument(`fieldRef ${path} is not supported`);
 }
 
-/** limits.* default to the node's capacity, requests.* to 0 (after defaulting to the limits). */
+/** limits.* unset or 0 are the node's capacity (the kubelet's MergeContainerResourceLimits), requests.* unset 0 (after defaulting to the limits). */
 export function resourceValue(c: PodContainer, resource: string, divisor: string): string {
   const [kind, name] = resource.split('.') as ['limits' | 'requests', 'cpu' | 'memory'];
-  let v = c.resources[kind][name];
-  if (v === undefined) v = kind === 'limits' ? (name === 'cpu' ? cpus().length : totalmem()) : 0;
+  let v = c.resources[kind][name] ?? 0;
+  if (kind === 'limits' && v === 0) v = name === 'cpu' ? cpus().length : totalmem();
   const d = parseQuantity(divisor, 'divisor');
   // The kubelet rounds up: 250m of cpu with divisor 1 is "1".
   return String(Math.ceil(Number((v / d).toPrecision(15))));

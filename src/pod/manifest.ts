@@ -233,6 +233,9 @@ const FIELD_PATHS = [
   /^status\.(podIP|hostIP|podIPs)$/,
 ];
 const RESOURCES = ['limits.cpu', 'limits.memory', 'requests.cpu', 'requests.memory'];
+/** The divisors the API server allows (validateContainerResourceDivisor), by value. */
+const CPU_DIVISORS = [0.001, 1];
+const MEMORY_DIVISORS = [1, ...[1, 2, 3, 4, 5, 6].flatMap((k) => [1000 ** k, 1024 ** k])];
 
 function envVar(f: Fields, containerName: string): EnvVarSpec {
   const name = f.str('name');
@@ -245,7 +248,9 @@ function envVar(f: Fields, containerName: string): EnvVarSpec {
   if (f.raw('value') !== undefined) e.value = f.str('value');
   const from = f.obj('valueFrom');
   if (from) {
-    if (e.value !== undefined) throw bad(`${f.path}: value and valueFrom are mutually exclusive`);
+    // As the API server: only a non-empty value conflicts; valueFrom is what counts.
+    if (e.value) throw bad(`${f.path}: value and valueFrom are mutually exclusive`);
+    delete e.value;
     const fr = from.obj('fieldRef');
     const rr = from.obj('resourceFieldRef');
     if (fr) {
@@ -259,8 +264,17 @@ function envVar(f: Fields, containerName: string): EnvVarSpec {
       const resource = rr.str('resource');
       if (!RESOURCES.includes(resource)) throw bad(`${rr.at('resource')} "${resource}" is not supported (use ${RESOURCES.join(', ')})`);
       const d = rr.raw('divisor');
-      const divisor = d === undefined ? '1' : String(d);
-      if (parseQuantity(divisor, rr.at('divisor')) <= 0) throw bad(`${rr.at('divisor')} must be positive`);
+      const value = d === undefined ? 0 : parseQuantity(d, rr.at('divisor'));
+      // A divisor of 0 is an unset one: 1.
+      const divisor = value === 0 ? '1' : String(d);
+      if (value !== 0) {
+        const cpu = resource.endsWith('.cpu');
+        if (!(cpu ? CPU_DIVISORS : MEMORY_DIVISORS).includes(value)) {
+          throw bad(
+            `${rr.at('divisor')}: only divisor's values ${cpu ? '1m and 1 are supported with the cpu resource' : '1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource'}`,
+          );
+        }
+      }
       e.resourceFieldRef = { containerName: rr.str('containerName', containerName) || containerName, resource, divisor };
       rr.done();
     }
@@ -483,6 +497,7 @@ function volume(f: Fields): VolumeSpec {
   if (hp) {
     const path = hp.str('path');
     if (!path.startsWith('/')) throw bad(`${hp.at('path')} must be an absolute path`);
+    if (path.split('/').includes('..')) throw bad(`${hp.at('path')} must not contain '..'`);
     const type = hp.oneOf('type', ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'], '');
     v.hostPath = { path, type };
     hp.done();
@@ -550,8 +565,9 @@ function parsePodObject(obj: unknown): PodSpec {
     subdomain,
     hostAliases: sp.list('hostAliases').map(hostAlias),
     nodeName: sp.str('nodeName'),
-    // serviceAccount is the deprecated alias; serviceAccountName wins when both are set.
-    serviceAccountName: [sp.str('serviceAccountName'), sp.str('serviceAccount')].find((x) => x !== '') ?? 'default',
+    // serviceAccount is the deprecated alias; serviceAccountName wins when both are set. Unset stays ""
+    // here: the API server's admission defaults it, not the kubelet's (see the controller).
+    serviceAccountName: [sp.str('serviceAccountName'), sp.str('serviceAccount')].find((x) => x !== '') ?? '',
     volumes: sp.list('volumes').map(volume),
     initContainers: sp.list('initContainers').map((c) => container(c, true, podSec)),
     containers: sp.list('containers').map((c) => container(c, false, podSec)),

@@ -1,13 +1,13 @@
 // Pod volumes on the host: emptyDir (a directory of the pod, or a tmpfs for
 // medium: Memory), hostPath (with the type checks of the kubelet), and the
-// subPaths of volume mounts (opened safely and staged as the kubelet does).
+// subPaths of volume mounts (resolved, opened safely and staged as the kubelet does).
 
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, promises as fsp, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, promises as fsp, realpathSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { totalmem } from 'node:os';
+import { dirname, join, relative } from 'node:path';
 import { failedPrecondition } from '../errors.js';
-import { MS_BIND, MS_NODEV, MS_NOSUID, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../ffi/constants.js';
+import { MS_BIND, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
-import { isSyscallError } from '../ffi/types.js';
 import { isMountPoint, mountsUnder, unmount } from '../linux/mount.js';
 import type { MountSpec } from '../container/types.js';
 import type { PodContainer, PodSpec, VolumeSpec } from './types.js';
@@ -24,15 +24,22 @@ export function volumePath(v: VolumeSpec, dirs: VolumeDirs): string {
   return join(v.emptyDir!.medium === 'Memory' ? dirs.memory : dirs.disk, v.name);
 }
 
+/** The kubelet's hostPath type checks: stat follows symlinks, and a path that cannot be stat'd does not exist. */
 function checkHostPath(v: VolumeSpec): void {
   const { path, type } = v.hostPath!;
-  const st = (): ReturnType<typeof statSync> | undefined => statSync(path, { throwIfNoEntry: false });
+  const st = (): Stats | undefined => {
+    try {
+      return statSync(path);
+    } catch {
+      return undefined;
+    }
+  };
   const fail = (what: string) => {
     throw new Error(`hostPath type check failed: ${path} is not ${what}`);
   };
   switch (type) {
     case 'DirectoryOrCreate':
-      mkdirSync(path, { recursive: true, mode: 0o755 });
+      if (!st()) mkdirSync(path, { recursive: true, mode: 0o755 });
       if (!st()?.isDirectory()) fail('a directory');
       return;
     case 'Directory':
@@ -40,13 +47,14 @@ function checkHostPath(v: VolumeSpec): void {
       return;
     case 'FileOrCreate':
       if (!st()) closeSync(openSync(path, 'a', 0o644));
-      if (!st()?.isFile()) fail('a file');
+      if (st()?.isDirectory() !== false) fail('a file');
       return;
     case 'File':
-      if (!st()?.isFile()) fail('a file');
+      // Anything but a directory (/dev/null too), as the kubelet's IsFile.
+      if (st()?.isDirectory() !== false) fail('a file');
       return;
     case 'Socket':
-      if (!lstatSync(path, { throwIfNoEntry: false })?.isSocket()) fail('a socket file');
+      if (!st()?.isSocket()) fail('a socket file');
       return;
     case 'CharDevice':
       if (!st()?.isCharacterDevice()) fail('a character device');
@@ -57,20 +65,67 @@ function checkHostPath(v: VolumeSpec): void {
   }
 }
 
-/** Makes every volume ready; idempotent (a tmpfs already mounted stays). */
-export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs): void {
+/**
+ * The pod's memory limit as the kubelet's ResourceConfigForPod takes it
+ * (PodLimits): the app containers' and sidecars' summed, at least each init
+ * container's (with the sidecars before it); 0 unless every container has one.
+ */
+function podMemoryLimit(pod: PodSpec): number {
+  const limit = (c: PodContainer) => c.resources.limits.memory ?? 0;
+  let declared = pod.containers.every((c) => limit(c) > 0);
+  let sum = pod.containers.reduce((n, c) => n + limit(c), 0);
+  let sidecars = 0;
+  let init = 0;
+  for (const c of pod.initContainers) {
+    let own = limit(c) + sidecars;
+    if (c.restartPolicy === 'Always') {
+      sum += limit(c);
+      sidecars += limit(c);
+      own = sidecars;
+    }
+    if (own === 0) declared = false;
+    init = Math.max(init, own);
+  }
+  return declared ? Math.max(sum, init) : 0;
+}
+
+/**
+ * The most a Memory emptyDir of the pod holds, as the kubelet's
+ * calculateEmptyDirMemorySize: the node's memory, or the pod's limit if below
+ * it (a smaller sizeLimit is applied per volume).
+ */
+export function memoryVolumeCeiling(pod: PodSpec, nodeMemory: number): number {
+  const podLimit = podMemoryLimit(pod);
+  return podLimit > 0 && podLimit <= nodeMemory ? podLimit : nodeMemory;
+}
+
+/**
+ * Makes every volume ready; idempotent (a tmpfs already mounted stays). A
+ * failure names the volume as the kubelet's FailedMount event does.
+ */
+export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs, memoryCeiling = totalmem()): void {
   for (const v of pod.volumes) {
-    if (v.hostPath) {
-      checkHostPath(v);
-      continue;
+    try {
+      prepareVolume(v, dirs, memoryCeiling);
+    } catch (err) {
+      throw new Error(`MountVolume.SetUp failed for volume "${v.name}" : ${(err as Error).message}`);
     }
-    const dir = volumePath(v, dirs);
-    mkdirSync(dir, { recursive: true });
-    chmodSync(dir, 0o777); // as the kubelet: any user of the pod writes to it, whatever the daemon's umask
-    if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
-      const size = v.emptyDir!.sizeLimit ? `,size=${v.emptyDir!.sizeLimit.bytes}` : '';
-      libc().mount('tmpfs', dir, 'tmpfs', MS_NOSUID | MS_NODEV, `mode=0777${size}`);
-    }
+  }
+}
+
+function prepareVolume(v: VolumeSpec, dirs: VolumeDirs, memoryCeiling: number): void {
+  if (v.hostPath) {
+    checkHostPath(v);
+    return;
+  }
+  const dir = volumePath(v, dirs);
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777); // as the kubelet: any user of the pod writes to it, whatever the daemon's umask
+  if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
+    const sizeLimit = v.emptyDir!.sizeLimit?.bytes ?? 0;
+    const size = sizeLimit > 0 && sizeLimit <= memoryCeiling ? sizeLimit : memoryCeiling;
+    // The kubelet's options: the size only (the root is tmpfs's 1777).
+    libc().mount('tmpfs', dir, 'tmpfs', 0, `size=${size}`);
   }
 }
 
@@ -140,33 +195,63 @@ function fdPath(fd: number, name?: string): string {
 }
 
 /**
+ * Where `names` lead from `base`, symlinks resolved (an absolute target from
+ * the host's /) as the kubelet's EvalSymlinks: the existing path reached, the
+ * names missing after it, and the first symlink followed (as a subPath).
+ */
+function resolveSubPath(base: string, names: string[]): { path: string; missing: string[]; link: string } {
+  let path = base;
+  let link = '';
+  for (const [i, name] of names.entries()) {
+    const next = join(path, name);
+    const st = lstatSync(next, { throwIfNoEntry: false });
+    if (!st) return { path, missing: names.slice(i), link };
+    if (st.isSymbolicLink()) {
+      link ||= names.slice(0, i + 1).join('/');
+      path = realpathSync(next);
+    } else path = next;
+  }
+  return { path, missing: [], link };
+}
+
+/**
  * Opens `subPath` of the volume at `root` (O_PATH) as the kubelet's
- * doSafeOpen/doSafeMakeDir do: one component at a time from the parent's fd,
- * never following a symlink, so a container that swaps a directory of a
+ * doBindSubPath: symlinks are resolved and the subPath refused unless they
+ * lead to a path in the volume, so a container that swaps a directory of a
  * shared volume for a symlink (to / , CVE-2017-1002101) gets a refusal rather
- * than the host. Missing directories are created with the mode of the root.
+ * than the host. The path found is then opened one component at a time from
+ * the volume's fd, never following a symlink (doSafeOpen: a swap after the
+ * resolution is refused too), and missing directories are made below it with
+ * the mode of the root (doSafeMakeDir).
  */
 function openSubPath(root: string, subPath: string, volume: string): number {
   const refuse = (why: string) => failedPrecondition(`subPath "${subPath}" of volume "${volume}": ${why}`);
-  let fd = libc().open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const names = subPath.split('/').filter((n) => n !== '' && n !== '.');
+  if (names.includes('..')) throw refuse('".." leaves the volume');
+  let base: string;
+  let found: ReturnType<typeof resolveSubPath>;
+  try {
+    base = realpathSync(root);
+    found = resolveSubPath(base, names);
+  } catch (err) {
+    throw refuse((err as Error).message);
+  }
+  if (found.path !== base && !found.path.startsWith(base === '/' ? '/' : `${base}/`)) {
+    throw refuse(`${JSON.stringify(found.link)} is a symbolic link leading out of the volume, to ${JSON.stringify(found.path)}`);
+  }
+  const inside = relative(base, found.path).split('/').filter((n) => n !== '');
+  let fd = libc().open(base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   try {
     const mode = statSync(fdPath(fd)).mode & 0o7777;
-    const names = subPath.split('/').filter((n) => n !== '' && n !== '.');
-    for (const [i, name] of names.entries()) {
-      const at = JSON.stringify(names.slice(0, i + 1).join('/'));
-      if (name === '..') throw refuse('".." leaves the volume');
+    const all = [...inside, ...found.missing];
+    for (const [i, name] of all.entries()) {
+      const at = JSON.stringify(all.slice(0, i + 1).join('/'));
       const open = () => libc().open(fdPath(fd, name), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-      let created = false;
+      const create = i >= inside.length;
       let child: number;
       try {
-        try {
-          child = open();
-        } catch (err) {
-          if (!isSyscallError(err, 'ENOENT')) throw err;
-          mkdirSync(fdPath(fd, name)); // a directory of the fd's: mkdirat, no symlink followed
-          created = true;
-          child = open();
-        }
+        if (create) mkdirSync(fdPath(fd, name)); // a directory of the fd's: mkdirat, no symlink followed
+        child = open();
       } catch (err) {
         throw refuse(`${at}: ${(err as Error).message}`);
       }
@@ -175,8 +260,8 @@ function openSubPath(root: string, subPath: string, volume: string): number {
       // stat of the magic link is of what the fd holds: a symlink itself, with O_NOFOLLOW.
       const st = statSync(fdPath(fd));
       if (st.isSymbolicLink()) throw refuse(`${at} is a symbolic link`);
-      if (i < names.length - 1 && !st.isDirectory()) throw refuse(`${at} is not a directory`);
-      if (created) chmodSync(fdPath(fd), mode); // mkdir's mode is masked by the umask
+      if (i < all.length - 1 && !st.isDirectory()) throw refuse(`${at} is not a directory`);
+      if (create) chmodSync(fdPath(fd), mode); // mkdir's mode is masked by the umask
     }
     return fd;
   } catch (err) {

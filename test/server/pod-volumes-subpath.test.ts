@@ -2,7 +2,8 @@
 // shared emptyDir (0777, so a non-root user writes to it); when another
 // container swaps that subdirectory for a symlink to the host's /, the next
 // start of the subPath container is refused (CreateContainerConfigError)
-// instead of mounting the host's root; no staging mount outlives the pod.
+// instead of mounting the host's root; no staging mount outlives the pod. A
+// symlink that stays in the volume is followed, as by the kubelet.
 
 import { describe, expect, it } from 'vitest';
 import { mountsUnder } from '../../src/linux/mount.js';
@@ -52,5 +53,32 @@ spec:
     expect(mountsUnder(k.server().state).some((mp) => mp.includes('/volume-subpaths/'))).toBe(true);
     await cli(['delete', 'swap', '--force']);
     expect(mountsUnder(k.server().state).filter((mp) => mp.includes('/volume-subpaths/'))).toEqual([]);
+  });
+
+  it('a subPath through a symlink that stays in the volume is followed, as by the kubelet; a missing directory under it is made there', async () => {
+    await apply(`apiVersion: v1
+kind: Pod
+metadata:
+  name: linked
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: v, emptyDir: {}}]
+  initContainers:
+    - name: init
+      image: busybox
+      imagePullPolicy: IfNotPresent
+      command: ["sh", "-c", "mkdir /v/real && echo hi > /v/real/x && ln -s real /v/cur"]
+      volumeMounts: [{name: v, mountPath: /v}]
+  containers:
+    - name: c
+      image: busybox
+      imagePullPolicy: IfNotPresent
+      command: ["sleep", "3600"]
+      volumeMounts: [{name: v, mountPath: /v}, {name: v, mountPath: /data, subPath: cur}, {name: v, mountPath: /made, subPath: cur/new}]
+`);
+    await waitFor('Running', async () => (await pod('linked')).status.phase === 'Running');
+    expect(await exec('linked', 'c', ['cat', '/data/x'])).toBe('hi\n');
+    expect(await exec('linked', 'c', ['stat', '-c', '%F', '/v/real/new'])).toBe('directory\n');
+    await cli(['delete', 'linked', '--force']);
   });
 });

@@ -3,8 +3,8 @@
 // their postStart, the deadline from the first sync, termination order and
 // grace, kills joined, a failed start's back-off, the phase while init
 // containers re-run, the pod's end with a start under way, a deletion racing
-// a long pull, the CPU quota of a zero limit, and the back-off of crashes,
-// failed pulls and config errors.
+// a long pull, the CPU quota of a zero limit, the back-off of crashes,
+// failed pulls and config errors, and a static pod's serviceAccountName.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -301,6 +301,17 @@ it('a CPU limit of 0 is no limit', () => {
   };
   expect(quota('0')).toEqual({ cpuQuota: 0, cpuPeriod: 0 });
   expect(quota('500m')).toEqual({ cpuQuota: 50_000, cpuPeriod: 100_000 });
+});
+
+it('spec.serviceAccountName is "default" for a pod without one, "" for a static pod (no admission defaults it)', () => {
+  const sa = (spec: string, source: string) => {
+    const ctl = node.controller(pod(`${spec}  containers: [{name: a, image: busybox, env: [{name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}]}]`));
+    ctl.rec.source = source;
+    return ctl.containerSpec(ctl.rec.containers[0]!, ctl.spec.containers[0]!).env.find((e) => e.key === 'SA')!.value;
+  };
+  expect(sa('', 'api')).toBe('default');
+  expect(sa('', 'file:/etc/peapod/manifests/p.yaml')).toBe('');
+  expect(sa('  serviceAccountName: builder\n', 'file:/etc/peapod/manifests/p.yaml')).toBe('builder');
 });
 
 describe('back-off, as the kubelet words and times it', () => {

@@ -1,3 +1,4 @@
+import { cpus, totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { expand, containerEnv } from '../../src/pod/env.js';
 import { parseManifests } from '../../src/pod/manifest.js';
@@ -51,6 +52,12 @@ describe('pod manifests', () => {
     ['  volumes: [{name: v, emptyDir: {}}, {name: w, emptyDir: {}}]\n  containers: [{name: c, image: busybox, volumeMounts: [{name: v, mountPath: /data}, {name: w, mountPath: /data}]}]', 'spec.containers[0].volumeMounts[1].mountPath "/data" must be unique'],
     ['  containers: [{name: c, image: busybox, env: [{name: A, value: x}, {name: "A=B", value: x}]}]', 'spec.containers[0].env[1].name "A=B" must consist only of printable ASCII characters other than "="'],
     ['  containers: [{name: c, image: busybox, env: [{name: "A\\tB", value: x}]}]', 'spec.containers[0].env[0].name "A\\tB" must consist only of printable ASCII'],
+    ['  volumes: [{name: v, hostPath: {path: /var/../etc}}]\n  containers: [{name: c, image: busybox}]', "spec.volumes[0].hostPath.path must not contain '..'"],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1k}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 10m}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 3Mi}}}]}]', "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource"],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1m}}}]}]', 'spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor'],
+    ['  containers: [{name: c, image: busybox, env: [{name: X, value: x, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]', 'value and valueFrom are mutually exclusive'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
   });
@@ -100,6 +107,7 @@ describe('pod manifests', () => {
 });
 
 describe('environment', () => {
+  const values = { podIPs: [] as string[], hostIP: '1.2.3.4', nodeName: 'n', serviceAccountName: 'default' };
   it('expands $(VAR) like Kubernetes', () => {
     const vars: Record<string, string> = { A: 'a', B: 'b' };
     const look = (n: string) => vars[n];
@@ -125,8 +133,35 @@ describe('environment', () => {
         - {name: RCPU, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 1m}}}
         - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
         - {name: L, valueFrom: {fieldRef: {fieldPath: "metadata.labels['none']"}}}`);
-    const env = Object.fromEntries(containerEnv(s, s.containers[0]!, { podIP: '10.0.0.5', hostIP: '1.2.3.4', nodeName: 'n' }).map((e) => [e.key, e.value]));
+    const env = Object.fromEntries(containerEnv(s, s.containers[0]!, { ...values, podIPs: ['10.0.0.5'] }).map((e) => [e.key, e.value]));
     expect(env).toEqual({ A: 'x', B: 'xy', M: '67108864', MI: '64', CPU: '1', RCPU: '250', IP: '10.0.0.5', L: '' });
+  });
+
+  it('status.podIPs joins every pod IP with ","', () => {
+    const s = one('  containers: [{name: c, image: busybox, env: [{name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}, {name: IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}]}]');
+    const env = containerEnv(s, s.containers[0]!, { ...values, podIPs: ['10.0.0.5', 'fd00::5'] });
+    expect(env).toEqual([
+      { key: 'IP', value: '10.0.0.5' },
+      { key: 'IPS', value: '10.0.0.5,fd00::5' },
+    ]);
+  });
+
+  it('takes valueFrom beside an empty value, as the API allows', () => {
+    const s = one('  containers: [{name: c, image: busybox, env: [{name: N, value: "", valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]');
+    expect(containerEnv(s, s.containers[0]!, values)).toEqual([{ key: 'N', value: 'p' }]);
+  });
+
+  it('resourceFieldRef: a divisor of 0 is 1; a limit of 0 is the node\'s, as a missing one', () => {
+    const s = one(`  containers:
+    - name: c
+      image: busybox
+      resources: {limits: {cpu: 0, memory: 0}}
+      env:
+        - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 0}}}
+        - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Ki}}}
+        - {name: KB, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1k}}}`);
+    const env = Object.fromEntries(containerEnv(s, s.containers[0]!, values).map((e) => [e.key, e.value]));
+    expect(env).toEqual({ CPU: String(cpus().length), MEM: String(Math.ceil(totalmem() / 1024)), KB: String(Math.ceil(totalmem() / 1000)) });
   });
 });
 

@@ -1,0 +1,91 @@
+// Volumes as the kubelet sets them up: a Memory emptyDir is a tmpfs of mode
+// 1777 sized at the pod's memory limit (or a smaller sizeLimit); hostPath
+// type checks (File takes any non-directory, Socket follows a symlink, a
+// failed check is a FailedMount event worded as the kubelet's).
+
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
+import { runtime } from '../support/server.js';
+import { waitFor } from '../support/wait.js';
+
+describe(`pod volumes [server on ${runtime}]`, () => {
+  const k = podServer('peapod-volumes-env-', { PEAPOD_BACKOFF_BASE_MS: '300' });
+  const { cli, pod, apply, exec } = k;
+  const running = (name: string) =>
+    waitFor(`${name} Running`, async () => {
+      const p = await pod(name);
+      return p.status.phase === 'Running' && p.ready === '1/1' ? p : undefined;
+    });
+
+  it('a Memory emptyDir is a 1777 tmpfs of the pod memory limit, or of a smaller sizeLimit', async () => {
+    await apply(
+      podManifest(
+        'mem',
+        `  volumes: [{name: m, emptyDir: {medium: Memory}}, {name: big, emptyDir: {medium: Memory, sizeLimit: 1Gi}}, {name: small, emptyDir: {medium: Memory, sizeLimit: 32Mi}}]
+  containers:
+    - name: c
+      ${LOCAL_BUSYBOX}
+      command: ["sleep", "3600"]
+      resources: {limits: {memory: 64Mi}}
+      volumeMounts: [{name: m, mountPath: /m}, {name: big, mountPath: /big}, {name: small, mountPath: /small}]`,
+      ),
+    );
+    await running('mem');
+    const size = async (dir: string) => {
+      const [blocks, bsize] = (await exec('mem', 'c', ['stat', '-f', '-c', '%b %S', dir])).trim().split(' ').map(Number);
+      return blocks! * bsize!;
+    };
+    expect(await size('/m')).toBe(64 * 2 ** 20);
+    expect(await size('/big')).toBe(64 * 2 ** 20);
+    expect(await size('/small')).toBe(32 * 2 ** 20);
+    expect(await exec('mem', 'c', ['stat', '-c', '%a', '/m'])).toBe('1777\n');
+    await cli(['delete', 'mem', '--force']);
+  });
+
+  it('hostPath File takes /dev/null, Socket a symlink to a socket; DirectoryOrCreate on a file fails as the kubelet words it', async () => {
+    const dir = join(k.base(), 'host');
+    mkdirSync(dir);
+    const sock = join(dir, 'real.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(sock, resolve));
+    try {
+      symlinkSync(sock, join(dir, 'link.sock'));
+      await apply(
+        podManifest(
+          'host-ok',
+          `  volumes: [{name: devnull, hostPath: {path: /dev/null, type: File}}, {name: sock, hostPath: {path: ${dir}/link.sock, type: Socket}}]
+  containers:
+    - name: c
+      ${LOCAL_BUSYBOX}
+      command: ["sleep", "3600"]
+      volumeMounts: [{name: devnull, mountPath: /n}, {name: sock, mountPath: /s}]`,
+        ),
+      );
+      await running('host-ok');
+      expect(await exec('host-ok', 'c', ['stat', '-c', '%F', '/n', '/s'])).toBe('character special file\nsocket\n');
+
+      const file = join(dir, 'file');
+      writeFileSync(file, '');
+      await apply(
+        podManifest(
+          'host-bad',
+          `  volumes: [{name: d, hostPath: {path: ${file}, type: DirectoryOrCreate}}]
+  containers:
+    - name: c
+      ${LOCAL_BUSYBOX}
+      command: ["sleep", "3600"]
+      volumeMounts: [{name: d, mountPath: /d}]`,
+        ),
+      );
+      const ev = await waitFor('FailedMount', async () => (await pod('host-bad')).events.find((e) => e.reason === 'FailedMount'));
+      expect(ev.message).toBe(`MountVolume.SetUp failed for volume "d" : hostPath type check failed: ${file} is not a directory`);
+      await cli(['delete', 'host-ok', '--force']);
+      await cli(['delete', 'host-bad', '--force']);
+    } finally {
+      server.close();
+    }
+  });
+});
