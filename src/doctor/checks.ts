@@ -118,14 +118,15 @@ export function hostInputs(config: ServerConfig): DoctorInputs {
 function kernel(inp: DoctorInputs): CheckResult {
   const release = read(join(inp.proc, 'sys/kernel/osrelease'))?.trim() ?? '';
   const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return { name: 'kernel', status: 'WARN', detail: `cannot parse the kernel release "${release}"`, fix: 'peapod needs Linux 5.3 or newer' };
+  if (!m) return { name: 'kernel', status: 'WARN', detail: `cannot parse the kernel release "${release}"`, fix: 'peapod needs Linux 5.6 or newer' };
   const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major > 5 || (major === 5 && minor >= 3)) return { name: 'kernel', status: 'OK', detail: `Linux ${release}` };
+  if (major > 5 || (major === 5 && minor >= 6)) return { name: 'kernel', status: 'OK', detail: `Linux ${release}` };
   return {
     name: 'kernel',
     status: 'ERROR',
-    detail: `Linux ${release}: pidfd_open(2) needs 5.3, which peapod uses to signal processes safely`,
-    fix: 'boot a kernel 5.3 or newer (Debian 12 ships 6.1)',
+    // The newest system call peapod cannot do without; pidfd_open (5.3) is older.
+    detail: `Linux ${release}: openat2(2) needs 5.6, which the container set-up uses to resolve every path inside the container's root`,
+    fix: 'boot a kernel 5.6 or newer (Debian 12 ships 6.1)',
   };
 }
 

@@ -89,16 +89,18 @@ describe('peapod doctor checks', () => {
     expect(results.map((r) => r.name)).toEqual(expect.arrayContaining(['ns-net', 'ns-ipc', 'ns-uts', 'ns-pid', 'ns-mnt']));
   });
 
-  it('old kernel: ERROR naming pidfd_open', async () => {
-    write(join(host.proc, 'sys/kernel/osrelease'), '4.19.0-27-amd64\n');
-    const r = get(await runChecks(host), 'kernel');
-    expect(r.status).toBe('ERROR');
-    expect(r.detail).toMatch(/pidfd_open\(2\) needs 5\.3/);
-    expect(r.fix).toMatch(/5\.3 or newer/);
+  it('a kernel before 5.6 (Ubuntu 20.04\'s 5.4): ERROR naming openat2, which every container mount needs', async () => {
+    for (const release of ['4.19.0-27-amd64', '5.4.0-150-generic']) {
+      write(join(host.proc, 'sys/kernel/osrelease'), `${release}\n`);
+      const r = get(await runChecks(host), 'kernel');
+      expect(r.status).toBe('ERROR');
+      expect(r.detail).toMatch(/openat2\(2\) needs 5\.6/);
+      expect(r.fix).toMatch(/5\.6 or newer/);
+    }
   });
 
-  it('5.3 is enough', async () => {
-    write(join(host.proc, 'sys/kernel/osrelease'), '5.3.0\n');
+  it('5.6 is enough', async () => {
+    write(join(host.proc, 'sys/kernel/osrelease'), '5.6.0\n');
     expect(get(await runChecks(host), 'kernel').status).toBe('OK');
   });
 
