@@ -44,7 +44,8 @@ class RpcError extends Error {
 
 function rpcError(e: grpc.ServiceError, socket: string): RpcError {
   if (e.code === grpc.status.UNAVAILABLE) {
-    return new RpcError(`cannot reach the peapod server at ${socket} (is "peapod serve" running?): ${e.details}`, e.code);
+    const details = e.details.replace(/\.?\s*Resolution note:\s*$/, '');
+    return new RpcError(`cannot reach the peapod server at ${socket} (is "peapod serve" running?): ${details}`, e.code);
   }
   if (e.code === grpc.status.UNIMPLEMENTED) return new RpcError(`the server does not support this: ${e.details}`, e.code);
   return new RpcError(e.details || e.message, e.code);
@@ -55,12 +56,15 @@ const common = {
   namespace: { type: 'string', short: 'n' },
 } as const;
 
-/** kubectl's HumanDuration. */
+/** kubectl's HumanDuration (apimachinery's duration.HumanDuration). */
 export function age(ms: number): string {
+  // A creation time in the future by more than a second: clocks disagree.
+  if (ms < -1000) return '<invalid>';
   const s = Math.max(0, Math.floor(ms / 1000));
   const m = Math.floor(s / 60);
   const h = Math.floor(m / 60);
   const d = Math.floor(h / 24);
+  const y = Math.floor(d / 365);
   if (s < 120) return `${s}s`;
   if (m < 10) return s % 60 === 0 ? `${m}m` : `${m}m${s % 60}s`;
   if (m < 180) return `${m}m`;
@@ -68,7 +72,8 @@ export function age(ms: number): string {
   if (h < 48) return `${h}h`;
   if (h < 24 * 8) return h % 24 === 0 ? `${d}d` : `${d}d${h % 24}h`;
   if (d < 365 * 2) return `${d}d`;
-  return `${Math.floor(d / 365)}y`;
+  if (y < 8) return d % 365 === 0 ? `${y}y` : `${y}y${d % 365}d`;
+  return `${y}y`;
 }
 
 function table(rows: string[][]): string {
@@ -116,6 +121,8 @@ async function get(argv: string[]): Promise<number> {
   const out = values.output ?? '';
   if (!['', 'wide', 'yaml', 'json'].includes(out)) throw new UsageError(`get: -o must be wide, yaml or json (got "${out}")`);
   const all = values['all-namespaces'] ?? false;
+  if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
+  if (positionals.length > 2) throw new UsageError('get: one pod NAME at a time');
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   try {
@@ -241,12 +248,13 @@ class LogReader {
 
   private constructor(private readonly fd: number) {}
 
-  /** null when the file is not there (an instance that wrote nothing yet, or a log already removed). */
+  /** null when the file is not there (an instance that wrote nothing yet, or a log already removed); another failure (EACCES) is an error. */
   static open(path: string): LogReader | null {
     try {
       return new LogReader(openSync(path, 'r'));
-    } catch {
-      return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw new Error(`cannot read the log ${path}: ${(err as Error).message}`);
     }
   }
 
@@ -271,18 +279,44 @@ class LogReader {
   }
 }
 
+const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
+
+/**
+ * The container that `logs` and `exec` without -c act on, as kubectl picks
+ * it: the one the default-container annotation names, else the first; with
+ * a choice to make, said on stderr as kubectl says it.
+ */
+function defaultContainer(v: PodView): string {
+  const apps = v.status.containerStatuses.map((c) => c.name);
+  const inits = v.status.initContainerStatuses.map((c) => c.name);
+  const named = v.metadata.annotations[DEFAULT_CONTAINER_ANNOTATION];
+  if (named) {
+    if (apps.includes(named) || inits.includes(named)) return named;
+    process.stderr.write(`Default container name "${named}" not found in pod ${v.metadata.name}\n`);
+  }
+  const first = apps[0]!;
+  if (apps.length > 1 || inits.length > 0) {
+    process.stderr.write(`Defaulted container "${first}" out of: ${[...apps, ...inits.map((n) => `${n} (init)`)].join(', ')}\n`);
+  }
+  return first;
+}
+
 async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     options: { ...common, container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f' }, previous: { type: 'boolean', short: 'p' } },
     allowPositionals: true,
   });
-  const name = positionals[0] === 'pod' ? positionals[1] : positionals[0];
+  // kubectl's forms: logs NAME, logs pod NAME, logs NAME CONTAINER.
+  const [name, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;
   if (!name) throw new UsageError('logs: give a pod NAME');
-  const req = { namespace: values.namespace ?? 'default', name, container: values.container ?? '', previous: values.previous ?? false };
+  const namespace = values.namespace ?? 'default';
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   let reader: LogReader | null = null;
   try {
+    const container =
+      values.container ?? positionalContainer ?? defaultContainer(JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView);
+    const req = { namespace, name, container, previous: values.previous ?? false };
     let cur = (await call('ContainerLogPath', req)) as ContainerLogPathResponse__Output;
     reader = LogReader.open(cur.path);
     reader?.drain();
@@ -376,8 +410,9 @@ async function exec(argv: string[]): Promise<number> {
   try {
     const v = JSON.parse((await call('GetPod', { namespace: values.namespace ?? 'default', name })).podJson) as PodView;
     const all = [...v.status.containerStatuses, ...v.status.initContainerStatuses];
-    const c = values.container ? all.find((x) => x.name === values.container) : v.status.containerStatuses[0];
-    if (!c) throw new Error(`container ${values.container} not found in pod ${name}`);
+    const wanted = values.container ?? defaultContainer(v);
+    const c = all.find((x) => x.name === wanted);
+    if (!c) throw new Error(`container ${wanted} not found in pod ${name}`);
     if (!c.state.running) throw new Error(`container ${c.name} in pod ${name} is not running`);
     id = c.containerID.replace(/^peapod:\/\//, '');
   } finally {
@@ -416,13 +451,27 @@ async function del(argv: string[]): Promise<number> {
   if (names.length === 0) throw new UsageError('delete: give a pod NAME');
   const gp = values['grace-period'];
   if (gp !== undefined && !/^-?\d+$/.test(gp)) throw new UsageError(`delete: --grace-period must be a number of seconds (got "${gp}")`);
+  const force = values.force ?? false;
+  let grace = gp === undefined ? -1 : Number(gp);
+  // As kubectl: --force is an immediate deletion (the server still waits for the kill), which a grace
+  // period contradicts; 0 without it is 1 (no accidental SIGKILL, no preStop skipped).
+  if (force && grace > 0) throw new UsageError('delete: --force and --grace-period greater than 0 cannot be specified together');
+  if (grace === 0 && !force) grace = 1;
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  let failed = false;
   try {
+    // As kubectl, every name is tried; one that fails is reported and makes the exit status 1.
     for (const name of names) {
-      await call('DeletePod', { namespace: values.namespace ?? 'default', name, gracePeriodSeconds: gp ?? '-1', force: values.force ?? false });
-      process.stdout.write(`pod "${name}" deleted\n`);
+      try {
+        await call('DeletePod', { namespace: values.namespace ?? 'default', name, gracePeriodSeconds: String(grace), force });
+        process.stdout.write(`pod "${name}" ${force ? 'force deleted' : 'deleted'}\n`);
+      } catch (err) {
+        if (!(err instanceof RpcError) || err.grpcCode === grpc.status.UNAVAILABLE) throw err;
+        process.stderr.write(`peapod: ${err.message}\n`);
+        failed = true;
+      }
     }
-    return 0;
+    return failed ? 1 : 0;
   } finally {
     close();
   }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodView } from '../../src/pod/status.js';
 import { preloadBusybox } from '../support/images.js';
+import { podCli } from '../support/pods.js';
 import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -61,11 +62,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
     return c;
   };
   const cli = (args: string[], input?: string | Buffer) => finished(started(args, input));
-  const getPod = async (name: string) => {
-    const r = await cli(['get', 'pods', name, '-o', 'json']);
-    if (r.code !== 0) throw new Error(r.err);
-    return JSON.parse(r.out.toString()) as PodView;
-  };
+  const getPod = (name: string) => podCli(() => s).pod(name);
   const apply = async (name: string, spec: string) => {
     const yaml = `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`;
     const r = await cli(['run', '-f', '-'], yaml);
@@ -230,6 +227,51 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       // Whole instances in order; the instance running at the deletion may be cut short.
       expect(got.length).toBeGreaterThanOrEqual(150);
       expect(got).toEqual(expected(Math.ceil(got.length / 50), 50).slice(0, got.length));
+    });
+  });
+
+  describe('as kubectl: the default container, several names, --force', () => {
+    const named = (name: string, command: string) => container(command).replace('- name: c', `- name: ${name}`);
+    const pod = (name: string, annotations = '') =>
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n${annotations}spec:\n  terminationGracePeriodSeconds: 1\n` +
+      `  initContainers:\n${named('prep', 'true')}\n  containers:\n${named('a', 'echo from-a; exec sleep 3600')}\n${named('b', 'echo from-b; exec sleep 3600')}`;
+    const bothRunning = (name: string) =>
+      waitFor(`${name}'s two containers running`, async () => (await getPod(name)).status.containerStatuses.every((c) => !!c.state.running));
+
+    it('logs and exec without -c act on the first container and say so on stderr, or on the one the annotation names', async () => {
+      for (const [name, yaml] of [
+        ['two', pod('two')],
+        ['annotated', pod('annotated', '  annotations:\n    kubectl.kubernetes.io/default-container: b\n')],
+      ] as const) {
+        const r = await cli(['run', '-f', '-'], yaml);
+        expect(r.code, r.err).toBe(0);
+        await bothRunning(name);
+      }
+      const defaulted = 'Defaulted container "a" out of: a, b, prep (init)\n';
+      await waitFor('a has logged', async () => (await cli(['logs', 'two'])).out.toString() === 'from-a\n');
+      expect((await cli(['logs', 'two'])).err).toBe(defaulted);
+      const e = await cli(['exec', 'two', '--', 'sh', '-c', 'echo $HOSTNAME']);
+      expect([e.code, e.out.toString(), e.err]).toEqual([0, 'two\n', defaulted]);
+      // kubectl's `logs NAME CONTAINER`.
+      expect(await cli(['logs', 'two', 'b'])).toMatchObject({ code: 0, out: Buffer.from('from-b\n'), err: '' });
+      await waitFor('b has logged', async () => (await cli(['logs', 'annotated'])).out.toString() === 'from-b\n');
+      expect((await cli(['logs', 'annotated'])).err).toBe('');
+      for (const name of ['two', 'annotated']) await cli(['delete', name]);
+    });
+
+    it('delete goes on past a missing pod and exits 1; --force is "force deleted" and refuses a grace period', async () => {
+      await apply('present', `  containers:\n${container('exec sleep 3600')}`);
+      await running('present');
+      const r = await cli(['delete', 'missing', 'present']);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/missing/);
+      expect(r.out.toString()).toBe('pod "present" deleted\n');
+      expect((await cli(['get', 'pods', 'present'])).code).toBe(1);
+      const both = await cli(['delete', 'x', '--force', '--grace-period', '30']);
+      expect([both.code, both.err.split('\n')[0]]).toEqual([2, 'peapod: delete: --force and --grace-period greater than 0 cannot be specified together']);
+      await apply('forced', `  containers:\n${container('exec sleep 3600')}`);
+      await running('forced');
+      expect(await cli(['delete', 'forced', '--force'])).toMatchObject({ code: 0, out: Buffer.from('pod "forced" force deleted\n') });
     });
   });
 });

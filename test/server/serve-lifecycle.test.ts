@@ -215,6 +215,14 @@ describe('peapod CLI usage checks', () => {
     expect(r.stderr).toContain('peapod: exec: --timeout must be a whole number of seconds (got "abc")');
   });
 
+  it('get: a NAME with -A is a usage error, as kubectl; an unreachable server is said without gRPC\'s trailing note', () => {
+    const named = spawnSync(process.execPath, [cliJs, 'get', 'pods', 'x', '-A', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
+    expect([named.status, named.stderr.split('\n')[0]]).toEqual([2, 'peapod: get: a resource cannot be retrieved by name across all namespaces']);
+    const away = spawnSync(process.execPath, [cliJs, 'get', 'pods', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
+    expect(away.status).toBe(1);
+    expect(away.stderr).toMatch(/^peapod: cannot reach the peapod server at \/nonexistent\.sock .*ENOENT \/nonexistent\.sock\n$/);
+  });
+
   it('doctor takes the flags of serve, and --network none leaves CNI out', () => {
     const dir = mkdtempSync(join(tmpdir(), 'peapod-doctor-cli-'));
     try {
