@@ -7,7 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { mountsUnder } from '../../src/linux/mount.js';
-import { podServer } from '../support/pods.js';
+import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
 import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
@@ -56,26 +56,22 @@ spec:
   });
 
   it('a subPath through a symlink that stays in the volume is followed, as by the kubelet; a missing directory under it is made there', async () => {
-    await apply(`apiVersion: v1
-kind: Pod
-metadata:
-  name: linked
-spec:
-  terminationGracePeriodSeconds: 1
-  volumes: [{name: v, emptyDir: {}}]
+    await apply(
+      podManifest(
+        'linked',
+        `  volumes: [{name: v, emptyDir: {}}]
   initContainers:
     - name: init
-      image: busybox
-      imagePullPolicy: IfNotPresent
+      ${LOCAL_BUSYBOX}
       command: ["sh", "-c", "mkdir /v/real && echo hi > /v/real/x && ln -s real /v/cur"]
       volumeMounts: [{name: v, mountPath: /v}]
   containers:
     - name: c
-      image: busybox
-      imagePullPolicy: IfNotPresent
+      ${LOCAL_BUSYBOX}
       command: ["sleep", "3600"]
-      volumeMounts: [{name: v, mountPath: /v}, {name: v, mountPath: /data, subPath: cur}, {name: v, mountPath: /made, subPath: cur/new}]
-`);
+      volumeMounts: [{name: v, mountPath: /v}, {name: v, mountPath: /data, subPath: cur}, {name: v, mountPath: /made, subPath: cur/new}]`,
+      ),
+    );
     await waitFor('Running', async () => (await pod('linked')).status.phase === 'Running');
     expect(await exec('linked', 'c', ['cat', '/data/x'])).toBe('hi\n');
     expect(await exec('linked', 'c', ['stat', '-c', '%F', '/v/real/new'])).toBe('directory\n');
