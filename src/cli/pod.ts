@@ -1,6 +1,6 @@
 // `peapod run / get / describe / logs / exec / delete`: kubectl-style pod
-// commands over peapod.v1.Peapod, and CRI for exec (ExecSync; Exec and its
-// WebSocket stream with -i).
+// commands over peapod.v1.Peapod, and CRI for exec (Exec and its WebSocket
+// stream, as kubectl streams, with or without -i).
 
 import * as grpc from '@grpc/grpc-js';
 import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
@@ -357,15 +357,27 @@ async function logs(argv: string[]): Promise<number> {
 }
 
 /**
- * An interactive exec, as kubectl runs one: the local stdin copied in (its
- * end closes the command's), output copied out; with a terminal, the local
- * one in raw mode (keys, ^C included, go to the command) and its size sent
- * at once and on every change.
+ * An exec as kubectl runs one: output copied out as the command writes it;
+ * with -i the local stdin copied in (its end closes the command's); with a
+ * terminal, the local one in raw mode (keys, ^C included, go to the command)
+ * and its size sent at once and on every change. A timeout drops the stream,
+ * which makes the server kill the command.
  */
-async function streamExec(url: string, tty: boolean): Promise<number> {
+async function streamExec(url: string, opts: { stdin: boolean; tty: boolean; timeoutS: number }): Promise<number> {
   const { stdin, stdout } = process;
-  const remote = await connectRemoteCommand(url, { stdin, stdout, stderr: process.stderr });
-  if (!tty) return remote.exitCode;
+  const remote = await connectRemoteCommand(url, { stdin: opts.stdin ? stdin : null, stdout, stderr: process.stderr });
+  let timedOut = false;
+  const timer =
+    opts.timeoutS > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          remote.close();
+        }, opts.timeoutS * 1000)
+      : undefined;
+  const exited = remote.exitCode.catch((err: unknown) => {
+    throw timedOut ? new Error(`command timed out after ${opts.timeoutS}s`) : err;
+  });
+  if (!opts.tty) return exited.finally(() => clearTimeout(timer));
   const sendSize = () => {
     if (stdout.isTTY) remote.resize(stdout.columns, stdout.rows);
   };
@@ -380,8 +392,9 @@ async function streamExec(url: string, tty: boolean): Promise<number> {
   stdout.on('resize', sendSize);
   try {
     sendSize();
-    return await remote.exitCode;
+    return await exited;
   } finally {
+    clearTimeout(timer);
     stdout.off('resize', sendSize);
     for (const sig of signals) process.off(sig, onSignal);
     stdin.setRawMode(false);
@@ -400,7 +413,6 @@ async function exec(argv: string[]): Promise<number> {
   const name = positionals[0];
   if (!name) throw new UsageError('exec: give a pod NAME');
   if (cmd.length === 0) throw new UsageError('exec: give the command after "--" (peapod exec NAME -- ls /)');
-  if (values.stdin && values.timeout !== undefined) throw new UsageError('exec: --timeout applies to an exec without -i only');
   if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
     throw new UsageError(`exec: --timeout must be a whole number of seconds (got "${values.timeout}")`);
   }
@@ -428,17 +440,11 @@ async function exec(argv: string[]): Promise<number> {
     });
   let url: string;
   try {
-    if (!values.stdin) {
-      const r = await rpc(cri.runtime.ExecSync({ containerId: id, cmd, timeout: values.timeout ?? '0' }));
-      process.stdout.write(Buffer.from(r.stdout));
-      process.stderr.write(Buffer.from(r.stderr));
-      return r.exitCode;
-    }
-    url = (await rpc(cri.runtime.Exec({ containerId: id, cmd, tty, stdin: true, stdout: true, stderr: !tty }))).url;
+    url = (await rpc(cri.runtime.Exec({ containerId: id, cmd, tty, stdin: !!values.stdin, stdout: true, stderr: !tty }))).url;
   } finally {
     cri.close();
   }
-  return streamExec(url, tty);
+  return streamExec(url, { stdin: !!values.stdin, tty, timeoutS: Number(values.timeout ?? 0) });
 }
 
 async function del(argv: string[]): Promise<number> {

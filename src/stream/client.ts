@@ -26,6 +26,8 @@ export interface RemoteCommand {
   resize(width: number, height: number): void;
   /** The command's exit code, once the server reported it and closed; rejects when the command could not run. */
   exitCode: Promise<number>;
+  /** Drops the stream (the server then kills the command); `exitCode` rejects. */
+  close(): void;
 }
 
 /** Opens the stream of a streaming URL (http://…/exec/TOKEN) and relays `io` over it. */
@@ -105,5 +107,6 @@ function relay(ws: WebSocket, io: RemoteIo): RemoteCommand {
     protocol: ws.protocol,
     resize: (width, height) => send(RESIZE, Buffer.from(JSON.stringify({ Width: width, Height: height }))),
     exitCode,
+    close: () => ws.terminate(),
   };
 }

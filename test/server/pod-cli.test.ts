@@ -94,6 +94,26 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect([ok.code, ok.out.toString(), ok.err]).toEqual([0, 'got hello\n', '']);
     });
 
+    it('without -i streams output as the command writes it, stdout and stderr apart, and leaves local input alone', async () => {
+      const child = started(['exec', 'shell', '--', 'sh', '-c', 'echo first; echo warn >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo second; exit 5']);
+      let early = '';
+      child.stdout!.on('data', (d: Buffer) => (early += d));
+      const done = finished(child);
+      // Buffered until the exit (ExecSync), "first" would not show while the command waits.
+      await waitFor('the first line while the command still runs', async () => early === 'first\n', 15_000);
+      expect(child.exitCode).toBeNull();
+      expect((await cli(['exec', 'shell', '--', 'touch', '/tmp/go'])).code).toBe(0);
+      const r = await done;
+      expect([r.code, r.out.toString(), r.err]).toEqual([5, 'first\nsecond\n', 'warn\n']);
+    });
+
+    it('--timeout ends the command and says so', async () => {
+      const t = await cli(['exec', 'shell', '--timeout', '1', '--', 'sh', '-c', 'echo $$ > /tmp/timed; exec sleep 60']);
+      expect([t.code, t.err]).toEqual([1, 'peapod: command timed out after 1s\n']);
+      const gone = async () => (await cli(['exec', 'shell', '--', 'sh', '-c', 'kill -0 "$(cat /tmp/timed)" 2>/dev/null || echo gone'])).out.toString() === 'gone\n';
+      await waitFor('the timed-out command killed', gone, 15_000);
+    });
+
     it('-i ends when the command does, with local input still open', async () => {
       const child = started(['exec', '-i', 'shell', '--', 'sh', '-c', 'head -c 5; exit 4']);
       const done = finished(child);
