@@ -218,7 +218,10 @@ export class PodController {
     const rec = this.rec;
     if (rec.deleting) return;
     if (!this.resumed) this.resume();
-    if (this.terminal) return;
+    if (this.terminal) {
+      if (rec.tearingDown) await this.tearDown();
+      return;
+    }
     const now = Date.now();
     // As the kubelet's status manager: the pod starts at its first sync, sandbox or not, and its deadline counts from there.
     if (!rec.startTime) rec.startTime = now;
@@ -364,8 +367,11 @@ export class PodController {
   }
 
   /**
-   * Ends the pod: every container stopped, the sandbox stopped, the volumes
-   * torn down (as the kubelet's for a terminated pod; the logs stay), the phase final.
+   * Ends the pod: every container stopped, the phase final, then the sandbox
+   * stopped and the volumes torn down (as the kubelet's for a terminated pod;
+   * the logs stay). The kubelet's phase follows the containers' states at once,
+   * so the view never shows them all ended under a live phase; a restart in
+   * between finishes the tear-down (see tick).
    */
   private async finish(phase: 'Succeeded' | 'Failed', reason: string, message: string, graceSeconds = this.spec.terminationGracePeriodSeconds): Promise<void> {
     this.ending = true;
@@ -376,13 +382,17 @@ export class PodController {
     await this.killAll(graceSeconds);
     this.observeExits();
     for (const c of this.rec.containers) c.ready = false;
+    Object.assign(this.rec, { phase, reason, message, tearingDown: true });
+    this.save();
+    await this.tearDown();
+  }
+
+  private async tearDown(): Promise<void> {
     if (this.rec.sandboxId) {
       await this.deps.sandboxes.stop(this.rec.sandboxId).catch((err) => this.deps.log.warn('stopping a finished pod sandbox failed', { pod: this.key, err }));
     }
     await removeVolumes(this.deps.volumeDirs(this.rec.id)).catch((err) => this.deps.log.warn('tearing down a finished pod\'s volumes failed', { pod: this.key, err }));
-    this.rec.phase = phase;
-    this.rec.reason = reason;
-    this.rec.message = message;
+    delete this.rec.tearingDown;
     this.save();
   }
 

@@ -224,6 +224,8 @@ export interface PodRecord {
   message: string;
   initialized: boolean;
   deleting: boolean;
+  /** The phase is final but the sandbox and volumes are not yet torn down (absent in older records: done). */
+  tearingDown?: boolean;
   containers: ContainerRecord[];
   events: PodEvent[];
 }

@@ -116,7 +116,6 @@ describe(`pod runner examples [server on ${runtime}]`, () => {
 
   it('env: values, $(VAR) expansion, fieldRef and resourceFieldRef', async () => {
     await run('env.yaml');
-    // The phase is the last thing the pod's end sets (after the sandbox's stop): wait for it, not the STATUS column.
     const v = await waitFor('env-demo Succeeded', async () => {
       const p = await pod('env-demo');
       return p.status.phase === 'Succeeded' ? p : undefined;

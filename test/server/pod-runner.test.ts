@@ -103,8 +103,9 @@ describe(`pod runner [server on ${runtime}]`, () => {
       return p.status.phase === 'Succeeded' ? p : undefined;
     });
     const uid = v.metadata.uid;
+    // The phase comes with the containers' ends, the tear-down just after.
+    await waitFor('the volumes torn down', async () => !existsSync(join(k.server().root, 'pods', uid, 'volumes')));
     expect(mountsUnder(k.server().state).filter((mp) => mp.includes(`/pods/${uid}/`))).toEqual([]);
-    expect(existsSync(join(k.server().root, 'pods', uid, 'volumes'))).toBe(false);
     expect((await cli(['logs', 'finished'])).out).toBe('done\n');
     await cli(['delete', 'finished']);
   });

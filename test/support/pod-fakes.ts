@@ -60,6 +60,8 @@ export class FakeNode {
   action: (h: Handler, container: string, hook: boolean) => Promise<ProbeResult> = async () => ({ ok: true, message: '' });
   pull: (ref: string) => Promise<void> = async () => {};
   sandboxFails = false;
+  /** Awaited by a sandbox stop (after its log line), before the sandbox turns not ready. */
+  sandboxStop: () => Promise<void> = async () => {};
   private n = 0;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly controllers: PodController[] = [];
@@ -128,8 +130,9 @@ export class FakeNode {
     },
     stateOf: (sb: { id: string }) => (this.sandboxReady.get(sb.id) ? 'READY' : 'NOTREADY'),
     stop: async (id: string) => {
-      this.sandboxReady.set(id, false);
       this.log.push('sandbox stop');
+      await this.sandboxStop();
+      this.sandboxReady.set(id, false);
     },
     remove: async (id: string) => {
       this.sandboxReady.delete(id);

@@ -2,11 +2,12 @@
 // the kubelet: a probe kill's restart, containers started one by one through
 // their postStart, the deadline from the first sync, termination order and
 // grace, kills joined, a failed start's back-off, the phase while init
-// containers re-run, the pod's end with a start under way, a deletion racing
+// containers re-run, the pod's end (with a start under way; its phase before
+// its tear-down, which a restart finishes), a deletion racing
 // a long pull, the CPU quota of a zero limit, the back-off of crashes,
 // failed pulls and config errors, and a static pod's serviceAccountName.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PodController } from '../../src/pod/controller.js';
@@ -272,6 +273,38 @@ describe('the pod ending with a start under way', () => {
     await sleep(300);
     expect(at('create a')).toBe(-1);
     expect(view(ctl).status.containerStatuses[0]!.state.waiting?.reason).toBe('ContainerCreating');
+  });
+});
+
+describe("the pod's end", () => {
+  const job = pod(`  restartPolicy: Never\n  containers: [{name: a, image: busybox}]`);
+
+  it('makes the phase final with the containers\' ends, before the sandbox and volumes go, as the kubelet\'s status does', async () => {
+    const stopping = gate();
+    node.sandboxStop = () => stopping.wait;
+    node.behaviour = () => ({ runMs: 50, exitCode: 0 });
+    const ctl = node.controller(job);
+    ctl.start();
+    await until('the sandbox stop', () => at('sandbox stop') >= 0, 5000);
+    const v = view(ctl);
+    expect([v.status.phase, v.status.display]).toEqual(['Succeeded', 'Completed']);
+    expect(ctl.rec.tearingDown).toBe(true);
+    stopping.open();
+    await until('torn down', () => ctl.rec.tearingDown === undefined, 5000);
+    expect(ctl.rec.phase).toBe('Succeeded');
+  });
+
+  it('a record saved in the tear-down (a server killed then) is torn down when taken over', async () => {
+    const ctl = node.controller(job);
+    const { id } = await node.sandboxes.run();
+    const volume = join(node.dir, 'root', ctl.rec.id, 'volumes', 'v');
+    mkdirSync(volume, { recursive: true });
+    Object.assign(ctl.rec, { phase: 'Succeeded', sandboxId: id, sandboxAttempt: 1, startTime: Date.now(), tearingDown: true });
+    ctl.start();
+    await until('torn down', () => ctl.rec.tearingDown === undefined, 5000);
+    expect(node.sandboxReady.get(id)).toBe(false);
+    expect(existsSync(volume)).toBe(false);
+    expect(ctl.rec.phase).toBe('Succeeded');
   });
 });
 
