@@ -126,10 +126,23 @@ async function get(argv: string[]): Promise<number> {
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   try {
-    let pods: Array<{ name: string; namespace: string; ready: string; status: string; restarts: number; createdAtMs: string; ip: string; node: string; podJson: string }>;
+    let pods: Array<{ name: string; namespace: string; ready: string; status: string; restarts: number; lastRestartMs: string; createdAtMs: string; ip: string; node: string; podJson: string }>;
     if (name) {
       const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
-      pods = [{ name: v.metadata.name, namespace: v.metadata.namespace, ready: v.ready, status: v.status.display, restarts: v.restarts, createdAtMs: String(Date.parse(v.metadata.creationTimestamp)), ip: v.status.podIP, node: v.node, podJson: JSON.stringify(v) }];
+      pods = [
+        {
+          name: v.metadata.name,
+          namespace: v.metadata.namespace,
+          ready: v.ready,
+          status: v.status.display,
+          restarts: v.restarts,
+          lastRestartMs: String(Date.parse(v.lastRestart) || 0),
+          createdAtMs: String(Date.parse(v.metadata.creationTimestamp)),
+          ip: v.status.podIP,
+          node: v.node,
+          podJson: JSON.stringify(v),
+        },
+      ];
     } else {
       pods = (await call('ListPods', { namespace: ns, detailed: out === 'yaml' || out === 'json' })).pods;
     }
@@ -143,15 +156,16 @@ async function get(argv: string[]): Promise<number> {
       process.stderr.write(all ? 'No resources found\n' : `No resources found in ${ns} namespace.\n`);
       return 0;
     }
-    const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(out === 'wide' ? ['IP', 'NODE'] : [])];
+    const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(out === 'wide' ? ['IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES'] : [])];
     const rows = pods.map((p) => [
       ...(all ? [p.namespace] : []),
       p.name,
       p.ready,
       p.status,
-      String(p.restarts),
+      Number(p.lastRestartMs) > 0 ? `${p.restarts} (${age(Date.now() - Number(p.lastRestartMs))} ago)` : String(p.restarts),
       age(Date.now() - Number(p.createdAtMs)),
-      ...(out === 'wide' ? [p.ip || '<none>', p.node] : []),
+      // No scheduler nominates a node here, and readinessGates are refused at apply.
+      ...(out === 'wide' ? [p.ip || '<none>', p.node, '<none>', '<none>'] : []),
     ]);
     process.stdout.write(table([head, ...rows]));
     return 0;

@@ -28,6 +28,7 @@ export function podHandlers(pods: PodRunner): Implementation {
           ready: v.ready,
           status: v.status.display,
           restarts: v.restarts,
+          lastRestartMs: String(Date.parse(v.lastRestart) || 0),
           createdAtMs: String(Date.parse(v.metadata.creationTimestamp)),
           ip: v.status.podIP,
           node: v.node,

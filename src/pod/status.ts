@@ -81,11 +81,29 @@ export function containerStatus(ctl: PodController, c: ContainerRecord): Contain
   };
 }
 
-/** The STATUS column, computed as kubectl's printer does. */
-export function statusColumn(rec: PodRecord, init: Array<ContainerStatusView & { sidecar: boolean }>, apps: ContainerStatusView[], podReady: boolean): string {
+/**
+ * The STATUS and RESTARTS columns, computed as kubectl's printer does. While
+ * the pod initializes, restarts count the init containers up to the one under
+ * way; after, the sidecars' and the app containers'. `lastRestart` is the
+ * latest of their previous instances' ends (ms, 0: none), shown as "(… ago)".
+ */
+export function podColumns(
+  rec: PodRecord,
+  init: Array<ContainerStatusView & { sidecar: boolean }>,
+  apps: ContainerStatusView[],
+  podReady: boolean,
+): { status: string; restarts: number; lastRestart: number } {
   let reason: string = rec.reason || rec.phase;
   let initializing = false;
+  let restarts = 0;
+  let lastRestart = 0;
+  const count = (c: ContainerStatusView) => {
+    restarts += c.restartCount;
+    const ended = Date.parse(c.lastState.terminated?.finishedAt ?? '');
+    if (ended > lastRestart) lastRestart = ended;
+  };
   for (const [i, c] of init.entries()) {
+    count(c);
     const t = c.state.terminated;
     if (t && t.exitCode === 0) continue;
     if (c.sidecar && c.started) continue;
@@ -95,9 +113,13 @@ export function statusColumn(rec: PodRecord, init: Array<ContainerStatusView & {
     initializing = true;
     break;
   }
-  if (!initializing) {
+  if (!initializing || rec.initialized) {
+    restarts = 0;
+    lastRestart = 0;
+    for (const c of init) if (c.sidecar) count(c);
     let hasRunning = false;
     for (const c of [...apps].reverse()) {
+      count(c);
       const w = c.state.waiting;
       const t = c.state.terminated;
       if (w && w.reason) reason = w.reason;
@@ -110,7 +132,7 @@ export function statusColumn(rec: PodRecord, init: Array<ContainerStatusView & {
     if (rec.reason) reason = rec.reason;
   }
   if (rec.deleting) reason = 'Terminating';
-  return reason;
+  return { status: reason, restarts, lastRestart: restarts > 0 ? lastRestart : 0 };
 }
 
 export interface PodView {
@@ -135,7 +157,9 @@ export interface PodView {
   node: string;
   sandboxId: string;
   source: string;
+  /** kubectl's RESTARTS, and when the latest restart's previous instance ended ("" if none). */
   restarts: number;
+  lastRestart: string;
   ready: string;
 }
 
@@ -146,7 +170,7 @@ export function podView(ctl: PodController, node: string): PodView {
   const counted = [...apps, ...init.filter((c) => c.sidecar)];
   const readyN = counted.filter((c) => c.ready).length;
   const allReady = readyN === counted.length && rec.phase === 'Running' && !rec.deleting;
-  const restarts = [...init, ...apps].reduce((n, c) => n + c.restartCount, 0);
+  const columns = podColumns(rec, init, apps, allReady);
   const manifest = (rec.manifest ?? {}) as { spec?: unknown };
   return {
     apiVersion: 'v1',
@@ -164,7 +188,7 @@ export function podView(ctl: PodController, node: string): PodView {
       phase: rec.phase,
       ...(rec.reason ? { reason: rec.reason } : {}),
       ...(rec.message ? { message: rec.message } : {}),
-      display: statusColumn(rec, init, apps, allReady),
+      display: columns.status,
       conditions: [
         { type: 'Initialized', status: rec.initialized ? 'True' : 'False' },
         { type: 'Ready', status: allReady ? 'True' : 'False' },
@@ -182,7 +206,8 @@ export function podView(ctl: PodController, node: string): PodView {
     node,
     sandboxId: rec.sandboxId,
     source: rec.source,
-    restarts,
+    restarts: columns.restarts,
+    lastRestart: iso(columns.lastRestart),
     ready: `${readyN}/${counted.length}`,
   };
 }

@@ -68,7 +68,8 @@ describe(`pod runner examples [server on ${runtime}]`, () => {
     expect(table.out).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\n/);
     expect(table.out).toMatch(/^web-emptydir\s+2\/2\s+Running\s+0\s+\d+s$/m);
     const wide = await cli(['get', 'pods', '-o', 'wide']);
-    expect(wide.out).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\n/);
+    expect(wide.out).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE\s+NOMINATED NODE\s+READINESS GATES\n/);
+    expect(wide.out).toMatch(/^web-emptydir\s+2\/2\s+Running\s+0\s+\d+s\s+\S+\s+\S+\s+<none>\s+<none>$/m);
     // The CRI objects carry the kubelet's labels.
     const { containers } = await s.runtime.ListContainers({ filter: { labelSelector: { 'io.kubernetes.pod.name': 'web-emptydir' } } });
     expect(containers.map((c) => c.labels['io.kubernetes.container.name']).sort()).toEqual(['content', 'web']);

@@ -201,6 +201,8 @@ describe(`pod runner [server on ${runtime}]`, () => {
     expect(v.metadata.uid).toBe(uid);
     expect(v.restarts).toBeGreaterThanOrEqual(before);
     await waitFor('more restarts after the restart', async () => (await pod('crasher')).restarts > before + 1, 30_000);
+    // RESTARTS as kubectl shows it, with the time since the last one.
+    expect((await cli(['get', 'pods', 'crasher'])).out).toMatch(/^crasher\s+[01]\/1\s+\S+\s+\d+ \(\d+s ago\)\s+\S+$/m);
     const d = await cli(['describe', 'pod', 'crasher']);
     expect(d.out).toMatch(/Last State:\s+Terminated/);
     expect(d.out).toMatch(/Exit Code:\s+1/);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { expand, containerEnv } from '../../src/pod/env.js';
 import { parseManifests } from '../../src/pod/manifest.js';
 import { parseQuantity } from '../../src/util/quantity.js';
-import { statusColumn } from '../../src/pod/status.js';
+import { podColumns } from '../../src/pod/status.js';
 import type { PodRecord } from '../../src/pod/types.js';
 
 const pod = (spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n${spec}`;
@@ -165,20 +165,38 @@ describe('environment', () => {
   });
 });
 
-describe('STATUS column', () => {
+describe('STATUS and RESTARTS columns', () => {
   const rec = (over: Partial<PodRecord> = {}) => ({ phase: 'Pending', reason: '', initialized: false, deleting: false, ...over }) as PodRecord;
   const st = (state: object, extra: object = {}) => ({ name: 'x', state, lastState: {}, ready: false, started: false, restartCount: 0, image: '', containerID: '', probes: {}, ...extra });
   it('follows kubectl', () => {
     const done = st({ terminated: { exitCode: 0, reason: 'Completed', startedAt: '', finishedAt: '', containerID: '' } });
     const running = st({ running: { startedAt: '' } }, { ready: true });
-    expect(statusColumn(rec(), [{ ...running, sidecar: false }, { ...st({ waiting: { reason: 'PodInitializing' } }), sidecar: false }], [], false)).toBe('Init:0/2');
-    expect(statusColumn(rec(), [{ ...done, sidecar: false }, { ...running, sidecar: false }], [], false)).toBe('Init:1/2');
-    expect(statusColumn(rec({ phase: 'Running', initialized: true }), [{ ...done, sidecar: false }], [running], false)).toBe('Running');
-    expect(statusColumn(rec({ phase: 'Running', initialized: true }), [], [st({ waiting: { reason: 'CrashLoopBackOff' } })], false)).toBe('CrashLoopBackOff');
-    expect(statusColumn(rec({ phase: 'Succeeded', initialized: true }), [], [done], false)).toBe('Completed');
-    expect(statusColumn(rec({ phase: 'Running', initialized: true, deleting: true }), [], [running], false)).toBe('Terminating');
-    expect(statusColumn(rec({ phase: 'Failed', initialized: true }), [], [st({ terminated: { exitCode: 1, reason: 'Error', startedAt: '', finishedAt: '', containerID: '' } })], false)).toBe('Error');
-    expect(statusColumn(rec(), [{ ...running, started: true, sidecar: true }, { ...running, sidecar: false }], [], false)).toBe('Init:1/2');
+    expect(podColumns(rec(), [{ ...running, sidecar: false }, { ...st({ waiting: { reason: 'PodInitializing' } }), sidecar: false }], [], false).status).toBe('Init:0/2');
+    expect(podColumns(rec(), [{ ...done, sidecar: false }, { ...running, sidecar: false }], [], false).status).toBe('Init:1/2');
+    expect(podColumns(rec({ phase: 'Running', initialized: true }), [{ ...done, sidecar: false }], [running], false).status).toBe('Running');
+    expect(podColumns(rec({ phase: 'Running', initialized: true }), [], [st({ waiting: { reason: 'CrashLoopBackOff' } })], false).status).toBe('CrashLoopBackOff');
+    expect(podColumns(rec({ phase: 'Succeeded', initialized: true }), [], [done], false).status).toBe('Completed');
+    expect(podColumns(rec({ phase: 'Running', initialized: true, deleting: true }), [], [running], false).status).toBe('Terminating');
+    expect(podColumns(rec({ phase: 'Failed', initialized: true }), [], [st({ terminated: { exitCode: 1, reason: 'Error', startedAt: '', finishedAt: '', containerID: '' } })], false).status).toBe('Error');
+    expect(podColumns(rec(), [{ ...running, started: true, sidecar: true }, { ...running, sidecar: false }], [], false).status).toBe('Init:1/2');
+  });
+
+  it('RESTARTS as kubectl: the init containers up to the current one while initializing, then the sidecars\' and the apps\', with the latest restart', () => {
+    const ended = (at: string, restartCount: number, state: object, sidecar = false) =>
+      ({ ...st(state, { restartCount, lastState: { terminated: { exitCode: 1, reason: 'Error', startedAt: '', finishedAt: at, containerID: '' } } }), sidecar });
+    const done = { terminated: { exitCode: 0, reason: 'Completed', startedAt: '', finishedAt: '', containerID: '' } };
+    const up = { running: { startedAt: '' } };
+    const t1 = '2026-01-01T00:00:01.000Z';
+    const t2 = '2026-01-01T00:00:02.000Z';
+    const t3 = '2026-01-01T00:00:03.000Z';
+    // Initializing: the first init container's 2 and the current one's 1; the next init and the app not yet.
+    const initializing = podColumns(rec(), [ended(t1, 2, done), ended(t2, 1, up), ended(t3, 4, {})], [ended(t3, 5, {})], false);
+    expect([initializing.status, initializing.restarts, initializing.lastRestart]).toEqual(['Init:1/3', 3, Date.parse(t2)]);
+    // Initialized: a regular init container's restarts no longer count, a sidecar's do.
+    const initialized = podColumns(rec({ phase: 'Running', initialized: true }), [ended(t3, 2, done), ended(t1, 1, up, true)], [ended(t2, 3, up)], false);
+    expect([initialized.restarts, initialized.lastRestart]).toEqual([4, Date.parse(t2)]);
+    // No restart: no time, whatever the last state says.
+    expect(podColumns(rec({ phase: 'Running', initialized: true }), [], [ended(t1, 0, up)], false)).toMatchObject({ restarts: 0, lastRestart: 0 });
   });
 
   it('a completed container beside a running one: Running if the pod is Ready, else NotReady, as kubectl', () => {
@@ -186,9 +204,9 @@ describe('STATUS column', () => {
     const ready = st({ running: { startedAt: '' } }, { ready: true });
     const unready = st({ running: { startedAt: '' } });
     const running = rec({ phase: 'Running', initialized: true });
-    expect(statusColumn(running, [], [done, ready], false)).toBe('NotReady');
-    expect(statusColumn(running, [], [done, ready], true)).toBe('Running');
+    expect(podColumns(running, [], [done, ready], false).status).toBe('NotReady');
+    expect(podColumns(running, [], [done, ready], true).status).toBe('Running');
     // kubectl counts only a ready running container as running.
-    expect(statusColumn(running, [], [done, unready], false)).toBe('Completed');
+    expect(podColumns(running, [], [done, unready], false).status).toBe('Completed');
   });
 });
