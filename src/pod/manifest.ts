@@ -233,9 +233,21 @@ const FIELD_PATHS = [
   /^status\.(podIP|hostIP|podIPs)$/,
 ];
 const RESOURCES = ['limits.cpu', 'limits.memory', 'requests.cpu', 'requests.memory'];
-/** The divisors the API server allows (validateContainerResourceDivisor), by value. */
-const CPU_DIVISORS = [0.001, 1];
-const MEMORY_DIVISORS = [1, ...[1, 2, 3, 4, 5, 6].flatMap((k) => [1000 ** k, 1024 ** k])];
+const POWERS = [1, 2, 3, 4, 5, 6];
+
+/**
+ * The API server (validateContainerResourceDivisor) allows the divisors whose
+ * canonical form is 1m or 1 for cpu, 1, 1k…1E or 1Ki…1Ei for memory. A
+ * quantity keeps its family when made canonical: "1024Ki" is "1Mi" and
+ * "1000" is "1k", but a plain "1024" stays "1024" and "1e3" stays "1e3".
+ */
+function allowedDivisor(raw: string, value: number, cpu: boolean): boolean {
+  if (value === 1) return true;
+  if (/\d[eE][+-]?\d+$/.test(raw)) return false;
+  const binary = /[KMGTPE]i$/.test(raw);
+  if (cpu) return !binary && value === 0.001;
+  return POWERS.some((k) => value === (binary ? 1024 : 1000) ** k);
+}
 
 function envVar(f: Fields, containerName: string): EnvVarSpec {
   const name = f.str('name');
@@ -269,7 +281,7 @@ function envVar(f: Fields, containerName: string): EnvVarSpec {
       const divisor = value === 0 ? '1' : String(d);
       if (value !== 0) {
         const cpu = resource.endsWith('.cpu');
-        if (!(cpu ? CPU_DIVISORS : MEMORY_DIVISORS).includes(value)) {
+        if (!allowedDivisor(divisor.trim(), value, cpu)) {
           throw bad(
             `${rr.at('divisor')}: only divisor's values ${cpu ? '1m and 1 are supported with the cpu resource' : '1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource'}`,
           );

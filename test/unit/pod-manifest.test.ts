@@ -57,6 +57,12 @@ describe('pod manifests', () => {
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: requests.cpu, divisor: 10m}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 3Mi}}}]}]', "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource"],
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1m}}}]}]', 'spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor'],
+    // Canonical forms "1024", "1048576" and "1e3": the right value in the wrong family (an unquoted 1e3 is YAML's number 1000).
+    ...['1024', '1048576', '"1e3"', '"1024"'].map((d) => [
+      `  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: ${d}}}}]}]`,
+      "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource",
+    ]),
+    ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: "1e-3"}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
     ['  containers: [{name: c, image: busybox, env: [{name: X, value: x, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]', 'value and valueFrom are mutually exclusive'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
@@ -162,6 +168,19 @@ describe('environment', () => {
         - {name: KB, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1k}}}`);
     const env = Object.fromEntries(containerEnv(s, s.containers[0]!, values).map((e) => [e.key, e.value]));
     expect(env).toEqual({ CPU: String(cpus().length), MEM: String(Math.ceil(totalmem() / 1024)), KB: String(Math.ceil(totalmem() / 1000)) });
+  });
+  it('resourceFieldRef: a divisor written in its own family is taken whatever its spelling ("1000" is 1k, "1024Ki" is 1Mi, "0.001" is 1m)', () => {
+    const s = one(`  containers:
+    - name: c
+      image: busybox
+      resources: {limits: {cpu: 2, memory: 4Mi}}
+      env:
+        - {name: K, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: "1000"}}}
+        - {name: MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1024Ki}}}
+        - {name: M, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: "0.001"}}}
+        - {name: ONE, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1000m}}}`);
+    const env = Object.fromEntries(containerEnv(s, s.containers[0]!, values).map((e) => [e.key, e.value]));
+    expect(env).toEqual({ K: String(Math.ceil((4 * 2 ** 20) / 1000)), MI: '4', M: '2000', ONE: '2' });
   });
 });
 
