@@ -223,8 +223,10 @@ export function describePod(v: PodView): string {
   else {
     const rows = [['  Type', 'Reason', 'Age', 'From', 'Message'], ['  ----', '------', '----', '----', '-------']];
     for (const e of v.events) {
-      const a = age(Date.now() - Date.parse(e.lastTimestamp));
-      rows.push([`  ${e.type}`, e.reason, e.count > 1 ? `${a} (x${e.count})` : a, e.object === 'pod' ? 'peapod' : `peapod ${e.object}`, e.message]);
+      const since = (t: string) => age(Date.now() - Date.parse(t));
+      // As kubectl: a repeated event's age is its latest, then how many over how long.
+      const when = e.count > 1 ? `${since(e.lastTimestamp)} (x${e.count} over ${since(e.firstTimestamp)})` : since(e.firstTimestamp);
+      rows.push([`  ${e.type}`, e.reason, when, e.object === 'pod' ? 'peapod' : `peapod ${e.object}`, e.message]);
     }
     s += table(rows);
   }

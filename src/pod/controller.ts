@@ -195,7 +195,10 @@ export class PodController {
       last.time = Date.now();
       evs.splice(evs.indexOf(last), 1);
       evs.push(last);
-    } else evs.push({ time: Date.now(), type, reason, object, message, count: 1 });
+    } else {
+      const now = Date.now();
+      evs.push({ time: now, first: now, type, reason, object, message, count: 1 });
+    }
     if (evs.length > MAX_EVENTS) evs.splice(0, evs.length - MAX_EVENTS);
   }
 

@@ -153,7 +153,7 @@ export interface PodView {
     initContainerStatuses: ContainerStatusView[];
     containerStatuses: ContainerStatusView[];
   };
-  events: Array<{ type: string; reason: string; object: string; message: string; count: number; lastTimestamp: string }>;
+  events: Array<{ type: string; reason: string; object: string; message: string; count: number; firstTimestamp: string; lastTimestamp: string }>;
   node: string;
   sandboxId: string;
   source: string;
@@ -202,7 +202,7 @@ export function podView(ctl: PodController, node: string): PodView {
       initContainerStatuses: init.map(({ sidecar: _s, ...c }) => c),
       containerStatuses: apps,
     },
-    events: rec.events.map((e) => ({ type: e.type, reason: e.reason, object: e.object, message: e.message, count: e.count, lastTimestamp: iso(e.time) })),
+    events: rec.events.map((e) => ({ type: e.type, reason: e.reason, object: e.object, message: e.message, count: e.count, firstTimestamp: iso(e.first ?? e.time), lastTimestamp: iso(e.time) })),
     node,
     sandboxId: rec.sandboxId,
     source: rec.source,

@@ -196,7 +196,10 @@ export interface ContainerRecord {
 }
 
 export interface PodEvent {
+  /** The latest occurrence. */
   time: number;
+  /** The first occurrence (absent in older records: time). */
+  first?: number;
   type: 'Normal' | 'Warning';
   reason: string;
   object: string;

@@ -1,0 +1,35 @@
+// `peapod describe pod`'s events as kubectl describe prints them, from a
+// controller's own record.
+import { afterEach, expect, it } from 'vitest';
+import { describePod } from '../../src/cli/pod.js';
+import { podView } from '../../src/pod/status.js';
+import { FakeNode } from '../support/pod-fakes.js';
+
+const node = new FakeNode();
+afterEach(() => node.dispose());
+
+it('a repeated event shows its latest age, the count and the time since the first; a single one its age', () => {
+  const ctl = node.controller(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers: [{name: a, image: busybox}]`);
+  const now = Date.now();
+  ctl.rec.events = [
+    { time: now - 5_000, first: now - 65_000, type: 'Warning', reason: 'BackOff', object: 'spec.containers{a}', message: 'Back-off restarting failed container a', count: 3 },
+    { time: now - 2_000, first: now - 2_000, type: 'Normal', reason: 'Pulled', object: 'spec.containers{a}', message: 'Container image "busybox" already present on machine', count: 1 },
+    // A record from before first occurrences were kept.
+    { time: now - 7_000, type: 'Normal', reason: 'Killing', object: 'spec.containers{a}', message: 'Stopping container a', count: 2 },
+  ];
+  const events = describePod(podView(ctl, 'node')).split('Events:\n')[1]!;
+  expect(events).toMatch(/^ {2}Warning\s+BackOff\s+5s \(x3 over 65s\)\s+peapod spec\.containers\{a\}\s+Back-off restarting failed container a$/m);
+  expect(events).toMatch(/^ {2}Normal\s+Pulled\s+2s\s+peapod spec\.containers\{a\}\s+Container image "busybox" already present on machine$/m);
+  expect(events).toMatch(/^ {2}Normal\s+Killing\s+7s \(x2 over 7s\)\s+/m);
+});
+
+it('the controller keeps an event\'s first occurrence when it repeats', async () => {
+  const ctl = node.controller(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: q\nspec:\n  containers: [{name: a, image: busybox}]`);
+  ctl.event('Warning', 'BackOff', 'spec.containers{a}', 'Back-off');
+  const first = ctl.rec.events[0]!.time;
+  await new Promise((r) => setTimeout(r, 20));
+  ctl.event('Warning', 'BackOff', 'spec.containers{a}', 'Back-off');
+  expect(ctl.rec.events).toHaveLength(1);
+  expect(ctl.rec.events[0]).toMatchObject({ first, count: 2 });
+  expect(ctl.rec.events[0]!.time).toBeGreaterThan(first);
+});
