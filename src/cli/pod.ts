@@ -81,6 +81,26 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd() + '\n').join('');
 }
 
+const POD_TYPES = ['pod', 'pods', 'po'];
+
+/** A pod as kubectl names one: NAME, or TYPE/NAME with TYPE a name of pods (another type is refused). */
+function podArg(cmd: string, arg: string): string {
+  const slash = arg.indexOf('/');
+  if (slash < 0) return arg;
+  if (!POD_TYPES.includes(arg.slice(0, slash))) throw new UsageError(`${cmd}: only pods are supported (got "${arg}")`);
+  if (slash === arg.length - 1) throw new UsageError(`${cmd}: give a pod NAME after "${arg}"`);
+  return arg.slice(slash + 1);
+}
+
+/** kubectl's "TYPE NAME…" or "TYPE/NAME…": the names given (none: all), TYPE a name of pods. */
+function typedPodNames(cmd: string, positionals: string[]): string[] {
+  const [first] = positionals;
+  if (first?.includes('/')) return positionals.map((a) => podArg(cmd, a));
+  if (!first) throw new UsageError(`${cmd}: use "${cmd} pods [NAME]" or "${cmd} pod/NAME"`);
+  if (!POD_TYPES.includes(first)) throw new UsageError(`${cmd}: only pods are supported (got "${first}")`);
+  return positionals.slice(1).map((a) => podArg(cmd, a));
+}
+
 async function readInput(file: string): Promise<string> {
   if (file !== '-') return fsp.readFile(file, 'utf8');
   let text = '';
@@ -116,13 +136,12 @@ async function get(argv: string[]): Promise<number> {
     options: { ...common, output: { type: 'string', short: 'o' }, 'all-namespaces': { type: 'boolean', short: 'A' } },
     allowPositionals: true,
   });
-  const [what, name] = positionals;
-  if (!what || !['pods', 'pod', 'po'].includes(what)) throw new UsageError('get: only "get pods" is supported');
+  const [name, ...more] = typedPodNames('get', positionals);
   const out = values.output ?? '';
   if (!['', 'wide', 'yaml', 'json'].includes(out)) throw new UsageError(`get: -o must be wide, yaml or json (got "${out}")`);
   const all = values['all-namespaces'] ?? false;
   if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
-  if (positionals.length > 2) throw new UsageError('get: one pod NAME at a time');
+  if (more.length > 0) throw new UsageError('get: one pod NAME at a time');
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   try {
@@ -244,8 +263,8 @@ export function describePod(v: PodView): string {
 
 async function describe(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: { ...common }, allowPositionals: true });
-  const [what, name] = positionals;
-  if (!what || !['pod', 'pods', 'po'].includes(what) || !name) throw new UsageError('describe: use "describe pod NAME"');
+  const [name, ...more] = typedPodNames('describe', positionals);
+  if (!name || more.length > 0) throw new UsageError('describe: use "describe pod NAME" or "describe pod/NAME"');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   try {
     const v = JSON.parse((await call('GetPod', { namespace: values.namespace ?? 'default', name })).podJson) as PodView;
@@ -324,8 +343,9 @@ async function logs(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   // kubectl's forms: logs NAME, logs pod NAME, logs NAME CONTAINER.
-  const [name, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;
-  if (!name) throw new UsageError('logs: give a pod NAME');
+  const [arg, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;
+  if (!arg) throw new UsageError('logs: give a pod NAME');
+  const name = podArg('logs', arg);
   const namespace = values.namespace ?? 'default';
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   let reader: LogReader | null = null;
@@ -426,8 +446,8 @@ async function exec(argv: string[]): Promise<number> {
     options: { ...common, container: { type: 'string', short: 'c' }, stdin: { type: 'boolean', short: 'i' }, tty: { type: 'boolean', short: 't' }, timeout: { type: 'string' } },
     allowPositionals: true,
   });
-  const name = positionals[0];
-  if (!name) throw new UsageError('exec: give a pod NAME');
+  if (!positionals[0]) throw new UsageError('exec: give a pod NAME');
+  const name = podArg('exec', positionals[0]);
   if (cmd.length === 0) throw new UsageError('exec: give the command after "--" (peapod exec NAME -- ls /)');
   if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
     throw new UsageError(`exec: --timeout must be a whole number of seconds (got "${values.timeout}")`);
@@ -469,7 +489,7 @@ async function del(argv: string[]): Promise<number> {
     options: { ...common, 'grace-period': { type: 'string' }, force: { type: 'boolean' } },
     allowPositionals: true,
   });
-  const names = ['pod', 'pods', 'po'].includes(positionals[0] ?? '') ? positionals.slice(1) : positionals;
+  const names = (POD_TYPES.includes(positionals[0] ?? '') ? positionals.slice(1) : positionals).map((a) => podArg('delete', a));
   if (names.length === 0) throw new UsageError('delete: give a pod NAME');
   const gp = values['grace-period'];
   if (gp !== undefined && !/^-?\d+$/.test(gp)) throw new UsageError(`delete: --grace-period must be a number of seconds (got "${gp}")`);

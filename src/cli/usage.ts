@@ -15,4 +15,5 @@ export const podUsage = `  peapod run -f FILE [-f FILE]...                      
   peapod logs NAME [-c CONTAINER] [-f] [--previous]
   peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
   peapod delete [pod] NAME [--grace-period N] [--force]
-      (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default")`;
+      (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default";
+       a pod may also be given as pod/NAME, as kubectl takes it)`;

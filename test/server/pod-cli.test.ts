@@ -293,5 +293,16 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       await running('forced');
       expect(await cli(['delete', 'forced', '--force'])).toMatchObject({ code: 0, out: Buffer.from('pod "forced" force deleted\n') });
     });
+
+    it('takes a pod as pod/NAME in get, describe, logs, exec and delete', async () => {
+      await apply('slashed', `  containers:\n${container('echo hello; exec sleep 3600')}`);
+      await running('slashed');
+      const got = await cli(['get', 'pod/slashed', '-o', 'json']);
+      expect(JSON.parse(got.out.toString()).metadata.name).toBe('slashed');
+      expect((await cli(['describe', 'pods/slashed'])).out.toString()).toMatch(/^Name:\s+slashed$/m);
+      await waitFor('the log', async () => (await cli(['logs', 'po/slashed'])).out.toString() === 'hello\n');
+      expect((await cli(['exec', 'pod/slashed', '--', 'hostname'])).out.toString()).toBe('slashed\n');
+      expect(await cli(['delete', 'pod/slashed'])).toMatchObject({ code: 0, out: Buffer.from('pod "slashed" deleted\n') });
+    });
   });
 });

@@ -223,6 +223,20 @@ describe('peapod CLI usage checks', () => {
     expect(away.stderr).toMatch(/^peapod: cannot reach the peapod server at \/nonexistent\.sock .*ENOENT \/nonexistent\.sock\n$/);
   });
 
+  it('a resource other than pods is refused by name, in either of kubectl\'s forms', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [cliJs, ...args, '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
+    for (const [args, message] of [
+      [['get', 'nodes'], 'peapod: get: only pods are supported (got "nodes")'],
+      [['describe', 'svc/x'], 'peapod: describe: only pods are supported (got "svc/x")'],
+      [['logs', 'deploy/x'], 'peapod: logs: only pods are supported (got "deploy/x")'],
+      [['exec', 'pod/', '--', 'ls'], 'peapod: exec: give a pod NAME after "pod/"'],
+      [['delete', 'pod/a', 'node/b'], 'peapod: delete: only pods are supported (got "node/b")'],
+    ] as const) {
+      const r = run(...args);
+      expect([r.status, r.stderr.split('\n')[0]]).toEqual([2, message]);
+    }
+  });
+
   it('doctor takes the flags of serve, and --network none leaves CNI out', () => {
     const dir = mkdtempSync(join(tmpdir(), 'peapod-doctor-cli-'));
     try {
