@@ -13,7 +13,6 @@ import type { ImageService } from '../image/service.js';
 import type { Logger } from '../log.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { SandboxSpec } from '../sandbox/types.js';
-import { writeFileAtomic } from '../util/fs.js';
 import { goDuration, sleep } from '../util/time.js';
 import { containerEnv, expandArgs } from './env.js';
 import { etcHostsContent, podHostname } from './hosts.js';
@@ -520,10 +519,6 @@ export class PodController {
       const sb = await sandboxes.run(this.sandboxSpec());
       rec.sandboxId = sb.id;
       rec.podIP = this.spec.hostNetwork ? this.deps.hostIP : sb.network.ip;
-      const ips = this.spec.hostNetwork ? [] : [sb.network.ip, ...sb.network.additionalIps].filter((ip) => ip !== '');
-      const hosts = this.deps.etcHostsPath(rec.id);
-      mkdirSync(dirname(hosts), { recursive: true });
-      writeFileAtomic(hosts, etcHostsContent(this.spec, ips, this.deps.clusterDomain, () => readFileSync('/etc/hosts', 'utf8')), { mode: 0o644 });
       if (rec.sandboxAttempt > 0) {
         // A new sandbox: everything runs again in it, init containers first.
         rec.initialized = false;
@@ -817,6 +812,21 @@ export class PodController {
     return [this.rec.podIP, ...more].filter((ip) => ip !== '');
   }
 
+  /**
+   * As the kubelet's ensureHostsFile, at each container start: the file is
+   * rewritten in place, so the containers already running (bind mounts of the
+   * same inode) see the managed content again too, and a host-network pod
+   * the node's current file.
+   */
+  private writeEtcHosts(): string {
+    const path = this.deps.etcHostsPath(this.rec.id);
+    mkdirSync(dirname(path), { recursive: true });
+    const ips = this.spec.hostNetwork ? [] : this.podIPs();
+    writeFileSync(path, etcHostsContent(this.spec, ips, this.deps.clusterDomain, () => readFileSync('/etc/hosts', 'utf8')), { mode: 0o644 });
+    chmodSync(path, 0o644);
+    return path;
+  }
+
   /** Unset is Unconfined, as the kubelet's default. A Localhost profile is read as the runtime reads it: a bad one fails the create. */
   private seccompMode(setting: SeccompSetting | null): SeccompMode {
     if (setting === null || typeof setting === 'string') return setting === 'RuntimeDefault' ? 'default' : 'unconfined';
@@ -835,7 +845,7 @@ export class PodController {
   private mounts(spec: PodContainer, attempt: number): ContainerSpec['mounts'] {
     const mounts = containerMounts(this.spec, spec, this.deps.volumeDirs(this.rec.id));
     const taken = (path: string) => mounts.some((m) => m.containerPath === path);
-    if (!taken('/etc/hosts')) mounts.push({ containerPath: '/etc/hosts', hostPath: this.deps.etcHostsPath(this.rec.id), readonly: false, propagation: 'PRIVATE' });
+    if (!taken('/etc/hosts')) mounts.push({ containerPath: '/etc/hosts', hostPath: this.writeEtcHosts(), readonly: false, propagation: 'PRIVATE' });
     const messagePath = spec.terminationMessagePath ?? DEFAULT_TERMINATION_MESSAGE_PATH;
     if (!taken(messagePath)) {
       const file = this.deps.terminationLogPath(this.rec.id, spec.name, attempt);

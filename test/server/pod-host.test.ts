@@ -1,7 +1,8 @@
 // Pod runner semantics checked against kernel facts: host namespaces
 // (hostNetwork, hostPID, hostIPC) and shareProcessNamespace by namespace
 // inodes and visible pids; a sandbox whose pause is killed re-created as the
-// kubelet does; the kubelet's /etc/hosts (subdomain, hostAliases); emptyDir
+// kubelet does; the kubelet's /etc/hosts (subdomain, hostAliases, rewritten
+// at each container start); emptyDir
 // sizeLimit eviction.
 //
 // Pods get an IP from a fake CNI plugin that only answers ADD with an address
@@ -231,6 +232,29 @@ exit 0
     const plain = await k.exec('nosub', 'c', ['cat', '/etc/hosts']);
     expect(plain).toMatch(new RegExp(`\\n${POD_IP.replace(/\./g, '\\.')}\\tnosub\\n$`));
     expect(plain).not.toContain('HostAliases');
+  });
+
+  it('/etc/hosts is rewritten in place at each container start, as the kubelet\'s: an edit is undone for the running containers too', async () => {
+    await k.apply(
+      manifest(
+        'rewrite',
+        `  containers:
+    - name: a
+      ${bb}
+      command: ["sleep", "3600"]
+    - name: b
+      ${bb}
+      command: ["sh", "-c", "sleep 1; exit 1"]`,
+      ),
+    );
+    await waitFor('a running', async () => !!(await k.pod('rewrite')).status.containerStatuses[0]!.state.running);
+    await k.exec('rewrite', 'a', ['sh', '-c', 'echo "10.9.9.9\tedited" >> /etc/hosts']);
+    expect(await k.exec('rewrite', 'a', ['cat', '/etc/hosts'])).toContain('edited');
+    const restarts = (await k.pod('rewrite')).status.containerStatuses[1]!.restartCount;
+    await waitFor('b started again', async () => (await k.pod('rewrite')).status.containerStatuses[1]!.restartCount > restarts);
+    const hosts = await k.exec('rewrite', 'a', ['cat', '/etc/hosts']);
+    expect(hosts).not.toContain('edited');
+    expect(hosts).toMatch(new RegExp(`\\n${POD_IP.replace(/\./g, '\\.')}\\trewrite\\n$`));
   });
 
   it('emptyDir sizeLimit: a pod writing past it is evicted (Failed, Evicted, never restarted); one under it keeps running', async () => {
