@@ -14,6 +14,7 @@ import type { Logger } from '../log.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { SandboxSpec } from '../sandbox/types.js';
 import { goDuration, sleep } from '../util/time.js';
+import type { Allocatable } from './allocatable.js';
 import { containerEnv, expandArgs } from './env.js';
 import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
@@ -49,6 +50,8 @@ export interface ControllerDeps {
   hostIP: string;
   /** The node's memory in bytes: a Burstable container's OOM score adjustment is its request's share of it. */
   memoryCapacity: number;
+  /** What a container or pod without a limit is limited by (downward API, memory emptyDirs). */
+  allocatable: Allocatable;
   tickMs: number;
 }
 
@@ -509,7 +512,7 @@ export class PodController {
     }
     if (Date.now() < this.sandboxRetryAt) return false;
     try {
-      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id), memoryVolumeCeiling(this.spec, this.deps.memoryCapacity));
+      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id), memoryVolumeCeiling(this.spec, this.deps.allocatable.memory));
     } catch (err) {
       this.event('Warning', 'FailedMount', 'pod', (err as Error).message);
       this.retrySandboxLater();
@@ -726,6 +729,7 @@ export class PodController {
     const p = this.spec;
     const env = containerEnv(p, spec, {
       podIPs: this.podIPs(),
+      allocatable: this.deps.allocatable,
       hostIP: this.deps.hostIP,
       nodeName: this.deps.nodeName,
       // The ServiceAccount admission's default; a static pod gets none (the kubelet reads its file as written).

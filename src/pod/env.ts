@@ -1,9 +1,9 @@
 // Container environment as the kubelet builds it: values, fieldRef,
 // resourceFieldRef, and $(VAR) expansion in env values, command and args.
 
-import { cpus, totalmem } from 'node:os';
 import { invalidArgument } from '../errors.js';
 import { parseQuantity } from '../util/quantity.js';
+import type { Allocatable } from './allocatable.js';
 import type { PodContainer, PodSpec } from './types.js';
 
 /**
@@ -47,6 +47,8 @@ export function expand(input: string, lookup: (name: string) => string | undefin
 export interface PodFieldValues {
   /** The primary first. */
   podIPs: string[];
+  /** What a container without a limit is limited by. */
+  allocatable: Allocatable;
   hostIP: string;
   nodeName: string;
   serviceAccountName: string;
@@ -77,11 +79,11 @@ function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string 
   throw invalidArgument(`fieldRef ${path} is not supported`);
 }
 
-/** limits.* unset or 0 are the node's capacity (the kubelet's MergeContainerResourceLimits), requests.* unset 0 (after defaulting to the limits). */
-export function resourceValue(c: PodContainer, resource: string, divisor: string): string {
+/** limits.* unset or 0 are the node's allocatable (the kubelet's MergeContainerResourceLimits), requests.* unset 0 (after defaulting to the limits). */
+export function resourceValue(c: PodContainer, resource: string, divisor: string, allocatable: Allocatable): string {
   const [kind, name] = resource.split('.') as ['limits' | 'requests', 'cpu' | 'memory'];
   let v = c.resources[kind][name] ?? 0;
-  if (kind === 'limits' && v === 0) v = name === 'cpu' ? cpus().length : totalmem();
+  if (kind === 'limits' && v === 0) v = allocatable[name];
   const d = parseQuantity(divisor, 'divisor');
   // The kubelet rounds up: 250m of cpu with divisor 1 is "1".
   return String(Math.ceil(Number((v / d).toPrecision(15))));
@@ -96,7 +98,7 @@ export function containerEnv(pod: PodSpec, c: PodContainer, values: PodFieldValu
     else if (e.resourceFieldRef) {
       const target = [...pod.containers, ...pod.initContainers].find((x) => x.name === e.resourceFieldRef!.containerName);
       if (!target) throw invalidArgument(`env ${e.name}: resourceFieldRef.containerName "${e.resourceFieldRef.containerName}" is not a container of the pod`);
-      value = resourceValue(target, e.resourceFieldRef.resource, e.resourceFieldRef.divisor);
+      value = resourceValue(target, e.resourceFieldRef.resource, e.resourceFieldRef.divisor, values.allocatable);
     } else value = expand(e.value ?? '', (n) => env.get(n));
     env.set(e.name, value);
   }

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import { KeyedMutex } from '../util/mutex.js';
 import { RecordStore } from '../util/records.js';
+import { nodeAllocatable } from './allocatable.js';
 import { newContainerRecords, PodController } from './controller.js';
 import { parseManifests, type ParsedPod } from './manifest.js';
 import { Actions } from './probes.js';
@@ -83,6 +84,7 @@ export class PodRunner {
       nodeName: this.nodeName,
       hostIP: this.hostIP,
       memoryCapacity: totalmem(),
+      allocatable: nodeAllocatable(),
       tickMs: d.tickMs ?? 200,
     });
   }

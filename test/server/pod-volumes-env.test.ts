@@ -1,10 +1,12 @@
 // Volumes as the kubelet sets them up: a Memory emptyDir is a tmpfs of mode
-// 1777 sized at the pod's memory limit (or a smaller sizeLimit); hostPath
+// 1777 sized at the pod's memory limit (or a smaller sizeLimit, or without a
+// limit the node's allocatable memory, as limits.memory is then); hostPath
 // type checks (File takes any non-directory, Socket follows a symlink, a
 // failed check is a FailedMount event worded as the kubelet's).
 
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
@@ -43,6 +45,28 @@ describe(`pod volumes [server on ${runtime}]`, () => {
     expect(await size('/small')).toBe(32 * 2 ** 20);
     expect(await exec('mem', 'c', ['stat', '-c', '%a', '/m'])).toBe('1777\n');
     await cli(['delete', 'mem', '--force']);
+  });
+
+  it('without limits, a Memory emptyDir and limits.memory are the node\'s allocatable: its memory less the kubelet\'s 100Mi evictionHard', async () => {
+    await apply(
+      podManifest(
+        'unlimited',
+        `  volumes: [{name: m, emptyDir: {medium: Memory}}]
+  containers:
+    - name: c
+      ${LOCAL_BUSYBOX}
+      command: ["sleep", "3600"]
+      env: [{name: LIMIT, valueFrom: {resourceFieldRef: {resource: limits.memory}}}]
+      volumeMounts: [{name: m, mountPath: /m}]`,
+      ),
+    );
+    await running('unlimited');
+    const allocatable = totalmem() - 100 * 2 ** 20;
+    const [blocks, bsize] = (await exec('unlimited', 'c', ['stat', '-f', '-c', '%b %S', '/m'])).trim().split(' ').map(Number);
+    // tmpfs rounds its size up to whole pages.
+    expect(blocks! * bsize!).toBe(Math.ceil(allocatable / bsize!) * bsize!);
+    expect(await exec('unlimited', 'c', ['sh', '-c', 'echo $LIMIT'])).toBe(`${allocatable}\n`);
+    await cli(['delete', 'unlimited', '--force']);
   });
 
   it('hostPath File takes /dev/null, Socket a symlink to a socket; DirectoryOrCreate on a file fails as the kubelet words it', async () => {

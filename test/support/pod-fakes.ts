@@ -15,6 +15,7 @@ import { type ControllerDeps, newContainerRecords, PodController } from '../../s
 import { parseManifests } from '../../src/pod/manifest.js';
 import type { ProbeResult } from '../../src/pod/probe-child.js';
 import type { Actions } from '../../src/pod/probes.js';
+import { nodeAllocatable } from '../../src/pod/allocatable.js';
 import type { PodRunnerDeps } from '../../src/pod/runner.js';
 import type { Handler, PodRecord } from '../../src/pod/types.js';
 import type { SandboxManager } from '../../src/sandbox/manager.js';
@@ -193,6 +194,7 @@ export class FakeNode {
       nodeName: 'node',
       hostIP: '10.0.0.1',
       memoryCapacity: 8 * 2 ** 30,
+      allocatable: nodeAllocatable(8 * 2 ** 30, 2),
       tickMs: 20,
     };
     const ctl = new PodController(rec, deps);

@@ -1,9 +1,9 @@
-import { cpus, totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { expand, containerEnv } from '../../src/pod/env.js';
 import { parseManifests } from '../../src/pod/manifest.js';
 import { parseQuantity } from '../../src/util/quantity.js';
 import { podColumns } from '../../src/pod/status.js';
+import { nodeAllocatable } from '../../src/pod/allocatable.js';
 import type { PodRecord } from '../../src/pod/types.js';
 
 const pod = (spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n${spec}`;
@@ -113,7 +113,9 @@ describe('pod manifests', () => {
 });
 
 describe('environment', () => {
-  const values = { podIPs: [] as string[], hostIP: '1.2.3.4', nodeName: 'n', serviceAccountName: 'default' };
+  // A node of 4 CPUs and 8 GiB: allocatable memory is 100 MiB less (the kubelet's default evictionHard).
+  const allocatable = nodeAllocatable(8 * 2 ** 30, 4);
+  const values = { podIPs: [] as string[], hostIP: '1.2.3.4', nodeName: 'n', serviceAccountName: 'default', allocatable };
   it('expands $(VAR) like Kubernetes', () => {
     const vars: Record<string, string> = { A: 'a', B: 'b' };
     const look = (n: string) => vars[n];
@@ -157,7 +159,7 @@ describe('environment', () => {
     expect(containerEnv(s, s.containers[0]!, values)).toEqual([{ key: 'N', value: 'p' }]);
   });
 
-  it('resourceFieldRef: a divisor of 0 is 1; a limit of 0 is the node\'s, as a missing one', () => {
+  it('resourceFieldRef: a divisor of 0 is 1; a limit of 0 is the node\'s allocatable, as a missing one', () => {
     const s = one(`  containers:
     - name: c
       image: busybox
@@ -167,7 +169,8 @@ describe('environment', () => {
         - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Ki}}}
         - {name: KB, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1k}}}`);
     const env = Object.fromEntries(containerEnv(s, s.containers[0]!, values).map((e) => [e.key, e.value]));
-    expect(env).toEqual({ CPU: String(cpus().length), MEM: String(Math.ceil(totalmem() / 1024)), KB: String(Math.ceil(totalmem() / 1000)) });
+    const memory = 8 * 2 ** 30 - 100 * 2 ** 20;
+    expect(env).toEqual({ CPU: '4', MEM: String(memory / 1024), KB: String(Math.ceil(memory / 1000)) });
   });
   it('resourceFieldRef: a divisor written in its own family is taken whatever its spelling ("1000" is 1k, "1024Ki" is 1Mi, "0.001" is 1m)', () => {
     const s = one(`  containers:
