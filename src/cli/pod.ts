@@ -12,6 +12,8 @@ import { defaultConfig } from '../config.js';
 import { criLogMessages } from '../container/logs.js';
 import { criClient } from '../cri/client.js';
 import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
+import type { PodSummary__Output } from '../cri/generated/peapod/v1/PodSummary.js';
+import { podSummary } from '../cri/pods.js';
 import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
@@ -145,23 +147,10 @@ async function get(argv: string[]): Promise<number> {
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   try {
-    let pods: Array<{ name: string; namespace: string; ready: string; status: string; restarts: number; lastRestartMs: string; createdAtMs: string; ip: string; node: string; podJson: string }>;
+    let pods: PodSummary__Output[];
     if (name) {
       const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
-      pods = [
-        {
-          name: v.metadata.name,
-          namespace: v.metadata.namespace,
-          ready: v.ready,
-          status: v.status.display,
-          restarts: v.restarts,
-          lastRestartMs: String(Date.parse(v.lastRestart) || 0),
-          createdAtMs: String(Date.parse(v.metadata.creationTimestamp)),
-          ip: v.status.podIP,
-          node: v.node,
-          podJson: JSON.stringify(v),
-        },
-      ];
+      pods = [podSummary(v, true)];
     } else {
       pods = (await call('ListPods', { namespace: ns, detailed: out === 'yaml' || out === 'json' })).pods;
     }

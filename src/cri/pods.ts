@@ -1,6 +1,7 @@
 // peapod.v1.Peapod pod-runner methods (proto/peapod.proto): the gRPC edge of src/pod.
 
 import type { PodRunner } from '../pod/runner.js';
+import type { PodView } from '../pod/status.js';
 import type { ApplyPodsRequest__Output } from './generated/peapod/v1/ApplyPodsRequest.js';
 import type { ApplyPodsResponse } from './generated/peapod/v1/ApplyPodsResponse.js';
 import type { ContainerLogPathRequest__Output } from './generated/peapod/v1/ContainerLogPathRequest.js';
@@ -10,6 +11,7 @@ import type { GetPodRequest__Output } from './generated/peapod/v1/GetPodRequest.
 import type { GetPodResponse } from './generated/peapod/v1/GetPodResponse.js';
 import type { ListPodsRequest__Output } from './generated/peapod/v1/ListPodsRequest.js';
 import type { ListPodsResponse } from './generated/peapod/v1/ListPodsResponse.js';
+import type { PodSummary__Output } from './generated/peapod/v1/PodSummary.js';
 import type { Implementation } from './handlers.js';
 
 export function podHandlers(pods: PodRunner): Implementation {
@@ -21,20 +23,7 @@ export function podHandlers(pods: PodRunner): Implementation {
     async ListPods(req: ListPodsRequest__Output): Promise<ListPodsResponse> {
       const views = pods.list(req.namespace || undefined);
       return {
-        pods: views.map((v) => ({
-          name: v.metadata.name,
-          namespace: v.metadata.namespace,
-          uid: v.metadata.uid,
-          ready: v.ready,
-          status: v.status.display,
-          restarts: v.restarts,
-          lastRestartMs: String(Date.parse(v.lastRestart) || 0),
-          createdAtMs: String(Date.parse(v.metadata.creationTimestamp)),
-          ip: v.status.podIP,
-          node: v.node,
-          phase: v.status.phase,
-          podJson: req.detailed ? JSON.stringify(v) : '',
-        })),
+        pods: views.map((v) => podSummary(v, req.detailed)),
       };
     },
     async GetPod(req: GetPodRequest__Output): Promise<GetPodResponse> {
@@ -47,5 +36,23 @@ export function podHandlers(pods: PodRunner): Implementation {
     async ContainerLogPath(req: ContainerLogPathRequest__Output): Promise<ContainerLogPathResponse> {
       return pods.logPath(req.namespace, req.name, req.container, req.previous);
     },
+  };
+}
+
+/** A pod's row in ListPods (also what the CLI makes of a GetPod for its table); the full view when `detailed`. */
+export function podSummary(v: PodView, detailed: boolean): PodSummary__Output {
+  return {
+    name: v.metadata.name,
+    namespace: v.metadata.namespace,
+    uid: v.metadata.uid,
+    ready: v.ready,
+    status: v.status.display,
+    restarts: v.restarts,
+    lastRestartMs: String(Date.parse(v.lastRestart) || 0),
+    createdAtMs: String(Date.parse(v.metadata.creationTimestamp)),
+    ip: v.status.podIP,
+    node: v.node,
+    phase: v.status.phase,
+    podJson: detailed ? JSON.stringify(v) : '',
   };
 }
