@@ -384,6 +384,8 @@ export function capabilityArgs(sb: Sandbox, podCidrs: string[]): Record<string, 
   if (podCidrs.length > 0) args.ipRanges = podCidrs.map((subnet) => [{ subnet }]);
   const bandwidth = podBandwidth(sb.spec.annotations);
   if (bandwidth) args.bandwidth = bandwidth;
+  // The kubelet's cgroup_parent as given, as containerd passes it (for plugins that account traffic to the pod).
+  if (sb.spec.cgroupParent) args.cgroupPath = sb.spec.cgroupParent;
   // containerd hands plugins that ask (Multus, Calico…) the pod's annotations.
   args[POD_ANNOTATIONS_CAPABILITY] = { ...sb.spec.annotations };
   return args;

@@ -158,6 +158,15 @@ describe('CNI invocation', () => {
     expect(pluginStdin(list, { type: 'p', runtimeConfig: { mac: 'x' } }, null, args).runtimeConfig).toEqual({ mac: 'x' });
   });
 
+  it('sends the kubelet\'s cgroup_parent as the cgroupPath capability, as containerd does, and nothing without one', () => {
+    const spec = { dnsConfig: null, portMappings: [], annotations: {}, cgroupParent: '/kubepods/burstable/pod-u' } as unknown as Sandbox['spec'];
+    const args = capabilityArgs({ spec } as Sandbox, []);
+    expect(args.cgroupPath).toBe('/kubepods/burstable/pod-u');
+    const plugin = { type: 'x', capabilities: { cgroupPath: true } };
+    expect(pluginStdin({ name: 'n', cniVersion: '1.1.0', plugins: [], file: 'f' }, plugin, null, args).runtimeConfig).toEqual({ cgroupPath: '/kubepods/burstable/pod-u' });
+    expect(capabilityArgs({ spec: { ...spec, cgroupParent: '' } } as Sandbox, []).cgroupPath).toBeUndefined();
+  });
+
   it('sends the bandwidth annotations as the bandwidth capability, in bit/s with no burst limit, as containerd does', () => {
     const spec = {
       metadata: { name: 'p', namespace: 'd', uid: 'u', attempt: 0 },
