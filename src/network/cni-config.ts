@@ -22,7 +22,7 @@ export type LoadResult =
 
 const extensions = ['.conflist', '.conf', '.json'];
 
-/** Parses one config file; a single-plugin `.conf`/`.json` is wrapped into a list. */
+/** Parses one config file; a `.conf`/`.json` holds one plugin, wrapped into a list. */
 export function parseConfFile(file: string, text: string): ConfList {
   let raw: unknown;
   try {
@@ -32,7 +32,9 @@ export function parseConfFile(file: string, text: string): ConfList {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
   const obj = raw as Record<string, unknown>;
-  const isList = file.endsWith('.conflist') || Array.isArray(obj.plugins);
+  const isList = file.endsWith('.conflist');
+  // As go-cni: a .conf/.json is one plugin, and a list put in one is an error, not taken.
+  if (!isList && obj.type === undefined) throw new Error(`${file}: no "type"; perhaps this is a .conflist?`);
   const plugins = isList ? obj.plugins : [obj];
   if (!Array.isArray(plugins) || plugins.length === 0) throw new Error(`${file}: "plugins" must be a non-empty array`);
   if (typeof obj.name !== 'string' || obj.name === '') throw new Error(`${file}: "name" is required`);

@@ -20,6 +20,8 @@ describe('CNI config loading', () => {
     expect(() => parseConfFile('/x/a.conflist', '{"cniVersion":"2.0.0","name":"n","plugins":[{"type":"x"}]}')).toThrow(/not supported/);
     expect(() => parseConfFile('/x/a.conflist', '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"../x"}]}')).toThrow(/type/);
     expect(() => parseConfFile('/x/a.conflist', '{"cniVersion":"1.0.0","plugins":[{"type":"x"}]}')).toThrow(/name/);
+    // A list in a .conf is refused, as go-cni refuses it.
+    expect(() => parseConfFile('/x/10.conf', '{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"x"}]}')).toThrow('/x/10.conf: no "type"; perhaps this is a .conflist?');
   });
 
   it('uses the first file by name and names missing plugins', () => {
