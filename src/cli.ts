@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { parseArgs } from 'node:util';
 import { serveFlags, serveFlagsUsage, serveOptions } from './cli/serve-flags.js';
 import { imageUsage, podUsage, UsageError } from './cli/usage.js';
@@ -39,8 +40,9 @@ image     talks to a running server on --socket: load imports OCI-layout or dock
 run, get, describe, logs, exec, delete
           kubectl-style commands for the server's pod runner; logs -f follows the container
           across restarts, instance after instance, until no instance follows or the pod is
-          deleted; exec -i streams stdin in (its end closes the command's) and exits with the
-          command's code; -it gives the command a terminal when stdin is one (raw mode, resizes)
+          deleted; exec streams the command's output and exits with its code; -i streams stdin
+          in (its end closes the command's); -it gives the command a terminal when stdin is one
+          (raw mode, resizes)
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -86,6 +88,15 @@ async function exitFlushed(code: number): Promise<never> {
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // Node ignores SIGPIPE: a reader that went away (`peapod logs x | head`) would be an EPIPE
+  // thrown at the next write. End as a program the signal killed, quietly (an exec's stream
+  // closes with the process, and the server kills the command).
+  if (cmd !== 'serve') {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      process.exit(128 + osConstants.signals.SIGPIPE);
+    });
+  }
   try {
     switch (cmd) {
       case 'serve':

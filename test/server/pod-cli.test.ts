@@ -114,6 +114,17 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       await waitFor('the timed-out command killed', gone, 15_000);
     });
 
+    it('a reader that goes away (exec … | head) ends the CLI quietly as SIGPIPE would, and the command with it', async () => {
+      const child = started(['exec', 'shell', '--', 'sh', '-c', 'echo $$ > /tmp/piped; exec yes']);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      child.stdout!.once('data', () => child.stdout!.destroy());
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      expect([code, err]).toEqual([141, '']);
+      const gone = async () => (await cli(['exec', 'shell', '--', 'sh', '-c', 'kill -0 "$(cat /tmp/piped)" 2>/dev/null || echo gone'])).out.toString() === 'gone\n';
+      await waitFor('the command killed', gone, 15_000);
+    });
+
     it('-i ends when the command does, with local input still open', async () => {
       const child = started(['exec', '-i', 'shell', '--', 'sh', '-c', 'head -c 5; exit 4']);
       const done = finished(child);
