@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { defaultConfig } from '../config.js';
-import { criLogMessages } from '../container/logs.js';
+import { criLogRecords, type CriLogRecord } from '../container/logs.js';
 import { criClient } from '../cri/client.js';
 import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
 import type { PodSummary__Output } from '../cri/generated/peapod/v1/PodSummary.js';
@@ -265,17 +265,40 @@ async function describe(argv: string[]): Promise<number> {
 }
 
 
+/** A CRI log time as kubectl prints it with --timestamps (Go's RFC3339Nano: the fraction's trailing zeros dropped). */
+export function kubectlTimestamp(time: string): string {
+  const m = /^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$/.exec(time);
+  if (!m) return time;
+  const fraction = (m[2] ?? '').replace(/0+$/, '');
+  return m[1] + (fraction === '.' ? '' : fraction) + m[3];
+}
+
+interface LogOptions {
+  /** Prefix each message with its time, as kubectl --timestamps. */
+  timestamps: boolean;
+  /** Of what is written when the log is opened, only the last this many lines (-1: all), as kubectl --tail. */
+  tail: number;
+}
+
 /** Prints a CRI log file's messages, whole lines at a time, as they are written. */
 class LogReader {
   private pos = 0;
   private pending = Buffer.alloc(0);
+  private atMessageStart = true;
+  /** The lines kept for --tail until the first drain ends; null once printed. */
+  private tailed: CriLogRecord[] | null;
 
-  private constructor(private readonly fd: number) {}
+  private constructor(
+    private readonly fd: number,
+    private readonly opts: LogOptions,
+  ) {
+    this.tailed = opts.tail >= 0 ? [] : null;
+  }
 
   /** null when the file is not there (an instance that wrote nothing yet, or a log already removed); another failure (EACCES) is an error. */
-  static open(path: string): LogReader | null {
+  static open(path: string, opts: LogOptions): LogReader | null {
     try {
-      return new LogReader(openSync(path, 'r'));
+      return new LogReader(openSync(path, 'r'), opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw new Error(`cannot read the log ${path}: ${(err as Error).message}`);
@@ -287,15 +310,37 @@ class LogReader {
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
       const n = readSync(this.fd, buf, 0, buf.length, this.pos);
-      if (n <= 0) return;
+      if (n <= 0) break;
       this.pos += n;
       this.pending = Buffer.concat([this.pending, buf.subarray(0, n)]);
       const cut = this.pending.lastIndexOf(0x0a);
       if (cut >= 0) {
-        process.stdout.write(criLogMessages(this.pending.subarray(0, cut + 1).toString('utf8')));
+        this.take(criLogRecords(this.pending.subarray(0, cut + 1).toString('utf8')));
         this.pending = this.pending.subarray(cut + 1);
       }
     }
+    if (this.tailed) {
+      const last = this.tailed;
+      this.tailed = null;
+      this.print(last);
+    }
+  }
+
+  private take(records: CriLogRecord[]): void {
+    if (!this.tailed) return this.print(records);
+    // Lines of the file, as the kubelet counts them for --tail.
+    this.tailed.push(...records);
+    this.tailed.splice(0, Math.max(0, this.tailed.length - this.opts.tail));
+  }
+
+  private print(records: CriLogRecord[]): void {
+    let out = '';
+    for (const r of records) {
+      if (this.opts.timestamps && this.atMessageStart) out += `${kubectlTimestamp(r.time)} `;
+      out += r.partial ? r.content : r.content + '\n';
+      this.atMessageStart = !r.partial;
+    }
+    if (out) process.stdout.write(out);
   }
 
   close(): void {
@@ -328,9 +373,20 @@ function defaultContainer(v: PodView): string {
 async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...common, container: { type: 'string', short: 'c' }, follow: { type: 'boolean', short: 'f' }, previous: { type: 'boolean', short: 'p' } },
+    options: {
+      ...common,
+      container: { type: 'string', short: 'c' },
+      follow: { type: 'boolean', short: 'f' },
+      previous: { type: 'boolean', short: 'p' },
+      tail: { type: 'string' },
+      timestamps: { type: 'boolean' },
+    },
     allowPositionals: true,
   });
+  if (values.tail !== undefined && !/^(-1|\d+)$/.test(values.tail)) throw new UsageError(`logs: --tail must be a number of lines, or -1 for all (got "${values.tail}")`);
+  const first: LogOptions = { timestamps: values.timestamps ?? false, tail: Number(values.tail ?? -1) };
+  // --tail applies to the log being read when the command starts; later instances are read whole.
+  const next: LogOptions = { ...first, tail: -1 };
   // kubectl's forms: logs NAME, logs pod NAME, logs NAME CONTAINER.
   const [arg, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;
   if (!arg) throw new UsageError('logs: give a pod NAME');
@@ -343,7 +399,7 @@ async function logs(argv: string[]): Promise<number> {
       values.container ?? positionalContainer ?? defaultContainer(JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView);
     const req = { namespace, name, container, previous: values.previous ?? false };
     let cur = (await call('ContainerLogPath', req)) as ContainerLogPathResponse__Output;
-    reader = LogReader.open(cur.path);
+    reader = LogReader.open(cur.path, first);
     reader?.drain();
     if (!values.follow || values.previous) return 0;
     // Follow instance after instance, each log from its beginning, until no
@@ -356,7 +412,7 @@ async function logs(argv: string[]): Promise<number> {
         reader?.close();
         attempt++;
         // Instances log side by side as <attempt>.log; one two restarts behind may be gone already.
-        reader = LogReader.open(join(dirname(cur.path), `${attempt}.log`));
+        reader = LogReader.open(join(dirname(cur.path), `${attempt}.log`), next);
         reader?.drain();
         continue;
       }

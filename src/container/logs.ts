@@ -145,9 +145,17 @@ function nthSpace(b: Buffer, n: number): number {
   return at;
 }
 
-/** CRI log lines ("<time> <stream> <P|F> <message>") → the messages; P joins with the next line. */
-export function criLogMessages(text: string): string {
-  let out = '';
+/** One line of a CRI log file: `<time> <stream> <P|F> <content>`. */
+export interface CriLogRecord {
+  time: string;
+  /** A P line: the message goes on in the next one. */
+  partial: boolean;
+  content: string;
+}
+
+/** CRI log lines → their records; a line without its first fields is skipped. */
+export function criLogRecords(text: string): CriLogRecord[] {
+  const out: CriLogRecord[] = [];
   for (const line of text.split('\n')) {
     if (line === '') continue;
     const a = line.indexOf(' ');
@@ -155,8 +163,14 @@ export function criLogMessages(text: string): string {
     const c = line.indexOf(' ', b + 1);
     if (a < 0 || b < 0) continue;
     const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
-    const msg = c < 0 ? '' : line.slice(c + 1);
-    out += tag === 'P' ? msg : msg + '\n';
+    out.push({ time: line.slice(0, a), partial: tag === 'P', content: c < 0 ? '' : line.slice(c + 1) });
   }
   return out;
+}
+
+/** CRI log lines → the messages; P joins with the next line. */
+export function criLogMessages(text: string): string {
+  return criLogRecords(text)
+    .map((r) => (r.partial ? r.content : r.content + '\n'))
+    .join('');
 }

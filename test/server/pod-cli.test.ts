@@ -199,6 +199,38 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
     });
   });
 
+  describe('logs --tail and --timestamps', () => {
+    it('--tail keeps the last lines of the log as it is (then follows with -f); --timestamps prefixes each message with its time as kubectl does', async () => {
+      // A message longer than a CRI line (16 KiB) is split into P pieces: it takes one time, at its start.
+      await apply('tailed', `  containers:\n${container('for i in 1 2 3 4 5; do echo line$i; done; head -c 20000 /dev/zero | tr "\\0" x; echo; exec sleep 3600')}`);
+      await running('tailed');
+      const long = 'x'.repeat(20000);
+      await waitFor('the log written', async () => (await cli(['logs', 'tailed'])).out.toString().endsWith(`${long}\n`));
+      // Lines of the file, as the kubelet counts them: the long message is two.
+      const piece = (await cli(['logs', 'tailed', '--tail', '1'])).out.toString();
+      expect(piece).toMatch(/^x+\n$/);
+      expect(piece.length).toBeLessThan(long.length);
+      expect((await cli(['logs', 'tailed', '--tail', '2'])).out.toString()).toBe(`${long}\n`);
+      expect((await cli(['logs', 'tailed', '--tail', '3'])).out.toString()).toBe(`line5\n${long}\n`);
+      expect((await cli(['logs', 'tailed', '--tail', '0'])).out.toString()).toBe('');
+      const stamped = (await cli(['logs', 'pod/tailed', '--timestamps'])).out.toString().split('\n');
+      const time = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z /;
+      expect(stamped.slice(0, 5).map((l) => l.replace(time, ''))).toEqual(['line1', 'line2', 'line3', 'line4', 'line5']);
+      expect(stamped[5]!.replace(time, '')).toBe(long);
+      const bad = await cli(['logs', 'tailed', '--tail=-2']);
+      expect([bad.code, bad.err.split('\n')[0]]).toEqual([2, 'peapod: logs: --tail must be a number of lines, or -1 for all (got "-2")']);
+      // -f with --tail: the last line, then what comes.
+      const child = started(['logs', '-f', 'tailed', '--tail', '2']);
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d));
+      await waitFor('the tail', async () => out === `${long}\n`);
+      await cli(['exec', 'tailed', '--', 'sh', '-c', 'echo more > /proc/1/fd/1']);
+      await waitFor('what came after', async () => out === `${long}\nmore\n`);
+      child.kill();
+      await cli(['delete', 'tailed', '--force']);
+    });
+  });
+
   describe('logs -f', () => {
     // Each instance prints its number (kept in an emptyDir, which outlives the instances) on every line.
     // The first waits for /d/go, made once logs -f has its log open: a slow CLI start misses nothing.

@@ -1,6 +1,6 @@
-// The AGE column of `peapod get pods`, as kubectl's HumanDuration prints it.
+// The AGE column of `peapod get pods`, as kubectl's HumanDuration prints it, and log times as kubectl --timestamps prints them.
 import { describe, expect, it } from 'vitest';
-import { age } from '../../src/cli/pod.js';
+import { age, kubectlTimestamp } from '../../src/cli/pod.js';
 
 const S = 1000;
 const DAY = 24 * 3600 * S;
@@ -23,5 +23,14 @@ describe('age', () => {
   it('a creation time in the future is <invalid>, within a second 0s', () => {
     expect(age(-5000)).toBe('<invalid>');
     expect(age(-500)).toBe('0s');
+  });
+});
+
+describe('kubectlTimestamp', () => {
+  it('prints a CRI log time as Go\'s RFC3339Nano: the fraction\'s trailing zeros dropped, none left without a dot', () => {
+    expect(kubectlTimestamp('2026-11-24T10:00:00.123400000Z')).toBe('2026-11-24T10:00:00.1234Z');
+    expect(kubectlTimestamp('2026-11-24T10:00:00.000000000Z')).toBe('2026-11-24T10:00:00Z');
+    expect(kubectlTimestamp('2026-11-24T10:00:00.123456789+02:00')).toBe('2026-11-24T10:00:00.123456789+02:00');
+    expect(kubectlTimestamp('2026-11-24T10:00:00Z')).toBe('2026-11-24T10:00:00Z');
   });
 });
