@@ -4,7 +4,7 @@
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -335,6 +335,22 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       await apply('forced', `  containers:\n${container('exec sleep 3600')}`);
       await running('forced');
       expect(await cli(['delete', 'forced', '--force'])).toMatchObject({ code: 0, out: Buffer.from('pod "forced" force deleted\n') });
+    });
+
+    it('delete --grace-period 0 without --force still sends SIGTERM first (kubectl makes it 1); --force does not', async () => {
+      const out = mkdtempSync(join(base, 'grace-'));
+      const spec = (name: string) =>
+        `  volumes: [{name: out, hostPath: {path: ${out}}}]\n  containers:\n` +
+        container(`trap "touch /out/${name}; exit 0" TERM; while true; do sleep 0.1; done`) +
+        `\n      volumeMounts: [{name: out, mountPath: /out}]`;
+      for (const name of ['graced', 'forced0']) {
+        await apply(name, spec(name));
+        await running(name);
+      }
+      expect((await cli(['delete', 'graced', '--grace-period', '0'])).code).toBe(0);
+      expect(existsSync(join(out, 'graced'))).toBe(true);
+      expect((await cli(['delete', 'forced0', '--grace-period', '0', '--force'])).code).toBe(0);
+      expect(existsSync(join(out, 'forced0'))).toBe(false);
     });
 
     it('takes a pod as pod/NAME in get, describe, logs, exec and delete', async () => {
