@@ -238,20 +238,27 @@ exit 0
     await k.apply(
       manifest(
         'rewrite',
-        `  containers:
+        `  volumes: [{name: d, emptyDir: {}}]
+  containers:
     - name: a
       ${bb}
       command: ["sleep", "3600"]
+      volumeMounts: [{name: d, mountPath: /d}]
     - name: b
       ${bb}
-      command: ["sh", "-c", "sleep 1; exit 1"]`,
+      # Exits (and is restarted) once told to, through the shared volume.
+      command: ["sh", "-c", "until [ -e /d/go ]; do sleep 0.1; done; rm /d/go; exit 1"]
+      volumeMounts: [{name: d, mountPath: /d}]`,
       ),
     );
-    await waitFor('a running', async () => !!(await k.pod('rewrite')).status.containerStatuses[0]!.state.running);
+    await running('rewrite', 2);
     await k.exec('rewrite', 'a', ['sh', '-c', 'echo "10.9.9.9\tedited" >> /etc/hosts']);
     expect(await k.exec('rewrite', 'a', ['cat', '/etc/hosts'])).toContain('edited');
-    const restarts = (await k.pod('rewrite')).status.containerStatuses[1]!.restartCount;
-    await waitFor('b started again', async () => (await k.pod('rewrite')).status.containerStatuses[1]!.restartCount > restarts);
+    await k.exec('rewrite', 'a', ['touch', '/d/go']);
+    await waitFor('b started again', async () => {
+      const b = (await k.pod('rewrite')).status.containerStatuses[1]!;
+      return b.restartCount === 1 && !!b.state.running;
+    });
     const hosts = await k.exec('rewrite', 'a', ['cat', '/etc/hosts']);
     expect(hosts).not.toContain('edited');
     expect(hosts).toMatch(new RegExp(`\\n${POD_IP.replace(/\./g, '\\.')}\\trewrite\\n$`));
