@@ -162,7 +162,7 @@ function port(f: Fields, key: string): number | string {
   throw bad(`${f.at(key)} must be a port number (1-65535) or a port name`);
 }
 
-function handler(f: Fields, allowed: Array<'exec' | 'httpGet' | 'tcpSocket'>): Handler {
+function handler(f: Fields, allowed: Array<'exec' | 'httpGet' | 'tcpSocket' | 'grpc' | 'sleep'>, graceSeconds = 0): Handler {
   const h: Handler = {};
   let n = 0;
   const exec = allowed.includes('exec') ? f.obj('exec') : undefined;
@@ -197,6 +197,23 @@ function handler(f: Fields, allowed: Array<'exec' | 'httpGet' | 'tcpSocket'>): H
     tcp.done();
     n++;
   }
+  const grpc = allowed.includes('grpc') ? f.obj('grpc') : undefined;
+  if (grpc) {
+    const p = grpc.raw('port');
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 65535) throw bad(`${grpc.at('port')} must be a port number (1-65535)`);
+    h.grpc = { port: p, service: grpc.str('service') };
+    grpc.done();
+    n++;
+  }
+  const sleep = allowed.includes('sleep') ? f.obj('sleep') : undefined;
+  if (sleep) {
+    const seconds = sleep.int('seconds', 0, Number.MIN_SAFE_INTEGER);
+    // The API server's rule (PodLifecycleSleepActionAllowZero, on since 1.33).
+    if (seconds < 0 || seconds > graceSeconds) throw bad(`${sleep.at('seconds')} must be non-negative and less than terminationGracePeriodSeconds (${graceSeconds})`);
+    h.sleep = { seconds };
+    sleep.done();
+    n++;
+  }
   if (n !== 1) throw bad(`${f.path} must have exactly one of ${allowed.join(', ')}`);
   return h;
 }
@@ -210,7 +227,7 @@ function probe(f: Fields | undefined, kind: 'liveness' | 'readiness' | 'startup'
     successThreshold: f.int('successThreshold', 1, 1),
     failureThreshold: f.int('failureThreshold', 3, 1),
     terminationGracePeriodSeconds: kind === 'readiness' ? null : f.optInt('terminationGracePeriodSeconds', 1),
-    ...handler(f, ['exec', 'httpGet', 'tcpSocket']),
+    ...handler(f, ['exec', 'httpGet', 'tcpSocket', 'grpc']),
   };
   if (kind !== 'readiness' && p.successThreshold !== 1) throw bad(`${f.at('successThreshold')} must be 1 for a ${kind} probe`);
   f.done();
@@ -386,7 +403,7 @@ function defaultPullPolicy(image: string): PullPolicy {
   return tag === '' || tag === 'latest' ? 'Always' : 'IfNotPresent';
 }
 
-function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodContainer {
+function container(f: Fields, init: boolean, pod: PodSecurityDefaults, graceSeconds: number): PodContainer {
   const name = f.str('name');
   checkName(name, f.at('name'), DNS_LABEL, 63);
   const image = f.str('image');
@@ -435,12 +452,12 @@ function container(f: Fields, init: boolean, pod: PodSecurityDefaults): PodConta
   if (lc) {
     const ps = lc.obj('postStart');
     if (ps) {
-      lifecycle.postStart = handler(ps, ['exec', 'httpGet']);
+      lifecycle.postStart = handler(ps, ['exec', 'httpGet', 'sleep'], graceSeconds);
       ps.done();
     }
     const pre = lc.obj('preStop');
     if (pre) {
-      lifecycle.preStop = handler(pre, ['exec', 'httpGet']);
+      lifecycle.preStop = handler(pre, ['exec', 'httpGet', 'sleep'], graceSeconds);
       pre.done();
     }
     lc.done();
@@ -560,6 +577,7 @@ function parsePodObject(obj: unknown): PodSpec {
   if (hostname) checkName(hostname, 'spec.hostname', DNS_LABEL, 63);
   const subdomain = sp.str('subdomain');
   if (subdomain) checkName(subdomain, 'spec.subdomain', DNS_LABEL, 63);
+  const grace = sp.int('terminationGracePeriodSeconds', 30, 0);
   const spec: PodSpec = {
     name,
     namespace,
@@ -567,7 +585,7 @@ function parsePodObject(obj: unknown): PodSpec {
     labels,
     annotations,
     restartPolicy: sp.oneOf('restartPolicy', ['Always', 'OnFailure', 'Never'], 'Always'),
-    terminationGracePeriodSeconds: sp.int('terminationGracePeriodSeconds', 30, 0),
+    terminationGracePeriodSeconds: grace,
     activeDeadlineSeconds: sp.optInt('activeDeadlineSeconds', 1),
     hostNetwork: sp.bool('hostNetwork'),
     hostPID: sp.bool('hostPID'),
@@ -581,8 +599,8 @@ function parsePodObject(obj: unknown): PodSpec {
     // here: the API server's admission defaults it, not the kubelet's (see the controller).
     serviceAccountName: [sp.str('serviceAccountName'), sp.str('serviceAccount')].find((x) => x !== '') ?? '',
     volumes: sp.list('volumes').map(volume),
-    initContainers: sp.list('initContainers').map((c) => container(c, true, podSec)),
-    containers: sp.list('containers').map((c) => container(c, false, podSec)),
+    initContainers: sp.list('initContainers').map((c) => container(c, true, podSec, grace)),
+    containers: sp.list('containers').map((c) => container(c, false, podSec, grace)),
   };
   sp.oneOf('dnsPolicy', ['ClusterFirst', 'Default', 'ClusterFirstWithHostNet'], 'ClusterFirst');
   sp.ignore('enableServiceLinks', 'schedulerName');

@@ -1,4 +1,4 @@
-// Runs one HTTP or TCP probe and prints its ProbeResult as JSON.
+// Runs one HTTP, TCP or gRPC probe and prints its ProbeResult as JSON.
 // The runner spawns it inside the pod's network namespace (the fork happens
 // in a synchronous namespace window), because a socket opened by the server
 // itself would be created later, on the event loop, in the host's namespace.
@@ -6,9 +6,10 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
+import { grpcProbe } from './probe-grpc.js';
 
 export interface ProbeRequest {
-  type: 'http' | 'tcp';
+  type: 'http' | 'tcp' | 'grpc';
   host: string;
   port: number;
   scheme?: 'HTTP' | 'HTTPS';
@@ -18,6 +19,8 @@ export interface ProbeRequest {
   userAgent?: string;
   /** A lifecycle hook: any HTTP answer succeeds (the kubelet's runHTTPHandler checks the transport only). */
   hook?: boolean;
+  /** gRPC: the service asked about ("" is the server as a whole). */
+  service?: string;
 }
 
 export interface ProbeResult {
@@ -31,6 +34,7 @@ export interface ProbeResult {
   outcome?: 'error' | 'warning';
 }
 
+const KUBE_PROBE = 'kube-probe/1.31';
 /** The kubelet reads at most this much of a response body, then decides by the status code. */
 const BODY_LIMIT = 10 * 1024;
 /** Go's client gives up at the 10th redirect, after 10 requests. */
@@ -39,6 +43,9 @@ const MAX_REDIRECTS = 10;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
+  if (req.type === 'grpc') {
+    return grpcProbe({ host: req.host, port: req.port, service: req.service ?? '', timeoutMs: req.timeoutMs, userAgent: req.userAgent ?? KUBE_PROBE });
+  }
   return new Promise((resolve) => {
     let cleanup = () => {};
     /** The status code's verdict once the headers are in and the body is being read. */
@@ -60,7 +67,7 @@ export function runProbe(req: ProbeRequest): Promise<ProbeResult> {
       s.on('error', (e) => done({ ok: false, message: `dial tcp ${req.host}:${req.port}: ${e.message}` }));
       return;
     }
-    const headers: Record<string, string> = { 'User-Agent': req.userAgent ?? 'kube-probe/1.31', Accept: '*/*' };
+    const headers: Record<string, string> = { 'User-Agent': req.userAgent ?? KUBE_PROBE, Accept: '*/*' };
     for (const h of req.headers ?? []) headers[h.name] = h.value;
     // As the kubelet's formatURL: a path is requested under / even when given without the slash.
     const path = req.path?.startsWith('/') ? req.path : `/${req.path ?? ''}`;

@@ -1,4 +1,4 @@
-// Probe and hook actions (exec, httpGet, tcpSocket) and the per-container
+// Probe and hook actions (exec, httpGet, tcpSocket, grpc, sleep) and the per-container
 // probe workers (startup, liveness, readiness).
 
 import { spawn } from 'node:child_process';
@@ -90,6 +90,14 @@ export class Actions {
           port: resolvePort(h.tcpSocket.port, t.ports),
           timeoutMs: timeoutSeconds * 1000,
         });
+      }
+      if (h.grpc) {
+        // The kubelet asks the pod's IP only (GRPCAction has no host).
+        return await this.inPod(t, { type: 'grpc', host: t.podIP || '127.0.0.1', port: h.grpc.port, service: h.grpc.service, timeoutMs: timeoutSeconds * 1000 });
+      }
+      if (h.sleep) {
+        await sleep(h.sleep.seconds * 1000);
+        return { ok: true, message: '' };
       }
       return { ok: false, outcome: 'error', message: 'no action' };
     } catch (err) {

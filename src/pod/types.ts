@@ -14,6 +14,10 @@ export interface Handler {
   exec?: { command: string[] };
   httpGet?: { scheme: 'HTTP' | 'HTTPS'; host: string; path: string; port: number | string; httpHeaders: HttpHeader[] };
   tcpSocket?: { host: string; port: number | string };
+  /** Probes only; the port is a number (no named ports), the host the pod's IP. */
+  grpc?: { port: number; service: string };
+  /** Hooks only: wait this long (PodLifecycleSleepAction). */
+  sleep?: { seconds: number };
 }
 
 export interface Probe extends Handler {

@@ -1,13 +1,17 @@
 // Probe workers as the kubelet's: a probe that cannot run (a port name that
 // does not resolve) is reported and never counted, and initialDelaySeconds
 // counts from the container's start, also after a startup probe and after a
-// server restart.
+// server restart; gRPC probes against a health server in the pod's network;
+// a preStop sleep hook.
 
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PodView } from '../../src/pod/status.js';
 import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
-import { runtime } from '../support/server.js';
-import { waitFor } from '../support/wait.js';
+import { repoRoot, runtime } from '../support/server.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 describe(`pod probes [server on ${runtime}]`, () => {
   const k = podServer('peapod-probes-');
@@ -47,6 +51,54 @@ describe(`pod probes [server on ${runtime}]`, () => {
     expect(after).toBeGreaterThanOrEqual(4000);
     expect(after).toBeLessThan(6500);
     await cli(['delete', 'after-startup', '--force']);
+  });
+
+  it('a gRPC readiness probe asks grpc.health.v1 in the pod\'s network: ready while SERVING, not once NOT_SERVING, with the kubelet\'s message', async () => {
+    await apply(app('grpc', '      readinessProbe: {grpc: {port: 9555, service: app}, periodSeconds: 1, failureThreshold: 1}'));
+    const { sandboxId } = await waitFor('a sandbox', async () => {
+      const p = await pod('grpc');
+      return p.sandboxId ? p : undefined;
+    });
+    // The health server runs on the host, in the pod's network namespace only: its 127.0.0.1 is the pod's.
+    const netns = join(k.server().state, 'sandboxes', sandboxId, 'ns', 'net');
+    const server = spawn('nsenter', [`--net=${netns}`, process.execPath, join(repoRoot, 'test', 'support', 'grpc-health-server.mjs'), '9555'], { cwd: repoRoot });
+    try {
+      await waitFor('ready', async () => (await pod('grpc')).ready === '1/1', 20_000);
+      server.stdin.write('NOT_SERVING\n');
+      const v = await waitFor('not ready', async () => {
+        const p = await pod('grpc');
+        return p.ready === '0/1' ? p : undefined;
+      });
+      expect(v.events.find((e) => e.reason === 'Unhealthy')).toMatchObject({ type: 'Warning', message: 'Readiness probe failed: service unhealthy (responded with "NOT_SERVING")' });
+    } finally {
+      server.kill('SIGKILL');
+    }
+    await cli(['delete', 'grpc', '--force']);
+  });
+
+  it('a preStop sleep hook holds the stop signal back that long', async () => {
+    const out = mkdtempSync(join(k.base(), 'sleep-'));
+    await apply(
+      podManifest(
+        'slept',
+        `  volumes: [{name: out, hostPath: {path: ${out}}}]
+  containers:
+    - name: c
+      ${bb}
+      command: ["sh", "-c", "trap 'touch /out/term; exit 0' TERM; while true; do sleep 0.1; done"]
+      lifecycle: {preStop: {sleep: {seconds: 2}}}
+      volumeMounts: [{name: out, mountPath: /out}]`,
+        10,
+      ),
+    );
+    await startedAt('slept');
+    const t0 = Date.now();
+    const deleted = cli(['delete', 'slept']);
+    await sleep(1500);
+    expect(existsSync(join(out, 'term'))).toBe(false);
+    expect((await deleted).code).toBe(0);
+    expect(existsSync(join(out, 'term'))).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(2000);
   });
 
   it('after a server restart, a container past its initialDelaySeconds is probed at once', async () => {

@@ -64,8 +64,26 @@ describe('pod manifests', () => {
     ]),
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: "1e-3"}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
     ['  containers: [{name: c, image: busybox, env: [{name: X, value: x, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]', 'value and valueFrom are mutually exclusive'],
+    ['  containers: [{name: c, image: busybox, readinessProbe: {grpc: {port: grpc}}}]', 'spec.containers[0].readinessProbe.grpc.port must be a port number (1-65535)'],
+    ['  containers: [{name: c, image: busybox, readinessProbe: {sleep: {seconds: 1}}}]', 'spec.containers[0].readinessProbe must have exactly one of exec, httpGet, tcpSocket, grpc'],
+    ['  containers: [{name: c, image: busybox, lifecycle: {preStop: {grpc: {port: 9000}}}}]', 'spec.containers[0].lifecycle.preStop must have exactly one of exec, httpGet, sleep'],
+    ['  terminationGracePeriodSeconds: 5\n  containers: [{name: c, image: busybox, lifecycle: {preStop: {sleep: {seconds: 6}}}}]', 'spec.containers[0].lifecycle.preStop.sleep.seconds must be non-negative and less than terminationGracePeriodSeconds (5)'],
+    ['  containers: [{name: c, image: busybox, lifecycle: {postStart: {sleep: {seconds: -1}}}}]', 'must be non-negative and less than terminationGracePeriodSeconds (30)'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
+  });
+
+  it('takes gRPC probes (a port number, a service) and sleep hooks (0 up to the grace period)', () => {
+    const s = one(`  terminationGracePeriodSeconds: 5
+  containers:
+    - name: c
+      image: busybox
+      livenessProbe: {grpc: {port: 9000, service: app}}
+      readinessProbe: {grpc: {port: 9000}}
+      lifecycle: {postStart: {sleep: {seconds: 0}}, preStop: {sleep: {seconds: 5}}}`);
+    const c = s.containers[0]!;
+    expect([c.livenessProbe?.grpc, c.readinessProbe?.grpc]).toEqual([{ port: 9000, service: 'app' }, { port: 9000, service: '' }]);
+    expect([c.lifecycle.postStart?.sleep, c.lifecycle.preStop?.sleep]).toEqual([{ seconds: 0 }, { seconds: 5 }]);
   });
 
   it('accepts requests up to their limits, the same mount path in two containers and any printable env var name but "="', () => {
