@@ -18,6 +18,7 @@ import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
+import { parseSelector, type Selector } from './selector.js';
 import { UsageError } from './usage.js';
 
 type Call = (method: string, req: unknown) => Promise<any>;
@@ -103,6 +104,12 @@ function typedPodNames(cmd: string, positionals: string[]): string[] {
   return positionals.slice(1).map((a) => podArg(cmd, a));
 }
 
+/** The pods of a namespace ("": all), those a selector picks if one is given (their labels come with the full views). */
+async function listPods(call: Call, namespace: string, detailed: boolean, selector: Selector | undefined): Promise<PodSummary__Output[]> {
+  const pods = (await call('ListPods', { namespace, detailed: detailed || selector !== undefined })).pods as PodSummary__Output[];
+  return selector ? pods.filter((p) => selector((JSON.parse(p.podJson) as PodView).metadata.labels)) : pods;
+}
+
 async function readInput(file: string): Promise<string> {
   if (file !== '-') return fsp.readFile(file, 'utf8');
   let text = '';
@@ -135,10 +142,12 @@ async function run(argv: string[]): Promise<number> {
 async function get(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...common, output: { type: 'string', short: 'o' }, 'all-namespaces': { type: 'boolean', short: 'A' } },
+    options: { ...common, output: { type: 'string', short: 'o' }, 'all-namespaces': { type: 'boolean', short: 'A' }, selector: { type: 'string', short: 'l' } },
     allowPositionals: true,
   });
   const [name, ...more] = typedPodNames('get', positionals);
+  const selector = values.selector === undefined ? undefined : parseSelector(values.selector);
+  if (name && selector) throw new UsageError('get: a NAME cannot be given with a selector (-l)');
   const out = values.output ?? '';
   if (!['', 'wide', 'yaml', 'json'].includes(out)) throw new UsageError(`get: -o must be wide, yaml or json (got "${out}")`);
   const all = values['all-namespaces'] ?? false;
@@ -152,7 +161,7 @@ async function get(argv: string[]): Promise<number> {
       const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
       pods = [podSummary(v, true)];
     } else {
-      pods = (await call('ListPods', { namespace: ns, detailed: out === 'yaml' || out === 'json' })).pods;
+      pods = await listPods(call, ns, out === 'yaml' || out === 'json', selector);
     }
     if (out === 'yaml' || out === 'json') {
       const objs = pods.map((p) => JSON.parse(p.podJson) as PodView);
@@ -531,11 +540,13 @@ async function exec(argv: string[]): Promise<number> {
 async function del(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...common, 'grace-period': { type: 'string' }, force: { type: 'boolean' } },
+    options: { ...common, 'grace-period': { type: 'string' }, force: { type: 'boolean' }, selector: { type: 'string', short: 'l' } },
     allowPositionals: true,
   });
-  const names = (POD_TYPES.includes(positionals[0] ?? '') ? positionals.slice(1) : positionals).map((a) => podArg('delete', a));
-  if (names.length === 0) throw new UsageError('delete: give a pod NAME');
+  let names = (POD_TYPES.includes(positionals[0] ?? '') ? positionals.slice(1) : positionals).map((a) => podArg('delete', a));
+  const selector = values.selector === undefined ? undefined : parseSelector(values.selector);
+  if (names.length > 0 && selector) throw new UsageError('delete: a NAME cannot be given with a selector (-l)');
+  if (names.length === 0 && !selector) throw new UsageError('delete: give a pod NAME, or a selector (-l)');
   const gp = values['grace-period'];
   if (gp !== undefined && !/^-?\d+$/.test(gp)) throw new UsageError(`delete: --grace-period must be a number of seconds (got "${gp}")`);
   const force = values.force ?? false;
@@ -544,13 +555,18 @@ async function del(argv: string[]): Promise<number> {
   // period contradicts; 0 without it is 1 (no accidental SIGKILL, no preStop skipped).
   if (force && grace > 0) throw new UsageError('delete: --force and --grace-period greater than 0 cannot be specified together');
   if (grace === 0 && !force) grace = 1;
+  const namespace = values.namespace ?? 'default';
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
   let failed = false;
   try {
+    if (selector) {
+      names = (await listPods(call, namespace, false, selector)).map((p) => p.name);
+      if (names.length === 0) process.stderr.write('No resources found\n');
+    }
     // As kubectl, every name is tried; one that fails is reported and makes the exit status 1.
     for (const name of names) {
       try {
-        await call('DeletePod', { namespace: values.namespace ?? 'default', name, gracePeriodSeconds: String(grace), force });
+        await call('DeletePod', { namespace, name, gracePeriodSeconds: String(grace), force });
         process.stdout.write(`pod "${name}" ${force ? 'force deleted' : 'deleted'}\n`);
       } catch (err) {
         if (!(err instanceof RpcError) || err.grpcCode === grpc.status.UNAVAILABLE) throw err;

@@ -353,6 +353,26 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect(existsSync(join(out, 'forced0'))).toBe(false);
     });
 
+    it('get -l and delete -l act on the pods a label selector picks', async () => {
+      const labelled = (name: string, labels: string) =>
+        `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels: {${labels}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n${container('exec sleep 3600')}`;
+      const r = await cli(['run', '-f', '-'], [labelled('sel-web1', 'app: web'), labelled('sel-web2', 'app: web, tier: front'), labelled('sel-db', 'app: db')].join('\n---\n'));
+      expect(r.code, r.err).toBe(0);
+      const names = async (...sel: string[]) =>
+        (JSON.parse((await cli(['get', 'pods', ...sel, '-o', 'json'])).out.toString()).items as PodView[]).map((p) => p.metadata.name).sort();
+      expect(await names('-l', 'app=web')).toEqual(['sel-web1', 'sel-web2']);
+      expect(await names('-l', 'app in (web,db),!tier')).toEqual(['sel-db', 'sel-web1']);
+      expect((await cli(['get', 'pods', '-l', 'app=web'])).out.toString()).toMatch(/^NAME\s.*\nsel-web1\s.*\nsel-web2\s[^\n]*\n$/);
+      const none = await cli(['get', 'pods', '-l', 'app=none']);
+      expect([none.code, none.out.toString(), none.err]).toEqual([0, '', 'No resources found in default namespace.\n']);
+      const both = await cli(['get', 'pods', 'sel-db', '-l', 'app=db']);
+      expect([both.code, both.err.split('\n')[0]]).toEqual([2, 'peapod: get: a NAME cannot be given with a selector (-l)']);
+      const d = await cli(['delete', 'pods', '-l', 'app=web', '--force']);
+      expect([d.code, d.out.toString()]).toEqual([0, 'pod "sel-web1" force deleted\npod "sel-web2" force deleted\n']);
+      expect(await names('-l', 'app')).toEqual(['sel-db']);
+      await cli(['delete', 'sel-db', '--force']);
+    });
+
     it('takes a pod as pod/NAME in get, describe, logs, exec and delete', async () => {
       await apply('slashed', `  containers:\n${container('echo hello; exec sleep 3600')}`);
       await running('slashed');
