@@ -1,5 +1,7 @@
-// Driving the pod runner through the peapod CLI (as a user would) against a
-// test server: run, get, exec, logs, delete.
+// Driving the pod runner against a test server: through the peapod CLI where
+// a test checks what a user sees, and over gRPC (peapod.v1.Peapod and CRI
+// ExecSync) for the set-up, polls and inspections around it, since each CLI
+// process costs about half a CPU second.
 
 import * as grpc from '@grpc/grpc-js';
 import { execFile } from 'node:child_process';
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { peapodProto } from '../../src/cri/proto.js';
 import type { PodView } from '../../src/pod/status.js';
+import { execText } from './cri-client.js';
 import { preloadBusybox } from './images.js';
 import { repoRoot, startServer, type TestServer } from './server.js';
 
@@ -28,13 +31,13 @@ export interface CliResult {
 export interface PodCli {
   /** `peapod <args[0]> --socket … <args[1..]>`, with `input` on stdin. */
   cli(args: string[], input?: string): Promise<CliResult>;
-  /** What `get pods NAME -o json` prints, asked over gRPC (see getPod). */
+  /** What `get pods NAME -o json` prints, asked over gRPC (GetPod). */
   pod(name: string, namespace?: string): Promise<PodView>;
-  /** `run -f -`; fails the test unless it succeeds. */
+  /** What `run -f -` does, over gRPC (ApplyPods); fails the test unless it succeeds. */
   apply(yaml: string): Promise<void>;
-  /** `exec NAME -c CONTAINER -- argv`; its stdout, failing unless it exits 0. */
+  /** argv run in the pod's container by CRI ExecSync; its stdout, failing unless it exits 0. */
   exec(name: string, container: string, argv: string[]): Promise<string>;
-  /** Deletes every pod (force). */
+  /** Deletes every pod (force), over gRPC. */
   deleteAll(): Promise<void>;
 }
 
@@ -46,39 +49,32 @@ export function podCli(s: () => TestServer): PodCli {
       });
       if (input !== undefined) child.stdin!.end(input);
     });
-  const ok = async (args: string[], input?: string) => {
-    const r = await cli(args, input);
-    if (r.code !== 0) throw new Error(`peapod ${args.join(' ')} exited ${r.code}: ${r.err}`);
-    return r.out;
-  };
+  const pod = async (name: string, namespace = 'default') => JSON.parse((await peapod<{ podJson: string }>(s().socket, 'GetPod', { namespace, name })).podJson) as PodView;
   return {
     cli,
-    pod: (name, namespace = 'default') => getPod(s().socket, name, namespace),
-    apply: async (yaml) => void (await ok(['run', '-f', '-'], yaml)),
-    exec: (name, container, argv) => ok(['exec', name, '-c', container, '--', ...argv]),
+    pod,
+    apply: async (yaml) => void (await peapod(s().socket, 'ApplyPods', { manifest: yaml })),
+    async exec(name, container, argv) {
+      const v = await pod(name);
+      const c = [...v.status.containerStatuses, ...v.status.initContainerStatuses].find((x) => x.name === container);
+      if (!c?.containerID) throw new Error(`container ${container} of pod ${name} has no instance`);
+      const r = await execText(s().runtime, c.containerID.replace(/^peapod:\/\//, ''), argv, 30);
+      if (r.code !== 0) throw new Error(`${argv.join(' ')} in ${name}/${container} exited ${r.code}: ${r.err}`);
+      return r.out;
+    },
     async deleteAll() {
-      const list = await cli(['get', 'pods', '-A', '-o', 'json']);
-      if (list.code !== 0) return;
-      for (const p of JSON.parse(list.out).items as PodView[]) {
-        await cli(['delete', p.metadata.name, '-n', p.metadata.namespace, '--force']);
-      }
+      const { pods } = await peapod<{ pods: Array<{ name: string; namespace: string }> }>(s().socket, 'ListPods', { namespace: '' });
+      for (const p of pods) await peapod(s().socket, 'DeletePod', { namespace: p.namespace, name: p.name, gracePeriodSeconds: '0', force: true }).catch(() => undefined);
     },
   };
 }
 
-/**
- * The GetPod call behind `get pods NAME -o json`, made from this process: tests
- * poll a pod's status many times, and each CLI process costs about half a CPU
- * second. The CLI's own output is checked where a test asks for it.
- */
-async function getPod(socket: string, name: string, namespace: string): Promise<PodView> {
+/** One peapod.v1.Peapod call from this process, on a client of its own. */
+async function peapod<T = unknown>(socket: string, method: string, req: object): Promise<T> {
   const Peapod = peapodProto().peapod.v1.Peapod;
-  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure());
+  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
   try {
-    const res = await new Promise<{ podJson: string }>((resolve, reject) =>
-      client.GetPod({ namespace, name }, (err: grpc.ServiceError | null, r?: { podJson: string }) => (err ? reject(err) : resolve(r!))),
-    );
-    return JSON.parse(res.podJson) as PodView;
+    return await new Promise<T>((resolve, reject) => client[method]!.call(client, req, (err: grpc.ServiceError | null, r?: T) => (err ? reject(err) : resolve(r!))));
   } finally {
     client.close();
   }

@@ -1,0 +1,30 @@
+// The pod commands' argument checks, made before any call to the server:
+// kubectl's pod/NAME form and its refusals, and the flags' values.
+import { expect, it } from 'vitest';
+import { podCommand } from '../../src/cli/pod.js';
+import { UsageError } from '../../src/cli/usage.js';
+
+const refused = async (cmd: string, args: string[]) => {
+  const err = await podCommand(cmd, [...args, '--socket', '/nonexistent.sock']).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `${cmd} ${args.join(' ')}`).toBeInstanceOf(UsageError);
+  return (err as Error).message;
+};
+
+it('refuses a resource other than pods by name, in either of kubectl\'s forms', async () => {
+  expect(await refused('get', ['nodes'])).toBe('get: only pods are supported (got "nodes")');
+  expect(await refused('describe', ['svc/x'])).toBe('describe: only pods are supported (got "svc/x")');
+  expect(await refused('logs', ['deploy/x'])).toBe('logs: only pods are supported (got "deploy/x")');
+  expect(await refused('exec', ['pod/', '--', 'ls'])).toBe('exec: give a pod NAME after "pod/"');
+  expect(await refused('delete', ['pod/a', 'node/b'])).toBe('delete: only pods are supported (got "node/b")');
+});
+
+it('refuses flag values it cannot use, naming them', async () => {
+  expect(await refused('logs', ['x', '--tail=-2'])).toBe('logs: --tail must be a number of lines, or -1 for all (got "-2")');
+  expect(await refused('exec', ['x', '--timeout', 'abc', '--', 'ls'])).toBe('exec: --timeout must be a whole number of seconds (got "abc")');
+  expect(await refused('get', ['pods', 'x', '-l', 'app=web'])).toBe('get: a NAME cannot be given with a selector (-l)');
+  expect(await refused('delete', ['x', '-l', 'app=web'])).toBe('delete: a NAME cannot be given with a selector (-l)');
+  expect(await refused('get', ['pods', '-l', 'app in web'])).toMatch(/^unable to parse requirement: "app in web"/);
+});
