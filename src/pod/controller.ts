@@ -20,7 +20,7 @@ import { etcHostsContent, podHostname } from './hosts.js';
 import { type ActionTarget, Actions, ProbeWorker } from './probes.js';
 import { oomScoreAdj } from './qos.js';
 import type { ContainerRecord, PodContainer, PodEvent, PodRecord, PodSpec, Probe, ProbeKind, ProbeStatus, SeccompSetting, Terminated } from './types.js';
-import { containerMounts, diskUsage, memoryVolumeCeiling, prepareVolumes, removeVolumes, volumePath, type VolumeDirs } from './volumes.js';
+import { containerMounts, diskUsage, prepareVolumes, removeVolumes, volumePath, type VolumeDirs } from './volumes.js';
 
 export interface ControllerDeps {
   sandboxes: SandboxManager;
@@ -512,7 +512,7 @@ export class PodController {
     }
     if (Date.now() < this.sandboxRetryAt) return false;
     try {
-      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id), memoryVolumeCeiling(this.spec, this.deps.allocatable.memory));
+      prepareVolumes(this.spec, this.deps.volumeDirs(rec.id), this.deps.allocatable);
     } catch (err) {
       this.event('Warning', 'FailedMount', 'pod', (err as Error).message);
       this.retrySandboxLater();

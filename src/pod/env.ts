@@ -4,7 +4,7 @@
 import { invalidArgument } from '../errors.js';
 import { parseQuantity } from '../util/quantity.js';
 import type { Allocatable } from './allocatable.js';
-import type { PodContainer, PodSpec } from './types.js';
+import type { DownwardAPIItem, PodContainer, PodSpec } from './types.js';
 
 /**
  * Kubernetes' expansion (k8s.io/kubernetes/third_party/forked/golang/expansion):
@@ -54,8 +54,8 @@ export interface PodFieldValues {
   serviceAccountName: string;
 }
 
-/** metadata.labels['x'] style field paths. */
-function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string {
+/** The pod's metadata fields (metadata.labels['x'] style too); undefined for another path. */
+function metadataValue(pod: PodSpec, path: string): string | undefined {
   const m = /^metadata\.(labels|annotations)\['([^']+)'\]$/.exec(path);
   if (m) return (m[1] === 'labels' ? pod.labels : pod.annotations)[m[2]!] ?? '';
   switch (path) {
@@ -65,6 +65,14 @@ function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string 
       return pod.namespace;
     case 'metadata.uid':
       return pod.uid;
+  }
+  return undefined;
+}
+
+function fieldValue(pod: PodSpec, path: string, values: PodFieldValues): string {
+  const meta = metadataValue(pod, path);
+  if (meta !== undefined) return meta;
+  switch (path) {
     case 'spec.nodeName':
       return values.nodeName;
     case 'spec.serviceAccountName':
@@ -87,6 +95,31 @@ export function resourceValue(c: PodContainer, resource: string, divisor: string
   const d = parseQuantity(divisor, 'divisor');
   // The kubelet rounds up: 250m of cpu with divisor 1 is "1".
   return String(Math.ceil(Number((v / d).toPrecision(15))));
+}
+
+/**
+ * A downwardAPI volume file's content, as the kubelet's: labels and
+ * annotations whole as sorted `key="value"` lines (Go's %q), no newline at
+ * the end; a resource as the env var's value.
+ */
+export function downwardAPIContent(pod: PodSpec, item: DownwardAPIItem, allocatable: Allocatable): string {
+  if (item.resourceFieldRef) {
+    const r = item.resourceFieldRef;
+    const target = [...pod.containers, ...pod.initContainers].find((x) => x.name === r.containerName);
+    if (!target) throw invalidArgument(`downwardAPI ${item.path}: resourceFieldRef.containerName "${r.containerName}" is not a container of the pod`);
+    return resourceValue(target, r.resource, r.divisor, allocatable);
+  }
+  const path = item.fieldRef!.fieldPath;
+  if (path === 'metadata.labels' || path === 'metadata.annotations') {
+    const map = path === 'metadata.labels' ? pod.labels : pod.annotations;
+    return Object.keys(map)
+      .sort()
+      .map((k) => `${k}=${JSON.stringify(map[k])}`)
+      .join('\n');
+  }
+  const meta = metadataValue(pod, path);
+  if (meta === undefined) throw invalidArgument(`downwardAPI ${item.path}: fieldRef ${path} is not supported in a volume`);
+  return meta;
 }
 
 /** The container's environment, in order, each value expanded against the ones before it. */

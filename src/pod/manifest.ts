@@ -9,6 +9,7 @@ import { invalidArgument } from '../errors.js';
 import { parseQuantity } from '../util/quantity.js';
 import type {
   ContainerSecurity,
+  DownwardAPIItem,
   EnvVarSpec,
   Handler,
   PodContainer,
@@ -249,6 +250,8 @@ const FIELD_PATHS = [
   /^spec\.(nodeName|serviceAccountName)$/,
   /^status\.(podIP|hostIP|podIPs)$/,
 ];
+/** A downwardAPI volume's: the pod's metadata only, labels and annotations also whole. */
+const VOLUME_FIELD_PATHS = [/^metadata\.(name|namespace|uid|labels|annotations)$/, /^metadata\.(labels|annotations)\['[^']+'\]$/];
 const RESOURCES = ['limits.cpu', 'limits.memory', 'requests.cpu', 'requests.memory'];
 const POWERS = [1, 2, 3, 4, 5, 6];
 
@@ -264,6 +267,36 @@ function allowedDivisor(raw: string, value: number, cpu: boolean): boolean {
   const binary = /[KMGTPE]i$/.test(raw);
   if (cpu) return !binary && value === 0.001;
   return POWERS.some((k) => value === (binary ? 1024 : 1000) ** k);
+}
+
+function fieldRef(fr: Fields, allowed: RegExp[]): { fieldPath: string } {
+  fr.ignore('apiVersion');
+  const fieldPath = fr.str('fieldPath');
+  if (!allowed.some((re) => re.test(fieldPath))) throw bad(`${fr.at('fieldPath')} "${fieldPath}" is not supported`);
+  fr.done();
+  return { fieldPath };
+}
+
+/** A resourceFieldRef; its containerName defaults to `container` (an env var's own), required where that is "" (a volume). */
+function resourceFieldRef(rr: Fields, container: string): { containerName: string; resource: string; divisor: string } {
+  const resource = rr.str('resource');
+  if (!RESOURCES.includes(resource)) throw bad(`${rr.at('resource')} "${resource}" is not supported (use ${RESOURCES.join(', ')})`);
+  const d = rr.raw('divisor');
+  const value = d === undefined ? 0 : parseQuantity(d, rr.at('divisor'));
+  // A divisor of 0 is an unset one: 1.
+  const divisor = value === 0 ? '1' : String(d);
+  if (value !== 0) {
+    const cpu = resource.endsWith('.cpu');
+    if (!allowedDivisor(divisor.trim(), value, cpu)) {
+      throw bad(
+        `${rr.at('divisor')}: only divisor's values ${cpu ? '1m and 1 are supported with the cpu resource' : '1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource'}`,
+      );
+    }
+  }
+  const containerName = rr.str('containerName') || container;
+  if (!containerName) throw bad(`${rr.at('containerName')} is required`);
+  rr.done();
+  return { containerName, resource, divisor };
 }
 
 function envVar(f: Fields, containerName: string): EnvVarSpec {
@@ -282,31 +315,8 @@ function envVar(f: Fields, containerName: string): EnvVarSpec {
     delete e.value;
     const fr = from.obj('fieldRef');
     const rr = from.obj('resourceFieldRef');
-    if (fr) {
-      fr.ignore('apiVersion');
-      const fieldPath = fr.str('fieldPath');
-      if (!FIELD_PATHS.some((re) => re.test(fieldPath))) throw bad(`${fr.at('fieldPath')} "${fieldPath}" is not supported`);
-      fr.done();
-      e.fieldRef = { fieldPath };
-    }
-    if (rr) {
-      const resource = rr.str('resource');
-      if (!RESOURCES.includes(resource)) throw bad(`${rr.at('resource')} "${resource}" is not supported (use ${RESOURCES.join(', ')})`);
-      const d = rr.raw('divisor');
-      const value = d === undefined ? 0 : parseQuantity(d, rr.at('divisor'));
-      // A divisor of 0 is an unset one: 1.
-      const divisor = value === 0 ? '1' : String(d);
-      if (value !== 0) {
-        const cpu = resource.endsWith('.cpu');
-        if (!allowedDivisor(divisor.trim(), value, cpu)) {
-          throw bad(
-            `${rr.at('divisor')}: only divisor's values ${cpu ? '1m and 1 are supported with the cpu resource' : '1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource'}`,
-          );
-        }
-      }
-      e.resourceFieldRef = { containerName: rr.str('containerName', containerName) || containerName, resource, divisor };
-      rr.done();
-    }
+    if (fr) e.fieldRef = fieldRef(fr, FIELD_PATHS);
+    if (rr) e.resourceFieldRef = resourceFieldRef(rr, containerName);
     from.done();
     if ((fr ? 1 : 0) + (rr ? 1 : 0) !== 1) throw bad(`${from.path} must have exactly one of fieldRef, resourceFieldRef`);
   }
@@ -509,12 +519,42 @@ function hostAlias(f: Fields): PodSpec['hostAliases'][number] {
   return { ip, hostnames };
 }
 
+/** A file mode as the API takes it: 0 to 0777 (YAML's 0644 is octal, JSON gives 420). */
+function fileMode(f: Fields, key: string, def: number): number {
+  const mode = f.int(key, def);
+  if (mode > 0o777) throw bad(`${f.at(key)} must be a number between 0 and 0777 (octal), both inclusive`);
+  return mode;
+}
+
+function downwardAPI(f: Fields): NonNullable<VolumeSpec['downwardAPI']> {
+  const defaultMode = fileMode(f, 'defaultMode', 0o644);
+  const paths = new Set<string>();
+  const items = f.list('items').map((it) => {
+    const path = it.str('path');
+    if (!path) throw bad(`${it.at('path')} is required`);
+    if (path.startsWith('/') || path.split('/').includes('..')) throw bad(`${it.at('path')} must be a relative path without ".."`);
+    if (paths.has(path)) throw bad(`${it.at('path')} "${path}" must be unique`);
+    paths.add(path);
+    const fr = it.obj('fieldRef');
+    const rr = it.obj('resourceFieldRef');
+    if ((fr ? 1 : 0) + (rr ? 1 : 0) !== 1) throw bad(`${it.path} must have exactly one of fieldRef, resourceFieldRef`);
+    const item: DownwardAPIItem = { path, mode: it.raw('mode') === undefined ? null : fileMode(it, 'mode', 0) };
+    if (fr) item.fieldRef = fieldRef(fr, VOLUME_FIELD_PATHS);
+    if (rr) item.resourceFieldRef = resourceFieldRef(rr, '');
+    it.done();
+    return item;
+  });
+  f.done();
+  return { items, defaultMode };
+}
+
 function volume(f: Fields): VolumeSpec {
   const name = f.str('name');
   checkName(name, f.at('name'), DNS_LABEL, 63);
   const v: VolumeSpec = { name };
   const ed = f.obj('emptyDir');
   const hp = f.obj('hostPath');
+  const da = f.obj('downwardAPI');
   if (ed) {
     const medium = ed.oneOf('medium', ['', 'Memory'], '');
     const sl = ed.raw('sizeLimit');
@@ -531,10 +571,11 @@ function volume(f: Fields): VolumeSpec {
     v.hostPath = { path, type };
     hp.done();
   }
-  if ((ed ? 1 : 0) + (hp ? 1 : 0) !== 1) {
-    const other = Object.keys(f.value).find((k) => k !== 'name' && k !== 'emptyDir' && k !== 'hostPath');
-    if (other) throw bad(`${f.at(other)} is not supported by peapod (volumes: emptyDir, hostPath)`);
-    throw bad(`${f.path} must have exactly one of emptyDir, hostPath`);
+  if (da) v.downwardAPI = downwardAPI(da);
+  if ((ed ? 1 : 0) + (hp ? 1 : 0) + (da ? 1 : 0) !== 1) {
+    const other = Object.keys(f.value).find((k) => !['name', 'emptyDir', 'hostPath', 'downwardAPI'].includes(k));
+    if (other) throw bad(`${f.at(other)} is not supported by peapod (volumes: emptyDir, hostPath, downwardAPI)`);
+    throw bad(`${f.path} must have exactly one of emptyDir, hostPath, downwardAPI`);
   }
   f.done();
   return v;
@@ -635,7 +676,8 @@ function parsePodObject(obj: unknown): PodSpec {
 
 /** Every Pod of a YAML or JSON text (documents separated by ---; empty ones skipped; a v1 List of Pods too). */
 export function parseManifests(text: string): ParsedPod[] {
-  const docs = parseAllDocuments(text);
+  // YAML 1.1, as Kubernetes reads manifests (go-yaml v2): 0644 is octal, yes/no are booleans.
+  const docs = parseAllDocuments(text, { version: '1.1' });
   const objs: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) throw bad(`manifest is not valid YAML/JSON: ${doc.errors[0]!.message}`);

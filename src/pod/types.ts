@@ -107,10 +107,20 @@ export interface SizeLimit {
   quantity: string;
 }
 
+/** A file of a downwardAPI volume. */
+export interface DownwardAPIItem {
+  path: string;
+  fieldRef?: { fieldPath: string };
+  resourceFieldRef?: { containerName: string; resource: string; divisor: string };
+  /** null: the volume's defaultMode. */
+  mode: number | null;
+}
+
 export interface VolumeSpec {
   name: string;
   emptyDir?: { medium: '' | 'Memory'; sizeLimit: SizeLimit | null };
   hostPath?: { path: string; type: string };
+  downwardAPI?: { items: DownwardAPIItem[]; defaultMode: number };
 }
 
 export interface PodSpec {

@@ -1,15 +1,36 @@
 // Pod volumes on the host: emptyDir (a directory of the pod, or a tmpfs for
-// medium: Memory), hostPath (with the type checks of the kubelet), and the
-// subPaths of volume mounts (resolved, opened safely and staged as the kubelet does).
+// medium: Memory), hostPath (with the type checks of the kubelet), downwardAPI
+// (a tmpfs of files written as the kubelet's atomic writer lays them out),
+// and the subPaths of volume mounts (resolved, opened safely and staged as
+// the kubelet does).
 
-import { chmodSync, closeSync, lstatSync, mkdirSync, openSync, promises as fsp, realpathSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { totalmem } from 'node:os';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  promises as fsp,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { failedPrecondition } from '../errors.js';
 import { MS_BIND, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
 import { isMountPoint, mountsUnder, unmount } from '../linux/mount.js';
 import type { MountSpec } from '../container/types.js';
+import { type Allocatable, nodeAllocatable } from './allocatable.js';
+import { downwardAPIContent } from './env.js';
 import type { PodContainer, PodSpec, VolumeSpec } from './types.js';
 
 export interface VolumeDirs {
@@ -21,7 +42,7 @@ export interface VolumeDirs {
 
 export function volumePath(v: VolumeSpec, dirs: VolumeDirs): string {
   if (v.hostPath) return v.hostPath.path;
-  return join(v.emptyDir!.medium === 'Memory' ? dirs.memory : dirs.disk, v.name);
+  return join(v.downwardAPI || v.emptyDir!.medium === 'Memory' ? dirs.memory : dirs.disk, v.name);
 }
 
 /** The kubelet's hostPath type checks: stat follows symlinks, and a path that cannot be stat'd does not exist. */
@@ -91,8 +112,8 @@ function podMemoryLimit(pod: PodSpec): number {
 
 /**
  * The most a Memory emptyDir of the pod holds, as the kubelet's
- * calculateEmptyDirMemorySize: the node's memory, or the pod's limit if below
- * it (a smaller sizeLimit is applied per volume).
+ * calculateEmptyDirMemorySize: the node's allocatable memory, or the pod's
+ * limit if below it (a smaller sizeLimit is applied per volume).
  */
 export function memoryVolumeCeiling(pod: PodSpec, nodeMemory: number): number {
   const podLimit = podMemoryLimit(pod);
@@ -103,23 +124,31 @@ export function memoryVolumeCeiling(pod: PodSpec, nodeMemory: number): number {
  * Makes every volume ready; idempotent (a tmpfs already mounted stays). A
  * failure names the volume as the kubelet's FailedMount event does.
  */
-export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs, memoryCeiling = totalmem()): void {
+export function prepareVolumes(pod: PodSpec, dirs: VolumeDirs, allocatable = nodeAllocatable()): void {
+  const memoryCeiling = memoryVolumeCeiling(pod, allocatable.memory);
   for (const v of pod.volumes) {
     try {
-      prepareVolume(v, dirs, memoryCeiling);
+      prepareVolume(pod, v, dirs, memoryCeiling, allocatable);
     } catch (err) {
       throw new Error(`MountVolume.SetUp failed for volume "${v.name}" : ${(err as Error).message}`);
     }
   }
 }
 
-function prepareVolume(v: VolumeSpec, dirs: VolumeDirs, memoryCeiling: number): void {
+function prepareVolume(pod: PodSpec, v: VolumeSpec, dirs: VolumeDirs, memoryCeiling: number, allocatable: Allocatable): void {
   if (v.hostPath) {
     checkHostPath(v);
     return;
   }
   const dir = volumePath(v, dirs);
   mkdirSync(dir, { recursive: true });
+  if (v.downwardAPI) {
+    // The kubelet wraps it in a Memory emptyDir.
+    if (mountsUnder(dir).length === 0) libc().mount('tmpfs', dir, 'tmpfs', 0, `size=${memoryCeiling}`);
+    const files = v.downwardAPI.items.map((item) => ({ path: item.path, content: downwardAPIContent(pod, item, allocatable), mode: item.mode ?? v.downwardAPI!.defaultMode }));
+    writePayload(dir, files);
+    return;
+  }
   chmodSync(dir, 0o777); // as the kubelet: any user of the pod writes to it, whatever the daemon's umask
   if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
     const sizeLimit = v.emptyDir!.sizeLimit?.bytes ?? 0;
@@ -127,6 +156,32 @@ function prepareVolume(v: VolumeSpec, dirs: VolumeDirs, memoryCeiling: number): 
     // The kubelet's options: the size only (the root is tmpfs's 1777).
     libc().mount('tmpfs', dir, 'tmpfs', 0, `size=${size}`);
   }
+}
+
+/**
+ * Files as the kubelet's AtomicWriter lays them out: written into a new
+ * `..<time>` directory, which the `..data` symlink is then renamed onto, each
+ * top-level name a symlink through `..data`; the previous payload removed.
+ * A container that reads `..data/…` never sees half an update.
+ */
+function writePayload(dir: string, files: Array<{ path: string; content: string; mode: number }>): void {
+  const stamp = new Date().toISOString().replace(/[-:T]/g, '_').replace(/\.(\d+)Z$/, '.$1');
+  const ts = `..${stamp}${String(process.hrtime.bigint() % 1_000_000n).padStart(6, '0')}`;
+  for (const f of files) {
+    const target = join(dir, ts, f.path);
+    mkdirSync(dirname(target), { recursive: true, mode: 0o755 });
+    writeFileSync(target, f.content, { mode: f.mode });
+    chmodSync(target, f.mode);
+  }
+  mkdirSync(join(dir, ts), { recursive: true, mode: 0o755 });
+  const previous = readdirSync(dir).filter((n) => n.startsWith('..') && n !== '..data' && n !== ts);
+  rmSync(join(dir, '..data_tmp'), { force: true }); // left by a write cut short
+  symlinkSync(ts, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  for (const top of new Set(files.map((f) => f.path.split('/')[0]!))) {
+    if (!existsSync(join(dir, top))) symlinkSync(join('..data', top), join(dir, top));
+  }
+  for (const old of previous) rmSync(join(dir, old), { recursive: true, force: true });
 }
 
 /**
@@ -309,7 +364,8 @@ export function containerMounts(pod: PodSpec, c: PodContainer, dirs: VolumeDirs)
         }
         staged.push(hostPath);
       }
-      return { containerPath: m.mountPath, hostPath, readonly: m.readOnly, propagation: 'PRIVATE' as const };
+      // A downwardAPI volume is read-only whatever the mount says, as the kubelet's plugin.
+      return { containerPath: m.mountPath, hostPath, readonly: m.readOnly || !!v.downwardAPI, propagation: 'PRIVATE' as const };
     });
   } catch (err) {
     for (const target of staged.reverse()) unmount(target);

@@ -1,6 +1,7 @@
 // Volumes as the kubelet sets them up: a Memory emptyDir is a tmpfs of mode
 // 1777 sized at the pod's memory limit (or a smaller sizeLimit, or without a
-// limit the node's allocatable memory, as limits.memory is then); hostPath
+// limit the node's allocatable memory, as limits.memory is then); a
+// downwardAPI volume's files and layout; hostPath
 // type checks (File takes any non-directory, Socket follows a symlink, a
 // failed check is a FailedMount event worded as the kubelet's).
 
@@ -67,6 +68,33 @@ describe(`pod volumes [server on ${runtime}]`, () => {
     expect(blocks! * bsize!).toBe(Math.ceil(allocatable / bsize!) * bsize!);
     expect(await exec('unlimited', 'c', ['sh', '-c', 'echo $LIMIT'])).toBe(`${allocatable}\n`);
     await cli(['delete', 'unlimited', '--force']);
+  });
+
+  it('a downwardAPI volume: read-only files of the pod\'s metadata and resources, laid out as the kubelet\'s atomic writer', async () => {
+    await apply(
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: dapi\n  labels: {app: web, tier: front}\n  annotations: {build: "42"}\nspec:\n  terminationGracePeriodSeconds: 1
+  volumes:
+    - name: info
+      downwardAPI:
+        items:
+          - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+          - {path: meta/build, mode: 0400, fieldRef: {fieldPath: "metadata.annotations['build']"}}
+          - {path: mem, resourceFieldRef: {containerName: c, resource: limits.memory, divisor: 1Mi}}
+  containers:
+    - name: c
+      ${LOCAL_BUSYBOX}
+      command: ["sleep", "3600"]
+      resources: {limits: {memory: 64Mi}}
+      volumeMounts: [{name: info, mountPath: /etc/podinfo}]`,
+    );
+    await running('dapi');
+    const sh = (cmd: string) => exec('dapi', 'c', ['sh', '-c', cmd]);
+    expect(await sh('cat /etc/podinfo/labels; echo; cat /etc/podinfo/meta/build; echo; cat /etc/podinfo/mem')).toBe('app="web"\ntier="front"\n42\n64');
+    // Each name a symlink through ..data to a timestamped directory; the modes as asked (0644 by default).
+    expect(await sh('for f in labels meta ..data; do readlink /etc/podinfo/$f; done')).toMatch(/^\.\.data\/labels\n\.\.data\/meta\n\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+\n$/);
+    expect(await sh('stat -L -c %a /etc/podinfo/labels /etc/podinfo/meta/build')).toBe('644\n400\n');
+    expect(await sh('touch /etc/podinfo/x 2>&1; grep " /etc/podinfo " /proc/mounts | cut -d" " -f3,4 | cut -d, -f1')).toMatch(/Read-only file system\ntmpfs ro\n$/);
+    await cli(['delete', 'dapi', '--force']);
   });
 
   it('hostPath File takes /dev/null, Socket a symlink to a socket; DirectoryOrCreate on a file fails as the kubelet words it', async () => {

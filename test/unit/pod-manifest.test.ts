@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { expand, containerEnv } from '../../src/pod/env.js';
+import { containerEnv, downwardAPIContent, expand } from '../../src/pod/env.js';
 import { parseManifests } from '../../src/pod/manifest.js';
 import { parseQuantity } from '../../src/util/quantity.js';
 import { podColumns } from '../../src/pod/status.js';
 import { nodeAllocatable } from '../../src/pod/allocatable.js';
-import type { PodRecord } from '../../src/pod/types.js';
+import type { DownwardAPIItem, PodRecord } from '../../src/pod/types.js';
 
 const pod = (spec: string) => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n${spec}`;
 const one = (spec: string) => parseManifests(pod(spec))[0]!.spec;
@@ -65,12 +65,47 @@ describe('pod manifests', () => {
     ['  containers: [{name: c, image: busybox, env: [{name: X, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: "1e-3"}}}]}]', "only divisor's values 1m and 1 are supported with the cpu resource"],
     ['  containers: [{name: c, image: busybox, env: [{name: X, value: x, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]', 'value and valueFrom are mutually exclusive'],
     ['  containers: [{name: c, image: busybox, readinessProbe: {grpc: {port: grpc}}}]', 'spec.containers[0].readinessProbe.grpc.port must be a port number (1-65535)'],
+    ...[
+      ['{path: ../x, fieldRef: {fieldPath: metadata.name}}', 'spec.volumes[0].downwardAPI.items[0].path must be a relative path without ".."'],
+      ['{path: /x, fieldRef: {fieldPath: metadata.name}}', 'spec.volumes[0].downwardAPI.items[0].path must be a relative path without ".."'],
+      ['{path: ip, fieldRef: {fieldPath: status.podIP}}', 'spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath "status.podIP" is not supported'],
+      ['{path: cpu, resourceFieldRef: {resource: limits.cpu}}', 'spec.volumes[0].downwardAPI.items[0].resourceFieldRef.containerName is required'],
+      ['{path: x, fieldRef: {fieldPath: metadata.name}, resourceFieldRef: {containerName: c, resource: limits.cpu}}', 'spec.volumes[0].downwardAPI.items[0] must have exactly one of fieldRef, resourceFieldRef'],
+      ['{path: x, mode: 512, fieldRef: {fieldPath: metadata.name}}', 'spec.volumes[0].downwardAPI.items[0].mode must be a number between 0 and 0777 (octal), both inclusive'],
+    ].map(([item, message]) => [`  volumes: [{name: v, downwardAPI: {items: [${item}]}}]\n  containers: [{name: c, image: busybox}]`, message]),
     ['  containers: [{name: c, image: busybox, readinessProbe: {sleep: {seconds: 1}}}]', 'spec.containers[0].readinessProbe must have exactly one of exec, httpGet, tcpSocket, grpc'],
     ['  containers: [{name: c, image: busybox, lifecycle: {preStop: {grpc: {port: 9000}}}}]', 'spec.containers[0].lifecycle.preStop must have exactly one of exec, httpGet, sleep'],
     ['  terminationGracePeriodSeconds: 5\n  containers: [{name: c, image: busybox, lifecycle: {preStop: {sleep: {seconds: 6}}}}]', 'spec.containers[0].lifecycle.preStop.sleep.seconds must be non-negative and less than terminationGracePeriodSeconds (5)'],
     ['  containers: [{name: c, image: busybox, lifecycle: {postStart: {sleep: {seconds: -1}}}}]', 'must be non-negative and less than terminationGracePeriodSeconds (30)'],
   ])('rejects %s', (spec, msg) => {
     expect(() => one(spec)).toThrow(msg);
+  });
+
+  it('takes a downwardAPI volume: metadata fields and container resources, modes (0644 by default)', () => {
+    const s = one(`  volumes:
+    - name: info
+      downwardAPI:
+        defaultMode: 0440
+        items:
+          - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+          - {path: dir/name, mode: 0600, fieldRef: {fieldPath: "metadata.annotations['a']"}}
+          - {path: cpu, resourceFieldRef: {containerName: c, resource: limits.cpu, divisor: 1m}}
+  containers: [{name: c, image: busybox}]`);
+    expect(s.volumes[0]!.downwardAPI).toEqual({
+      defaultMode: 0o440,
+      items: [
+        { path: 'labels', mode: null, fieldRef: { fieldPath: 'metadata.labels' } },
+        { path: 'dir/name', mode: 0o600, fieldRef: { fieldPath: "metadata.annotations['a']" } },
+        { path: 'cpu', mode: null, resourceFieldRef: { containerName: 'c', resource: 'limits.cpu', divisor: '1m' } },
+      ],
+    });
+  });
+
+  it('reads YAML as Kubernetes does (1.1): 0644 is octal, an unquoted yes or on is a boolean', () => {
+    const s = one(`  volumes: [{name: v, downwardAPI: {defaultMode: 0644, items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}]\n  containers: [{name: c, image: busybox}]`);
+    expect(s.volumes[0]!.downwardAPI!.defaultMode).toBe(0o644);
+    expect(() => one('  containers: [{name: c, image: busybox, env: [{name: A, value: yes}]}]')).toThrow('spec.containers[0].env[0].value must be a string');
+    expect(one('  containers: [{name: c, image: busybox, env: [{name: A, value: "on"}]}]').containers[0]!.env[0]!.value).toBe('on');
   });
 
   it('takes gRPC probes (a port number, a service) and sleep hooks (0 up to the grace period)', () => {
@@ -90,7 +125,7 @@ describe('pod manifests', () => {
     const s = one(`  volumes: [{name: v, emptyDir: {}}]
   containers:
     - {name: a, image: busybox, resources: {limits: {cpu: "1", memory: 1Gi}, requests: {cpu: 1000m, memory: 1024Mi}}, volumeMounts: [{name: v, mountPath: /data}]}
-    - {name: b, image: busybox, volumeMounts: [{name: v, mountPath: /data}], env: [{name: "my.var-1 (x)", value: y}]}`);
+    - {name: b, image: busybox, volumeMounts: [{name: v, mountPath: /data}], env: [{name: "my.var-1 (x)", value: "y"}]}`);
     expect(s.containers[0]!.resources.requests).toEqual({ cpu: 1, memory: 2 ** 30 });
     expect(s.containers[1]!.env[0]!.name).toBe('my.var-1 (x)');
   });
@@ -172,8 +207,19 @@ describe('environment', () => {
     ]);
   });
 
+  it('downwardAPI files: labels and annotations as sorted key="value" lines (quoted, no last newline), a field, a resource', () => {
+    const s = parseManifests(
+      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {b: "2", a: "1"}\n  annotations: {note: 'say "hi"'}\nspec:\n  containers: [{name: c, image: busybox, resources: {limits: {memory: 64Mi}}}]`,
+    )[0]!.spec;
+    const file = (item: Omit<DownwardAPIItem, 'path' | 'mode'>) => downwardAPIContent(s, { path: 'f', mode: null, ...item }, allocatable);
+    expect(file({ fieldRef: { fieldPath: 'metadata.labels' } })).toBe('a="1"\nb="2"');
+    expect(file({ fieldRef: { fieldPath: 'metadata.annotations' } })).toBe('note="say \\"hi\\""');
+    expect(file({ fieldRef: { fieldPath: "metadata.labels['b']" } })).toBe('2');
+    expect(file({ resourceFieldRef: { containerName: 'c', resource: 'limits.memory', divisor: '1Mi' } })).toBe('64');
+  });
+
   it('takes valueFrom beside an empty value, as the API allows', () => {
-    const s = one('  containers: [{name: c, image: busybox, env: [{name: N, value: "", valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]');
+    const s = one('  containers: [{name: c, image: busybox, env: [{name: "N", value: "", valueFrom: {fieldRef: {fieldPath: metadata.name}}}]}]');
     expect(containerEnv(s, s.containers[0]!, values)).toEqual([{ key: 'N', value: 'p' }]);
   });
 
