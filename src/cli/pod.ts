@@ -379,9 +379,19 @@ function defaultContainer(v: PodView): string {
   return first;
 }
 
+/** `--tail -1` as kubectl takes it: parseArgs refuses a value that starts with a dash unless joined with "=". */
+function joinNegativeValues(argv: string[], flags: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (flags.includes(argv[i]!) && /^-\d+$/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
+    else out.push(argv[i]!);
+  }
+  return out;
+}
+
 async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: joinNegativeValues(argv, ['--tail']),
     options: {
       ...common,
       container: { type: 'string', short: 'c' },

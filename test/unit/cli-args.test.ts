@@ -23,6 +23,11 @@ it('refuses a resource other than pods by name, in either of kubectl\'s forms', 
 
 it('refuses flag values it cannot use, naming them', async () => {
   expect(await refused('logs', ['x', '--tail=-2'])).toBe('logs: --tail must be a number of lines, or -1 for all (got "-2")');
+  // As kubectl, a negative value may follow the flag as the next argument.
+  expect(await refused('logs', ['x', '--tail', '-2'])).toBe('logs: --tail must be a number of lines, or -1 for all (got "-2")');
+  const all = await podCommand('logs', ['x', '--tail', '-1', '--socket', '/nonexistent.sock']).catch((e: unknown) => e);
+  expect(all).not.toBeInstanceOf(UsageError);
+  expect((all as Error).message).toMatch(/^cannot reach the peapod server/);
   expect(await refused('exec', ['x', '--timeout', 'abc', '--', 'ls'])).toBe('exec: --timeout must be a whole number of seconds (got "abc")');
   expect(await refused('get', ['pods', 'x', '-l', 'app=web'])).toBe('get: a NAME cannot be given with a selector (-l)');
   expect(await refused('delete', ['x', '-l', 'app=web'])).toBe('delete: a NAME cannot be given with a selector (-l)');
