@@ -27,7 +27,7 @@ afterEach(() => unmountAndRemove(base));
 function setUp(volumes: VolumeSpec[] = [{ name: 'v', emptyDir: { medium: '', sizeLimit: null } }]) {
   base = mkdtempSync(join(tmpdir(), 'peapod-volumes-'));
   const dirs: VolumeDirs = { disk: join(base, 'root', 'pods', 'uid1', 'volumes'), memory: join(base, 'state', 'pods', 'uid1', 'volumes') };
-  const pod = { volumes } as PodSpec;
+  const pod = { volumes, containers: [], initContainers: [] } as unknown as PodSpec;
   const outside = join(base, 'outside');
   mkdirSync(outside);
   prepareVolumes(pod, dirs);
