@@ -676,8 +676,12 @@ function parsePodObject(obj: unknown): PodSpec {
 
 /** Every Pod of a YAML or JSON text (documents separated by ---; empty ones skipped; a v1 List of Pods too). */
 export function parseManifests(text: string): ParsedPod[] {
-  // YAML 1.1, as Kubernetes reads manifests (go-yaml v2): 0644 is octal, yes/no are booleans.
-  const docs = parseAllDocuments(text, { version: '1.1' });
+  // YAML 1.1, as Kubernetes reads manifests (go-yaml v2): 0644 is octal, yes/no are booleans. go-yaml
+  // has no base-60 numbers (1:20 stays a string); an unquoted date stays a string here too.
+  const docs = parseAllDocuments(text, {
+    version: '1.1',
+    customTags: (tags) => tags.filter((t) => typeof t === 'string' || (t.tag !== 'tag:yaml.org,2002:timestamp' && t.format !== 'TIME')),
+  });
   const objs: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length > 0) throw bad(`manifest is not valid YAML/JSON: ${doc.errors[0]!.message}`);

@@ -106,6 +106,9 @@ describe('pod manifests', () => {
     expect(s.volumes[0]!.downwardAPI!.defaultMode).toBe(0o644);
     expect(() => one('  containers: [{name: c, image: busybox, env: [{name: A, value: yes}]}]')).toThrow('spec.containers[0].env[0].value must be a string');
     expect(one('  containers: [{name: c, image: busybox, env: [{name: A, value: "on"}]}]').containers[0]!.env[0]!.value).toBe('on');
+    // No base-60 numbers in go-yaml, and a date read as a string.
+    const env = one('  containers: [{name: c, image: busybox, env: [{name: A, value: 1:20}, {name: B, value: 2024-01-01}]}]').containers[0]!.env;
+    expect(env.map((e) => e.value)).toEqual(['1:20', '2024-01-01']);
   });
 
   it('takes gRPC probes (a port number, a service) and sleep hooks (0 up to the grace period)', () => {
