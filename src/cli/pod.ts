@@ -8,7 +8,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { defaultConfig } from '../config.js';
+import { defaultConfig, durationMs } from '../config.js';
 import { criLogRecords, type CriLogRecord } from '../container/logs.js';
 import { criClient } from '../cri/client.js';
 import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
@@ -139,17 +139,31 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** kubectl's LABELS column: k=v joined by commas, sorted; <none> without any. */
+function labelsColumn(labels: Record<string, string>): string {
+  const keys = Object.keys(labels).sort();
+  return keys.length > 0 ? keys.map((k) => `${k}=${labels[k]}`).join(',') : '<none>';
+}
+
 async function get(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...common, output: { type: 'string', short: 'o' }, 'all-namespaces': { type: 'boolean', short: 'A' }, selector: { type: 'string', short: 'l' } },
+    options: {
+      ...common,
+      output: { type: 'string', short: 'o' },
+      'all-namespaces': { type: 'boolean', short: 'A' },
+      selector: { type: 'string', short: 'l' },
+      'show-labels': { type: 'boolean' },
+      'no-headers': { type: 'boolean' },
+    },
     allowPositionals: true,
   });
   const [name, ...more] = typedPodNames('get', positionals);
   const selector = values.selector === undefined ? undefined : parseSelector(values.selector);
   if (name && selector) throw new UsageError('get: a NAME cannot be given with a selector (-l)');
   const out = values.output ?? '';
-  if (!['', 'wide', 'yaml', 'json'].includes(out)) throw new UsageError(`get: -o must be wide, yaml or json (got "${out}")`);
+  if (!['', 'wide', 'yaml', 'json', 'name'].includes(out)) throw new UsageError(`get: -o must be wide, name, yaml or json (got "${out}")`);
+  const labels = values['show-labels'] ?? false;
   const all = values['all-namespaces'] ?? false;
   if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
   if (more.length > 0) throw new UsageError('get: one pod NAME at a time');
@@ -161,7 +175,7 @@ async function get(argv: string[]): Promise<number> {
       const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
       pods = [podSummary(v, true)];
     } else {
-      pods = await listPods(call, ns, out === 'yaml' || out === 'json', selector);
+      pods = await listPods(call, ns, out === 'yaml' || out === 'json' || labels, selector);
     }
     if (out === 'yaml' || out === 'json') {
       const objs = pods.map((p) => JSON.parse(p.podJson) as PodView);
@@ -171,6 +185,10 @@ async function get(argv: string[]): Promise<number> {
     }
     if (pods.length === 0) {
       process.stderr.write(all ? 'No resources found\n' : `No resources found in ${ns} namespace.\n`);
+      return 0;
+    }
+    if (out === 'name') {
+      process.stdout.write(pods.map((p) => `pod/${p.name}\n`).join(''));
       return 0;
     }
     const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(out === 'wide' ? ['IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES'] : [])];
@@ -183,8 +201,10 @@ async function get(argv: string[]): Promise<number> {
       age(Date.now() - Number(p.createdAtMs)),
       // No scheduler nominates a node here, and readinessGates are refused at apply.
       ...(out === 'wide' ? [p.ip || '<none>', p.node, '<none>', '<none>'] : []),
+      ...(labels ? [labelsColumn((JSON.parse(p.podJson) as PodView).metadata.labels)] : []),
     ]);
-    process.stdout.write(table([head, ...rows]));
+    if (labels) head.push('LABELS');
+    process.stdout.write(table(values['no-headers'] ? rows : [head, ...rows]));
     return 0;
   } finally {
     close();
@@ -203,6 +223,21 @@ function stateLines(label: string, st: PodView['status']['containerStatuses'][nu
     );
   }
   return '';
+}
+
+/** A probe of the manifest as kubectl describe prints it, the API's defaults filled in. */
+export function describeProbe(p: Record<string, any>): string {
+  const n = (key: string, def: number) => (typeof p[key] === 'number' ? p[key] : def);
+  const attrs = `delay=${n('initialDelaySeconds', 0)}s timeout=${n('timeoutSeconds', 1)}s period=${n('periodSeconds', 10)}s #success=${n('successThreshold', 1)} #failure=${n('failureThreshold', 3)}`;
+  if (p.exec) return `exec [${(p.exec.command ?? []).join(' ')}] ${attrs}`;
+  if (p.httpGet) {
+    const g = p.httpGet;
+    const host = String(g.host ?? '');
+    return `http-get ${String(g.scheme ?? 'HTTP').toLowerCase()}://${host.includes(':') ? `[${host}]` : host}:${g.port}${g.path ?? '/'} ${attrs}`;
+  }
+  if (p.tcpSocket) return `tcp-socket ${p.tcpSocket.host ?? ''}:${p.tcpSocket.port} ${attrs}`;
+  if (p.grpc) return `grpc <pod>:${p.grpc.port} ${p.grpc.service ?? ''} ${attrs}`;
+  return `unknown ${attrs}`;
 }
 
 export function describePod(v: PodView): string {
@@ -227,6 +262,10 @@ export function describePod(v: PodView): string {
       s += stateLines('State', c.state, '    ');
       if (c.lastState.terminated || c.lastState.waiting || c.lastState.running) s += stateLines('Last State', c.lastState, '    ');
       s += `    Ready:\t${c.ready ? 'True' : 'False'}\n    Restart Count:\t${c.restartCount}\n`;
+      for (const kind of ['liveness', 'readiness', 'startup']) {
+        const probe = cs[`${kind}Probe`];
+        if (probe) s += `    ${kind[0]!.toUpperCase()}${kind.slice(1)}:\t${describeProbe(probe)}\n`;
+      }
       for (const [kind, p] of Object.entries(c.probes)) {
         s += `    ${kind[0]!.toUpperCase()}${kind.slice(1)} probe:\t${p.result} (successes ${p.consecutiveSuccesses}, failures ${p.consecutiveFailures}${p.lastProbeTime ? `, last ${p.lastProbeTime}` : ''})${p.message ? `: ${p.message}` : ''}\n`;
       }
@@ -287,6 +326,8 @@ interface LogOptions {
   timestamps: boolean;
   /** Of what is written when the log is opened, only the last this many lines (-1: all), as kubectl --tail. */
   tail: number;
+  /** Only messages written at or after this time (ms since the epoch; 0: all), as kubectl --since and --since-time. */
+  since: number;
 }
 
 /** Prints a CRI log file's messages, whole lines at a time, as they are written. */
@@ -345,6 +386,8 @@ class LogReader {
   private print(records: CriLogRecord[]): void {
     let out = '';
     for (const r of records) {
+      // As the kubelet, after --tail: lines older than --since are dropped.
+      if (this.opts.since > 0 && Date.parse(r.time) < this.opts.since) continue;
       if (this.opts.timestamps && this.atMessageStart) out += `${kubectlTimestamp(r.time)} `;
       out += r.partial ? r.content : r.content + '\n';
       this.atMessageStart = !r.partial;
@@ -379,6 +422,22 @@ function defaultContainer(v: PodView): string {
   return first;
 }
 
+/** --since (a duration back from now) or --since-time (RFC 3339) as a time in ms; 0 without either. */
+function logsSince(since: string | undefined, sinceTime: string | undefined): number {
+  if (since !== undefined && sinceTime !== undefined) throw new UsageError('logs: at most one of --since and --since-time may be given');
+  if (since !== undefined) {
+    const ms = durationMs(since);
+    if (ms === undefined || ms <= 0) throw new UsageError(`logs: --since must be a duration such as 5s, 2m or 3h (got "${since}")`);
+    return Date.now() - ms;
+  }
+  if (sinceTime !== undefined) {
+    const t = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(sinceTime) ? Date.parse(sinceTime) : NaN;
+    if (Number.isNaN(t)) throw new UsageError(`logs: --since-time must be an RFC 3339 time such as 2026-11-24T10:00:00Z (got "${sinceTime}")`);
+    return t;
+  }
+  return 0;
+}
+
 /** `--tail -1` as kubectl takes it: parseArgs refuses a value that starts with a dash unless joined with "=". */
 function joinNegativeValues(argv: string[], flags: string[]): string[] {
   const out: string[] = [];
@@ -399,12 +458,14 @@ async function logs(argv: string[]): Promise<number> {
       previous: { type: 'boolean', short: 'p' },
       tail: { type: 'string' },
       timestamps: { type: 'boolean' },
+      since: { type: 'string' },
+      'since-time': { type: 'string' },
     },
     allowPositionals: true,
   });
   if (values.tail !== undefined && !/^(-1|\d+)$/.test(values.tail)) throw new UsageError(`logs: --tail must be a number of lines, or -1 for all (got "${values.tail}")`);
-  const first: LogOptions = { timestamps: values.timestamps ?? false, tail: Number(values.tail ?? -1) };
-  // --tail applies to the log being read when the command starts; later instances are read whole.
+  const first: LogOptions = { timestamps: values.timestamps ?? false, tail: Number(values.tail ?? -1), since: logsSince(values.since, values['since-time']) };
+  // --tail applies to the log being read when the command starts; later instances are read whole (--since to all).
   const next: LogOptions = { ...first, tail: -1 };
   // kubectl's forms: logs NAME, logs pod NAME, logs NAME CONTAINER.
   const [arg, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;

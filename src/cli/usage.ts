@@ -10,9 +10,9 @@ export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--so
   peapod image pull REF [--socket PATH]`;
 
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
-  peapod get pods [NAME | -l SELECTOR] [-o wide|yaml|json] [-A]
+  peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json] [-A] [--show-labels] [--no-headers]
   peapod describe pod NAME
-  peapod logs NAME [-c CONTAINER] [-f] [--previous] [--tail N] [--timestamps]
+  peapod logs NAME [-c CONTAINER] [-f] [--previous] [--tail N] [--since 5m | --since-time T] [--timestamps]
   peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
   peapod delete [pod] NAME... | -l SELECTOR [--grace-period N] [--force]
       (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default";

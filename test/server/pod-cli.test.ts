@@ -195,7 +195,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
   });
 
   describe('logs --tail and --timestamps', () => {
-    it('--tail keeps the last lines of the log as it is (then follows with -f); --timestamps prefixes each message with its time as kubectl does', async () => {
+    it('--tail keeps the last lines of the log as it is (then follows with -f); --timestamps prefixes each message with its time as kubectl does; --since-time drops older lines', async () => {
       // A message longer than a CRI line (16 KiB) is split into P pieces: it takes one time, at its start.
       await apply('tailed', `  containers:\n${container('for i in 1 2 3 4 5; do echo line$i; done; head -c 20000 /dev/zero | tr "\\0" x; echo; exec sleep 3600')}`);
       await running('tailed');
@@ -210,14 +210,17 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       const time = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?Z /;
       expect(stamped.map((l) => time.test(l))).toEqual([true, true, false]);
       expect(stamped.map((l) => l.replace(time, ''))).toEqual(['line5', long, '']);
-      // -f with --tail: the last lines, then what comes.
-      const child = started(['logs', '-f', 'tailed', '--tail', '0']);
+      // -f with --tail: the last lines, then what comes (written once the tail is out: the CLI follows).
+      const child = started(['logs', '-f', 'tailed', '--tail', '1']);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d));
-      await sleep(1000);
+      await waitFor('the tail', async () => out === piece);
+      const before = new Date().toISOString();
       await k.exec('tailed', 'c', ['sh', '-c', 'echo more > /proc/1/fd/1']);
-      await waitFor('what came after', async () => out === 'more\n');
+      await waitFor('what came after', async () => out === `${piece}more\n`);
       child.kill();
+      // --since-time: what was written from then on only.
+      expect((await cli(['logs', 'tailed', '--since-time', before])).out.toString()).toBe('more\n');
       await cli(['delete', 'tailed', '--force']);
     });
   });
@@ -344,7 +347,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect(existsSync(join(out, 'forced0'))).toBe(false);
     });
 
-    it('get -l and delete -l act on the pods a label selector picks', async () => {
+    it('get -l and delete -l act on the pods a label selector picks; get -o name, --show-labels, --no-headers', async () => {
       const labelled = (name: string, labels: string) =>
         `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels: {${labels}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n${container('exec sleep 3600')}`;
       const r = await cli(['run', '-f', '-'], [labelled('sel-web1', 'app: web'), labelled('sel-web2', 'app: web, tier: front'), labelled('sel-db', 'app: db')].join('\n---\n'));
@@ -354,6 +357,8 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect(await names('-l', 'app=web')).toEqual(['sel-web1', 'sel-web2']);
       expect(await names('-l', 'app in (web,db),!tier')).toEqual(['sel-db', 'sel-web1']);
       expect((await cli(['get', 'pods', '-l', 'app=web'])).out.toString()).toMatch(/^NAME\s.*\nsel-web1\s.*\nsel-web2\s[^\n]*\n$/);
+      expect((await cli(['get', 'pods', '-l', 'app=web', '-o', 'name'])).out.toString()).toBe('pod/sel-web1\npod/sel-web2\n');
+      expect((await cli(['get', 'pods', '-l', 'tier', '--show-labels', '--no-headers'])).out.toString()).toMatch(/^sel-web2\s+\S+\s+\S+\s+0\s+\S+\s+app=web,tier=front\n$/);
       const none = await cli(['get', 'pods', '-l', 'app=none']);
       expect([none.code, none.out.toString(), none.err]).toEqual([0, '', 'No resources found in default namespace.\n']);
       const d = await cli(['delete', 'pods', '-l', 'app=web', '--force']);

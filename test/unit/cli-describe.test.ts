@@ -1,7 +1,7 @@
-// `peapod describe pod`'s events as kubectl describe prints them, from a
+// `peapod describe pod`'s events and probes as kubectl describe prints them, from a
 // controller's own record.
 import { afterEach, expect, it } from 'vitest';
-import { describePod } from '../../src/cli/pod.js';
+import { describePod, describeProbe } from '../../src/cli/pod.js';
 import { podView } from '../../src/pod/status.js';
 import { FakeNode } from '../support/pod-fakes.js';
 
@@ -32,4 +32,15 @@ it('the controller keeps an event\'s first occurrence when it repeats', async ()
   expect(ctl.rec.events).toHaveLength(1);
   expect(ctl.rec.events[0]).toMatchObject({ first, count: 2 });
   expect(ctl.rec.events[0]!.time).toBeGreaterThan(first);
+});
+
+it('prints probes as kubectl describe does, with the API\'s defaults', () => {
+  expect(describeProbe({ exec: { command: ['cat', '/tmp/healthy'] }, initialDelaySeconds: 5, periodSeconds: 5 })).toBe('exec [cat /tmp/healthy] delay=5s timeout=1s period=5s #success=1 #failure=3');
+  expect(describeProbe({ httpGet: { path: '/healthz', port: 8080 } })).toBe('http-get http://:8080/healthz delay=0s timeout=1s period=10s #success=1 #failure=3');
+  expect(describeProbe({ httpGet: { port: 'web', scheme: 'HTTPS', host: 'fd00::1' }, failureThreshold: 1 })).toBe('http-get https://[fd00::1]:web/ delay=0s timeout=1s period=10s #success=1 #failure=1');
+  expect(describeProbe({ tcpSocket: { port: 53 }, timeoutSeconds: 2 })).toBe('tcp-socket :53 delay=0s timeout=2s period=10s #success=1 #failure=3');
+  expect(describeProbe({ grpc: { port: 9555, service: 'app' } })).toBe('grpc <pod>:9555 app delay=0s timeout=1s period=10s #success=1 #failure=3');
+  const ctl = node.controller(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: r\nspec:\n  containers: [{name: a, image: busybox}]`);
+  ctl.rec.manifest = { spec: { containers: [{ name: 'a', image: 'busybox', readinessProbe: { tcpSocket: { port: 80 } } }] } };
+  expect(describePod(podView(ctl, 'node'))).toMatch(/^ {4}Readiness: +tcp-socket :80 delay=0s timeout=1s period=10s #success=1 #failure=3$/m);
 });
