@@ -328,6 +328,8 @@ interface LogOptions {
   tail: number;
   /** Only messages written at or after this time (ms since the epoch; 0: all), as kubectl --since and --since-time. */
   since: number;
+  /** Put before each message (kubectl --prefix: "[pod/NAME/CONTAINER] "). */
+  prefix: string;
 }
 
 /** Prints a CRI log file's messages, whole lines at a time, as they are written. */
@@ -388,7 +390,7 @@ class LogReader {
     for (const r of records) {
       // As the kubelet, after --tail: lines older than --since are dropped.
       if (this.opts.since > 0 && Date.parse(r.time) < this.opts.since) continue;
-      if (this.opts.timestamps && this.atMessageStart) out += `${kubectlTimestamp(r.time)} `;
+      if (this.atMessageStart) out += this.opts.prefix + (this.opts.timestamps ? `${kubectlTimestamp(r.time)} ` : '');
       out += r.partial ? r.content : r.content + '\n';
       this.atMessageStart = !r.partial;
     }
@@ -460,30 +462,64 @@ async function logs(argv: string[]): Promise<number> {
       timestamps: { type: 'boolean' },
       since: { type: 'string' },
       'since-time': { type: 'string' },
+      'all-containers': { type: 'boolean' },
+      prefix: { type: 'boolean' },
     },
     allowPositionals: true,
   });
   if (values.tail !== undefined && !/^(-1|\d+)$/.test(values.tail)) throw new UsageError(`logs: --tail must be a number of lines, or -1 for all (got "${values.tail}")`);
-  const first: LogOptions = { timestamps: values.timestamps ?? false, tail: Number(values.tail ?? -1), since: logsSince(values.since, values['since-time']) };
-  // --tail applies to the log being read when the command starts; later instances are read whole (--since to all).
-  const next: LogOptions = { ...first, tail: -1 };
   // kubectl's forms: logs NAME, logs pod NAME, logs NAME CONTAINER.
   const [arg, positionalContainer] = positionals[0] === 'pod' ? positionals.slice(1) : positionals;
   if (!arg) throw new UsageError('logs: give a pod NAME');
   const name = podArg('logs', arg);
+  const all = values['all-containers'] ?? false;
+  if (all && (values.container ?? positionalContainer) !== undefined) throw new UsageError('logs: --all-containers=true should not be specified with a container name');
+  const opts: LogOptions = { timestamps: values.timestamps ?? false, tail: Number(values.tail ?? -1), since: logsSince(values.since, values['since-time']), prefix: '' };
   const namespace = values.namespace ?? 'default';
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
-  let reader: LogReader | null = null;
   try {
-    const container =
-      values.container ?? positionalContainer ?? defaultContainer(JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView);
-    const req = { namespace, name, container, previous: values.previous ?? false };
-    let cur = (await call('ContainerLogPath', req)) as ContainerLogPathResponse__Output;
-    reader = LogReader.open(cur.path, first);
+    let containers: string[];
+    if (all) {
+      // As kubectl: init containers first, then the app containers, in spec order.
+      const v = JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView;
+      containers = [...v.status.initContainerStatuses, ...v.status.containerStatuses].map((c) => c.name);
+    } else {
+      containers = [values.container ?? positionalContainer ?? defaultContainer(JSON.parse((await call('GetPod', { namespace, name })).podJson) as PodView)];
+    }
+    const read = (container: string) =>
+      containerLog(call, { namespace, name, container, previous: values.previous ?? false }, { ...opts, prefix: values.prefix ? `[pod/${name}/${container}] ` : '' }, values.follow ?? false);
+    if (!all) return (await read(containers[0]!)) ? 0 : 1;
+    // Followed, they are read side by side, as kubectl does; otherwise one after the other.
+    const done: boolean[] = [];
+    if (values.follow) done.push(...(await Promise.all(containers.map(read))));
+    else for (const c of containers) done.push(await read(c));
+    return done.every(Boolean) ? 0 : 1;
+  } finally {
+    close();
+  }
+}
+
+/**
+ * Prints one container's log; with `follow`, instance after instance, each
+ * log from its beginning, until no instance will follow the one read (or the
+ * pod is gone). false when the container has no log to read yet (said on
+ * stderr, as kubectl says it), true once printed.
+ */
+async function containerLog(call: Call, req: { namespace: string; name: string; container: string; previous: boolean }, opts: LogOptions, follow: boolean): Promise<boolean> {
+  let cur: ContainerLogPathResponse__Output;
+  try {
+    cur = (await call('ContainerLogPath', req)) as ContainerLogPathResponse__Output;
+  } catch (err) {
+    if (!(err instanceof RpcError && err.grpcCode === grpc.status.NOT_FOUND)) throw err;
+    process.stderr.write(`peapod: ${err.message}\n`);
+    return false;
+  }
+  let reader = LogReader.open(cur.path, opts);
+  try {
     reader?.drain();
-    if (!values.follow || values.previous) return 0;
-    // Follow instance after instance, each log from its beginning, until no
-    // instance will follow the one read (or the pod is gone).
+    if (!follow || req.previous) return true;
+    // --tail applies to the log being read when the command starts; later instances are read whole.
+    const next: LogOptions = { ...opts, tail: -1 };
     let attempt = cur.attempt;
     for (;;) {
       if (cur.attempt > attempt) {
@@ -498,7 +534,7 @@ async function logs(argv: string[]): Promise<number> {
       }
       if (cur.last) {
         reader?.drain();
-        return 0;
+        return true;
       }
       await sleep(250);
       reader?.drain();
@@ -508,12 +544,11 @@ async function logs(argv: string[]): Promise<number> {
         if (!(err instanceof RpcError && err.grpcCode === grpc.status.NOT_FOUND)) throw err;
         // Deleted: what was written before the log went is still there to read.
         reader?.drain();
-        return 0;
+        return true;
       }
     }
   } finally {
     reader?.close();
-    close();
   }
 }
 

@@ -12,7 +12,8 @@ export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--so
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
   peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json] [-A] [--show-labels] [--no-headers]
   peapod describe pod NAME
-  peapod logs NAME [-c CONTAINER] [-f] [--previous] [--tail N] [--since 5m | --since-time T] [--timestamps]
+  peapod logs NAME [-c CONTAINER | --all-containers] [-f] [--previous] [--tail N] [--since 5m | --since-time T]
+                   [--timestamps] [--prefix]
   peapod exec NAME [-c CONTAINER] [-i] [-t] [--timeout SECONDS] -- COMMAND [ARG]...
   peapod delete [pod] NAME... | -l SELECTOR [--grace-period N] [--force]
       (pod commands: [--socket PATH] [-n NAMESPACE], default namespace "default";

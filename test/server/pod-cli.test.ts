@@ -311,6 +311,8 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect([e.code, e.out.toString(), e.err]).toEqual([0, 'two\n', defaulted]);
       // kubectl's `logs NAME CONTAINER`.
       expect(await cli(['logs', 'two', 'b'])).toMatchObject({ code: 0, out: Buffer.from('from-b\n'), err: '' });
+      // --all-containers: the init container (which wrote nothing), then each app container's, prefixed as kubectl prefixes them.
+      expect(await cli(['logs', 'two', '--all-containers', '--prefix'])).toMatchObject({ code: 0, out: Buffer.from('[pod/two/a] from-a\n[pod/two/b] from-b\n'), err: '' });
       await waitFor('b has logged', async () => (await cli(['logs', 'annotated'])).out.toString() === 'from-b\n');
       expect((await cli(['logs', 'annotated'])).err).toBe('');
       for (const name of ['two', 'annotated']) await cli(['delete', name]);

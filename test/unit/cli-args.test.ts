@@ -26,6 +26,7 @@ it('refuses flag values it cannot use, naming them', async () => {
   // As kubectl, a negative value may follow the flag as the next argument.
   expect(await refused('logs', ['x', '--tail', '-2'])).toBe('logs: --tail must be a number of lines, or -1 for all (got "-2")');
   expect(await refused('logs', ['x', '--since', '5s', '--since-time', '2026-11-24T10:00:00Z'])).toBe('logs: at most one of --since and --since-time may be given');
+  expect(await refused('logs', ['x', 'c', '--all-containers'])).toBe('logs: --all-containers=true should not be specified with a container name');
   expect(await refused('logs', ['x', '--since', 'yesterday'])).toBe('logs: --since must be a duration such as 5s, 2m or 3h (got "yesterday")');
   expect(await refused('logs', ['x', '--since-time', '2026-11-24'])).toBe('logs: --since-time must be an RFC 3339 time such as 2026-11-24T10:00:00Z (got "2026-11-24")');
   const all = await podCommand('logs', ['x', '--tail', '-1', '--socket', '/nonexistent.sock']).catch((e: unknown) => e);
