@@ -288,7 +288,9 @@ describe(`streaming exec and port-forward [server on ${runtime}]`, () => {
         `mkdir -p /www && echo ${page} > /www/index.html && head -c 8000000 /dev/zero | tr "\\0" y > /www/big && exec httpd -f -p 127.0.0.1:8080 -h /www`,
       ]);
       // Each connection: whatever comes in stays unread, so its close is a reset.
-      await run(p, 'resetter', ['sh', '-c', 'while true; do nc -l -p 9000 -e sleep 1; done']);
+      // -ll keeps listening while a connection is served: a loop of `nc -l` has
+      // no listener between two connections, and a connect there is refused.
+      await run(p, 'resetter', ['sh', '-c', 'exec nc -ll -p 9000 -e sleep 1']);
     });
     afterAll(async () => {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
