@@ -1,8 +1,11 @@
 import { accessSync, constants, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 
-/** CNI spec versions peapod speaks (0.3.x results have the 0.4.0 shape, 1.1.0 results the 1.0.0 one). */
-export const supportedVersions = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
+/**
+ * CNI spec versions peapod speaks, as libcni: 0.1.0 and 0.2.0 results carry
+ * `ip4`/`ip6`, 0.3.x ones have the 0.4.0 shape, 1.1.0 ones the 1.0.0 one.
+ */
+export const supportedVersions = ['0.1.0', '0.2.0', '0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'];
 
 /** One plugin entry of a network configuration list, as written in the file. */
 export type PluginConf = Record<string, unknown> & { type: string };
@@ -69,7 +72,7 @@ function pickVersion(file: string, obj: Record<string, unknown>): string {
   return picked;
 }
 
-function compareVersions(a: string, b: string): number {
+export function compareVersions(a: string, b: string): number {
   const pa = a.split('.').map(Number);
   const pb = b.split('.').map(Number);
   for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i]! - pb[i]!;

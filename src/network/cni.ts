@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { Sandbox } from '../sandbox/types.js';
 import { removeAtomicLeftovers, writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { parseQuantity } from '../util/quantity.js';
-import { findPlugin, loadNetwork, type ConfList, type PluginConf } from './cni-config.js';
+import { compareVersions, findPlugin, loadNetwork, type ConfList, type PluginConf } from './cni-config.js';
 import { execPlugin } from './cni-exec.js';
 import type { NetworkStatus, PodIps, PodNetwork } from './status.js';
 
@@ -42,7 +42,7 @@ interface CacheEntry {
 }
 
 /**
- * CNI pod networking (spec 0.3.0 to 1.1.0): runs the plugins of the first
+ * CNI pod networking (spec 0.1.0 to 1.1.0): runs the plugins of the first
  * network config of the conf dir as child processes. They enter the pod's
  * pinned network namespace themselves through CNI_NETNS.
  */
@@ -260,7 +260,8 @@ export class CniNetwork implements PodNetwork {
   /** Runs the DEL of `entry` and drops its cache once every plugin succeeded. */
   private async del(id: string, entry: CacheEntry, netns: string): Promise<void> {
     const { list } = entry;
-    const prev = entry.result && list.cniVersion !== '0.3.0' && list.cniVersion !== '0.3.1' ? entry.result : null;
+    // As libcni: DEL gets the cached result from 0.4.0 on.
+    const prev = entry.result && compareVersions(list.cniVersion, '0.4.0') >= 0 ? entry.result : null;
     const errors: string[] = [];
     for (const plugin of [...list.plugins].reverse()) {
       const path = findPlugin(plugin.type, this.opts.binDirs);
@@ -422,11 +423,12 @@ export function pluginStdin(
  * (an IP naming no interface is on it, as go-cni counts), the first IPv4
  * one first, the rest in the result's order; prefix lengths dropped.
  * Undefined when ifName has none. An IP naming an interface the result
- * does not list makes the result invalid.
+ * does not list makes the result invalid. A 0.1.0/0.2.0 result's `ip4` and
+ * `ip6` are read as libcni converts them: IPs naming no interface.
  */
 export function podIps(result: Record<string, unknown>, ifName: string): PodIps | undefined {
   const interfaces = Array.isArray(result.interfaces) ? (result.interfaces as Array<Record<string, unknown>>) : [];
-  const ips = Array.isArray(result.ips) ? (result.ips as Array<Record<string, unknown>>) : [];
+  const ips = Array.isArray(result.ips) ? (result.ips as Array<Record<string, unknown>>) : legacyIps(result);
   const addrs: string[] = [];
   for (const ip of ips) {
     if (typeof ip.address !== 'string') continue;
@@ -440,4 +442,11 @@ export function podIps(result: Record<string, unknown>, ifName: string): PodIps 
   const first = addrs.findIndex((a) => !a.includes(':'));
   if (first > 0) addrs.unshift(...addrs.splice(first, 1));
   return addrs.length > 0 ? { ip: addrs[0]!, additionalIps: addrs.slice(1) } : undefined;
+}
+
+/** The `ip4` then `ip6` of a result before 0.3.0, as `ips` entries. */
+function legacyIps(result: Record<string, unknown>): Array<Record<string, unknown>> {
+  return [result.ip4, result.ip6]
+    .filter((c): c is Record<string, unknown> => typeof c === 'object' && c !== null && typeof (c as Record<string, unknown>).ip === 'string')
+    .map((c) => ({ address: c.ip }));
 }

@@ -74,7 +74,7 @@ describe(`CNI pod networking [server on ${runtime}]`, () => {
     spawnSync('nsenter', [`--net=${netns}`, cmd, ...args], { encoding: 'utf8', timeout: 20_000 });
   const writeConf = (file: string, conf: ReturnType<typeof bridgeConf> | Record<string, unknown>) => {
     const c = JSON.parse(JSON.stringify(conf));
-    for (const p of c.plugins ?? []) if (p.ipam) p.ipam.dataDir = ipamDir;
+    for (const p of c.plugins ?? [c]) if (p.ipam) p.ipam.dataDir = ipamDir;
     writeFileSync(join(confDir, file), JSON.stringify(c, null, 2));
   };
   const clearConf = () => {
@@ -599,6 +599,34 @@ exit 0
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: id });
       clearConf();
+    }
+  });
+
+  it('runs a cniVersion 0.2.0 .conf with the real bridge plugin, as libcni: the pod IP from ip4; DEL gets prevResult from 0.4.0 on', async () => {
+    const [bridgePlugin] = bridgeConf('old-net').plugins;
+    writeConf('10-old.conf', { ...bridgePlugin, cniVersion: '0.2.0', name: 'old-net' });
+    const id = (await s.runtime.RunPodSandbox({ config: podConfig('cni-020') })).podSandboxId;
+    try {
+      const ip = (await status(id)).network!.ip!;
+      expect(ip.startsWith(subnetPrefix)).toBe(true);
+      expect(allocatedIps('old-net')).toEqual([ip]);
+      expect(inNetns(await netnsOf(id), 'ip', '-o', '-4', 'addr', 'show', 'eth0').stdout).toContain(`${ip}/24`);
+      expect(JSON.parse(readFileSync(cacheOf(id), 'utf8')).result).toMatchObject({ cniVersion: '0.2.0', ip4: { ip: `${ip}/24` } });
+      await s.runtime.StopPodSandbox({ podSandboxId: id });
+      expect(allocatedIps('old-net')).toEqual([]);
+      expect(existsSync(cacheOf(id))).toBe(false);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: id });
+      clearConf();
+    }
+    // The cached result goes to DEL from 0.4.0 on only.
+    for (const [cniVersion, prevResult] of [['0.2.0', false], ['0.3.1', false], ['0.4.0', true]] as const) {
+      writeConf('00-rec.conflist', { ...recConf(), cniVersion });
+      const rec = (await s.runtime.RunPodSandbox({ config: podConfig(`cni-del-${cniVersion}`) })).podSandboxId;
+      await s.runtime.RemovePodSandbox({ podSandboxId: rec });
+      clearConf();
+      expect(stdinOf('rec1.DEL.stdin'), cniVersion).toMatchObject({ cniVersion });
+      expect('prevResult' in stdinOf('rec1.DEL.stdin'), cniVersion).toBe(prevResult);
     }
   });
 

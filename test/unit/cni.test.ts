@@ -56,7 +56,7 @@ describe('CNI config loading', () => {
     for (const [text, why] of [
       ['{', /not JSON/],
       [JSON.stringify({ cniVersion: '1.0.0', name: 'n', plugins: [] }), /"plugins" must be a non-empty array/],
-      [JSON.stringify({ cniVersion: '0.2.0', name: 'n', plugins: [{ type: 'loopback' }] }), /cniVersion "0.2.0" is not supported/],
+      [JSON.stringify({ cniVersion: '3.0.0', name: 'n', plugins: [{ type: 'loopback' }] }), /cniVersion "3.0.0" is not supported/],
     ] as const) {
       writeFileSync(join(conf, '10-bad.conflist'), text);
       const r = loadNetwork(conf, [bin]);
@@ -83,7 +83,10 @@ describe('CNI config loading', () => {
     // Versions above what peapod speaks are never sent.
     expect(parse({ cniVersion: '1.0.0', cniVersions: ['9.0.0', '1.0.0'] }).cniVersion).toBe('1.0.0');
     expect(parse({ cniVersions: ['0.4.0', '2.0.0'] }).cniVersion).toBe('0.4.0');
-    expect(() => parse({ cniVersions: ['0.2.0', '2.0.0'] })).toThrow(/"0.2.0", "2.0.0" is not supported/);
+    expect(() => parse({ cniVersions: ['0.0.9', '2.0.0'] })).toThrow(/"0.0.9", "2.0.0" is not supported/);
+    // The versions before chaining, as libcni takes them.
+    expect(parse({ cniVersion: '0.1.0' }).cniVersion).toBe('0.1.0');
+    expect(parse({ cniVersion: '0.2.0' }).cniVersion).toBe('0.2.0');
     expect(() => parse({ cniVersions: '1.0.0' })).toThrow(/"cniVersions" must be an array of strings/);
   });
 });
@@ -224,6 +227,13 @@ describe('CNI invocation', () => {
     expect(podIps({}, 'eth0')).toBeUndefined();
     expect(podIps({ interfaces: [{ name: 'lo', sandbox: '/x' }], ips: [{ address: '127.0.0.5/8', interface: 0 }] }, 'eth0')).toBeUndefined();
     expect(() => podIps({ interfaces: [{ name: 'eth0' }], ips: [{ address: '10.0.0.5/8', interface: 1 }] }, 'eth0')).toThrow(/invalid result/);
+  });
+
+  it('takes the pod IPs of a 0.1.0/0.2.0 result from ip4 and ip6, IPv4 first, as libcni converts them', () => {
+    const result = { cniVersion: '0.2.0', ip6: { ip: 'fd00::7/64' }, ip4: { ip: '10.0.0.7/24', gateway: '10.0.0.1', routes: [{ dst: '0.0.0.0/0' }] } };
+    expect(podIps(result, 'eth0')).toEqual({ ip: '10.0.0.7', additionalIps: ['fd00::7'] });
+    expect(podIps({ cniVersion: '0.1.0', ip6: { ip: 'fd00::8/64' } }, 'eth0')).toEqual({ ip: 'fd00::8', additionalIps: [] });
+    expect(podIps({ cniVersion: '0.2.0', dns: {} }, 'eth0')).toBeUndefined();
   });
 
   it('splits a dual-stack pod CIDR into one CIDR each and refuses a bad one', () => {
