@@ -18,6 +18,7 @@ import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
+import { customColumnsRow, executeJsonPath, parseCustomColumns, parseJsonPath } from './jsonpath.js';
 import { parseSelector, type Selector } from './selector.js';
 import { UsageError } from './usage.js';
 
@@ -121,7 +122,7 @@ async function readInput(file: string): Promise<string> {
 
 async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: pflagArgs(argv),
     options: { ...common, filename: { type: 'string', short: 'f', multiple: true } },
     allowPositionals: true,
   });
@@ -139,6 +140,14 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
+/** `-o jsonpath=TEMPLATE` / `custom-columns=SPEC` as kubectl splits them: the format and its template. */
+function splitOutput(out: string): [string, string] {
+  const m = /^(jsonpath|custom-columns)(?:=([^]*))?$/.exec(out);
+  if (!m) return [out, ''];
+  if (!m[2]) throw new Error(`get: ${m[1]} format specified but no ${m[1] === 'jsonpath' ? 'template' : 'custom columns'} given`);
+  return [m[1]!, m[2]];
+}
+
 /** kubectl's LABELS column: k=v joined by commas, sorted; <none> without any. */
 function labelsColumn(labels: Record<string, string>): string {
   const keys = Object.keys(labels).sort();
@@ -147,7 +156,7 @@ function labelsColumn(labels: Record<string, string>): string {
 
 async function get(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: pflagArgs(argv),
     options: {
       ...common,
       output: { type: 'string', short: 'o' },
@@ -162,7 +171,14 @@ async function get(argv: string[]): Promise<number> {
   const selector = values.selector === undefined ? undefined : parseSelector(values.selector);
   if (name && selector) throw new UsageError('get: a NAME cannot be given with a selector (-l)');
   const out = values.output ?? '';
-  if (!['', 'wide', 'yaml', 'json', 'name'].includes(out)) throw new UsageError(`get: -o must be wide, name, yaml or json (got "${out}")`);
+  const [format, template] = splitOutput(out);
+  if (!['', 'wide', 'yaml', 'json', 'name', 'jsonpath', 'custom-columns'].includes(format)) {
+    throw new UsageError(`get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE or custom-columns=SPEC (got "${out}")`);
+  }
+  // Checked before any call, as kubectl parses its printer first.
+  const jsonPath = format === 'jsonpath' ? parseJsonPath(template) : undefined;
+  const columns = format === 'custom-columns' ? parseCustomColumns(template) : undefined;
+  const whole = format === 'yaml' || format === 'json' || jsonPath !== undefined || columns !== undefined;
   const labels = values['show-labels'] ?? false;
   const all = values['all-namespaces'] ?? false;
   if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
@@ -175,12 +191,16 @@ async function get(argv: string[]): Promise<number> {
       const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
       pods = [podSummary(v, true)];
     } else {
-      pods = await listPods(call, ns, out === 'yaml' || out === 'json' || labels, selector);
+      pods = await listPods(call, ns, whole || labels, selector);
     }
-    if (out === 'yaml' || out === 'json') {
+    if (whole) {
       const objs = pods.map((p) => JSON.parse(p.podJson) as PodView);
       const doc = name ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs };
-      process.stdout.write(out === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
+      if (jsonPath) process.stdout.write(executeJsonPath(jsonPath, doc));
+      else if (columns) {
+        const rows = objs.map((o) => customColumnsRow(columns, o));
+        process.stdout.write(table(values['no-headers'] ? rows : [columns.map((c) => c.header), ...rows]));
+      } else process.stdout.write(format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
       return 0;
     }
     if (pods.length === 0) {
@@ -299,7 +319,7 @@ export function describePod(v: PodView): string {
 }
 
 async function describe(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...common }, allowPositionals: true });
+  const { values, positionals } = parseArgs({ args: pflagArgs(argv), options: { ...common }, allowPositionals: true });
   const [name, ...more] = typedPodNames('describe', positionals);
   if (!name || more.length > 0) throw new UsageError('describe: use "describe pod NAME" or "describe pod/NAME"');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
@@ -440,19 +460,30 @@ function logsSince(since: string | undefined, sinceTime: string | undefined): nu
   return 0;
 }
 
-/** `--tail -1` as kubectl takes it: parseArgs refuses a value that starts with a dash unless joined with "=". */
-function joinNegativeValues(argv: string[], flags: string[]): string[] {
+/**
+ * A command line as kubectl's flag parser reads it, for parseArgs: `-o=json`
+ * is `-o json` (parseArgs would take "=json"), and `--tail -1` keeps its
+ * negative value (parseArgs refuses a value starting with a dash unless
+ * joined with "="). Nothing after `--` is touched.
+ */
+function pflagArgs(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (flags.includes(argv[i]!) && /^-\d+$/.test(argv[i + 1] ?? '')) out.push(`${argv[i]}=${argv[++i]}`);
-    else out.push(argv[i]!);
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    if (/^-[A-Za-z]=/.test(a)) out.push(a.slice(0, 2), a.slice(3));
+    else if (a === '--tail' && /^-\d+$/.test(argv[i + 1] ?? '')) out.push(`${a}=${argv[++i]}`);
+    else out.push(a);
   }
   return out;
 }
 
 async function logs(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: joinNegativeValues(argv, ['--tail']),
+    args: pflagArgs(argv),
     options: {
       ...common,
       container: { type: 'string', short: 'c' },
@@ -602,7 +633,7 @@ async function exec(argv: string[]): Promise<number> {
   const own = dash >= 0 ? argv.slice(0, dash) : argv;
   const cmd = dash >= 0 ? argv.slice(dash + 1) : [];
   const { values, positionals } = parseArgs({
-    args: own,
+    args: pflagArgs(own),
     options: { ...common, container: { type: 'string', short: 'c' }, stdin: { type: 'boolean', short: 'i' }, tty: { type: 'boolean', short: 't' }, timeout: { type: 'string' } },
     allowPositionals: true,
   });
@@ -645,7 +676,7 @@ async function exec(argv: string[]): Promise<number> {
 
 async function del(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: argv,
+    args: pflagArgs(argv),
     options: { ...common, 'grace-period': { type: 'string' }, force: { type: 'boolean' }, selector: { type: 'string', short: 'l' } },
     allowPositionals: true,
   });

@@ -10,7 +10,8 @@ export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--so
   peapod image pull REF [--socket PATH]`;
 
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
-  peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json] [-A] [--show-labels] [--no-headers]
+  peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json|jsonpath=TEMPLATE|custom-columns=SPEC] [-A]
+                  [--show-labels] [--no-headers]
   peapod describe pod NAME
   peapod logs NAME [-c CONTAINER | --all-containers] [-f] [--previous] [--tail N] [--since 5m | --since-time T]
                    [--timestamps] [--prefix]

@@ -349,7 +349,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect(existsSync(join(out, 'forced0'))).toBe(false);
     });
 
-    it('get -l and delete -l act on the pods a label selector picks; get -o name, --show-labels, --no-headers', async () => {
+    it('get -l and delete -l act on the pods a label selector picks; get -o name, jsonpath, custom-columns, --show-labels, --no-headers', async () => {
       const labelled = (name: string, labels: string) =>
         `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  labels: {${labels}}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n${container('exec sleep 3600')}`;
       const r = await cli(['run', '-f', '-'], [labelled('sel-web1', 'app: web'), labelled('sel-web2', 'app: web, tier: front'), labelled('sel-db', 'app: db')].join('\n---\n'));
@@ -363,6 +363,14 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect((await cli(['get', 'pods', '-l', 'tier', '--show-labels', '--no-headers'])).out.toString()).toMatch(/^sel-web2\s+\S+\s+\S+\s+0\s+\S+\s+app=web,tier=front\n$/);
       const none = await cli(['get', 'pods', '-l', 'app=none']);
       expect([none.code, none.out.toString(), none.err]).toEqual([0, '', 'No resources found in default namespace.\n']);
+      // kubectl's templates, on the list and on one pod.
+      const tmpl = await cli(['get', 'pods', '-l', 'app', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.metadata.labels.app}{"\\n"}{end}']);
+      expect([tmpl.code, tmpl.out.toString()]).toEqual([0, 'sel-db=db\nsel-web1=web\nsel-web2=web\n']);
+      expect((await cli(['get', 'pod', 'sel-web2', '-o=jsonpath={.metadata.labels.tier} {.kind}'])).out.toString()).toBe('front Pod');
+      const cols = await cli(['get', 'pods', '-l', 'app=web', '-o', 'custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier']);
+      expect(cols.out.toString()).toMatch(/^NAME\s+TIER\nsel-web1\s+<none>\nsel-web2\s+front\n$/);
+      const bad = await cli(['get', 'pods', '-o', 'jsonpath={.items[0}']);
+      expect([bad.code, bad.out.toString(), bad.err]).toEqual([1, '', 'peapod: error parsing jsonpath {.items[0}, unterminated array\n']);
       const d = await cli(['delete', 'pods', '-l', 'app=web', '--force']);
       expect([d.code, d.out.toString()]).toEqual([0, 'pod "sel-web1" force deleted\npod "sel-web2" force deleted\n']);
       expect(await names('-l', 'app')).toEqual(['sel-db']);

@@ -37,3 +37,13 @@ it('refuses flag values it cannot use, naming them', async () => {
   expect(await refused('delete', ['x', '-l', 'app=web'])).toBe('delete: a NAME cannot be given with a selector (-l)');
   expect(await refused('get', ['pods', '-l', 'app in web'])).toMatch(/^unable to parse requirement: "app in web"/);
 });
+
+it('reads -X=VALUE as kubectl does, and checks -o templates before any call', async () => {
+  expect(await refused('get', ['pods', '-o=table'])).toMatch(/^get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE or custom-columns=SPEC \(got "table"\)/);
+  const notCalled = async (args: string[]) => (await podCommand('get', [...args, '--socket', '/nonexistent.sock']).catch((e: unknown) => e)) as Error;
+  expect((await notCalled(['pods', '-o', 'jsonpath={.items[0}'])).message).toBe('error parsing jsonpath {.items[0}, unterminated array');
+  expect((await notCalled(['pods', '-o', 'jsonpath'])).message).toBe('get: jsonpath format specified but no template given');
+  expect((await notCalled(['pods', '-o=custom-columns=NAME'])).message).toBe('unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>');
+  // A good template goes on to the call.
+  expect((await notCalled(['pods', '-o=jsonpath={.items[*].metadata.name}'])).message).toMatch(/^cannot reach the peapod server/);
+});
