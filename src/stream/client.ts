@@ -48,12 +48,16 @@ function relay(ws: WebSocket, io: RemoteIo): RemoteCommand {
   };
   let status = '';
   // Output waits for slow local writers: the socket is paused while any of them is full.
-  let full = 0;
+  // Messages already received still arrive after the pause: one drain is awaited per writer,
+  // not one per message (a reader gone never drains, and listeners would pile up).
+  const full = new Set<Writable>();
   const write = (out: Writable, data: Buffer) => {
-    if (out.write(data)) return;
-    if (full++ === 0) ws.pause();
+    if (out.write(data) || full.has(out)) return;
+    full.add(out);
+    if (full.size === 1) ws.pause();
     out.once('drain', () => {
-      if (--full === 0) ws.resume();
+      full.delete(out);
+      if (full.size === 0) ws.resume();
     });
   };
 

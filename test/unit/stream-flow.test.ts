@@ -5,9 +5,10 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import { connectRemoteCommand } from '../../src/stream/client.js';
 import { sharedSource } from '../../src/stream/flow.js';
 import { servePortForward } from '../../src/stream/portforward.js';
 import { serveSpdyExec, type ExecProcess } from '../../src/stream/remotecommand.js';
@@ -211,5 +212,27 @@ describe('a source several relays pause', () => {
     a.resume(); // not held any more: nothing
     b.resume();
     expect(calls).toEqual(['pause', 'pause', 'resume']);
+  });
+});
+
+describe('backpressure in the exec client (peapod exec)', () => {
+  it('a local writer that stays full (a reader gone) pauses the stream with one drain listener, however many messages were already in', async () => {
+    const server = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => 'v5.channel.k8s.io' });
+    try {
+      await new Promise((r) => server.once('listening', r));
+      // Many small messages at once: the client has them all before its pause can take effect.
+      server.on('connection', (ws) => {
+        for (let i = 0; i < 50; i++) ws.send(Buffer.concat([Buffer.from([1]), Buffer.alloc(1024, i)]));
+      });
+      // A writer that is full at once and never drains, as a pipe whose reader went away.
+      const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
+      const rc = await connectRemoteCommand(`http://127.0.0.1:${(server.address() as AddressInfo).port}/exec/x`, { stdin: null, stdout: stuck, stderr: stuck });
+      await sleep(300);
+      expect(stuck.listenerCount('drain')).toBe(1);
+      rc.close();
+      await rc.exitCode.catch(() => undefined);
+    } finally {
+      server.close();
+    }
   });
 });
