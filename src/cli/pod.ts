@@ -18,7 +18,7 @@ import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
-import { customColumnsRow, executeJsonPath, parseCustomColumns, parseJsonPath } from './jsonpath.js';
+import { customColumnsRow, executeJsonPath, parseCustomColumns, parseJsonPath, type Column, type Template } from './jsonpath.js';
 import { parseSelector, type Selector } from './selector.js';
 import { UsageError } from './usage.js';
 
@@ -164,6 +164,8 @@ async function get(argv: string[]): Promise<number> {
       selector: { type: 'string', short: 'l' },
       'show-labels': { type: 'boolean' },
       'no-headers': { type: 'boolean' },
+      watch: { type: 'boolean', short: 'w' },
+      'watch-only': { type: 'boolean' },
     },
     allowPositionals: true,
   });
@@ -175,59 +177,146 @@ async function get(argv: string[]): Promise<number> {
   if (!['', 'wide', 'yaml', 'json', 'name', 'jsonpath', 'custom-columns'].includes(format)) {
     throw new UsageError(`get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE or custom-columns=SPEC (got "${out}")`);
   }
-  // Checked before any call, as kubectl parses its printer first.
-  const jsonPath = format === 'jsonpath' ? parseJsonPath(template) : undefined;
-  const columns = format === 'custom-columns' ? parseCustomColumns(template) : undefined;
-  const whole = format === 'yaml' || format === 'json' || jsonPath !== undefined || columns !== undefined;
-  const labels = values['show-labels'] ?? false;
   const all = values['all-namespaces'] ?? false;
   if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
   if (more.length > 0) throw new UsageError('get: one pod NAME at a time');
+  const watchOnly = values['watch-only'] ?? false;
+  const watch = (values.watch ?? false) || watchOnly;
+  // Checked before any call, as kubectl makes its printer first.
+  const printer = new PodPrinter({
+    format,
+    jsonPath: format === 'jsonpath' ? parseJsonPath(template) : undefined,
+    columns: format === 'custom-columns' ? parseCustomColumns(template) : undefined,
+    namespaces: all,
+    labels: values['show-labels'] ?? false,
+    headers: !(values['no-headers'] ?? false),
+  });
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
+  const fetch = async (): Promise<PodSummary__Output[]> => {
+    if (!name) return listPods(call, ns, printer.needsViews || watch, selector);
+    return [podSummary(JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView, true)];
+  };
   try {
-    let pods: PodSummary__Output[];
-    if (name) {
-      const v = JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView;
-      pods = [podSummary(v, true)];
-    } else {
-      pods = await listPods(call, ns, whole || labels, selector);
-    }
-    if (whole) {
-      const objs = pods.map((p) => JSON.parse(p.podJson) as PodView);
-      const doc = name ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs };
-      if (jsonPath) process.stdout.write(executeJsonPath(jsonPath, doc));
-      else if (columns) {
-        const rows = objs.map((o) => customColumnsRow(columns, o));
-        process.stdout.write(table(values['no-headers'] ? rows : [columns.map((c) => c.header), ...rows]));
-      } else process.stdout.write(format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc));
+    const pods = await fetch();
+    if (!watch) {
+      // Only the human-readable forms say so: the others print an empty List (custom columns, their headers).
+      if (pods.length === 0 && ['', 'wide', 'name'].includes(format)) {
+        process.stderr.write(all ? 'No resources found\n' : `No resources found in ${ns} namespace.\n`);
+        return 0;
+      }
+      process.stdout.write(printer.all(pods, name !== undefined));
       return 0;
     }
-    if (pods.length === 0) {
-      process.stderr.write(all ? 'No resources found\n' : `No resources found in ${ns} namespace.\n`);
-      return 0;
+    // As kubectl -w: the pods as they are (unless --watch-only), one at a time, then each change as it is seen.
+    const seen = new Map<string, { key: string; pod: PodSummary__Output }>();
+    const update = (now: PodSummary__Output[], print: boolean) => {
+      const uids = new Set<string>();
+      for (const pod of now) {
+        const view = JSON.parse(pod.podJson) as PodView;
+        uids.add(view.metadata.uid);
+        const key = JSON.stringify([view.metadata.labels, view.metadata.annotations, view.status]);
+        if (seen.get(view.metadata.uid)?.key === key) continue;
+        seen.set(view.metadata.uid, { key, pod });
+        if (print) process.stdout.write(printer.one(pod));
+      }
+      // A pod gone is printed once more, as its deletion event shows it.
+      for (const [uid, { pod }] of seen) {
+        if (uids.has(uid)) continue;
+        seen.delete(uid);
+        process.stdout.write(printer.one(pod));
+      }
+    };
+    update(pods, !watchOnly);
+    for (;;) {
+      await sleep(WATCH_POLL_MS);
+      const now = await fetch().catch((err: unknown) => {
+        // The one pod watched is gone: it was printed a last time, and another of its name may come.
+        if (name && err instanceof RpcError && err.grpcCode === grpc.status.NOT_FOUND) return [];
+        throw err;
+      });
+      update(now, true);
     }
-    if (out === 'name') {
-      process.stdout.write(pods.map((p) => `pod/${p.name}\n`).join(''));
-      return 0;
+  } finally {
+    close();
+  }
+}
+
+/** How often `get -w` looks for changes (the server has no watch call: a poll of its in-memory state is cheap). */
+const WATCH_POLL_MS = 250;
+
+interface PrinterOptions {
+  format: string;
+  jsonPath: Template | undefined;
+  columns: Column[] | undefined;
+  namespaces: boolean;
+  labels: boolean;
+  headers: boolean;
+}
+
+/** kubectl's printers for `get`: a whole result at once, or (for -w) one pod at a time, headers once. */
+class PodPrinter {
+  private printed = 0;
+
+  constructor(private readonly o: PrinterOptions) {}
+
+  /** Whether it needs the pods' full views (ListPods gives only summaries otherwise). */
+  get needsViews(): boolean {
+    return ['yaml', 'json', 'jsonpath', 'custom-columns'].includes(this.o.format) || this.o.labels;
+  }
+
+  all(pods: PodSummary__Output[], single: boolean): string {
+    const { format, jsonPath, columns } = this.o;
+    const objs = () => pods.map((p) => JSON.parse(p.podJson) as PodView);
+    if (format === 'name') return pods.map((p) => `pod/${p.name}\n`).join('');
+    if (format === 'json' || format === 'yaml' || jsonPath) {
+      const doc = single ? objs()[0] : { apiVersion: 'v1', kind: 'List', items: objs() };
+      if (jsonPath) return executeJsonPath(jsonPath, doc);
+      return format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc);
     }
-    const head = [...(all ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', ...(out === 'wide' ? ['IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES'] : [])];
-    const rows = pods.map((p) => [
-      ...(all ? [p.namespace] : []),
+    const rows = columns ? objs().map((o) => customColumnsRow(columns, o)) : pods.map((p) => this.row(p));
+    return table(this.o.headers ? [this.head(), ...rows] : rows);
+  }
+
+  one(pod: PodSummary__Output): string {
+    const { format, jsonPath, columns } = this.o;
+    const first = this.printed++ === 0;
+    if (format === 'name') return `pod/${pod.name}\n`;
+    const view = () => JSON.parse(pod.podJson) as PodView;
+    if (jsonPath) return executeJsonPath(jsonPath, view());
+    if (format === 'json') return JSON.stringify(view(), null, 2) + '\n';
+    if (format === 'yaml') return (first ? '' : '---\n') + stringify(view());
+    const row = columns ? customColumnsRow(columns, view()) : this.row(pod);
+    return table(first && this.o.headers ? [this.head(), row] : [row]);
+  }
+
+  private head(): string[] {
+    if (this.o.columns) return this.o.columns.map((c) => c.header);
+    const wide = this.o.format === 'wide';
+    return [
+      ...(this.o.namespaces ? ['NAMESPACE'] : []),
+      'NAME',
+      'READY',
+      'STATUS',
+      'RESTARTS',
+      'AGE',
+      ...(wide ? ['IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES'] : []),
+      ...(this.o.labels ? ['LABELS'] : []),
+    ];
+  }
+
+  private row(p: PodSummary__Output): string[] {
+    return [
+      ...(this.o.namespaces ? [p.namespace] : []),
       p.name,
       p.ready,
       p.status,
       Number(p.lastRestartMs) > 0 ? `${p.restarts} (${age(Date.now() - Number(p.lastRestartMs))} ago)` : String(p.restarts),
       age(Date.now() - Number(p.createdAtMs)),
       // No scheduler nominates a node here, and readinessGates are refused at apply.
-      ...(out === 'wide' ? [p.ip || '<none>', p.node, '<none>', '<none>'] : []),
-      ...(labels ? [labelsColumn((JSON.parse(p.podJson) as PodView).metadata.labels)] : []),
-    ]);
-    if (labels) head.push('LABELS');
-    process.stdout.write(table(values['no-headers'] ? rows : [head, ...rows]));
-    return 0;
-  } finally {
-    close();
+      ...(this.o.format === 'wide' ? [p.ip || '<none>', p.node, '<none>', '<none>'] : []),
+      ...(this.o.labels ? [labelsColumn((JSON.parse(p.podJson) as PodView).metadata.labels)] : []),
+    ];
   }
 }
 

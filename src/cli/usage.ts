@@ -11,7 +11,7 @@ export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--so
 
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
   peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json|jsonpath=TEMPLATE|custom-columns=SPEC] [-A]
-                  [--show-labels] [--no-headers]
+                  [--show-labels] [--no-headers] [-w | --watch-only]
   peapod describe pod NAME
   peapod logs NAME [-c CONTAINER | --all-containers] [-f] [--previous] [--tail N] [--since 5m | --since-time T]
                    [--timestamps] [--prefix]

@@ -377,6 +377,45 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       await cli(['delete', 'sel-db', '--force']);
     });
 
+    it('get -w prints each change of the pods until killed, and a pod deleted once more; --watch-only skips the pods as they were', async () => {
+      // Started before the pod exists: -w with no pod prints nothing yet (no "No resources found").
+      const table = started(['get', 'pods', '-w', '-l', 'app=watched']);
+      const tableDone = finished(table);
+      let tableOut = '';
+      table.stdout!.on('data', (d: Buffer) => (tableOut += d));
+      await sleep(1000); // it has made its first call
+      await k.apply(
+        `apiVersion: v1\nkind: Pod\nmetadata:\n  name: watched\n  labels: {app: watched}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n${container('until [ -e /tmp/go ]; do sleep 0.05; done; exit 3')}`,
+      );
+      await running('watched');
+      await waitFor('the Running row', async () => /\nwatched\s+1\/1\s+Running\s+0\s/.test(tableOut));
+      // Started while the pod runs: that state is not printed, only what follows.
+      const phases = started(['get', 'pod', 'watched', '--watch-only', '-o', 'jsonpath={.metadata.name} {.status.phase}{"\\n"}']);
+      const phasesDone = finished(phases);
+      await sleep(1000);
+      await k.exec('watched', 'c', ['touch', '/tmp/go']);
+      await waitFor('the Error row', async () => /\nwatched\s+0\/1\s+Error\s+0\s/.test(tableOut));
+      const printedBeforeDelete = tableOut.split('\n').length;
+      expect((await cli(['delete', 'watched'])).code).toBe(0);
+      await waitFor('the row of the pod deleted', async () => tableOut.split('\n').length > printedBeforeDelete);
+      await sleep(600); // a few more polls: nothing more to print
+      table.kill('SIGINT');
+      phases.kill('SIGINT');
+      const [t, p] = await Promise.all([tableDone, phasesDone]);
+      expect(t.err).toBe('');
+      const lines = t.out.toString().trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE$/);
+      // Each row a change; the last one the pod as it was deleted (its final state, or Terminating).
+      const cols = lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4).join(' '));
+      expect(cols.every((c) => c.startsWith('watched '))).toBe(true);
+      expect(cols.indexOf('watched 1/1 Running 0')).toBeLessThan(cols.indexOf('watched 0/1 Error 0'));
+      expect(cols.at(-1)).toMatch(/^watched 0\/1 (Error|Terminating) 0$/);
+      expect(p.err).toBe('');
+      const seen = p.out.toString().trimEnd().split('\n');
+      expect(seen).not.toContain('watched Running');
+      expect(seen.at(-1)).toBe('watched Failed');
+    });
+
     it('takes a pod as pod/NAME in get, describe, logs, exec and delete', async () => {
       await apply('slashed', `  containers:\n${container('echo hello; exec sleep 3600')}`);
       await running('slashed');
