@@ -4,7 +4,7 @@
 // `[0,1]`/`['a','b']`, filters `[?(@.x=="y")]`, `{range …}…{end}` and quoted
 // text. Values print as Go prints them: strings raw, objects as compact JSON.
 
-export class JsonPathError extends Error {}
+class JsonPathError extends Error {}
 
 type Step =
   | { kind: 'field'; name: string }
@@ -40,8 +40,10 @@ export function parseJsonPath(source: string): Template {
 }
 
 /** Text and actions in order: `range` and `end` still flat. */
-function flatActions(source: string): Array<{ kind: 'text'; text: string } | { kind: 'action'; steps: Step[]; range: boolean; end: boolean }> {
-  const out: Array<{ kind: 'text'; text: string } | { kind: 'action'; steps: Step[]; range: boolean; end: boolean }> = [];
+type FlatItem = { kind: 'text'; text: string } | { kind: 'action'; steps: Step[]; range: boolean; end: boolean };
+
+function flatActions(source: string): FlatItem[] {
+  const out: FlatItem[] = [];
   let pos = 0;
   while (pos < source.length) {
     const open = source.indexOf('{', pos);
@@ -62,7 +64,7 @@ function flatActions(source: string): Array<{ kind: 'text'; text: string } | { k
 }
 
 /** Pairs each `range` with its `end` (one without an end runs to the end of the template, as in client-go). */
-function nest(flat: ReturnType<typeof flatActions>, source: string): Node[] {
+function nest(flat: FlatItem[], source: string): Node[] {
   const stack: Node[][] = [[]];
   for (const item of flat) {
     const cur = stack.at(-1)!;
@@ -80,14 +82,10 @@ function nest(flat: ReturnType<typeof flatActions>, source: string): Node[] {
 }
 
 class ActionParser {
-  private readonly limit: number;
-
   constructor(
     private readonly src: string,
     public pos: number,
-  ) {
-    this.limit = src.length;
-  }
+  ) {}
 
   private rest(): string {
     return this.src.slice(this.pos);
@@ -130,7 +128,7 @@ class ActionParser {
   /** A name up to an unescaped terminator; backslashes escape (`kubernetes\.io/name`). */
   private field(): Step {
     let name = '';
-    while (this.pos < this.limit) {
+    while (this.pos < this.src.length) {
       const c = this.src[this.pos]!;
       if (c === '\\') {
         name += this.src[this.pos + 1] ?? '';
@@ -146,7 +144,7 @@ class ActionParser {
 
   private identifier(): Step {
     const start = this.pos;
-    while (this.pos < this.limit && !TERMINATORS.has(this.src[this.pos]!)) this.pos++;
+    while (this.pos < this.src.length && !TERMINATORS.has(this.src[this.pos]!)) this.pos++;
     const name = this.src.slice(start, this.pos);
     return name === 'true' || name === 'false' ? { kind: 'literal', value: name === 'true' } : { kind: 'identifier', name };
   }
@@ -162,7 +160,7 @@ class ActionParser {
   private quote(q: string): Step {
     let i = this.pos + 1;
     for (; ; i++) {
-      if (i >= this.limit || this.src[i] === '\n') throw new JsonPathError('unterminated quoted string');
+      if (i >= this.src.length || this.src[i] === '\n') throw new JsonPathError('unterminated quoted string');
       if (this.src[i] === q && this.src[i - 1] !== '\\') break;
     }
     const text = unquote(this.src.slice(this.pos + 1, i));
@@ -173,7 +171,7 @@ class ActionParser {
   private bracket(): Step[] {
     const close = this.src.indexOf(']', this.pos);
     const nl = this.src.indexOf('\n', this.pos);
-    if (close < 0 || close >= this.limit || (nl >= 0 && nl < close)) throw new JsonPathError('unterminated array');
+    if (close < 0 || (nl >= 0 && nl < close)) throw new JsonPathError('unterminated array');
     let text = this.src.slice(this.pos + 1, close);
     this.pos = close + 1;
     if (text === '*') text = ':';
@@ -198,12 +196,12 @@ class ActionParser {
     let open: string | undefined;
     let closed = false;
     for (; ; this.pos++) {
-      if (this.pos >= this.limit || this.src[this.pos] === '\n') throw new JsonPathError('unterminated filter');
+      if (this.pos >= this.src.length || this.src[this.pos] === '\n') throw new JsonPathError('unterminated filter');
       const c = this.src[this.pos]!;
       if (c === '"' || c === "'") {
         if (open === undefined) open = c;
         else if (c === open && this.src[this.pos - 1] !== '\\') closed = true;
-      } else if (c === ')' && (open === undefined) === !closed) break;
+      } else if (c === ')' && (open === undefined || closed)) break; // a ")" inside the quoted operand is not the end
     }
     const text = this.src.slice(begin, this.pos);
     this.pos++;

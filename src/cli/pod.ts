@@ -193,12 +193,12 @@ async function get(argv: string[]): Promise<number> {
   });
   const ns = all ? '' : (values.namespace ?? 'default');
   const { call, close } = peapodCall(values.socket ?? defaultConfig.socket);
-  const fetch = async (): Promise<PodSummary__Output[]> => {
+  const current = async (): Promise<PodSummary__Output[]> => {
     if (!name) return listPods(call, ns, printer.needsViews || watch, selector);
     return [podSummary(JSON.parse((await call('GetPod', { namespace: ns || 'default', name })).podJson) as PodView, true)];
   };
   try {
-    const pods = await fetch();
+    const pods = await current();
     if (!watch) {
       // Only the human-readable forms say so: the others print an empty List (custom columns, their headers).
       if (pods.length === 0 && ['', 'wide', 'name'].includes(format)) {
@@ -230,7 +230,7 @@ async function get(argv: string[]): Promise<number> {
     update(pods, !watchOnly);
     for (;;) {
       await sleep(WATCH_POLL_MS);
-      const now = await fetch().catch((err: unknown) => {
+      const now = await current().catch((err: unknown) => {
         // The one pod watched is gone: it was printed a last time, and another of its name may come.
         if (name && err instanceof RpcError && err.grpcCode === grpc.status.NOT_FOUND) return [];
         throw err;
@@ -245,7 +245,7 @@ async function get(argv: string[]): Promise<number> {
 /** How often `get -w` looks for changes (the server has no watch call: a poll of its in-memory state is cheap). */
 const WATCH_POLL_MS = 250;
 
-interface PrinterOptions {
+export interface PrinterOptions {
   format: string;
   jsonPath: Template | undefined;
   columns: Column[] | undefined;
@@ -255,8 +255,9 @@ interface PrinterOptions {
 }
 
 /** kubectl's printers for `get`: a whole result at once, or (for -w) one pod at a time, headers once. */
-class PodPrinter {
-  private printed = 0;
+export class PodPrinter {
+  /** Whether `one` has printed before: the headers (and a YAML document) come once. */
+  private started = false;
 
   constructor(private readonly o: PrinterOptions) {}
 
@@ -280,7 +281,8 @@ class PodPrinter {
 
   one(pod: PodSummary__Output): string {
     const { format, jsonPath, columns } = this.o;
-    const first = this.printed++ === 0;
+    const first = !this.started;
+    this.started = true;
     if (format === 'name') return `pod/${pod.name}\n`;
     const view = () => JSON.parse(pod.podJson) as PodView;
     if (jsonPath) return executeJsonPath(jsonPath, view());

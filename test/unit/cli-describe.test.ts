@@ -1,7 +1,9 @@
-// `peapod describe pod`'s events and probes as kubectl describe prints them, from a
-// controller's own record.
+// `peapod describe pod`'s events and probes as kubectl describe prints them, and
+// `get -w`'s pod-at-a-time printing, from a controller's own record.
 import { afterEach, expect, it } from 'vitest';
-import { describePod, describeProbe } from '../../src/cli/pod.js';
+import { parseCustomColumns, parseJsonPath } from '../../src/cli/jsonpath.js';
+import { describePod, describeProbe, PodPrinter, type PrinterOptions } from '../../src/cli/pod.js';
+import { podSummary } from '../../src/cri/pods.js';
 import { podView } from '../../src/pod/status.js';
 import { FakeNode } from '../support/pod-fakes.js';
 
@@ -43,4 +45,23 @@ it('prints probes as kubectl describe does, with the API\'s defaults', () => {
   const ctl = node.controller(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: r\nspec:\n  containers: [{name: a, image: busybox}]`);
   ctl.rec.manifest = { spec: { containers: [{ name: 'a', image: 'busybox', readinessProbe: { tcpSocket: { port: 80 } } }] } };
   expect(describePod(podView(ctl, 'node'))).toMatch(/^ {4}Readiness: +tcp-socket :80 delay=0s timeout=1s period=10s #success=1 #failure=3$/m);
+});
+
+it('get -w prints one pod at a time as kubectl: headers once, YAML documents apart, templates per pod', () => {
+  const pods = ['a', 'b'].map((n) => podSummary(podView(node.controller(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${n}\n  labels: {app: ${n}}\nspec:\n  containers: [{name: c, image: busybox}]`), 'node'), true));
+  const each = (o: Partial<PrinterOptions>) => {
+    const p = new PodPrinter({ format: '', jsonPath: undefined, columns: undefined, namespaces: false, labels: false, headers: true, ...o });
+    return pods.map((pod) => p.one(pod));
+  };
+  const [first, second] = each({});
+  expect(first).toMatch(/^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\na\s+0\/1\s+\S+\s+0\s+\S+\n$/);
+  expect(second).toMatch(/^b\s+0\/1\s+\S+\s+0\s+\S+\n$/);
+  expect(each({ headers: false })[0]).toMatch(/^a\s/);
+  expect(each({ format: 'name' })).toEqual(['pod/a\n', 'pod/b\n']);
+  const yaml = each({ format: 'yaml' });
+  expect(yaml[0]).toMatch(/^apiVersion: v1\nkind: Pod\n/);
+  expect(yaml[1]).toMatch(/^---\napiVersion: v1\n/);
+  expect(each({ format: 'json' }).map((j) => JSON.parse(j).metadata.name)).toEqual(['a', 'b']);
+  expect(each({ format: 'jsonpath', jsonPath: parseJsonPath('{.metadata.labels.app};') })).toEqual(['a;', 'b;']);
+  expect(each({ format: 'custom-columns', columns: parseCustomColumns('N:.metadata.name,L:.metadata.labels') })).toEqual(['N   L\na   map[app:a]\n', 'b   map[app:b]\n']);
 });
