@@ -11,7 +11,7 @@ export const repoRoot = resolve(import.meta.dirname, '..');
 export function runtimeCommand(rt) {
   const cli = join(repoRoot, 'dist', 'cli.js');
   const bin = (n) => join(repoRoot, 'node_modules', '.bin', n);
-  return { node: [process.execPath, cli], bun: [bin('bun'), cli], deno: [bin('deno'), 'run', '-A', cli] }[rt];
+  return { node: [process.execPath, cli], bun: [bin('bun'), cli], deno: [bin('deno'), 'run', '-q', '-A', cli] }[rt];
 }
 
 /**

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
-import { mountsContaining, repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { mountsContaining, peapodCommand, runtime, startServer, type TestServer } from '../support/server.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -336,7 +336,7 @@ describe(`image root full [server on ${runtime}]`, () => {
     const blobsDir = join(s.root, 'images', 'blobs', 'sha256');
     const before = readdirSync(blobsDir).sort();
     const imagesBefore = (await s.image.ListImages({})).images.map((i) => i.id);
-    const res = spawnSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'image', 'load', '--socket', s.socket, archive], { encoding: 'utf8' });
+    const res = spawnSync(peapodCommand[0], [...peapodCommand.slice(1), 'image', 'load', '--socket', s.socket, archive], { encoding: 'utf8' });
     expect(res.status).not.toBe(0);
     expect(res.stderr).toMatch(/RESOURCE_EXHAUSTED/);
     expect(res.stderr).toMatch(/ENOSPC|no space left/i);

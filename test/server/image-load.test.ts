@@ -1,18 +1,17 @@
 // `peapod image load|ls|rm` against a real server: the CLI streams archives
 // over peapod.v1.Peapod/LoadImages on the CRI socket; CRI ImageService sees
-// the result.
+// the result. The CLI runs under the matrix runtime, as the server does.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { peapodCommand, repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 
 const build = join(repoRoot, 'images', 'build');
 const busybox = join(build, 'busybox.tar');
 const busyboxDocker = join(build, 'busybox-docker.tar');
 const pause = join(build, 'pause.tar');
-const cliJs = join(repoRoot, 'dist', 'cli.js');
 
 const hasSkopeo = spawnSync('skopeo', ['--version'], { stdio: 'ignore' }).status === 0;
 
@@ -36,12 +35,11 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
   let busyboxId: string;
   let pauseId: string;
 
-  /** Runs the real CLI (`node dist/cli.js image …`), stdin from `stdinFile` if given. */
-  const cli = (args: string[], opts: { stdinFile?: string; socket?: string; cmd?: string[] } = {}): Run => {
+  /** Runs the real CLI (`peapod image …` under the matrix runtime), stdin from `stdinFile` if given. */
+  const cli = (args: string[], opts: { stdinFile?: string; socket?: string } = {}): Run => {
     const fd = opts.stdinFile ? openSync(opts.stdinFile, 'r') : undefined;
     try {
-      const [cmd, ...pre] = opts.cmd ?? [process.execPath, cliJs];
-      const res = spawnSync(cmd!, [...pre, 'image', ...args, '--socket', opts.socket ?? s.socket], {
+      const res = spawnSync(peapodCommand[0], [...peapodCommand.slice(1), 'image', ...args, '--socket', opts.socket ?? s.socket], {
         encoding: 'utf8',
         stdio: [fd ?? 'ignore', 'pipe', 'pipe'],
         timeout: 60_000,
@@ -179,17 +177,6 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
     const down = cli(['load', pause], { socket: join(tmp, 'no-server.sock') });
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^peapod: cannot reach the peapod server at .*no-server\.sock \(is "peapod serve" running\?\)/);
-  });
-
-  it.skipIf(runtime === 'node')(`the CLI itself runs under ${runtime} too`, async () => {
-    await s.image.RemoveImage({ image: { image: pauseId } });
-    const bin = join(repoRoot, 'node_modules', '.bin', runtime);
-    const cmd = runtime === 'deno' ? [bin, 'run', '-A', cliJs] : [bin, cliJs];
-    const r = cli(['load', pause], { cmd });
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe(`Loaded image: registry.k8s.io/pause:3.9 (${pauseId})\n`);
-    expect(cli(['ls'], { cmd }).stdout).toContain('registry.k8s.io/pause');
   });
 
   it('peapod image ls lists every tag like crictl images', async () => {

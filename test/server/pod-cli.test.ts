@@ -1,6 +1,6 @@
 // The pod CLI's interactive exec (CRI Exec, then the WebSocket stream) and
 // logs -f across container restarts, against a real server on the matrix
-// runtime. The CLI runs under Node; -it gets a terminal from script(1).
+// runtime, with the CLI under the same runtime; -it gets a terminal from script(1).
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,10 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PodView } from '../../src/pod/status.js';
 import { preloadBusybox } from '../support/images.js';
 import { podCli } from '../support/pods.js';
-import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { peapodCommand, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, waitFor } from '../support/wait.js';
 
-const cliPath = join(repoRoot, 'dist', 'cli.js');
 
 interface CliResult {
   code: number;
@@ -52,7 +51,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
 
   /** `peapod CMD --socket … ARGS…` started; its stdin stays open unless `input` is given. */
   const started = (args: string[], input?: string | Buffer) => {
-    const c = spawn(process.execPath, [cliPath, args[0]!, '--socket', s.socket, ...args.slice(1)], { stdio: 'pipe' });
+    const c = spawn(peapodCommand[0], [...peapodCommand.slice(1), args[0]!, '--socket', s.socket, ...args.slice(1)], { stdio: 'pipe' });
     children.add(c);
     c.stdin!.on('error', () => {}); // the command may exit before it read everything
     if (input !== undefined) c.stdin!.end(input);
@@ -151,7 +150,7 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
         },
       };
     };
-    const execIt = (cmd: string) => `${process.execPath} ${cliPath} exec --socket ${s.socket} -it shell -- ${cmd}`;
+    const execIt = (cmd: string) => `${peapodCommand.join(' ')} exec --socket ${s.socket} -it shell -- ${cmd}`;
 
     it('-it under a terminal: a tty of the local size in raw mode, resizes, and the terminal restored', async () => {
       const dir = mkdtempSync(join(base, 'tty-'));

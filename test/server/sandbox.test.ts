@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig } from '../support/cri-client.js';
-import { mountsContaining, nsOf, procStatus, repoRoot, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+import { mountsContaining, nsOf, peapodCommand, procStatus, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { processesWithArgv } from '../../src/linux/proc.js';
 import { pauseArgv } from '../../src/sandbox/pause.js';
 
@@ -322,7 +322,7 @@ describe(`sandbox persistence and failure handling [server on ${runtime}]`, () =
     const s = await startServer();
     try {
       // A second server on the same socket must refuse to start.
-      const res = spawnSync(process.execPath, [join(repoRoot, 'dist/cli.js'), 'serve', '--socket', s.socket, '--root', s.root + '2', '--state', s.state + '2'], {
+      const res = spawnSync(peapodCommand[0], [...peapodCommand.slice(1), 'serve', '--socket', s.socket, '--root', s.root + '2', '--state', s.state + '2'], {
         encoding: 'utf8',
         timeout: 20_000,
       });

@@ -12,17 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfig } from '../support/cri-client.js';
 import { preloadBusybox } from '../support/images.js';
 import { podCli, podManifest, LOCAL_BUSYBOX } from '../support/pods.js';
-import { mountsContaining, reclaim, repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
+import { mountsContaining, peapodCommand, reclaim, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, until, waitFor } from '../support/wait.js';
 
-const cliJs = join(repoRoot, 'dist', 'cli.js');
-const bin = (name: string) => join(repoRoot, 'node_modules', '.bin', name);
-/** `peapod` under the matrix runtime (serve runs under each). */
-const peapod = { node: [process.execPath, cliJs], bun: [bin('bun'), cliJs], deno: [bin('deno'), 'run', '-A', cliJs] }[runtime];
+const [peapodBin, ...peapodArgs] = peapodCommand;
 
 /** Runs `peapod ARGS` under the matrix runtime to its end. */
 function run(args: string[]) {
-  const r = spawnSync(peapod[0]!, [...peapod.slice(1), ...args], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(peapodBin, [...peapodArgs, ...args], { encoding: 'utf8', timeout: 30_000 });
   return { code: r.status, stderr: r.stderr };
 }
 
@@ -210,9 +207,9 @@ describe(`peapod serve shutdown [server on ${runtime}]`, () => {
 
 describe('peapod CLI usage checks', () => {
   it('get: a NAME with -A is a usage error, as kubectl; an unreachable server is said without gRPC\'s trailing note', () => {
-    const named = spawnSync(process.execPath, [cliJs, 'get', 'pods', 'x', '-A', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
+    const named = spawnSync(peapodBin, [...peapodArgs, 'get', 'pods', 'x', '-A', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
     expect([named.status, named.stderr.split('\n')[0]]).toEqual([2, 'peapod: get: a resource cannot be retrieved by name across all namespaces']);
-    const away = spawnSync(process.execPath, [cliJs, 'get', 'pods', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
+    const away = spawnSync(peapodBin, [...peapodArgs, 'get', 'pods', '--socket', '/nonexistent.sock'], { encoding: 'utf8' });
     expect(away.status).toBe(1);
     expect(away.stderr).toMatch(/^peapod: cannot reach the peapod server at \/nonexistent\.sock .*ENOENT \/nonexistent\.sock\n$/);
   });
@@ -222,14 +219,14 @@ describe('peapod CLI usage checks', () => {
     try {
       mkdirSync(join(dir, 'net.d'));
       const r = spawnSync(
-        process.execPath,
-        [cliJs, 'doctor', '--json', '--network', 'none', '--cni-conf-dir', join(dir, 'net.d'), '--socket', join(dir, 's.sock'), '--root', join(dir, 'root'), '--state', join(dir, 'state')],
+        peapodBin,
+        [...peapodArgs, 'doctor', '--json', '--network', 'none', '--cni-conf-dir', join(dir, 'net.d'), '--socket', join(dir, 's.sock'), '--root', join(dir, 'root'), '--state', join(dir, 'state')],
         { encoding: 'utf8', timeout: 30_000 },
       );
       expect(r.stderr).toBe('');
       const cni = (JSON.parse(r.stdout).checks as Array<{ name: string; status: string; detail: string }>).find((c) => c.name === 'cni');
       expect(cni).toMatchObject({ status: 'OK', detail: expect.stringMatching(/^network "none"/) });
-      const bad = spawnSync(process.execPath, [cliJs, 'doctor', '--network', 'foo'], { encoding: 'utf8' });
+      const bad = spawnSync(peapodBin, [...peapodArgs, 'doctor', '--network', 'foo'], { encoding: 'utf8' });
       expect(bad.status).toBe(2);
       expect(bad.stderr).toContain('peapod: --network must be one of');
     } finally {

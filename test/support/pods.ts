@@ -13,7 +13,7 @@ import { peapodProto } from '../../src/cri/proto.js';
 import type { PodView } from '../../src/pod/status.js';
 import { execText } from './cri-client.js';
 import { preloadBusybox } from './images.js';
-import { repoRoot, startServer, type TestServer } from './server.js';
+import { peapodCommand, startServer, type TestServer } from './server.js';
 
 /** A pod manifest around `spec` (lines indented under `spec:`), with a short grace period. */
 export const podManifest = (name: string, spec: string, grace = 1) =>
@@ -44,7 +44,7 @@ export interface PodCli {
 export function podCli(s: () => TestServer): PodCli {
   const cli = (args: string[], input?: string) =>
     new Promise<CliResult>((resolve) => {
-      const child = execFile(process.execPath, [join(repoRoot, 'dist', 'cli.js'), args[0]!, '--socket', s().socket, ...args.slice(1)], (error, out, err) => {
+      const child = execFile(peapodCommand[0], [...peapodCommand.slice(1), args[0]!, '--socket', s().socket, ...args.slice(1)], (error, out, err) => {
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, out, err });
       });
       if (input !== undefined) child.stdin!.end(input);

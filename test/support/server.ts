@@ -10,7 +10,7 @@ export type Runtime = 'node' | 'bun' | 'deno';
 /** The JavaScript runtime the server runs under, chosen by the test matrix. */
 export const runtime: Runtime = (process.env.PEAPOD_TEST_RUNTIME as Runtime) ?? 'node';
 
-function command(rt: Runtime): string[] {
+function command(rt: Runtime): [string, ...string[]] {
   const cli = join(repoRoot, 'dist', 'cli.js');
   const bin = (name: string) => join(repoRoot, 'node_modules', '.bin', name);
   switch (rt) {
@@ -19,9 +19,12 @@ function command(rt: Runtime): string[] {
     case 'bun':
       return [bin('bun'), cli];
     case 'deno':
-      return [bin('deno'), 'run', '-A', cli];
+      return [bin('deno'), 'run', '-q', '-A', cli]; // -q: no progress bar on a terminal's stderr
   }
 }
+
+/** `peapod` under the matrix runtime: the server and the CLI the tests run (argv before the subcommand). */
+export const peapodCommand = command(runtime);
 
 export interface TestServer {
   runtime: RuntimeApi;
@@ -68,7 +71,7 @@ export async function startServer(
 
   const launch = async (extraEnv: Record<string, string>) => {
     died = undefined; // a test that restarts the server meant it to go (fault points kill it)
-    const [cmd, ...args] = command(runtime);
+    const [cmd, ...args] = peapodCommand;
     const serve = ['serve', '--socket', socket, '--root', root, '--state', state, '--log-level', 'debug'];
     serve.push('--network', opts.network ?? 'none', ...extraArgs);
     const argv = [...(opts.wrapper ?? []), cmd!, ...args, ...serve];
