@@ -1,9 +1,10 @@
 // `peapod serve` starting and stopping, under the matrix runtime: the root and
 // state locks (flock through this runtime's FFI), what a start that fails
 // leaves, the socket path, bad flags, shutdown on signals, a log reader that
-// goes away. The CLI's own usage checks run under Node.
+// goes away, a `get -w` that outlives the server. The CLI runs under the
+// matrix runtime too.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -189,6 +190,28 @@ describe(`peapod serve shutdown [server on ${runtime}]`, () => {
     await until('the server gone', () => !alive(pid), 6000);
     expect(Date.now() - t0).toBeLessThan(5000);
     await s.restart();
+  });
+
+  it('get -w ends when the server does: exit 1, the reason on stderr, after the rows it printed', async () => {
+    await k.apply(podManifest('watched-away', `  containers:\n    - name: c\n      ${LOCAL_BUSYBOX}\n      command: [sleep, "3600"]\n`, 1));
+    await waitFor('the pod running', async () => (await k.pod('watched-away')).status.containerStatuses[0]?.state.running !== undefined);
+    const watch = spawn(peapodBin, [...peapodArgs, 'get', 'pods', '-w', '-o', 'name', '--socket', s.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    watch.stdout.on('data', (d: Buffer) => (out += d));
+    watch.stderr.on('data', (d: Buffer) => (err += d));
+    const exited = new Promise<number | null>((resolve) => watch.once('close', (code) => resolve(code)));
+    try {
+      await waitFor('the pod listed', async () => out === 'pod/watched-away\n');
+      process.kill(s.pid, 'SIGTERM');
+      const code = await Promise.race([exited, sleep(10_000).then(() => 'still watching')]);
+      expect([code, out]).toEqual([1, 'pod/watched-away\n']);
+      expect(err).toMatch(new RegExp(`^peapod: cannot reach the peapod server at ${s.socket} .*\n$`));
+    } finally {
+      watch.kill('SIGKILL');
+      await until('the server gone', () => !existsSync(s.socket), 15_000).catch(() => undefined);
+      await s.restart();
+    }
   });
 
   it('a second signal exits at once', async () => {
