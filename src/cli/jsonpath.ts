@@ -17,11 +17,15 @@ type Step =
   | { kind: 'literal'; value: number | boolean }
   | { kind: 'identifier'; name: string };
 
-type Node = { kind: 'text'; text: string } | { kind: 'expr'; steps: Step[] } | { kind: 'range'; steps: Step[]; body: Node[] };
+/**
+ * Text and actions in order. `range` and `end` stay flat, as client-go runs
+ * them: a range runs what follows it once per item up to its `end`.
+ */
+type Item = { kind: 'text'; text: string } | { kind: 'action'; steps: Step[]; range: boolean; end: boolean };
 
 export interface Template {
   source: string;
-  nodes: Node[];
+  items: Item[];
 }
 
 const TERMINATORS = new Set([' ', '\t', '\r', '\n', '.', ',', '[', ']', '$', '@', '{', '}']);
@@ -32,18 +36,15 @@ const FILTER = /^([^!<>=]+)([!<>=]+)(.+?)$/;
 /** Parses a template; a syntax error is a JsonPathError saying where, as kubectl's. */
 export function parseJsonPath(source: string): Template {
   try {
-    return { source, nodes: nest(flatActions(source), source) };
+    return { source, items: items(source) };
   } catch (err) {
     if (err instanceof JsonPathError) throw new JsonPathError(`error parsing jsonpath ${source}, ${err.message}`);
     throw err;
   }
 }
 
-/** Text and actions in order: `range` and `end` still flat. */
-type FlatItem = { kind: 'text'; text: string } | { kind: 'action'; steps: Step[]; range: boolean; end: boolean };
-
-function flatActions(source: string): FlatItem[] {
-  const out: FlatItem[] = [];
+function items(source: string): Item[] {
+  const out: Item[] = [];
   let pos = 0;
   while (pos < source.length) {
     const open = source.indexOf('{', pos);
@@ -61,24 +62,6 @@ function flatActions(source: string): FlatItem[] {
     out.push({ kind: 'action', steps: range || end ? steps.slice(1) : steps, range, end });
   }
   return out;
-}
-
-/** Pairs each `range` with its `end` (one without an end runs to the end of the template, as in client-go). */
-function nest(flat: FlatItem[], source: string): Node[] {
-  const stack: Node[][] = [[]];
-  for (const item of flat) {
-    const cur = stack.at(-1)!;
-    if (item.kind === 'text') cur.push(item);
-    else if (item.range) {
-      const r: Node & { kind: 'range' } = { kind: 'range', steps: item.steps, body: [] };
-      cur.push(r);
-      stack.push(r.body);
-    } else if (item.end) {
-      if (stack.length === 1) throw new JsonPathError(`not in range, nothing to end (in ${source})`);
-      stack.pop();
-    } else cur.push({ kind: 'expr', steps: item.steps });
-  }
-  return stack[0]!;
 }
 
 class ActionParser {
@@ -331,21 +314,48 @@ function compare(a: Value, op: string, b: Value): boolean {
   throw new JsonPathError(`unrecognized filter operator ${op}`);
 }
 
-/** The results of each top-level node, a range's body once per item (the item its `.`). */
-function results(nodes: Node[], data: Value): Value[][] {
-  const out: Value[][] = [];
-  for (const n of nodes) {
-    if (n.kind === 'text') out.push([n.text]);
-    else if (n.kind === 'expr') out.push(evalSteps([data], n.steps));
-    else for (const item of evalSteps([data], n.steps)) out.push(...results(n.body, item));
-  }
-  return out;
+/**
+ * The results of each item, as client-go's FindResults walks them: a range
+ * runs the items after it once per value (that value their `.`; once on
+ * nothing when there is none, for the errors) up to an `{end}`, then goes on
+ * after the last `{end}` reached. A range left open therefore ends with the
+ * template, and its items then run once more on the data around it.
+ */
+function results(items: Item[], data: Value): Value[][] {
+  const walk = { depth: 0, lastEnd: -1 };
+  const find = (from: number, dot: Value): Value[][] => {
+    const out: Value[][] = [];
+    for (let i = from; i < items.length; i++) {
+      const item = items[i]!;
+      if (item.kind === 'text') {
+        out.push([item.text]);
+        continue;
+      }
+      if (item.end) {
+        if (walk.depth === 0) throw new JsonPathError('not in range, nothing to end');
+        walk.lastEnd = i;
+        break;
+      }
+      const values = evalSteps([dot], item.steps);
+      if (!item.range) {
+        out.push(values);
+        continue;
+      }
+      walk.depth++;
+      if (values.length === 0) find(i + 1, null);
+      for (const v of values) out.push(...find(i + 1, v));
+      walk.depth--;
+      if (walk.lastEnd > i) i = walk.lastEnd;
+    }
+    return out;
+  };
+  return find(0, data);
 }
 
 /** What `-o jsonpath` prints for `data`: each node's values, space-separated. */
 export function executeJsonPath(t: Template, data: Value): string {
   try {
-    return results(t.nodes, data)
+    return results(t.items, data)
       .map((vals) => vals.map((v) => (typeof v === 'object' && v !== null ? goJson(v) : goPrint(v))).join(' '))
       .join('');
   } catch (err) {
@@ -400,7 +410,7 @@ export function customColumnsRow(columns: Column[], data: Value): string[] {
   return columns.map((c) => {
     let vals: Value[];
     try {
-      vals = results(c.template.nodes, data).flat();
+      vals = results(c.template.items, data).flat();
     } catch (err) {
       if (err instanceof JsonPathError) throw new JsonPathError(`error executing jsonpath ${JSON.stringify(c.template.source)}: ${err.message}`);
       throw err;

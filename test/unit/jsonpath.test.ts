@@ -42,6 +42,13 @@ describe('kubectl JSONPath templates (-o jsonpath)', () => {
     ['{..name}', 'web nginx db pg side'],
     ['{range .items[*]}{.metadata.name}{"\\t"}{.status.phase}{"\\n"}{end}', 'web\tRunning\ndb\tPending\n'],
     ['{range .items[*]}[{.metadata.name}, {range .status.containerStatuses[*]}{.name}:{.restartCount} {end}] {end}', '[web, nginx:2 ] [db, pg:0 side:1 ] '],
+    // A range left open runs to the end of the template, then its items run once more on the data around it (client-go).
+    ['{range .items[*]}{.metadata.name}{"\\n"}', 'web\ndb\n\n'],
+    ['{range .items[*]}{.kind}', 'PodPodList'],
+    ['{.kind} {range .items[*]}{.metadata.name},{end}{range .items[*]}<{.metadata.name}>', 'List web,db,<web><db><>'],
+    // …resuming after the last {end} reached: here the inner range's.
+    ['{range .items[*]}{range .status.containerStatuses[*]}{.name} {end}{.metadata.name};', 'nginx web;pg side db;;'],
+    ['{range .items[5:5]}{.x}{end}done', 'done'],
     ['{.items[?(@.status.phase=="Pending")].metadata.name}', 'db'],
     ["{.items[?(@.status.phase!='Pending')].metadata.name}", 'web'],
     // A filter on a path alone keeps the items that have it.
@@ -78,6 +85,8 @@ describe('kubectl JSONPath templates (-o jsonpath)', () => {
     ['{.items[*].status.containerStatuses[?(@.ready>false)]}', 'invalid type for comparison'],
     ['{.items[?(@.status.containerStatuses[*].name=="pg")]}', 'can only compare one element at a time'],
     ['{.kind foo}', 'unrecognized identifier foo'],
+    ['{end}', 'not in range, nothing to end'],
+    ['{range .items[*]}{end}{end}', 'not in range, nothing to end'],
   ])('%s fails when run', (template, message) => {
     expect(() => run(template)).toThrow(message);
   });
@@ -88,7 +97,6 @@ describe('kubectl JSONPath templates (-o jsonpath)', () => {
     ['{.items[x]}', 'invalid array index x'],
     ['{.items[?(@.a=="b"]}', 'unterminated filter'],
     ['{"abc}', 'unterminated quoted string'],
-    ['{end}', 'not in range, nothing to end'],
     ['{....a}', 'invalid multiple recursive descent'],
     ['{#}', 'unrecognized character in action: "#"'],
   ])('%s is refused when parsed', (template, message) => {
