@@ -43,6 +43,28 @@ function isReadOnly(path: string): boolean {
   }
 }
 
+/** Whether tmpfs takes `noswap` (Linux 6.4+, and not in a user namespace): learnt at the first mount. */
+let tmpfsNoswap: boolean | undefined;
+
+/**
+ * A tmpfs for a memory-backed pod volume, as the kubelet mounts it: with
+ * `noswap` where the kernel has it, so the pod's data never reaches a swap
+ * device. A kernel without it refuses the option (EINVAL): then without.
+ */
+export function mountMemoryVolume(target: string, size: number): void {
+  if (tmpfsNoswap !== false) {
+    try {
+      libc().mount('tmpfs', target, 'tmpfs', 0, `size=${size},noswap`);
+      tmpfsNoswap = true;
+      return;
+    } catch (err) {
+      if (tmpfsNoswap || !(err instanceof SyscallError && err.code === 'EINVAL')) throw err;
+      tmpfsNoswap = false;
+    }
+  }
+  libc().mount('tmpfs', target, 'tmpfs', 0, `size=${size}`);
+}
+
 /** Lazily unmounts `target`; a path that is not mounted is fine. */
 export function unmount(target: string): void {
   try {

@@ -27,7 +27,7 @@ import { dirname, join, relative } from 'node:path';
 import { failedPrecondition } from '../errors.js';
 import { MS_BIND, O_CLOEXEC, O_DIRECTORY, O_NOFOLLOW, O_PATH } from '../ffi/constants.js';
 import { libc } from '../ffi/index.js';
-import { isMountPoint, mountsUnder, unmount } from '../linux/mount.js';
+import { isMountPoint, mountMemoryVolume, mountsUnder, unmount } from '../linux/mount.js';
 import type { MountSpec } from '../container/types.js';
 import { type Allocatable, nodeAllocatable } from './allocatable.js';
 import { downwardAPIContent } from './env.js';
@@ -144,7 +144,7 @@ function prepareVolume(pod: PodSpec, v: VolumeSpec, dirs: VolumeDirs, memoryCeil
   mkdirSync(dir, { recursive: true });
   if (v.downwardAPI) {
     // The kubelet wraps it in a Memory emptyDir.
-    if (mountsUnder(dir).length === 0) libc().mount('tmpfs', dir, 'tmpfs', 0, `size=${memoryCeiling}`);
+    if (mountsUnder(dir).length === 0) mountMemoryVolume(dir, memoryCeiling);
     const files = v.downwardAPI.items.map((item) => ({ path: item.path, content: downwardAPIContent(pod, item, allocatable), mode: item.mode ?? v.downwardAPI!.defaultMode }));
     writePayload(dir, files);
     return;
@@ -153,8 +153,7 @@ function prepareVolume(pod: PodSpec, v: VolumeSpec, dirs: VolumeDirs, memoryCeil
   if (v.emptyDir!.medium === 'Memory' && mountsUnder(dir).length === 0) {
     const sizeLimit = v.emptyDir!.sizeLimit?.bytes ?? 0;
     const size = sizeLimit > 0 && sizeLimit <= memoryCeiling ? sizeLimit : memoryCeiling;
-    // The kubelet's options: the size only (the root is tmpfs's 1777).
-    libc().mount('tmpfs', dir, 'tmpfs', 0, `size=${size}`);
+    mountMemoryVolume(dir, size); // the root is tmpfs's 1777, as the kubelet leaves it
   }
 }
 

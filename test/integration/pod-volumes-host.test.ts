@@ -4,6 +4,7 @@
 // shared volume for a symlink to the host's /) and bound onto a per-pod
 // staging path that teardownVolumes unmounts.
 
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ import { loadLibc } from '../../src/ffi/index.js';
 import { isMountPoint, mountsUnder } from '../../src/linux/mount.js';
 import { containerMounts, prepareVolumes, teardownVolumes, volumePath, type VolumeDirs } from '../../src/pod/volumes.js';
 import type { PodContainer, PodSpec, VolumeMountSpec, VolumeSpec } from '../../src/pod/types.js';
-import { unmountAndRemove } from '../support/mounts.js';
+import { superOptions, unmountAndRemove } from '../support/mounts.js';
+import { ROOT } from '../support/runtimes.js';
 
 const isRoot = process.getuid?.() === 0;
 let base: string;
@@ -47,6 +49,34 @@ describe.skipIf(!isRoot)('pod volumes on the host', () => {
     } finally {
       process.umask(old);
     }
+  });
+
+  it('a Memory emptyDir and a downwardAPI volume are tmpfs mounted noswap, as the kubelet does where the kernel takes it', () => {
+    // Whether this kernel takes the option, asked of mount(8) in a mount namespace of its own.
+    const takes = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o noswap,size=1m tmpfs /mnt'], { stdio: 'ignore' }).status === 0;
+    const { pod, dirs } = setUp([
+      { name: 'm', emptyDir: { medium: 'Memory', sizeLimit: { bytes: 2 ** 20 } } },
+      { name: 'd', downwardAPI: { items: [], defaultMode: 0o644 } },
+    ] as unknown as VolumeSpec[]);
+    for (const v of pod.volumes) {
+      const opts = superOptions(volumePath(v, dirs)).split(',');
+      expect(opts[0]).toBe('rw');
+      expect(opts.includes('noswap'), `${v.name}: ${opts.join(',')}`).toBe(takes);
+    }
+  });
+
+  it('in a user namespace, whose tmpfs refuses noswap, it mounts without it, every time', () => {
+    base = mkdtempSync(join(tmpdir(), 'peapod-volumes-'));
+    const [a, b] = [join(base, 'a'), join(base, 'b')];
+    mkdirSync(a);
+    mkdirSync(b);
+    // The mount namespace goes with the probe, and its mounts with it.
+    const out = execFileSync('unshare', ['-Urm', process.execPath, join(ROOT, 'node_modules/vite-node/vite-node.mjs'), 'test/support/tmpfs-probe.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PROBE_DIRS: `${a}:${b}` },
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual(['rw,size=1024k', 'rw,size=1024k']);
   });
 
   it('an existing subPath is bound onto a staging path outside the volume, and writes through it land in the volume', () => {
