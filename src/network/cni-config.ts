@@ -15,6 +15,8 @@ export interface ConfList {
   /** The version peapod speaks with the plugins: the highest supported of `cniVersion` and `cniVersions`. */
   cniVersion: string;
   plugins: PluginConf[];
+  /** A `.conflist`'s word that its plugins are all in it (none from `<conf dir>/<name>/*.conf`); true for a `.conf`. */
+  loadOnlyInlinedPlugins: boolean;
   /** The file it came from. */
   file: string;
 }
@@ -25,8 +27,35 @@ export type LoadResult =
 
 const extensions = ['.conflist', '.conf', '.json'];
 
-/** Parses one config file; a `.conf`/`.json` holds one plugin, wrapped into a list. */
+/** A network name as libcni validates it (it also names the directory of plugin files). */
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/**
+ * Parses one config file; a `.conf`/`.json` holds one plugin, wrapped into a
+ * list. A `.conflist` may leave its plugins to files of their own
+ * (loadNetwork reads them), unless it says `loadOnlyInlinedPlugins`.
+ */
 export function parseConfFile(file: string, text: string): ConfList {
+  const obj = jsonObject(file, text);
+  const isList = file.endsWith('.conflist');
+  // As go-cni: a .conf/.json is one plugin, and a list put in one is an error, not taken.
+  if (!isList && obj.type === undefined) throw new Error(`${file}: no "type"; perhaps this is a .conflist?`);
+  if (typeof obj.name !== 'string' || obj.name === '') throw new Error(`${file}: "name" is required`);
+  if (!NETWORK_NAME.test(obj.name)) {
+    throw new Error(`${file}: network name "${obj.name}" is invalid: a letter or digit, then letters, digits, '_', '.' or '-'`);
+  }
+  const cniVersion = pickVersion(file, obj);
+  if (!isList) return { name: obj.name, cniVersion, plugins: [checkPlugin(file, 'plugin 0', obj)], loadOnlyInlinedPlugins: true, file };
+  // libcni reads these as booleans or "true"/"false": peapod calls neither CHECK nor GC, but a bad value is still an error.
+  for (const key of ['disableCheck', 'disableGC']) listFlag(file, obj, key);
+  const inlinedOnly = listFlag(file, obj, 'loadOnlyInlinedPlugins');
+  if (obj.plugins === undefined && inlinedOnly) throw new Error(`${file}: "loadOnlyInlinedPlugins" is true, and there is no "plugins"`);
+  const plugins = obj.plugins ?? [];
+  if (!Array.isArray(plugins) || (obj.plugins !== undefined && plugins.length === 0)) throw new Error(`${file}: "plugins" must be a non-empty array`);
+  return { name: obj.name, cniVersion, plugins: plugins.map((p, i) => checkPlugin(file, `plugin ${i}`, p)), loadOnlyInlinedPlugins: inlinedOnly, file };
+}
+
+function jsonObject(file: string, text: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -34,22 +63,42 @@ export function parseConfFile(file: string, text: string): ConfList {
     throw new Error(`${file}: not JSON: ${(err as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error(`${file}: not a JSON object`);
-  const obj = raw as Record<string, unknown>;
-  const isList = file.endsWith('.conflist');
-  // As go-cni: a .conf/.json is one plugin, and a list put in one is an error, not taken.
-  if (!isList && obj.type === undefined) throw new Error(`${file}: no "type"; perhaps this is a .conflist?`);
-  const plugins = isList ? obj.plugins : [obj];
-  if (!Array.isArray(plugins) || plugins.length === 0) throw new Error(`${file}: "plugins" must be a non-empty array`);
-  if (typeof obj.name !== 'string' || obj.name === '') throw new Error(`${file}: "name" is required`);
-  const cniVersion = pickVersion(file, obj);
-  for (const [i, p] of plugins.entries()) {
-    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new Error(`${file}: plugin ${i} is not an object`);
-    const type = (p as Record<string, unknown>).type;
-    if (typeof type !== 'string' || type === '' || type.includes('/') || type.startsWith('.')) {
-      throw new Error(`${file}: plugin ${i} has no valid "type"`);
-    }
+  return raw as Record<string, unknown>;
+}
+
+function checkPlugin(file: string, what: string, p: unknown): PluginConf {
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new Error(`${file}: ${what} is not an object`);
+  const type = (p as Record<string, unknown>).type;
+  if (typeof type !== 'string' || type === '' || type.includes('/') || type.startsWith('.')) throw new Error(`${file}: ${what} has no valid "type"`);
+  return p as PluginConf;
+}
+
+function listFlag(file: string, obj: Record<string, unknown>, key: string): boolean {
+  const v = obj[key];
+  if (v === undefined || typeof v === 'boolean') return v === true;
+  if (typeof v === 'string' && ['true', 'false'].includes(v.toLowerCase())) return v.toLowerCase() === 'true';
+  throw new Error(`${file}: invalid value ${JSON.stringify(v)} for "${key}" (true or false)`);
+}
+
+/**
+ * A network's plugin files, as libcni 1.3 aggregates them for a `.conflist`:
+ * `<conf dir>/<network name>/*.conf`, by file name, each one plugin
+ * object, run after the list's own.
+ */
+function pluginFiles(confDir: string, network: string): PluginConf[] {
+  const dir = join(confDir, network);
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw new Error(`cannot read the plugin files of network "${network}": ${(err as Error).message}`);
   }
-  return { name: obj.name, cniVersion, plugins: plugins as PluginConf[], file };
+  const names = entries.filter((e) => !e.isDirectory() && e.name.endsWith('.conf')).map((e) => e.name);
+  return names.sort().map((name) => {
+    const file = join(dir, name);
+    return checkPlugin(file, 'the plugin', jsonObject(file, readFileSync(file, 'utf8')));
+  });
 }
 
 /**
@@ -96,8 +145,8 @@ export function findPlugin(type: string, binDirs: string[]): string | undefined 
 
 /**
  * Reads the network configuration: the first `.conflist`/`.conf`/`.json` of
- * the conf dir by file name, as libcni and containerd order them, and checks
- * that every plugin it names exists. A first file that is invalid is an
+ * the conf dir by file name, as libcni and containerd order them (with a
+ * list's plugin files), and checks that every plugin it names exists. A first file that is invalid is an
  * error, as in go-cni: the next one is not used instead.
  */
 export function loadNetwork(confDir: string, binDirs: string[]): LoadResult {
@@ -118,6 +167,8 @@ export function loadNetwork(confDir: string, binDirs: string[]): LoadResult {
   try {
     // Both name the file: a read error its path, a parse error its prefix.
     list = parseConfFile(file, readFileSync(file, 'utf8'));
+    if (!list.loadOnlyInlinedPlugins) list.plugins.push(...pluginFiles(confDir, list.name));
+    if (list.plugins.length === 0) throw new Error(`${file}: no plugins, in the list or in ${join(confDir, list.name)}/*.conf`);
   } catch (err) {
     return { ok: false, message: `invalid CNI network config: ${(err as Error).message}` };
   }

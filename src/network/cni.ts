@@ -398,7 +398,7 @@ export function capabilityArgs(sb: Sandbox, podCidrs: string[]): Record<string, 
  * (one the file gives is kept when there are none).
  */
 export function pluginStdin(
-  list: ConfList,
+  list: Pick<ConfList, 'name' | 'cniVersion'>,
   plugin: PluginConf,
   prevResult: Record<string, unknown> | null,
   capabilityArgs: Record<string, unknown>,

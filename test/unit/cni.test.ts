@@ -89,6 +89,57 @@ describe('CNI config loading', () => {
     expect(parse({ cniVersion: '0.2.0' }).cniVersion).toBe('0.2.0');
     expect(() => parse({ cniVersions: '1.0.0' })).toThrow(/"cniVersions" must be an array of strings/);
   });
+
+  it('adds a list\'s plugin files, <conf dir>/<name>/*.conf by name, after its own plugins, unless loadOnlyInlinedPlugins (libcni 1.3)', () => {
+    const conf = join(tmp, 'net-plugin-files.d');
+    const bin = join(tmp, 'bin-plugin-files');
+    mkdirSync(join(conf, 'chain', 'sub.conf'), { recursive: true }); // files only
+    mkdirSync(bin);
+    for (const p of ['bridge', 'tuning', 'portmap', 'firewall']) {
+      writeFileSync(join(bin, p), '#!/bin/sh\n');
+      chmodSync(join(bin, p), 0o755);
+    }
+    const list = (o: object) => writeFileSync(join(conf, '10-chain.conflist'), JSON.stringify({ cniVersion: '1.0.0', name: 'chain', ...o }));
+    const types = () => {
+      const r = loadNetwork(conf, [bin]);
+      if (!r.ok) throw new Error(r.message);
+      return r.list.plugins.map((p) => p.type);
+    };
+    list({ plugins: [{ type: 'bridge' }] });
+    writeFileSync(join(conf, 'chain', '20-portmap.conf'), JSON.stringify({ type: 'portmap', capabilities: { portMappings: true } }));
+    writeFileSync(join(conf, 'chain', '10-tuning.conf'), JSON.stringify({ type: 'tuning' }));
+    writeFileSync(join(conf, 'chain', 'notes.json'), JSON.stringify({ type: 'firewall' })); // .conf only
+    expect(types()).toEqual(['bridge', 'tuning', 'portmap']);
+    const r = loadNetwork(conf, [bin]);
+    expect(r.ok && r.list.plugins[2]).toEqual({ type: 'portmap', capabilities: { portMappings: true } });
+    // A list may hold no plugins of its own…
+    list({});
+    expect(types()).toEqual(['tuning', 'portmap']);
+    // …and may refuse the files, as a boolean or libcni's string.
+    list({ plugins: [{ type: 'bridge' }], loadOnlyInlinedPlugins: 'True' });
+    expect(types()).toEqual(['bridge']);
+    // A single-plugin .conf never takes plugin files (libcni's LoadConf).
+    rmSync(join(conf, '10-chain.conflist'));
+    writeFileSync(join(conf, '10-chain.conf'), JSON.stringify({ cniVersion: '1.0.0', name: 'chain', type: 'bridge' }));
+    expect(types()).toEqual(['bridge']);
+    rmSync(join(conf, '10-chain.conf'));
+
+    for (const [o, why] of [
+      [{ loadOnlyInlinedPlugins: true }, /"loadOnlyInlinedPlugins" is true, and there is no "plugins"/],
+      [{ loadOnlyInlinedPlugins: 'yes' }, /invalid value "yes" for "loadOnlyInlinedPlugins"/],
+      [{ plugins: [{ type: 'bridge' }], disableGC: 1 }, /invalid value 1 for "disableGC"/],
+      [{ name: '../net.d', plugins: [{ type: 'bridge' }] }, /network name "..\/net.d" is invalid/],
+    ] as const) {
+      list(o);
+      expect(loadNetwork(conf, [bin])).toMatchObject({ ok: false, message: expect.stringMatching(why) });
+    }
+    // A plugin file without a type is an error naming it; no plugin anywhere is one too.
+    list({});
+    writeFileSync(join(conf, 'chain', '30-bad.conf'), JSON.stringify({ capabilities: {} }));
+    expect(loadNetwork(conf, [bin])).toMatchObject({ ok: false, message: `invalid CNI network config: ${join(conf, 'chain', '30-bad.conf')}: the plugin has no valid "type"` });
+    rmSync(join(conf, 'chain'), { recursive: true });
+    expect(loadNetwork(conf, [bin])).toMatchObject({ ok: false, message: expect.stringMatching(/10-chain\.conflist: no plugins, in the list or in .*\/chain\/\*\.conf$/) });
+  });
 });
 
 describe('CNI plugin execution', () => {
@@ -139,7 +190,7 @@ describe('CNI plugin execution: a binary being written', () => {
 
 describe('CNI invocation', () => {
   it('injects name, version, prevResult and only the declared capabilities', () => {
-    const list = { name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' };
+    const list = { name: 'n', cniVersion: '1.0.0' };
     const stdin = pluginStdin(list, { type: 'portmap', capabilities: { portMappings: true, dns: false } }, { ips: [] }, {
       portMappings: [{ hostPort: 1 }],
       dns: { servers: [] },
@@ -156,7 +207,7 @@ describe('CNI invocation', () => {
   });
 
   it('keeps a runtimeConfig written in the file unless capabilities are injected, which replace it (libcni)', () => {
-    const list = { name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' };
+    const list = { name: 'n', cniVersion: '1.0.0' };
     const args = { portMappings: [{ hostPort: 1 }], dns: { servers: ['10.0.0.10'] } };
     const plugin = { type: 'p', capabilities: { portMappings: true }, runtimeConfig: { mac: '02:00:00:00:00:01', portMappings: [] } };
     expect(pluginStdin(list, plugin, null, args).runtimeConfig).toEqual({ portMappings: [{ hostPort: 1 }] });
@@ -168,7 +219,7 @@ describe('CNI invocation', () => {
     const args = capabilityArgs({ spec } as Sandbox, []);
     expect(args.cgroupPath).toBe('/kubepods/burstable/pod-u');
     const plugin = { type: 'x', capabilities: { cgroupPath: true } };
-    expect(pluginStdin({ name: 'n', cniVersion: '1.1.0', plugins: [], file: 'f' }, plugin, null, args).runtimeConfig).toEqual({ cgroupPath: '/kubepods/burstable/pod-u' });
+    expect(pluginStdin({ name: 'n', cniVersion: '1.1.0' }, plugin, null, args).runtimeConfig).toEqual({ cgroupPath: '/kubepods/burstable/pod-u' });
     expect(capabilityArgs({ spec: { ...spec, cgroupParent: '' } } as Sandbox, []).cgroupPath).toBeUndefined();
   });
 
@@ -193,10 +244,10 @@ describe('CNI invocation', () => {
     expect(capabilityArgs({ spec: { ...spec, dnsConfig: empty } } as unknown as Sandbox, []).dns).toEqual(empty);
     expect(args.bandwidth).toEqual({ ingressRate: 10_000_000, ingressBurst: 4294967295, egressRate: 1572864, egressBurst: 4294967295 });
     const bw = { type: 'bandwidth', capabilities: { bandwidth: true } };
-    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
+    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0' }, bw, null, args).runtimeConfig).toEqual({ bandwidth: args.bandwidth });
     // The pod's annotations go, as containerd sends them, to a plugin that declares the capability only.
     const annotated = { type: 'multus', capabilities: { [POD_ANNOTATIONS_CAPABILITY]: true } };
-    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0', plugins: [], file: 'f' }, annotated, null, args).runtimeConfig).toEqual({
+    expect(pluginStdin({ name: 'n', cniVersion: '1.0.0' }, annotated, null, args).runtimeConfig).toEqual({
       [POD_ANNOTATIONS_CAPABILITY]: spec.annotations,
     });
     expect(podBandwidth({})).toBeUndefined();
