@@ -193,7 +193,6 @@ export class ContainerManager {
       spec,
       imageId: image.id,
       imageRef: image.repoDigests[0] ?? image.id,
-      imageName: image.repoTags[0] ?? spec.image,
       process: undefined!,
       createdAt: nowNs(),
       startedAt: 0n,
@@ -419,6 +418,16 @@ export class ContainerManager {
     const c = this.containers.get(resolveId(this.containers.keys(), idOrPrefix, 'container'))!;
     this.refresh(c);
     return c;
+  }
+
+  /**
+   * The image as containerd's ContainerStatus names it, looked up now: its
+   * first tag (else the image as sent) and first repo digest (else the
+   * reference recorded at create), so a tag added or moved since shows.
+   */
+  currentImage(c: Container): { name: string; ref: string } {
+    const image = this.deps.images.resolve(c.imageId);
+    return { name: image?.repoTags[0] ?? c.spec.image, ref: image?.repoDigests[0] ?? c.imageRef };
   }
 
   stateOf(c: Container): ContainerState {

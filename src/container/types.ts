@@ -139,8 +139,6 @@ export interface Container {
   imageId: string;
   /** The canonical image reference (repo digest, or the id) reported as image_ref. */
   imageRef: string;
-  /** ContainerStatus's image.image: the image's first repo tag at the create, else spec.image. Absent in older records. */
-  imageName?: string;
   process: ProcessSpec;
   createdAt: bigint;
   startedAt: bigint;

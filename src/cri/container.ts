@@ -182,21 +182,21 @@ function resourcesOut(r: ResourceSpec) {
 /** The image as the client sent it (what containerd's ListContainers returns). */
 const sentImage = (c: Container) => ({ image: c.spec.image, userSpecifiedImage: c.spec.userSpecifiedImage ?? '' });
 
-/** The CRI ContainerStatus of a container in `state` (shared by ContainerStatus and container events). */
-export function containerStatus(c: Container, state: ContainerState): ContainerStatus {
+/** The CRI ContainerStatus of a container as it is now (shared by ContainerStatus, PodSandboxStatus and container events). */
+export function containerStatus(containers: Pick<ContainerManager, 'stateOf' | 'currentImage'>, c: Container): ContainerStatus {
   const metadata = { name: c.spec.name, attempt: c.spec.attempt };
-  // As containerd's ContainerStatus: the image's tag where it has one (the kubelet sends the id).
-  const imageSpec = { ...sentImage(c), image: c.imageName ?? c.spec.image };
+  // As containerd's: the image's tag where it has one (the kubelet sends the id).
+  const image = containers.currentImage(c);
   return {
     id: c.id,
     metadata,
-    state: stateName[state] as ContainerStatus['state'],
+    state: stateName[containers.stateOf(c)] as ContainerStatus['state'],
     createdAt: c.createdAt.toString(),
     startedAt: c.startedAt.toString(),
     finishedAt: (c.exit?.finishedAt ?? 0n).toString(),
     exitCode: c.exit?.exitCode ?? 0,
-    image: imageSpec,
-    imageRef: c.imageRef,
+    image: { ...sentImage(c), image: image.name },
+    imageRef: image.ref,
     imageId: c.imageId,
     reason: c.exit?.reason ?? '',
     message: c.exit?.message ?? '',
@@ -377,9 +377,8 @@ export function containerHandlers(
     },
     async ContainerStatus(req) {
       const c = containers.get(req.containerId);
-      const state = containers.stateOf(c);
       return {
-        status: containerStatus(c, state),
+        status: containerStatus(containers, c),
         info: req.verbose
           ? { info: JSON.stringify({ pid: c.init?.pid ?? 0, monitorPid: c.monitor?.pid ?? 0, sandboxId: c.sandboxId, process: c.process, cgroup: c.cgroup, spec: c.spec }, (_k, v) => (typeof v === 'bigint' ? '0x' + v.toString(16) : v)) }
           : {},

@@ -43,7 +43,7 @@ export function eventHandlers(bus: EventBus, containers: ContainerManager, sandb
       containerEventType: e.type,
       createdAt: e.at.toString(),
       podSandboxStatus: sb ? sandboxStatus(sb, sandboxes.stateOf(sb)) : null,
-      containersStatuses: statuses.map((c) => containerStatus(c, containers.stateOf(c))),
+      containersStatuses: statuses.map((c) => containerStatus(containers, c)),
     };
   };
 

@@ -139,7 +139,7 @@ export function sandboxHandlers(sandboxes: SandboxManager, containers: Container
         status: sandboxStatus(sb, sandboxes.stateOf(sb)),
         info: req.verbose ? verboseInfo(sb) : {},
         // With a timestamp, an evented-PLEG kubelet takes the pod's containers from here alone.
-        containersStatuses: containers.inSandbox(sb.id).map((c) => containerStatus(c, containers.stateOf(c))),
+        containersStatuses: containers.inSandbox(sb.id).map((c) => containerStatus(containers, c)),
         timestamp: nowNs().toString(),
       };
     },

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
 import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
-import { mountsContaining, nsOf, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+import { buildImage, ociArchiveOf } from '../support/image-archive.js';
+import { makeTar } from '../support/image-tar.js';
+import { mountsContaining, nsOf, peapodCommand, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { inNanosleep, until } from '../support/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -218,6 +220,36 @@ describe(`containers [server on ${runtime}]`, () => {
       expect(listed!.image).toMatchObject({ image: img.id, userSpecifiedImage: 'busybox' });
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('ContainerStatus names the image as it is now, as containerd looks it up: a tag and repo digest added after the create show', async () => {
+    const built = buildImage([await makeTar([{ name: 'hello', content: 'hi\n' }])]);
+    const load = async (tag: string) => {
+      // An OCI layout: its manifest is real, so each repository gets a repo digest.
+      const r = spawnSync(peapodCommand[0], [...peapodCommand.slice(1), 'image', 'load', '-', '--socket', s.socket], { input: await ociArchiveOf(built, tag), encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      return (await s.image.ImageStatus({ image: { image: tag } })).image!;
+    };
+    const img = await load('example.com/peapod/status-b:1');
+    const p = await pod('image-now');
+    try {
+      const { containerId } = await s.runtime.CreateContainer({ podSandboxId: p, config: sleeper('c', { image: { image: img.id }, command: ['/hello'] }) });
+      const status = async () => (await s.runtime.ContainerStatus({ containerId })).status!;
+      expect((await status()).image!.image).toBe('example.com/peapod/status-b:1');
+      const [listed] = (await s.runtime.ListContainers({ filter: { id: containerId } })).containers;
+      const after = await load('example.com/peapod/status-a:1'); // the same image, one more tag, first by name
+      expect(after.id).toBe(img.id);
+      expect(after.repoTags).toEqual(['example.com/peapod/status-a:1', 'example.com/peapod/status-b:1']);
+      expect(after.repoDigests).toEqual([`example.com/peapod/status-a@${built.manifestDigest}`, `example.com/peapod/status-b@${built.manifestDigest}`]);
+      const st = await status();
+      expect([st.image!.image, st.imageRef, st.imageId]).toEqual(['example.com/peapod/status-a:1', after.repoDigests[0], img.id]);
+      // PodSandboxStatus's container statuses are the same; ListContainers keeps the image as sent.
+      expect((await s.runtime.PodSandboxStatus({ podSandboxId: p })).containersStatuses[0]!.image!.image).toBe('example.com/peapod/status-a:1');
+      expect((await s.runtime.ListContainers({ filter: { id: containerId } })).containers[0]!.image).toEqual(listed!.image);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      await s.image.RemoveImage({ image: { image: img.id } });
     }
   });
 

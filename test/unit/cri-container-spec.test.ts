@@ -101,7 +101,6 @@ describe('the image of a container', () => {
     spec: containerSpec({ image: sent.image, userSpecifiedImage: 'busybox' }),
     imageId: sent.image,
     imageRef: 'docker.io/library/busybox@sha256:' + 'd'.repeat(64),
-    imageName: 'docker.io/library/busybox:latest',
     process: { args: ['true'], env: [], cwd: '/', uid: 0, gid: 0, groups: [], capabilities: 0n, noNewPrivs: false, seccomp: 'unconfined' },
     createdAt: 1n,
     startedAt: 0n,
@@ -113,16 +112,17 @@ describe('the image of a container', () => {
     ...extra,
   });
 
-  it("ContainerStatus: the image's tag, its repo digest as image_ref, its id as image_id, user_specified_image as sent (containerd's ContainerStatus)", () => {
-    const st = containerStatus(container({}), 'CREATED');
+  // What the manager names now (test/server/container.test.ts looks it up in a real image store).
+  const manager = { stateOf: () => 'CREATED' as const, currentImage: () => ({ name: 'docker.io/library/busybox:latest', ref: 'docker.io/library/busybox@sha256:' + 'd'.repeat(64) }) };
+
+  it("ContainerStatus: the image's tag and repo digest as the manager names them, its id as image_id, user_specified_image as sent (containerd's ContainerStatus)", () => {
+    const st = containerStatus(manager, container({}));
     expect(st.image).toEqual({ image: 'docker.io/library/busybox:latest', userSpecifiedImage: 'busybox' });
     expect(st.imageRef).toBe('docker.io/library/busybox@sha256:' + 'd'.repeat(64));
     expect(st.imageId).toBe(sent.image);
   });
 
-  it('ContainerStatus of a record written before the tag and user_specified_image were kept: the image as sent', () => {
-    const old = container({ spec: containerSpec({ image: sent.image }) });
-    delete old.imageName;
-    expect(containerStatus(old, 'CREATED').image).toEqual({ image: sent.image, userSpecifiedImage: '' });
+  it('ContainerStatus of a record written before user_specified_image was kept: an empty one', () => {
+    expect(containerStatus(manager, container({ spec: containerSpec({ image: sent.image }) })).image).toEqual({ image: 'docker.io/library/busybox:latest', userSpecifiedImage: '' });
   });
 });
