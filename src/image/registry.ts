@@ -714,7 +714,7 @@ async function pullFrom(
     }
     let bytes = 0;
     const fetchOne = async (d: Descriptor) => {
-      bytes += await fetchBlob(s, images, d, refStr, log);
+      bytes += (await images.ingestOnce(d.digest, ac.signal, () => fetchBlob(s, images, d, refStr, log))) ?? 0;
     };
     // The lease keeps the blobs we skip (stored) from being collected until the commit.
     const img = await images.withBlobLease([...want.keys()], async (missingDigests) => {

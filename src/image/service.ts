@@ -96,6 +96,8 @@ export class ImageService {
    * collect() leaves these alone, like containerd's GC with leased content.
    */
   private readonly pinned = new Map<string, number>();
+  /** Blob digest → the transfer storing it now (see ingestOnce). */
+  private readonly transfers = new Map<string, Promise<unknown>>();
   private chain: Promise<unknown> = Promise.resolve();
   /** What fsInfo reports: the store's walk, at most once a period. */
   private readonly fsUsage: PeriodicUsage;
@@ -362,6 +364,29 @@ export class ImageService {
   }
 
   /**
+   * For the registry client: runs `transfer` to store blob `digest`, unless a
+   * concurrent pull is storing it: then waits for that one, as containerd's
+   * fetch waits on an ingest another holds, and transfers only if it ended
+   * without the blob. Resolves with `transfer`'s value, or undefined when
+   * the blob came otherwise. `signal` ends a wait.
+   */
+  async ingestOnce<T>(digest: string, signal: AbortSignal, transfer: () => Promise<T>): Promise<T | undefined> {
+    for (;;) {
+      if (this.blobs.has(digest)) return undefined;
+      const other = this.transfers.get(digest);
+      if (!other) break;
+      await settledOrAborted(other, signal);
+    }
+    const p = transfer();
+    this.transfers.set(digest, p);
+    try {
+      return await p;
+    } finally {
+      if (this.transfers.get(digest) === p) this.transfers.delete(digest);
+    }
+  }
+
+  /**
    * For the registry client: one pull attempt under a lease on `digests` (the
    * config and layers of the manifest pulled). From the check of which are
    * stored until the attempt ends, none of them is collected by a concurrent
@@ -492,4 +517,18 @@ export class ImageService {
     for (const d of blobs) if (!refBlobs.has(d) && !this.pinned.has(d)) this.blobs.delete(d);
     for (const c of chains) if (!refChains.has(c)) await this.layers.remove(c);
   }
+}
+
+/** Resolves when `p` settles, either way; rejects with the reason once `signal` aborts first. */
+function settledOrAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    const done = () => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(done, done);
+  });
 }

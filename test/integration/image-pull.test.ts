@@ -30,6 +30,7 @@ import {
   type TokenServer,
 } from '../support/registry.js';
 import { failure } from '../support/errors.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const OTHER_ARCH = ARCH === 'arm64' ? 'amd64' : 'arm64';
 const noConfig: RegistryConfig = { mirrors: {}, insecure: [] };
@@ -256,6 +257,35 @@ describe('pull from the fake registry', () => {
     expect(blobGets(fake!)).toHaveLength(8);
     expect(fake!.maxConcurrentBlobs).toBe(4);
     expect(Date.now() - t0).toBeLessThan(8 * 150);
+  });
+
+  it('two pulls of the same image at once fetch each blob once: the second waits on the first\'s transfers, as containerd\'s', async () => {
+    const { ref } = await serve({ blobDelayMs: 200 });
+    const [a, b] = await Promise.all([pullImage(svc, ref, { config: noConfig }), pullImage(svc, ref, { config: noConfig })]);
+    expect(b.id).toBe(a.id);
+    expect(blobGets(fake!)).toHaveLength(4); // config + 3 layers, once
+  });
+
+  it('a pull waiting on another\'s transfers fetches the blobs itself once that pull is cancelled; one cancelled while it waits ends then', async () => {
+    const { ref } = await serve({ blobDelayMs: 1500 });
+    const first = new AbortController();
+    let firstEnded = false;
+    const cancelled = failure(pullImage(svc, ref, { config: noConfig, signal: first.signal })).finally(() => (firstEnded = true));
+    await waitFor('the first pull\'s transfers', async () => blobGets(fake!).length === 4);
+    const waiting = new AbortController();
+    const gaveUp = failure(pullImage(svc, ref, { config: noConfig, signal: waiting.signal }));
+    const second = pullImage(svc, ref, { config: noConfig });
+    await waitFor('both manifests read', async () => fake!.requests.filter((r) => r.path.includes('/manifests/')).length === 3);
+    await sleep(100);
+    expect(blobGets(fake!)).toHaveLength(4); // neither fetches what the first is fetching
+    waiting.abort();
+    expect((await gaveUp).kind).toBe('DeadlineExceeded');
+    expect(firstEnded).toBe(false); // it stopped waiting at once, not when the transfers ended
+    first.abort();
+    expect((await cancelled).kind).toBe('DeadlineExceeded');
+    expect((await second).id).toBe((await svc.list())[0]!.id);
+    expect(blobGets(fake!)).toHaveLength(8); // the second's own, after the first's were cancelled
+    expect(fs.readdirSync(path.join(work, 'root/ingest'))).toEqual([]);
   });
 
   it('a corrupt blob fails the pull (Internal, digest mismatch) and is not kept', async () => {
