@@ -195,7 +195,7 @@ describe(`peapod serve shutdown [server on ${runtime}]`, () => {
   it('get -w ends when the server does: exit 1, the reason on stderr, after the rows it printed', async () => {
     await k.apply(podManifest('watched-away', `  containers:\n    - name: c\n      ${LOCAL_BUSYBOX}\n      command: [sleep, "3600"]\n`, 1));
     await waitFor('the pod running', async () => (await k.pod('watched-away')).status.containerStatuses[0]?.state.running !== undefined);
-    const watch = spawn(peapodBin, [...peapodArgs, 'get', 'pods', '-w', '-o', 'name', '--socket', s.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const watch = spawn(peapodBin, [...peapodArgs, 'get', 'pods', 'watched-away', '-w', '-o', 'name', '--socket', s.socket], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     watch.stdout.on('data', (d: Buffer) => (out += d));
