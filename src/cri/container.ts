@@ -7,7 +7,7 @@ import type { Container, ContainerSpec, ContainerState, MountSpec, Propagation, 
 import { readSeccompProfile } from '../container/seccomp-profile.js';
 import { expandDeviceDirs } from '../container/spec.js';
 import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
-import type { CgroupStats } from '../linux/cgroups.js';
+import type { CgroupStats, Pressure, PressureLine } from '../linux/cgroups.js';
 import { interfacesOf } from '../linux/netdev.js';
 import { diskUsage, PeriodicUsage } from '../util/disk-usage.js';
 import { nowNs } from '../util/time.js';
@@ -251,8 +251,16 @@ export function containerHandlers(
       prev && cg.timestampNs > prev.atNs && cg.cpuUsageNs >= prev.usageNs
         ? ((cg.cpuUsageNs - prev.usageNs) * 1_000_000_000n) / (cg.timestampNs - prev.atNs)
         : undefined;
-    return { timestamp: ts, usageCoreNanoSeconds: u64(cg.cpuUsageNs), usageNanoCores: rate === undefined ? null : u64(rate) };
+    return { timestamp: ts, usageCoreNanoSeconds: u64(cg.cpuUsageNs), usageNanoCores: rate === undefined ? null : u64(rate), psi: psi(cg.psi?.cpu) };
   };
+
+  /** As containerd gives cgroup2 PSI: the kernel's microsecond totals in nanoseconds. */
+  const psi = (p: Pressure | undefined) => {
+    const line = (l: PressureLine) => ({ Total: (l.totalUs * 1000n).toString(), Avg10: l.avg10, Avg60: l.avg60, Avg300: l.avg300 });
+    return p ? { Some: line(p.some), Full: p.full ? line(p.full) : null } : null;
+  };
+  /** I/O usage: only its pressure, as in the CRI. */
+  const ioUsage = (ts: string, cg: CgroupStats | undefined) => (cg?.psi?.io ? { timestamp: ts, psi: psi(cg.psi.io) } : null);
 
   const memoryUsage = (ts: string, cg: CgroupStats) => ({
     timestamp: ts,
@@ -263,6 +271,7 @@ export function containerHandlers(
     rssBytes: u64(cg.memoryRssBytes),
     pageFaults: u64(cg.pageFaults),
     majorPageFaults: u64(cg.majorPageFaults),
+    psi: psi(cg.psi?.memory),
   });
 
   const layerUsage = new WeakMap<Container, PeriodicUsage>();
@@ -297,6 +306,7 @@ export function containerHandlers(
       attributes: { id: c.id, metadata: metadata(c), labels: c.spec.labels, annotations: c.spec.annotations },
       cpu: cg ? cpuUsage(ts, c, cg) : null,
       memory: cg ? memoryUsage(ts, cg) : null,
+      io: ioUsage(ts, cg),
       writableLayer: await writableLayer(c),
     };
   };
@@ -325,6 +335,7 @@ export function containerHandlers(
       linux: {
         cpu: cg ? cpuUsage(ts, sb, cg) : null,
         memory: cg ? memoryUsage(ts, cg) : null,
+        io: ioUsage(ts, cg),
         network: network(ts, sb),
         process: cg ? { timestamp: ts, processCount: u64(cg.pids) } : null,
         containers: await Promise.all(running.map(stats)),

@@ -48,7 +48,24 @@ export interface CgroupStats {
   majorPageFaults: number;
   pids: number;
   oomKills: number;
+  /** Pressure stall information of the cgroup2 dir, where there is one and the kernel keeps it. */
+  psi?: { cpu?: Pressure; memory?: Pressure; io?: Pressure };
   timestampNs: bigint;
+}
+
+/** One `*.pressure` file: the share of time some (or all, `full`) of the tasks stalled. */
+export interface Pressure {
+  some: PressureLine;
+  /** Absent from cpu.pressure before Linux 5.13. */
+  full?: PressureLine;
+}
+
+export interface PressureLine {
+  avg10: number;
+  avg60: number;
+  avg300: number;
+  /** Stall time since the cgroup was made, in microseconds as the kernel counts it. */
+  totalUs: bigint;
 }
 
 export interface Cgroup {
@@ -468,8 +485,21 @@ class CgroupHandle implements Cgroup {
       majorPageFaults: stat('total_pgmajfault', 'pgmajfault'),
       pids: pidsCurrent ? Number(pidsCurrent) : this.pids().length,
       oomKills: this.oomKills(),
+      psi: this.pressure(),
       timestampNs,
     };
+  }
+
+  /**
+   * cpu, memory and io pressure from the cgroup2 dir: core files of cgroup2,
+   * there without the controllers too (a hybrid host's unified dir has them).
+   * None without PSI (`psi=0` at boot: the files fail to read).
+   */
+  private pressure(): CgroupStats['psi'] {
+    if (this.cg.unified === undefined) return undefined;
+    const dir = join(this.cg.unified, this.path);
+    const [cpu, memory, io] = ['cpu', 'memory', 'io'].map((r) => parsePressure(readOr(join(dir, `${r}.pressure`), '')));
+    return cpu || memory || io ? { cpu, memory, io } : undefined;
   }
 
   oomKilled(): boolean {
@@ -607,6 +637,18 @@ function write(path: string, value: string): void {
 }
 
 /** "key value" lines (cpu.stat, memory.stat, memory.events, memory.oom_control). */
+/** A `*.pressure` file (`some avg10=0.12 avg60=… avg300=… total=1234`, then `full …`); undefined if it has no `some` line. */
+export function parsePressure(text: string): Pressure | undefined {
+  const line = (kind: string): PressureLine | undefined => {
+    const m = new RegExp(`^${kind} avg10=([\\d.]+) avg60=([\\d.]+) avg300=([\\d.]+) total=(\\d+)$`, 'm').exec(text);
+    return m ? { avg10: Number(m[1]), avg60: Number(m[2]), avg300: Number(m[3]), totalUs: BigInt(m[4]!) } : undefined;
+  };
+  const some = line('some');
+  if (!some) return undefined;
+  const full = line('full');
+  return full ? { some, full } : { some };
+}
+
 function keyed(text: string, key: string): number {
   const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;

@@ -3,13 +3,14 @@
 // file system id for all), CPU rates from the previous sample, and the
 // memory figures beyond usage and working set.
 import * as grpc from '@grpc/grpc-js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cgroups, parsePressure } from '../../src/linux/cgroups.js';
 import { execText, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
-import { sleep } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -95,6 +96,36 @@ describe(`container and pod stats [server on ${runtime}]`, () => {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
   });
+
+  const unified = Cgroups.detect().unified;
+  it.skipIf(unified === undefined || !existsSync('/proc/pressure'))(
+    "gives the pressure (PSI) of a container's and its pod's cgroup2 dir, as containerd on cgroup v2: the kernel's figures, totals in nanoseconds",
+    async () => {
+      const p = await pod('psi');
+      try {
+        // Three busy loops on this machine's two cores: some of them wait for a CPU.
+        const id = await run(p, 'busy', ['sh', '-c', 'for i in 1 2 3; do (while :; do :; done) & done; wait']);
+        const { cgroup } = JSON.parse((await s.runtime.ContainerStatus({ containerId: id, verbose: true })).info.info) as { cgroup: string };
+        const cpuStall = () => parsePressure(readFileSync(join(unified!, cgroup, 'cpu.pressure'), 'utf8'))!.some.totalUs;
+        await waitFor('a CPU stall', async () => cpuStall() > 0n);
+        const before = cpuStall();
+        const st = (await s.runtime.ContainerStats({ containerId: id })).stats!;
+        const after = cpuStall();
+        const total = BigInt(st.cpu!.psi!.Some!.Total);
+        expect(total).toBeGreaterThanOrEqual(before * 1000n);
+        expect(total).toBeLessThanOrEqual(after * 1000n);
+        expect(total % 1000n).toBe(0n);
+        expect(st.cpu!.psi!.Some!.Avg10).toBeGreaterThanOrEqual(0);
+        for (const stalls of [st.memory!.psi!, st.io!.psi!]) expect([typeof stalls.Some!.Total, typeof stalls.Full!.Total]).toEqual(['string', 'string']);
+        // The pod's dir holds the container's: its tasks' stalls count there too.
+        const linux = (await s.runtime.PodSandboxStats({ podSandboxId: p })).stats!.linux!;
+        expect(BigInt(linux.cpu!.psi!.Some!.Total)).toBeGreaterThanOrEqual(total);
+        expect(linux.io!.psi!.Some).not.toBeNull();
+      } finally {
+        await s.runtime.RemovePodSandbox({ podSandboxId: p });
+      }
+    },
+  );
 
   it('a stopped pod: PodSandboxStats is UNAVAILABLE and ListPodSandboxStats leaves it out, as containerd', async () => {
     const p = await pod('stopped');

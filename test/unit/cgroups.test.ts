@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isKind } from '../../src/errors.js';
-import { Cgroups, normalizeCgroupPath, parseMountinfo, sharesToWeight } from '../../src/linux/cgroups.js';
+import { Cgroups, normalizeCgroupPath, parseMountinfo, parsePressure, sharesToWeight } from '../../src/linux/cgroups.js';
 
 describe('sharesToWeight', () => {
   it('follows the kubelet/runc formula 1 + ((shares-2)*9999)/262142', () => {
@@ -46,6 +46,19 @@ describe('normalizeCgroupPath', () => {
 
   it('says the driver is cgroupfs for slice syntax', () => {
     expect(() => normalizeCgroupPath('x.slice')).toThrow(/cgroupfs/);
+  });
+});
+
+describe('parsePressure', () => {
+  it('reads the some and full lines of a *.pressure file, totals in microseconds as written', () => {
+    const text = 'some avg10=1.50 avg60=0.25 avg300=0.00 total=123456\nfull avg10=0.00 avg60=0.10 avg300=0.02 total=7\n';
+    expect(parsePressure(text)).toEqual({
+      some: { avg10: 1.5, avg60: 0.25, avg300: 0, totalUs: 123456n },
+      full: { avg10: 0, avg60: 0.1, avg300: 0.02, totalUs: 7n },
+    });
+    // cpu.pressure before Linux 5.13 has no full line; an unreadable file (psi=0) reads as nothing.
+    expect(parsePressure('some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n')).toEqual({ some: { avg10: 0, avg60: 0, avg300: 0, totalUs: 0n } });
+    expect(parsePressure('')).toBeUndefined();
   });
 });
 
