@@ -352,11 +352,15 @@ function results(items: Item[], data: Value): Value[][] {
   return find(0, data);
 }
 
-/** What `-o jsonpath` prints for `data`: each node's values, space-separated. */
-export function executeJsonPath(t: Template, data: Value): string {
+/**
+ * What `-o jsonpath` prints for `data`: each node's values, space-separated;
+ * with `asJson` (`-o jsonpath-as-json`), each node's values as an indented
+ * JSON array, as client-go's JSON output prints them.
+ */
+export function executeJsonPath(t: Template, data: Value, asJson = false): string {
   try {
     return results(t.items, data)
-      .map((vals) => vals.map((v) => (typeof v === 'object' && v !== null ? goJson(v) : goPrint(v))).join(' '))
+      .map((vals) => (asJson ? `${goJson(vals, 4)}\n` : vals.map((v) => (typeof v === 'object' && v !== null ? goJson(v) : goPrint(v))).join(' ')))
       .join('');
   } catch (err) {
     if (err instanceof JsonPathError) throw new JsonPathError(`error executing jsonpath ${JSON.stringify(t.source)}: ${err.message}`);
@@ -364,11 +368,11 @@ export function executeJsonPath(t: Template, data: Value): string {
   }
 }
 
-/** Go's json.Marshal: map keys sorted, <, > and & escaped. */
-function goJson(v: Value): string {
+/** Go's json.Marshal (MarshalIndent with `indent` spaces): map keys sorted, <, > and & escaped. */
+function goJson(v: Value, indent?: number): string {
   const sorted = (x: Value): Value =>
     Array.isArray(x) ? x.map(sorted) : isObject(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, sorted(x[k])])) : x;
-  return JSON.stringify(sorted(v)).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+  return JSON.stringify(sorted(v), null, indent).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
 }
 
 /** Go's fmt %v of a decoded JSON value. */
@@ -393,16 +397,37 @@ export interface Column {
   template: Template;
 }
 
-/** `-o custom-columns=HEADER:PATH,…`, each path in kubectl's relaxed form (`.a.b`, `a.b`, `{.a.b}`). */
+/** `-o custom-columns=HEADER:PATH,…`. */
 export function parseCustomColumns(spec: string): Column[] {
   return spec.split(',').map((part) => {
     const colon = part.indexOf(':');
     if (colon < 0) throw new JsonPathError(`unexpected custom-columns spec: ${part}, expected <header>:<json-path-expr>`);
-    const path = part.slice(colon + 1);
-    const m = /^\{\.?([^{}]+)\}$|^\.?([^{}]+)$/.exec(path);
-    if (!m) throw new JsonPathError(`unexpected path string, expected a 'name1.name2' or '.name1.name2' or '{name1.name2}' or '{.name1.name2}'`);
-    return { header: part.slice(0, colon), template: parseJsonPath(`{.${m[1] ?? m[2]}}`) };
+    return column(part.slice(0, colon), part.slice(colon + 1));
   });
+}
+
+/**
+ * `-o custom-columns-file=FILE`'s text, as kubectl reads it: a line of
+ * headers, then a line of as many paths, each list split on white space.
+ */
+export function parseCustomColumnsFile(text: string): Column[] {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop(); // a last line's end, as a line scanner reads it
+  const [headerLine, specLine] = lines;
+  const usage = 'Expected format is one line of space separated headers, one line of space separated column specs.';
+  if (headerLine === undefined) throw new JsonPathError(`invalid template, missing header line. ${usage}`);
+  if (specLine === undefined) throw new JsonPathError(`invalid template, missing spec line. ${usage}`);
+  const words = (line: string) => line.split(/[ \t\r]+/).filter(Boolean);
+  const [headers, specs] = [words(headerLine), words(specLine)];
+  if (headers.length !== specs.length) throw new JsonPathError(`number of headers (${headers.length}) and field specifications (${specs.length}) don't match`);
+  return headers.map((h, i) => column(h, specs[i]!));
+}
+
+/** A column whose path is in kubectl's relaxed form (`.a.b`, `a.b`, `{.a.b}`). */
+function column(header: string, path: string): Column {
+  const m = /^\{\.?([^{}]+)\}$|^\.?([^{}]+)$/.exec(path);
+  if (!m) throw new JsonPathError(`unexpected path string, expected a 'name1.name2' or '.name1.name2' or '{name1.name2}' or '{.name1.name2}'`);
+  return { header, template: parseJsonPath(`{.${m[1] ?? m[2]}}`) };
 }
 
 /** One row: each column's values joined by commas, `<none>` without any. */

@@ -3,7 +3,7 @@
 // stream, as kubectl streams, with or without -i).
 
 import * as grpc from '@grpc/grpc-js';
-import { closeSync, openSync, promises as fsp, readSync } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readFileSync, readSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,7 @@ import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
-import { customColumnsRow, executeJsonPath, parseCustomColumns, parseJsonPath, type Column, type Template } from './jsonpath.js';
+import { customColumnsRow, executeJsonPath, parseCustomColumns, parseCustomColumnsFile, parseJsonPath, type Column, type Template } from './jsonpath.js';
 import { parseSelector, type Selector } from './selector.js';
 import { UsageError } from './usage.js';
 
@@ -140,12 +140,22 @@ async function run(argv: string[]): Promise<number> {
   }
 }
 
-/** `-o jsonpath=TEMPLATE` / `custom-columns=SPEC` as kubectl splits them: the format and its template. */
+/** The formats of `-o FORMAT=ARG`: the argument is a template, or (`-file`) the file holding one. */
+const TEMPLATE_FORMATS = ['jsonpath', 'jsonpath-as-json', 'jsonpath-file', 'custom-columns', 'custom-columns-file'];
+
+/** `-o jsonpath=TEMPLATE`, `custom-columns-file=FILE`… as kubectl splits them: the format and its template (read from FILE). */
 function splitOutput(out: string): [string, string] {
-  const m = /^(jsonpath|custom-columns)(?:=([^]*))?$/.exec(out);
-  if (!m) return [out, ''];
-  if (!m[2]) throw new Error(`get: ${m[1]} format specified but no ${m[1] === 'jsonpath' ? 'template' : 'custom columns'} given`);
-  return [m[1]!, m[2]];
+  const eq = out.indexOf('=');
+  const format = eq < 0 ? out : out.slice(0, eq);
+  if (!TEMPLATE_FORMATS.includes(format)) return [out, ''];
+  const arg = eq < 0 ? '' : out.slice(eq + 1);
+  if (arg === '') throw new Error(`get: ${format} format specified but no ${format.startsWith('jsonpath') ? 'template' : 'custom columns'} given`);
+  if (!format.endsWith('-file')) return [format, arg];
+  try {
+    return [format, readFileSync(arg, 'utf8')];
+  } catch (err) {
+    throw new Error(`get: error reading --template ${arg}: ${(err as Error).message}`);
+  }
 }
 
 /** kubectl's LABELS column: k=v joined by commas, sorted; <none> without any. */
@@ -174,8 +184,10 @@ async function get(argv: string[]): Promise<number> {
   if (name && selector) throw new UsageError('get: a NAME cannot be given with a selector (-l)');
   const out = values.output ?? '';
   const [format, template] = splitOutput(out);
-  if (!['', 'wide', 'yaml', 'json', 'name', 'jsonpath', 'custom-columns'].includes(format)) {
-    throw new UsageError(`get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE or custom-columns=SPEC (got "${out}")`);
+  if (!['', 'wide', 'yaml', 'json', 'name', ...TEMPLATE_FORMATS].includes(format)) {
+    throw new UsageError(
+      `get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, jsonpath-file=FILE, custom-columns=SPEC or custom-columns-file=FILE (got "${out}")`,
+    );
   }
   const all = values['all-namespaces'] ?? false;
   if (name && all) throw new UsageError('get: a resource cannot be retrieved by name across all namespaces');
@@ -185,8 +197,8 @@ async function get(argv: string[]): Promise<number> {
   // Checked before any call, as kubectl makes its printer first.
   const printer = new PodPrinter({
     format,
-    jsonPath: format === 'jsonpath' ? parseJsonPath(template) : undefined,
-    columns: format === 'custom-columns' ? parseCustomColumns(template) : undefined,
+    jsonPath: format.startsWith('jsonpath') ? parseJsonPath(template) : undefined,
+    columns: format === 'custom-columns' ? parseCustomColumns(template) : format === 'custom-columns-file' ? parseCustomColumnsFile(template) : undefined,
     namespaces: all,
     labels: values['show-labels'] ?? false,
     headers: !(values['no-headers'] ?? false),
@@ -263,7 +275,7 @@ export class PodPrinter {
 
   /** Whether it needs the pods' full views (ListPods gives only summaries otherwise). */
   get needsViews(): boolean {
-    return ['yaml', 'json', 'jsonpath', 'custom-columns'].includes(this.o.format) || this.o.labels;
+    return ['yaml', 'json'].includes(this.o.format) || this.o.jsonPath !== undefined || this.o.columns !== undefined || this.o.labels;
   }
 
   all(pods: PodSummary__Output[], single: boolean): string {
@@ -272,7 +284,7 @@ export class PodPrinter {
     if (format === 'name') return pods.map((p) => `pod/${p.name}\n`).join('');
     if (format === 'json' || format === 'yaml' || jsonPath) {
       const doc = single ? objs()[0] : { apiVersion: 'v1', kind: 'List', items: objs() };
-      if (jsonPath) return executeJsonPath(jsonPath, doc);
+      if (jsonPath) return executeJsonPath(jsonPath, doc, format === 'jsonpath-as-json');
       return format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc);
     }
     const rows = columns ? objs().map((o) => customColumnsRow(columns, o)) : pods.map((p) => this.row(p));
@@ -285,7 +297,7 @@ export class PodPrinter {
     this.started = true;
     if (format === 'name') return `pod/${pod.name}\n`;
     const view = () => JSON.parse(pod.podJson) as PodView;
-    if (jsonPath) return executeJsonPath(jsonPath, view());
+    if (jsonPath) return executeJsonPath(jsonPath, view(), format === 'jsonpath-as-json');
     if (format === 'json') return JSON.stringify(view(), null, 2) + '\n';
     if (format === 'yaml') return (first ? '' : '---\n') + stringify(view());
     const row = columns ? customColumnsRow(columns, view()) : this.row(pod);

@@ -10,8 +10,9 @@ export const imageUsage = `  peapod image load FILE [FILE...] [--name REF] [--so
   peapod image pull REF [--socket PATH]`;
 
 export const podUsage = `  peapod run -f FILE [-f FILE]...                      (FILE "-" = stdin)
-  peapod get pods [NAME | -l SELECTOR] [-o wide|name|yaml|json|jsonpath=TEMPLATE|custom-columns=SPEC] [-A]
-                  [--show-labels] [--no-headers] [-w | --watch-only]
+  peapod get pods [NAME | -l SELECTOR] [-A] [--show-labels] [--no-headers] [-w | --watch-only]
+                  [-o wide|name|yaml|json|jsonpath[-as-json]=TEMPLATE|jsonpath-file=FILE
+                      |custom-columns=SPEC|custom-columns-file=FILE]
   peapod describe pod NAME
   peapod logs NAME [-c CONTAINER | --all-containers] [-f] [--previous] [--tail N] [--since 5m | --since-time T]
                    [--timestamps] [--prefix]

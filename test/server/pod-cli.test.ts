@@ -4,7 +4,7 @@
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -368,6 +368,12 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect((await cli(['get', 'pod', 'sel-web2', '-o=jsonpath={.metadata.labels.tier} {.kind}'])).out.toString()).toBe('front Pod');
       const cols = await cli(['get', 'pods', '-l', 'app=web', '-o', 'custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier']);
       expect(cols.out.toString()).toMatch(/^NAME\s+TIER\nsel-web1\s+<none>\nsel-web2\s+front\n$/);
+      // The same from files, and the values as JSON.
+      writeFileSync(join(base, 'cols.txt'), 'NAME TIER\n.metadata.name .metadata.labels.tier\n');
+      writeFileSync(join(base, 'names.jsonpath'), '{.items[*].metadata.name}');
+      expect((await cli(['get', 'pods', '-l', 'app=web', '-o', `custom-columns-file=${join(base, 'cols.txt')}`])).out.toString()).toBe(cols.out.toString());
+      expect((await cli(['get', 'pods', '-l', 'app=web', '-o', `jsonpath-file=${join(base, 'names.jsonpath')}`])).out.toString()).toBe('sel-web1 sel-web2');
+      expect((await cli(['get', 'pods', '-l', 'app=web', '-o', 'jsonpath-as-json={.items[*].metadata.name}'])).out.toString()).toBe('[\n    "sel-web1",\n    "sel-web2"\n]\n');
       const bad = await cli(['get', 'pods', '-o', 'jsonpath={.items[0}']);
       expect([bad.code, bad.out.toString(), bad.err]).toEqual([1, '', 'peapod: error parsing jsonpath {.items[0}, unterminated array\n']);
       const d = await cli(['delete', 'pods', '-l', 'app=web', '--force']);

@@ -39,11 +39,15 @@ it('refuses flag values it cannot use, naming them', async () => {
 });
 
 it('reads -X=VALUE as kubectl does, and checks -o templates before any call', async () => {
-  expect(await refused('get', ['pods', '-o=table'])).toMatch(/^get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE or custom-columns=SPEC \(got "table"\)/);
+  expect(await refused('get', ['pods', '-o=table'])).toMatch(
+    /^get: -o must be wide, name, yaml, json, jsonpath=TEMPLATE, jsonpath-as-json=TEMPLATE, jsonpath-file=FILE, custom-columns=SPEC or custom-columns-file=FILE \(got "table"\)/,
+  );
   const notCalled = async (args: string[]) => (await podCommand('get', [...args, '--socket', '/nonexistent.sock']).catch((e: unknown) => e)) as Error;
   expect((await notCalled(['pods', '-o', 'jsonpath={.items[0}'])).message).toBe('error parsing jsonpath {.items[0}, unterminated array');
   expect((await notCalled(['pods', '-o', 'jsonpath'])).message).toBe('get: jsonpath format specified but no template given');
   expect((await notCalled(['pods', '-o=custom-columns=NAME'])).message).toBe('unexpected custom-columns spec: NAME, expected <header>:<json-path-expr>');
+  expect((await notCalled(['pods', '-o', 'jsonpath-file=/nonexistent/t'])).message).toMatch(/^get: error reading --template \/nonexistent\/t: ENOENT/);
+  expect((await notCalled(['pods', '-o', 'custom-columns-file'])).message).toBe('get: custom-columns-file format specified but no custom columns given');
   // A good template goes on to the call.
   expect((await notCalled(['pods', '-o=jsonpath={.items[*].metadata.name}'])).message).toMatch(/^cannot reach the peapod server/);
 });

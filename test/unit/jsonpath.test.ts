@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { customColumnsRow, executeJsonPath, parseCustomColumns, parseJsonPath } from '../../src/cli/jsonpath.js';
+import { customColumnsRow, executeJsonPath, parseCustomColumns, parseCustomColumnsFile, parseJsonPath } from '../../src/cli/jsonpath.js';
 
 const pods = {
   apiVersion: 'v1',
@@ -69,6 +69,14 @@ describe('kubectl JSONPath templates (-o jsonpath)', () => {
     expect(run(template)).toBe(want);
   });
 
+  it('-o jsonpath-as-json: each node\'s values as an array, indented by four as Go\'s MarshalIndent, one per node', () => {
+    const asJson = (template: string) => executeJsonPath(parseJsonPath(template), pods, true);
+    expect(asJson('{.items[*].metadata.name}')).toBe('[\n    "web",\n    "db"\n]\n');
+    expect(asJson('{.items[0].metadata.labels}')).toBe('[\n    {\n        "app": "web",\n        "app.kubernetes.io/name": "frontend"\n    }\n]\n');
+    // Text is a node too; a missing key an empty array.
+    expect(asJson('{.kind} x{.nothing}')).toBe('[\n    "List"\n]\n[\n    " x"\n]\n[]\n');
+  });
+
   it('prints objects as Go marshals them: keys sorted, <, > and & escaped', () => {
     expect(run('{.x}', { x: { b: [1, 'a<b>&'], a: null } })).toBe('{"a":null,"b":[1,"a\\u003cb\\u003e\\u0026"]}');
     expect(run('{.x}', { x: 1.5 })).toBe('1.5');
@@ -112,6 +120,18 @@ describe('kubectl custom columns (-o custom-columns)', () => {
       ['web', '10.0.0.5', 'nginx', 'map[app:web app.kubernetes.io/name:frontend]'],
       ['db', '<none>', 'pg,side', 'map[app:db]'],
     ]);
+  });
+
+  it('-o custom-columns-file: a line of headers and a line of as many paths, split on white space (kubectl)', () => {
+    const cols = parseCustomColumnsFile('NAME   IP\tCONTAINERS\r\n.metadata.name  status.podIP {.status.containerStatuses[*].name}\n');
+    expect(pods.items.map((p) => customColumnsRow(cols, p))).toEqual([
+      ['web', '10.0.0.5', 'nginx'],
+      ['db', '<none>', 'pg,side'],
+    ]);
+    expect(cols.map((c) => c.header)).toEqual(['NAME', 'IP', 'CONTAINERS']);
+    expect(() => parseCustomColumnsFile('')).toThrow(/^invalid template, missing header line\. Expected format is one line of space separated headers/);
+    expect(() => parseCustomColumnsFile('NAME IP\n')).toThrow(/^invalid template, missing spec line\./);
+    expect(() => parseCustomColumnsFile('NAME IP\n.metadata.name\n')).toThrow("number of headers (2) and field specifications (1) don't match");
   });
 
   it('refuses a column without a path, and a path with braces inside', () => {
