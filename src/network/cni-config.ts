@@ -146,8 +146,9 @@ export function findPlugin(type: string, binDirs: string[]): string | undefined 
 /**
  * Reads the network configuration: the first `.conflist`/`.conf`/`.json` of
  * the conf dir by file name, as libcni and containerd order them (with a
- * list's plugin files), and checks that every plugin it names exists. A first file that is invalid is an
- * error, as in go-cni: the next one is not used instead.
+ * list's plugin files), and checks that every plugin it names exists. A
+ * first file that is invalid is an error, as in go-cni: the next one is not
+ * used instead.
  */
 export function loadNetwork(confDir: string, binDirs: string[]): LoadResult {
   let entries: Dirent[];
