@@ -10,11 +10,10 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { defaultConfig, durationMs } from '../config.js';
 import { criLogRecords, type CriLogRecord } from '../container/logs.js';
-import { criClient } from '../cri/client.js';
+import { criClient, peapodClient } from '../cri/client.js';
 import type { ContainerLogPathResponse__Output } from '../cri/generated/peapod/v1/ContainerLogPathResponse.js';
 import type { PodSummary__Output } from '../cri/generated/peapod/v1/PodSummary.js';
 import { podSummary } from '../cri/pods.js';
-import { peapodProto } from '../cri/proto.js';
 import type { PodView } from '../pod/status.js';
 import { connectRemoteCommand } from '../stream/client.js';
 import { sleep } from '../util/time.js';
@@ -25,13 +24,10 @@ import { UsageError } from './usage.js';
 type Call = (method: string, req: unknown) => Promise<any>;
 
 function peapodCall(socket: string): { call: Call; close(): void } {
-  const Peapod = peapodProto().peapod.v1.Peapod;
-  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & Record<string, Function>;
+  const client = peapodClient(socket);
+  const methods = client.peapod as unknown as Record<string, (req: unknown) => Promise<unknown>>;
   return {
-    call: (method, req) =>
-      new Promise((resolve, reject) =>
-        client[method]!.call(client, req, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(rpcError(err, socket)) : resolve(res))),
-      ),
+    call: (method, req) => methods[method]!(req).catch((err: grpc.ServiceError) => Promise.reject(rpcError(err, socket))),
     close: () => client.close(),
   };
 }

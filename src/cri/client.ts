@@ -2,9 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { MethodDefinition } from '@grpc/proto-loader';
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
+import { detectBackend } from '../ffi/index.js';
+import type { PeapodDefinition } from './generated/peapod/v1/Peapod.js';
+import { withoutGoaway } from './goaway-filter.js';
 import type { ImageServiceDefinition } from './generated/runtime/v1/ImageService.js';
 import type { RuntimeServiceDefinition } from './generated/runtime/v1/RuntimeService.js';
-import { criProto } from './proto.js';
+import { criProto, peapodProto } from './proto.js';
 
 /** Each unary RPC as an async function taking the request and resolving to the decoded response. */
 type Api<D> = {
@@ -13,6 +16,7 @@ type Api<D> = {
 
 export type RuntimeApi = Api<RuntimeServiceDefinition>;
 export type ImageApi = Api<ImageServiceDefinition>;
+export type PeapodApi = Api<PeapodDefinition>;
 
 /** An error as grpc-js gives one: `code`, `details`, and "CODE NAME: details" as the message. */
 function statusError(code: number, details: string): grpc.ServiceError {
@@ -24,7 +28,8 @@ function statusError(code: number, details: string): grpc.ServiceError {
  * (a 5-byte prefix, grpc-status in the trailers): grpc-js's client costs two
  * to three times the CPU per call, and the CLI and the benches make many
  * short calls. Reconnects after the server went away; streaming calls stay
- * with grpc-js.
+ * with grpc-js. Under Deno it reads the server through the GOAWAY filter
+ * (goaway-filter.ts): a server shutting down would otherwise crash it.
  */
 class UnaryTransport {
   private session: ClientHttp2Session | undefined;
@@ -34,7 +39,10 @@ class UnaryTransport {
 
   private connect(): ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = http2Connect('http://localhost', { createConnection: () => netConnect(this.socket) });
+    const filter = detectBackend() === 'deno';
+    const session = http2Connect('http://localhost', {
+      createConnection: () => (filter ? withoutGoaway(netConnect(this.socket), 'server') : netConnect(this.socket)),
+    });
     session.on('error', () => {}); // each call sees its stream fail
     session.unref();
     this.session = session;
@@ -77,7 +85,9 @@ class UnaryTransport {
       stream.on('trailers', (t) => (trailers = t));
       stream.on('data', (d: Buffer) => chunks.push(d));
       stream.on('error', (err) => {
-        if (done()) reject(statusError(grpc.status.UNAVAILABLE, err.message));
+        // A connection that failed: its own error ("connect ENOENT …"), not the stream's "canceled".
+        const cause = (err as Error & { cause?: unknown }).cause;
+        if (done()) reject(statusError(grpc.status.UNAVAILABLE, cause instanceof Error ? cause.message : err.message));
       });
       stream.on('end', () => {
         if (!done()) return;
@@ -133,6 +143,20 @@ function promisify(client: grpc.Client, service: grpc.ServiceDefinition, unary: 
         );
     },
   });
+}
+
+/** A client of peapod's own service (`peapod.v1.Peapod`) on the CRI socket: the pod CLI's. */
+export function peapodClient(socket: string): { peapod: PeapodApi; close(): void } {
+  const Peapod = peapodProto().peapod.v1.Peapod;
+  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure());
+  const unary = new UnaryTransport(socket);
+  return {
+    peapod: promisify(client, Peapod.service, unary),
+    close() {
+      unary.close();
+      client.close();
+    },
+  };
 }
 
 /** A CRI client over the unix socket, connected as crictl and the kubelet connect. */

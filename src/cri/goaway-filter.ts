@@ -1,10 +1,12 @@
 // Deno 2.9's node:http2 can abort the whole process inside nghttp2 while it
-// handles a GOAWAY a client sent ("find_stream_on_goaway_func: Assertion
-// `stream->closed_next == NULL' failed", denoland/deno#36788): seen here about
-// once in 50 short-lived CLI connections. A client sends GOAWAY only as it
-// hangs up, and the end of its socket tells the server the same, so under
-// Deno the server reads each connection through this filter, which drops the
-// client's GOAWAY frames and passes every other byte unchanged.
+// handles a GOAWAY ("find_stream_on_goaway_func: Assertion
+// `stream->closed_next == NULL' failed", denoland/deno#36788). The server saw
+// it on a client's GOAWAY, about once in 50 short-lived CLI connections; the
+// CLI on the server's, as the server shut down under a `get -w` (a segfault,
+// about once in 6). A peer sends GOAWAY only as it hangs up, and the end of
+// its socket says the same, so under Deno each side reads the other through
+// this filter, which drops the GOAWAY frames and passes every other byte
+// unchanged.
 
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -13,13 +15,21 @@ const PREFACE_LENGTH = 24; // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 const FRAME_HEADER_LENGTH = 9; // length (24 bits), type, flags, stream id
 const GOAWAY = 0x7;
 
-/** Splits a client's HTTP/2 byte stream into frames and leaves out the GOAWAY ones; chunks may cut anywhere. */
+/**
+ * Splits an HTTP/2 byte stream into frames and leaves out the GOAWAY ones;
+ * chunks may cut anywhere. A client's stream starts with the connection
+ * preface, a server's with a frame.
+ */
 export class GoawayDropper {
-  private prefaceLeft = PREFACE_LENGTH;
+  private prefaceLeft: number;
   private passLeft = 0;
   private dropLeft = 0;
   /** A frame header cut by the end of a chunk: kept back until its type is known. */
   private held: Buffer | undefined;
+
+  constructor(from: 'client' | 'server') {
+    this.prefaceLeft = from === 'client' ? PREFACE_LENGTH : 0;
+  }
 
   /** The bytes of `chunk` to pass on, as slices of it (or of it joined to a held header). */
   feed(chunk: Buffer): Buffer[] {
@@ -58,9 +68,9 @@ export class GoawayDropper {
   }
 }
 
-/** `socket` as a duplex whose readable side has no GOAWAY frames; writes, ends and back-pressure go straight through. */
-export function withoutClientGoaway(socket: Socket): Duplex {
-  const dropper = new GoawayDropper();
+/** `socket`, whose peer is `from`, as a duplex whose readable side has no GOAWAY frames; writes, ends and back-pressure go straight through. */
+export function withoutGoaway(socket: Socket, from: 'client' | 'server'): Duplex {
+  const dropper = new GoawayDropper(from);
   const filtered = new Duplex({
     read: () => socket.resume(),
     write: (chunk: Buffer, _enc, done) => socket.write(chunk, done),
@@ -74,6 +84,11 @@ export function withoutClientGoaway(socket: Socket): Duplex {
     let more = true;
     for (const part of dropper.feed(chunk)) more = filtered.push(part) && more;
     if (!more) socket.pause();
+  });
+  // An HTTP/2 session refs and unrefs its socket (a client's idle connection must not hold the process).
+  Object.assign(filtered, {
+    ref: () => (socket.ref(), filtered),
+    unref: () => (socket.unref(), filtered),
   });
   socket.once('end', () => filtered.push(null));
   socket.once('error', (err) => filtered.destroy(err));

@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { detectBackend } from '../ffi/index.js';
 import type { Logger } from '../log.js';
-import { withoutClientGoaway } from './goaway-filter.js';
+import { withoutGoaway } from './goaway-filter.js';
 import { serviceHandlers, type Implementation } from './handlers.js';
 import { criProto, peapodProto } from './proto.js';
 
@@ -76,7 +76,7 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   server.addService(own, serviceHandlers(own, services.peapod ?? {}, log));
   const connections = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const filter = detectBackend() === 'deno';
-  const listener = createServer((conn) => connections.injectConnection(filter ? withoutClientGoaway(conn) : conn));
+  const listener = createServer((conn) => connections.injectConnection(filter ? withoutGoaway(conn, 'client') : conn));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     // The socket is born 0660 whatever the umask, never open to all for a moment.

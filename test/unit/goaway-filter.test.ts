@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GoawayDropper, withoutClientGoaway } from '../../src/cri/goaway-filter.js';
+import { GoawayDropper, withoutGoaway } from '../../src/cri/goaway-filter.js';
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const frame = (type: number, payload: Buffer | string, streamId = 0) => {
@@ -25,7 +25,7 @@ const stream = Buffer.concat([preface, settings, headers, goaway, data, ping, em
 const expected = Buffer.concat([preface, settings, headers, data, ping, settings]);
 
 const through = (chunks: Buffer[]) => {
-  const d = new GoawayDropper();
+  const d = new GoawayDropper('client');
   return Buffer.concat(chunks.flatMap((c) => d.feed(c)));
 };
 
@@ -49,8 +49,15 @@ describe('GoawayDropper', () => {
     expect(bytes.equals(expected)).toBe(true);
   });
 
+  it('reads a server\'s stream, which has no preface, frame by frame from its first byte', () => {
+    const d = new GoawayDropper('server');
+    // Read as a preface, a GOAWAY in the first 24 bytes would pass.
+    const fromServer = Buffer.concat([goaway, settings, headers, data, emptyGoaway]);
+    expect(Buffer.concat(d.feed(fromServer)).equals(Buffer.concat([settings, headers, data]))).toBe(true);
+  });
+
   it('hands on slices, not copies, of a chunk that holds whole frames', () => {
-    const d = new GoawayDropper();
+    const d = new GoawayDropper('client');
     const chunk = Buffer.concat([preface, settings, goaway, headers]);
     const parts = d.feed(chunk);
     expect(parts.length).toBe(2);
@@ -58,14 +65,14 @@ describe('GoawayDropper', () => {
   });
 });
 
-describe('withoutClientGoaway', () => {
+describe('withoutGoaway', () => {
   it('reads a socket without its GOAWAY frames, writes and ends through it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'peapod-goaway-'));
     const path = join(dir, 's.sock');
     const got: Buffer[] = [];
     const serverSide = new Promise<Buffer>((resolve) => {
       const listener = createServer((conn: Socket) => {
-        const filtered = withoutClientGoaway(conn);
+        const filtered = withoutGoaway(conn, 'client');
         filtered.on('data', (c: Buffer) => got.push(c));
         filtered.on('end', () => {
           filtered.end('bye');
