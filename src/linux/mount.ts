@@ -52,17 +52,16 @@ let tmpfsNoswap: boolean | undefined;
  * device. A kernel without it refuses the option (EINVAL): then without.
  */
 export function mountMemoryVolume(target: string, size: number): void {
-  if (tmpfsNoswap !== false) {
-    try {
-      libc().mount('tmpfs', target, 'tmpfs', 0, `size=${size},noswap`);
-      tmpfsNoswap = true;
-      return;
-    } catch (err) {
-      if (tmpfsNoswap || !(err instanceof SyscallError && err.code === 'EINVAL')) throw err;
-      tmpfsNoswap = false;
-    }
+  const mount = (options: string) => libc().mount('tmpfs', target, 'tmpfs', 0, options);
+  if (tmpfsNoswap === false) return mount(`size=${size}`);
+  try {
+    mount(`size=${size},noswap`);
+    tmpfsNoswap = true;
+  } catch (err) {
+    if (tmpfsNoswap || !(err instanceof SyscallError && err.code === 'EINVAL')) throw err;
+    mount(`size=${size}`);
+    tmpfsNoswap = false; // only once the mount without it worked: the EINVAL was the option's
   }
-  libc().mount('tmpfs', target, 'tmpfs', 0, `size=${size}`);
 }
 
 /** Lazily unmounts `target`; a path that is not mounted is fine. */
