@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { WNOHANG } from '../ffi/constants.js';
-import { libc } from '../ffi/index.js';
+import { errnoName, libc } from '../ffi/index.js';
 import { readProcStat } from '../linux/proc.js';
 import { sleep } from '../util/time.js';
 
@@ -52,6 +52,16 @@ export async function execPlugin(req: ExecRequest): Promise<unknown> {
   }
 }
 
+/**
+ * The errno name of a failed spawn: Node and Bun give it as `code`; Deno
+ * only says it in the message ("Text file busy (os error 26)").
+ */
+function spawnErrorCode(err: NodeJS.ErrnoException): string | undefined {
+  if (err.code) return err.code;
+  const os = /\(os error (\d+)\)/.exec(err.message);
+  return os ? errnoName(Number(os[1])) : undefined;
+}
+
 function execOnce(req: ExecRequest): Promise<unknown> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
@@ -60,7 +70,7 @@ function execOnce(req: ExecRequest): Promise<unknown> {
   Object.assign(env, req.cniEnv);
   const label = `CNI plugin ${req.path} (${req.cniEnv.CNI_COMMAND})`;
   return new Promise((resolve, reject) => {
-    const spawnFailed = (err: NodeJS.ErrnoException) => new PluginError(`${label}: ${err.message}`, undefined, false, err.code);
+    const spawnFailed = (err: NodeJS.ErrnoException) => new PluginError(`${label}: ${err.message}`, undefined, false, spawnErrorCode(err));
     let child: ChildProcess;
     try {
       child = spawn(req.path, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
