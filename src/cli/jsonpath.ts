@@ -358,10 +358,15 @@ function results(items: Item[], data: Value): Value[][] {
  * JSON array, as client-go's JSON output prints them.
  */
 export function executeJsonPath(t: Template, data: Value, asJson = false): string {
+  return run(t, data)
+    .map((vals) => (asJson ? `${goJson(vals, 4)}\n` : vals.map((v) => (typeof v === 'object' && v !== null ? goJson(v) : goPrint(v))).join(' ')))
+    .join('');
+}
+
+/** The template's results on `data`; an error names the template, as kubectl's. */
+function run(t: Template, data: Value): Value[][] {
   try {
-    return results(t.items, data)
-      .map((vals) => (asJson ? `${goJson(vals, 4)}\n` : vals.map((v) => (typeof v === 'object' && v !== null ? goJson(v) : goPrint(v))).join(' ')))
-      .join('');
+    return results(t.items, data);
   } catch (err) {
     if (err instanceof JsonPathError) throw new JsonPathError(`error executing jsonpath ${JSON.stringify(t.source)}: ${err.message}`);
     throw err;
@@ -433,13 +438,7 @@ function column(header: string, path: string): Column {
 /** One row: each column's values joined by commas, `<none>` without any. */
 export function customColumnsRow(columns: Column[], data: Value): string[] {
   return columns.map((c) => {
-    let vals: Value[];
-    try {
-      vals = results(c.template.items, data).flat();
-    } catch (err) {
-      if (err instanceof JsonPathError) throw new JsonPathError(`error executing jsonpath ${JSON.stringify(c.template.source)}: ${err.message}`);
-      throw err;
-    }
+    const vals = run(c.template, data).flat();
     return vals.length === 0 ? '<none>' : vals.map(goPrint).join(',');
   });
 }

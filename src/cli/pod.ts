@@ -280,7 +280,7 @@ export class PodPrinter {
     if (format === 'name') return pods.map((p) => `pod/${p.name}\n`).join('');
     if (format === 'json' || format === 'yaml' || jsonPath) {
       const doc = single ? objs()[0] : { apiVersion: 'v1', kind: 'List', items: objs() };
-      if (jsonPath) return executeJsonPath(jsonPath, doc, format === 'jsonpath-as-json');
+      if (jsonPath) return this.template(jsonPath, doc);
       return format === 'json' ? JSON.stringify(doc, null, 2) + '\n' : stringify(doc);
     }
     const rows = columns ? objs().map((o) => customColumnsRow(columns, o)) : pods.map((p) => this.row(p));
@@ -293,11 +293,15 @@ export class PodPrinter {
     this.started = true;
     if (format === 'name') return `pod/${pod.name}\n`;
     const view = () => JSON.parse(pod.podJson) as PodView;
-    if (jsonPath) return executeJsonPath(jsonPath, view(), format === 'jsonpath-as-json');
+    if (jsonPath) return this.template(jsonPath, view());
     if (format === 'json') return JSON.stringify(view(), null, 2) + '\n';
     if (format === 'yaml') return (first ? '' : '---\n') + stringify(view());
     const row = columns ? customColumnsRow(columns, view()) : this.row(pod);
     return table(first && this.o.headers ? [this.head(), row] : [row]);
+  }
+
+  private template(jsonPath: Template, doc: unknown): string {
+    return executeJsonPath(jsonPath, doc, this.o.format === 'jsonpath-as-json');
   }
 
   private head(): string[] {

@@ -145,16 +145,24 @@ function promisify(client: grpc.Client, service: grpc.ServiceDefinition, unary: 
   });
 }
 
+/** A generated grpc-js client class, with its service's definition. */
+type ServiceClass = (new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client) & { service: grpc.ServiceDefinition };
+
+/** A service's client on the socket: unary calls over `unary`, streaming ones through grpc-js. */
+function serviceClient(Service: ServiceClass, socket: string, unary: UnaryTransport): { api: any; close(): void } {
+  const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure());
+  return { api: promisify(client, Service.service, unary), close: () => client.close() };
+}
+
 /** A client of peapod's own service (`peapod.v1.Peapod`) on the CRI socket: the pod CLI's. */
 export function peapodClient(socket: string): { peapod: PeapodApi; close(): void } {
-  const Peapod = peapodProto().peapod.v1.Peapod;
-  const client = new Peapod(`unix:${socket}`, grpc.credentials.createInsecure());
   const unary = new UnaryTransport(socket);
+  const peapod = serviceClient(peapodProto().peapod.v1.Peapod, socket, unary);
   return {
-    peapod: promisify(client, Peapod.service, unary),
+    peapod: peapod.api,
     close() {
       unary.close();
-      client.close();
+      peapod.close();
     },
   };
 }
@@ -162,12 +170,12 @@ export function peapodClient(socket: string): { peapod: PeapodApi; close(): void
 /** A CRI client over the unix socket, connected as crictl and the kubelet connect. */
 export function criClient(socket: string): { runtime: RuntimeApi; image: ImageApi; close(): void } {
   const v1 = criProto().runtime.v1;
-  const runtime = new v1.RuntimeService(`unix:${socket}`, grpc.credentials.createInsecure());
-  const image = new v1.ImageService(`unix:${socket}`, grpc.credentials.createInsecure());
   const unary = new UnaryTransport(socket);
+  const runtime = serviceClient(v1.RuntimeService, socket, unary);
+  const image = serviceClient(v1.ImageService, socket, unary);
   return {
-    runtime: promisify(runtime, v1.RuntimeService.service, unary),
-    image: promisify(image, v1.ImageService.service, unary),
+    runtime: runtime.api,
+    image: image.api,
     close() {
       unary.close();
       runtime.close();

@@ -1,10 +1,12 @@
 // Volumes as the kubelet sets them up: a Memory emptyDir is a tmpfs of mode
-// 1777 sized at the pod's memory limit (or a smaller sizeLimit, or without a
+// 1777 sized at the pod's memory limit, `noswap` where the kernel takes it
+// (or a smaller sizeLimit, or without a
 // limit the node's allocatable memory, as limits.memory is then); a
 // downwardAPI volume's files and layout; hostPath
 // type checks (File takes any non-directory, Socket follows a symlink, a
 // failed check is a FailedMount event worded as the kubelet's).
 
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { totalmem } from 'node:os';
@@ -45,6 +47,10 @@ describe(`pod volumes [server on ${runtime}]`, () => {
     expect(await size('/big')).toBe(64 * 2 ** 20);
     expect(await size('/small')).toBe(32 * 2 ** 20);
     expect(await exec('mem', 'c', ['stat', '-c', '%a', '/m'])).toBe('1777\n');
+    // Whether this kernel takes the option, asked of mount(8) in a mount namespace of its own.
+    const takes = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o noswap,size=1m tmpfs /mnt'], { stdio: 'ignore' }).status === 0;
+    const options = (await exec('mem', 'c', ['sh', '-c', 'grep " /small " /proc/mounts | cut -d" " -f4'])).trim().split(',');
+    expect(options.includes('noswap'), options.join(',')).toBe(takes);
     await cli(['delete', 'mem', '--force']);
   });
 
