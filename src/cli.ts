@@ -78,11 +78,12 @@ async function serve(argv: string[]): Promise<void> {
 
 /**
  * Where stdout is a pipe, Bun and Deno write it asynchronously: exiting at
- * once could drop the end of an exec's output or the last log line. An empty
- * write's callback comes after every write before it.
+ * once could drop the end of an exec's output or the last log line. Bun calls
+ * an empty write back at once, with the writes before it still queued (and
+ * `writableLength` 0); `end()` calls back once everything is written, on all three.
  */
 async function exitFlushed(code: number): Promise<never> {
-  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write('', () => resolve()))));
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.end(resolve))));
   process.exit(code);
 }
 

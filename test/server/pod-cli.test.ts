@@ -88,6 +88,23 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       expect([ok.code, ok.out.toString(), ok.err]).toEqual([0, 'got hello\n', '']);
     });
 
+    it('a slow reader still gets the whole output before the CLI exits', async () => {
+      // The CLI outruns a reader that takes a pause after each chunk, so output is still
+      // queued when the exit status comes: exiting then must not drop it (Bun did, at times).
+      const size = 3 * 1024 * 1024;
+      for (let run = 0; run < 3; run++) {
+        const child = started(['exec', 'shell', '--', 'head', '-c', String(size), '/dev/zero']);
+        let got = 0;
+        child.stdout!.on('data', (d: Buffer) => {
+          got += d.length;
+          child.stdout!.pause();
+          setTimeout(() => child.stdout!.resume(), 5);
+        });
+        const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+        expect([run, code, got]).toEqual([run, 0, size]);
+      }
+    });
+
     it('without -i streams output as the command writes it, stdout and stderr apart, and leaves local input alone', async () => {
       const child = started(['exec', 'shell', '--', 'sh', '-c', 'echo first; echo warn >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo second; exit 5']);
       let early = '';
