@@ -63,22 +63,32 @@ function relay(ws: WebSocket, io: RemoteIo): RemoteCommand {
 
   const { stdin } = io;
   let relaying = stdin !== null;
-  const onInput = (d: Buffer) => {
-    // One message in flight at a time: input is read no faster than the socket takes it.
-    stdin!.pause();
-    send(STDIN, d, () => relaying && stdin!.resume());
+  // One message in flight at a time: input is read no faster than the socket takes it.
+  // Read on 'readable', not paused and resumed on 'data': Bun's stdin, resumed that way
+  // under load, at times never emits its 'end', and the command would wait for input forever.
+  let sending = false;
+  const onReadable = () => {
+    while (relaying && !sending) {
+      const d = stdin!.read() as Buffer | null;
+      if (d === null) return;
+      sending = true;
+      send(STDIN, d, () => {
+        sending = false;
+        onReadable();
+      });
+    }
   };
   const onEnd = () => {
     if (ws.protocol === 'v5.channel.k8s.io') send(CLOSE, Buffer.from([STDIN]));
   };
   if (stdin) {
-    stdin.on('data', onInput);
+    stdin.on('readable', onReadable);
     stdin.once('end', onEnd);
   }
   const stopInput = () => {
     if (!stdin || !relaying) return;
     relaying = false;
-    stdin.off('data', onInput);
+    stdin.off('readable', onReadable);
     stdin.off('end', onEnd);
     stdin.pause();
   };

@@ -42,11 +42,19 @@ export function probeSkipReason(rt: ProbeRuntime): string | undefined {
   return undefined;
 }
 
-/** Runs `probe` (a path from the repo root) under `rt`; resolves with the JSON of its last stdout line. */
-export async function runProbe<T>(rt: ProbeRuntime, probe: string, env: Record<string, string> = {}): Promise<T> {
+/**
+ * Runs `probe` (a path from the repo root) under `rt`, `input` written to its
+ * stdin (a pipe) and closed; resolves with the JSON of its last stdout line.
+ */
+export async function runProbe<T>(rt: ProbeRuntime, probe: string, env: Record<string, string> = {}, input?: Buffer): Promise<T> {
   let stdout: string;
   try {
-    ({ stdout } = await execFileP(rt.binary, rt.args(probe), { cwd: ROOT, timeout: 45_000, env: { ...process.env, NO_COLOR: '1', ...env } }));
+    // Input goes through cat: Node gives a child a socket pair, where a shell gives it a pipe.
+    // vite-node's vite ends the process when its stdin ends, unless CI=true.
+    const [file, args] = input ? ['sh', ['-c', 'cat | "$@"', 'sh', rt.binary, ...rt.args(probe)]] : [rt.binary, rt.args(probe)];
+    const run = execFileP(file, args, { cwd: ROOT, timeout: 45_000, env: { ...process.env, NO_COLOR: '1', ...(input ? { CI: 'true' } : {}), ...env } });
+    if (input) run.child.stdin!.end(input);
+    ({ stdout } = await run);
   } catch (err) {
     const e = err as { message: string; stderr?: string; stdout?: string };
     throw new Error(`${rt.name}: probe failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nstderr: ${e.stderr ?? ''}`);
