@@ -1,3 +1,4 @@
+import type { ServerUnaryCall } from '@grpc/grpc-js';
 import type { ContainerManager } from '../container/manager.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
@@ -16,7 +17,7 @@ import type { RemovePodSandboxRequest__Output } from './generated/runtime/v1/Rem
 import type { RunPodSandboxRequest__Output } from './generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from './generated/runtime/v1/RunPodSandboxResponse.js';
 import type { StopPodSandboxRequest__Output } from './generated/runtime/v1/StopPodSandboxRequest.js';
-import type { Implementation } from './handlers.js';
+import { type Implementation, untilCancelled } from './handlers.js';
 
 /** Runtime handlers (RuntimeClass names) peapod answers to. */
 export const runtimeHandlers = ['', 'peapod'];
@@ -118,8 +119,9 @@ export function sandboxStatus(sb: Sandbox, state: SandboxState): PodSandboxStatu
 
 export function sandboxHandlers(sandboxes: SandboxManager, containers: ContainerManager): Implementation {
   return {
-    async RunPodSandbox(req: RunPodSandboxRequest__Output): Promise<RunPodSandboxResponse> {
-      const sb = await sandboxes.run(toSandboxSpec(req.config, req.runtimeHandler));
+    async RunPodSandbox(req: RunPodSandboxRequest__Output, call?: ServerUnaryCall<unknown, unknown>): Promise<RunPodSandboxResponse> {
+      const spec = toSandboxSpec(req.config, req.runtimeHandler);
+      const sb = await untilCancelled(call, (signal) => sandboxes.run(spec, signal));
       return { podSandboxId: sb.id };
     },
 

@@ -31,6 +31,8 @@ export interface ExecRequest {
   cniEnv: Record<string, string>;
   stdin: string;
   timeoutMs: number;
+  /** Aborted when the call that needs the plugin is given up: the plugin is killed as at the timeout. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -38,11 +40,13 @@ export interface ExecRequest {
  * the timeout. Resolves to the parsed stdout (undefined when empty, as DEL
  * answers); rejects with a PluginError carrying the plugin's `msg`/`details`.
  * The plugin leads a process group of its own, so that the timeout kills the
- * IPAM plugins it delegated to as well; the call ends at the timeout even
- * when a process that escaped the group still holds its stdout or stderr.
+ * IPAM plugins it delegated to as well; the call ends at the timeout (or
+ * the abort) even when a process that escaped the group still holds its
+ * stdout or stderr.
  */
 export async function execPlugin(req: ExecRequest): Promise<unknown> {
   for (let attempt = 1; ; attempt++) {
+    req.signal?.throwIfAborted();
     try {
       return await execOnce(req);
     } catch (err) {
@@ -88,10 +92,12 @@ function execOnce(req: ExecRequest): Promise<unknown> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      req.signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(value);
     };
-    const timer = setTimeout(() => {
+    const killed = (err: PluginError) => {
+      if (settled) return;
       const pgid = child.pid!;
       try {
         process.kill(-pgid, 'SIGKILL');
@@ -100,8 +106,11 @@ function execOnce(req: ExecRequest): Promise<unknown> {
       }
       for (const s of [child.stdin, child.stdout, child.stderr]) s?.destroy();
       reapGroup(pgid);
-      finish(new PluginError(`${label} timed out after ${req.timeoutMs / 1000} s`, undefined, true));
-    }, req.timeoutMs);
+      finish(err);
+    };
+    const timer = setTimeout(() => killed(new PluginError(`${label} timed out after ${req.timeoutMs / 1000} s`, undefined, true)), req.timeoutMs);
+    const onAbort = () => killed(new PluginError(`${label} stopped: ${(req.signal!.reason as Error | undefined)?.message ?? 'aborted'}`, undefined));
+    req.signal?.addEventListener('abort', onAbort);
     child.stdout!.on('data', (d: Buffer) => {
       if (outLen < OUTPUT_LIMIT) out.push(d);
       outLen += d.length;

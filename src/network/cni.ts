@@ -180,9 +180,11 @@ export class CniNetwork implements PodNetwork {
 
   /**
    * ADD: every plugin in order, each getting the previous one's result. On
-   * failure the caller runs tearDown (DEL), as the spec asks of runtimes.
+   * failure the caller runs tearDown (DEL), as the spec asks of runtimes;
+   * `signal` kills the plugin running when the caller gives up, as go-cni's
+   * context does.
    */
-  async setUp(sb: Sandbox): Promise<PodIps> {
+  async setUp(sb: Sandbox, signal?: AbortSignal): Promise<PodIps> {
     const netns = sb.namespaces.net;
     if (!netns) throw internal(`sandbox ${sb.id} has no network namespace of its own`);
     const loaded = loadNetwork(this.opts.confDir, this.opts.binDirs);
@@ -207,6 +209,7 @@ export class CniNetwork implements PodNetwork {
         cniEnv: this.env('ADD', sb.id, netns, entry),
         stdin: JSON.stringify(pluginStdin(list, plugin, prev, entry.capabilityArgs)),
         timeoutMs: this.timeoutMs,
+        signal,
       }).catch((err: Error) => {
         throw internal(`network "${list.name}": ${err.message}`, err);
       });

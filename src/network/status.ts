@@ -19,7 +19,7 @@ export interface PodNetwork {
   status(): NetworkStatus;
   /** What the CRI Status reports: status(), and the plugins' own word where the config's version lets them give it. */
   probe(): Promise<NetworkStatus>;
-  setUp(sb: Sandbox): Promise<PodIps>;
+  setUp(sb: Sandbox, signal?: AbortSignal): Promise<PodIps>;
   tearDown(sb: Sandbox): Promise<void>;
   /** UpdateRuntimeConfig's pod CIDR (one per IP family): stored and reported. */
   setPodCidr(cidrs: string[]): void;

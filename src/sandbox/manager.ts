@@ -99,7 +99,12 @@ export class SandboxManager {
     }
   }
 
-  async run(spec: SandboxSpec): Promise<Sandbox> {
+  /**
+   * Creates and starts a sandbox. `signal` (the client gave up) stops the CNI
+   * plugin running and undoes everything, as containerd's context does: a
+   * sandbox the kubelet never heard of would hold the pod's name.
+   */
+  async run(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     validateSpec(spec);
     const key = nameKey(spec);
     const existing = this.names.get(key);
@@ -113,7 +118,7 @@ export class SandboxManager {
       if (!this.sandboxes.has(id)) this.names.delete(key); // kept for its network teardown: the name stays taken
     });
     try {
-      const sb = await this.create(id, spec, undo);
+      const sb = await this.create(id, spec, undo, signal);
       undo.commit();
       return sb;
     } catch (err) {
@@ -122,7 +127,7 @@ export class SandboxManager {
     }
   }
 
-  private async create(id: string, spec: SandboxSpec, undo: Rollback): Promise<Sandbox> {
+  private async create(id: string, spec: SandboxSpec, undo: Rollback, signal: AbortSignal | undefined): Promise<Sandbox> {
     const { log, hostNs, reaper } = this.deps;
     const owned = ownedNamespaces(spec);
     const network = owned.includes('net') ? this.deps.network : undefined;
@@ -202,13 +207,14 @@ export class SandboxManager {
           sb.networkAttached = false;
         }),
       );
-      sb.network = await network.setUp(sb);
+      sb.network = await network.setUp(sb, signal);
       added = true;
       this.store.save(sb);
       failpoint('sandbox.after-network');
     }
     preparePodFiles(this.store.runtimeDir(id), sb, hostname());
     failpoint('sandbox.after-files');
+    signal?.throwIfAborted();
 
     sb.complete = true;
     this.store.save(sb);

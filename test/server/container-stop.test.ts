@@ -3,8 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { criProto } from '../../src/cri/proto.js';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { grpcCode, podConfig, runtimeCallWithDeadline } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { procStatus, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, until } from '../support/wait.js';
@@ -18,20 +17,13 @@ const COUNTING = ['sh', '-c', "trap 'echo TERM' TERM; while true; do sleep 0.1; 
 // until its client gives up), the stop signal goes once, a SIGKILL whenever a
 // call's timeout has passed; nothing waits for another call's grace period.
 describe(`StopContainer calls that overlap [server on ${runtime}]`, () => {
-  type StopClient = grpc.Client & {
-    StopContainer(req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void): grpc.ClientUnaryCall;
-  };
   let s: TestServer;
   let logDir: string;
-  let client: StopClient;
   beforeAll(async () => {
     s = await startServer({}, preloadBusybox);
     logDir = mkdtempSync(join(tmpdir(), 'peapod-logs-'));
-    const def = criProto().runtime.v1.RuntimeService;
-    client = new def(`unix:${s.socket}`, grpc.credentials.createInsecure()) as unknown as StopClient;
   });
   afterAll(async () => {
-    client?.close();
     await s?.cleanup();
     rmSync(logDir, { recursive: true, force: true });
   });
@@ -122,9 +114,7 @@ describe(`StopContainer calls that overlap [server on ${runtime}]`, () => {
   it('a StopContainer its client gives up on stops waiting and kills nothing; its signal stays sent, once', async () => {
     const { podSandboxId, containerId, log } = await running('given-up', COUNTING);
     try {
-      const err = await new Promise<grpc.ServiceError | null>((resolve) => {
-        client.StopContainer({ containerId, timeout: '3' }, { deadline: Date.now() + 1000 }, resolve);
-      });
+      const err = await runtimeCallWithDeadline(s.socket, 'StopContainer', { containerId, timeout: '3' }, 1000);
       expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
       await until('the TERM in the log', () => terms(log) === 1);
       // Past the given-up call's own timeout: no SIGKILL came from it.

@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { grpcCode, podConfig, runtimeCallWithDeadline } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { mountsContaining, runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -125,6 +125,7 @@ if [ "$CNI_COMMAND" = ADD ]; then
     rec1) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.5/24","interface":0}]}' ;;
     rec2) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.99.0.5/24","interface":0}]}' ;;
     loip) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"127.0.0.5/8","interface":0}]}' ;;
+    slow) echo $$ > "$dir/slow.pid"; sleep 30; exit 1 ;;
     faildel) [ -e "$dir/add-ok" ] && { echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.7/24","interface":0}]}'; exit 0; } ;&
     fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
   esac
@@ -143,7 +144,7 @@ exit 0
     nodePin = join(tmp, 'node-netns');
     writeFileSync(nodePin, '');
     execFileSync('unshare', [`--net=${nodePin}`, 'true']);
-    for (const name of ['rec1', 'rec2', 'fail', 'faildel', 'loip']) {
+    for (const name of ['rec1', 'rec2', 'fail', 'faildel', 'loip', 'slow']) {
       writeFileSync(join(binDir, name), script);
       chmodSync(join(binDir, name), 0o755);
     }
@@ -304,6 +305,25 @@ exit 0
     expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
     expect(allocatedIps()).toEqual([]); // bridge's DEL released the address it had taken
     expect(nodeVeths()).toEqual([]);
+    clearConf();
+  });
+
+  it('a RunPodSandbox its client gives up on kills the plugin running, as go-cni does, and undoes the sandbox: the name is free again', async () => {
+    writeConf('00-rec.conflist', recConf({ type: 'rec1' }, { type: 'slow' }));
+    rmSync(join(logDir, 'calls'), { force: true });
+    const err = await runtimeCallWithDeadline(s.socket, 'RunPodSandbox', { config: podConfig('given-up') }, 1500);
+    expect(grpcCode(err)).toBe('DEADLINE_EXCEEDED');
+    const pid = Number(readFileSync(join(logDir, 'slow.pid'), 'utf8'));
+    // Its sleep is 30 s: gone within the wait, it was killed.
+    await waitFor('the plugin killed', () => !existsSync(`/proc/${pid}`));
+    await waitFor('the DEL of what was set up', () => calls() === 'rec1 ADD\nslow ADD\nslow DEL\nrec1 DEL\n');
+    await waitFor('no sandbox left', () => readdirSync(join(s.state, 'sandboxes')).length === 0);
+    expect((await s.runtime.ListPodSandbox({})).items!.filter((p) => p.metadata!.name === 'given-up')).toEqual([]);
+    expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
+    clearConf();
+    writeConf('00-rec.conflist', recConf());
+    const again = (await s.runtime.RunPodSandbox({ config: podConfig('given-up') })).podSandboxId;
+    await s.runtime.RemovePodSandbox({ podSandboxId: again });
     clearConf();
   });
 

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { RuntimeApi } from '../../src/cri/client.js';
+import { criProto } from '../../src/cri/proto.js';
 
 export { criClient, type ImageApi, type RuntimeApi } from '../../src/cri/client.js';
 
@@ -24,4 +25,23 @@ export function grpcCode(err: unknown): string {
 export async function execText(rt: RuntimeApi, id: string, cmd: string[], timeout = 10): Promise<{ out: string; err: string; code: number }> {
   const r = await rt.ExecSync({ containerId: id, cmd, timeout: String(timeout) });
   return { out: Buffer.from(r.stdout).toString(), err: Buffer.from(r.stderr).toString(), code: r.exitCode };
+}
+
+/**
+ * One RuntimeService call through grpc-js with a deadline `ms` away (the
+ * project's own client takes none); resolves with its error, null on success.
+ */
+export function runtimeCallWithDeadline(socket: string, method: string, req: unknown, ms: number): Promise<grpc.ServiceError | null> {
+  const Service = criProto().runtime.v1.RuntimeService;
+  const client = new Service(`unix:${socket}`, grpc.credentials.createInsecure()) as unknown as Record<
+    string,
+    (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void
+  > &
+    grpc.Client;
+  return new Promise((resolve) =>
+    client[method]!(req, { deadline: Date.now() + ms }, (err) => {
+      client.close();
+      resolve(err);
+    }),
+  );
 }

@@ -143,32 +143,57 @@ describe('CNI config loading', () => {
 });
 
 describe('CNI plugin execution', () => {
-  it('ends the call at the timeout and kills the plugin with the IPAM plugins it started, which hold its stderr', async () => {
+  /** Ends the call after 500 ms: the plugin's timeout, or the caller giving up (a cancelled RunPodSandbox). */
+  const endings = [
+    { how: 'at the timeout', opts: () => ({ timeoutMs: 500 }), want: { timedOut: true, message: expect.stringContaining('timed out after 0.5 s') } },
+    {
+      how: 'when its caller gives up',
+      opts: () => {
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(new Error('the client cancelled the call')), 500);
+        return { timeoutMs: 60_000, signal: ac.signal };
+      },
+      want: { timedOut: false, message: expect.stringContaining('stopped: the client cancelled the call') },
+    },
+  ];
+  for (const { how, opts, want } of endings) {
+    it(`ends the call ${how} and kills the plugin with the IPAM plugins it started, which hold its stderr`, async () => {
+      const dir = mkdtempSync(join(tmp, 'exec-'));
+      const plugin = join(dir, 'hang');
+      // Like a bridge plugin hung on its host-local child: the child inherited stderr.
+      writeFileSync(plugin, `#!/bin/sh\nsleep 100 >/dev/null &\necho "$$ $!" > ${dir}/pids\nwait\n`);
+      chmodSync(plugin, 0o755);
+      // The server is a child subreaper: the killed plugin's children come to it.
+      const c = await loadLibc();
+      const wasSubreaper = c.prctl(PR_GET_CHILD_SUBREAPER, 0);
+      c.prctl(PR_SET_CHILD_SUBREAPER, 1);
+      const pidsOf = () => (existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').trim().split(' ').map(Number) : []);
+      const running = () => pidsOf().filter((pid) => existsSync(`/proc/${pid}`));
+      try {
+        const started = Date.now();
+        const err = await execPlugin({ path: plugin, cniEnv: { CNI_COMMAND: 'ADD' }, stdin: '{}', ...opts() }).catch((e: unknown) => e);
+        expect(Date.now() - started).toBeLessThan(2000);
+        expect(err).toMatchObject({ name: 'PluginError', ...want });
+        expect(pidsOf()).toHaveLength(2);
+        // Gone, zombies too (reaped, not left to the server).
+        for (let i = 0; i < 100 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(running()).toEqual([]);
+      } finally {
+        c.prctl(PR_SET_CHILD_SUBREAPER, wasSubreaper);
+        for (const pid of running()) process.kill(pid, 'SIGKILL');
+      }
+    }, 10_000);
+  }
+
+  it('runs no plugin for a caller that gave up already', async () => {
     const dir = mkdtempSync(join(tmp, 'exec-'));
-    const plugin = join(dir, 'hang');
-    // Like a bridge plugin hung on its host-local child: the child inherited stderr.
-    writeFileSync(plugin, `#!/bin/sh\nsleep 100 >/dev/null &\necho "$$ $!" > ${dir}/pids\nwait\n`);
+    const plugin = join(dir, 'plugin');
+    writeFileSync(plugin, `#!/bin/sh\ntouch ${dir}/ran\necho '{}'\n`);
     chmodSync(plugin, 0o755);
-    // The server is a child subreaper: the killed plugin's children come to it.
-    const c = await loadLibc();
-    const wasSubreaper = c.prctl(PR_GET_CHILD_SUBREAPER, 0);
-    c.prctl(PR_SET_CHILD_SUBREAPER, 1);
-    const pidsOf = () => (existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').trim().split(' ').map(Number) : []);
-    const running = () => pidsOf().filter((pid) => existsSync(`/proc/${pid}`));
-    try {
-      const started = Date.now();
-      const err = await execPlugin({ path: plugin, cniEnv: { CNI_COMMAND: 'ADD' }, stdin: '{}', timeoutMs: 500 }).catch((e: unknown) => e);
-      expect(Date.now() - started).toBeLessThan(2000);
-      expect(err).toMatchObject({ name: 'PluginError', timedOut: true, message: expect.stringContaining('timed out after 0.5 s') });
-      expect(pidsOf()).toHaveLength(2);
-      // Gone, zombies too (reaped, not left to the server).
-      for (let i = 0; i < 100 && running().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(running()).toEqual([]);
-    } finally {
-      c.prctl(PR_SET_CHILD_SUBREAPER, wasSubreaper);
-      for (const pid of running()) process.kill(pid, 'SIGKILL');
-    }
-  }, 10_000);
+    const signal = AbortSignal.abort(new Error('the client cancelled the call'));
+    await expect(execPlugin({ path: plugin, cniEnv: { CNI_COMMAND: 'ADD' }, stdin: '{}', timeoutMs: 5000, signal })).rejects.toThrow('the client cancelled the call');
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+  });
 });
 
 describe('CNI invocation', () => {
