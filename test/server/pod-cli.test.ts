@@ -63,6 +63,8 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
   const getPod = (name: string) => k.pod(name);
   const apply = (name: string, spec: string) => k.apply(`apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\nspec:\n  terminationGracePeriodSeconds: 1\n${spec}`);
   const container = (command: string) => `    - name: c\n      image: busybox\n      imagePullPolicy: IfNotPresent\n      command: ["sh", "-c", ${JSON.stringify(command)}]`;
+  /** How many `method` calls the server has answered so far: its debug log has a line for each, written before the answer. */
+  const answered = (method: string) => s.output().split(`"msg":"rpc","method":"${method}"`).length - 1;
   const running = (name: string, restarts = 0) =>
     waitFor(`${name} running`, async () => {
       const c = (await getPod(name)).status.containerStatuses[0]!;
@@ -401,26 +403,29 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
 
     it('get -w prints each change of the pods until killed, and a pod deleted once more; --watch-only skips the pods as they were', async () => {
       // Started before the pod exists: -w with no pod prints nothing yet (no "No resources found").
+      const lists = answered('ListPods');
       const table = started(['get', 'pods', '-w', '-l', 'app=watched']);
       const tableDone = finished(table);
       let tableOut = '';
       table.stdout!.on('data', (d: Buffer) => (tableOut += d));
-      await sleep(1000); // it has made its first call
+      await waitFor('the watch\'s first list', async () => answered('ListPods') > lists);
       await k.apply(
         `apiVersion: v1\nkind: Pod\nmetadata:\n  name: watched\n  labels: {app: watched}\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  containers:\n${container('until [ -e /tmp/go ]; do sleep 0.05; done; exit 3')}`,
       );
       await running('watched');
       await waitFor('the Running row', async () => /\nwatched\s+1\/1\s+Running\s+0\s/.test(tableOut));
       // Started while the pod runs: that state is not printed, only what follows.
+      const gets = answered('GetPod');
       const phases = started(['get', 'pod', 'watched', '--watch-only', '-o', 'jsonpath={.metadata.name} {.status.phase}{"\\n"}']);
       const phasesDone = finished(phases);
-      await sleep(1000);
+      await waitFor('the watch\'s first get', async () => answered('GetPod') > gets);
       await k.exec('watched', 'c', ['touch', '/tmp/go']);
       await waitFor('the Error row', async () => /\nwatched\s+0\/1\s+Error\s+0\s/.test(tableOut));
       const printedBeforeDelete = tableOut.split('\n').length;
       expect((await cli(['delete', 'watched'])).code).toBe(0);
       await waitFor('the row of the pod deleted', async () => tableOut.split('\n').length > printedBeforeDelete);
-      await sleep(600); // a few more polls: nothing more to print
+      const polled = answered('ListPods');
+      await waitFor('two more polls (nothing more to print)', async () => answered('ListPods') >= polled + 2);
       table.kill('SIGINT');
       phases.kill('SIGINT');
       const [t, p] = await Promise.all([tableDone, phasesDone]);
