@@ -1,17 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 
 // Packaging as a user meets it: `peapod doctor` on this machine, the systemd
 // unit, the Vagrantfile and the npm tarball. Needs a build (dist/).
 
 const repo = resolve(import.meta.dirname, '../..');
 const cli = join(repo, 'dist', 'cli.js');
-const tmp = mkdtempSync(join(tmpdir(), 'peapod-packaging-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = fileTempDir('peapod-packaging-');
 
 function which(cmd: string): string | undefined {
   const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
@@ -23,12 +22,12 @@ function doctor(...args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** Roots on a temporary dir, so the checks do not depend on /var/lib/peapod. */
-const roots = ['--root', join(tmp, 'root'), '--state', join(tmp, 'state'), '--socket', join(tmp, 'state', 'peapod.sock')];
+/** Roots on the temporary dir, so the checks do not depend on /var/lib/peapod. */
+const roots = () => ['--root', join(tmp(), 'root'), '--state', join(tmp(), 'state'), '--socket', join(tmp(), 'state', 'peapod.sock')];
 
 describe('peapod doctor on this machine', () => {
   it('finds no ERROR with the real checks, and prints the table', () => {
-    const r = doctor(...roots);
+    const r = doctor(...roots());
     expect(r.err).toBe('');
     expect(r.out).toMatch(/^CHECK\s+STATUS\s+DETAIL \/ FIX\n/);
     expect(r.out).not.toMatch(/^\S+\s+ERROR\s/m);
@@ -42,7 +41,7 @@ describe('peapod doctor on this machine', () => {
   });
 
   it('--json gives the same checks as data', () => {
-    const r = doctor(...roots, '--json');
+    const r = doctor(...roots(), '--json');
     expect(r.code).toBe(0);
     const json = JSON.parse(r.out) as { ok: boolean; checks: { name: string; status: string; detail: string }[] };
     expect(json.ok).toBe(true);
@@ -52,40 +51,40 @@ describe('peapod doctor on this machine', () => {
 
   it('a missing feature is an ERROR with its fix, and exit code 1', () => {
     // Native helpers from a config file pointing at an empty dir; overlay from a fake /proc.
-    const empty = join(tmp, 'no-native');
+    const empty = join(tmp(), 'no-native');
     mkdirSync(empty, { recursive: true });
-    const config = join(tmp, 'config.json');
+    const config = join(tmp(), 'config.json');
     writeFileSync(config, JSON.stringify({ nativeDir: empty }));
-    let r = doctor(...roots, '--config', config);
+    let r = doctor(...roots(), '--config', config);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^config\s+OK\s+read .*config\.json$/m);
     expect(r.out).toMatch(/^native-helpers\s+ERROR\s+missing or not executable in .*no-native: pause, peapod-sandbox, peapod-monitor, peapod-exec\n\s+fix: make -C /m);
 
-    const proc = join(tmp, 'proc');
+    const proc = join(tmp(), 'proc');
     mkdirSync(join(proc, 'sys/kernel'), { recursive: true });
     mkdirSync(join(proc, 'self'), { recursive: true });
     writeFileSync(join(proc, 'sys/kernel/osrelease'), '6.1.0-fake\n');
     writeFileSync(join(proc, 'filesystems'), 'nodev\tproc\n\text4\n');
-    r = doctor(...roots, '--proc', proc);
+    r = doctor(...roots(), '--proc', proc);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^overlayfs\s+ERROR\s+.*\n\s+fix: modprobe overlay/m);
   });
 
   it('an invalid config file is an ERROR naming the key', () => {
-    const config = join(tmp, 'bad.json');
+    const config = join(tmp(), 'bad.json');
     writeFileSync(config, JSON.stringify({ sockt: '/x' }));
-    const r = doctor(...roots, '--config', config);
+    const r = doctor(...roots(), '--config', config);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/^config\s+ERROR\s+.*unknown key "sockt"/m);
   });
 
   it('serve refuses an invalid config file before doing anything', () => {
-    const config = join(tmp, 'bad-serve.json');
+    const config = join(tmp(), 'bad-serve.json');
     writeFileSync(config, JSON.stringify({ logLevel: 'loud' }));
-    const r = spawnSync(process.execPath, [cli, 'serve', '--config', config, ...roots], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [cli, 'serve', '--config', config, ...roots()], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/"logLevel" must be one of "debug", "info", "warn", "error"/);
-    expect(existsSync(join(tmp, 'state', 'peapod.sock'))).toBe(false);
+    expect(existsSync(join(tmp(), 'state', 'peapod.sock'))).toBe(false);
   });
 });
 
@@ -100,7 +99,7 @@ describe('packaging files', () => {
   });
 
   it.skipIf(!analyze)(`systemd-analyze verify does catch a broken unit (the check above means something)${noAnalyze}`, () => {
-    const bad = join(tmp, 'bad.service');
+    const bad = join(tmp(), 'bad.service');
     writeFileSync(bad, '[Service]\nExecStart=/usr/bin/env true\nKillMode=bogus\n');
     const r = spawnSync(analyze!, ['verify', bad], { encoding: 'utf8' });
     expect(r.stderr).toMatch(/KillMode|kill mode/);
@@ -114,7 +113,7 @@ describe('packaging files', () => {
     expect(unit).toMatch(/^ExecStart=\/usr\/bin\/env peapod serve$/m);
     // The readiness loop, run as systemd would (with $$ unescaped): it succeeds once the socket exists.
     const post = /^ExecStartPost=\/bin\/sh -c '(.*)'$/m.exec(unit)![1]!.replaceAll('$$', '$');
-    const sock = join(tmp, 'ready.sock');
+    const sock = join(tmp(), 'ready.sock');
     const script = post.replaceAll('/run/peapod/peapod.sock', sock);
     const server = createServer();
     await new Promise<void>((res) => server.listen(sock, res));
@@ -125,7 +124,7 @@ describe('packaging files', () => {
       server.close();
     }
     // A main process that died: the loop gives up at once instead of waiting.
-    const dead = spawnSync('/bin/sh', ['-c', script.replaceAll(sock, join(tmp, 'never.sock'))], {
+    const dead = spawnSync('/bin/sh', ['-c', script.replaceAll(sock, join(tmp(), 'never.sock'))], {
       env: { MAINPID: '999999999' },
       timeout: 10_000,
     });

@@ -4,10 +4,9 @@
 // peapod's ContainerSpec: env, device nodes, bind mounts, groups; what
 // peapod cannot honour is INVALID_ARGUMENT naming the device.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   applyCdiEdits,
   CdiDevices,
@@ -19,15 +18,15 @@ import {
 } from '../../src/container/cdi.js';
 import { mergeEnv } from '../../src/container/process.js';
 import { deviceAccess } from '../../src/container/spec.js';
+import { fileTempDir } from '../support/tmp.js';
 import { containerSpec } from '../support/container-spec.js';
 import { refusal } from '../support/errors.js';
 
-const base = mkdtempSync(join(tmpdir(), 'peapod-cdi-unit-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
+const base = fileTempDir('peapod-cdi-unit-');
 let n = 0;
 /** A fresh dir holding `files` (name → text, or an object written as JSON). */
 function specDir(files: Record<string, unknown>): string {
-  const dir = join(base, `d${++n}`);
+  const dir = join(base(), `d${++n}`);
   mkdirSync(dir);
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? content : JSON.stringify(content));
   return dir;
@@ -194,7 +193,7 @@ describe('CDI spec dirs', () => {
   it('reads .json and .yaml files only, in name order, and skips missing dirs', () => {
     const dir = specDir({ 'a.json': dev('v.com/c', 'a', 'A=1'), 'b.yml': dev('v.com/c', 'b', 'B=1'), 'c.txt': dev('v.com/c', 'c', 'C=1') });
     mkdirSync(join(dir, 'sub.json'));
-    const scan = scanCdiDirs([join(base, 'missing'), dir]);
+    const scan = scanCdiDirs([join(base(), 'missing'), dir]);
     expect([...scan.devices.keys()]).toEqual(['v.com/c=a']);
     expect(scan.failures).toEqual([]);
   });
@@ -293,9 +292,9 @@ describe('CDI edits → the container spec', () => {
   });
 
   it('refuses a device node unlike its host node, or one peapod cannot make, naming the device', () => {
-    const fifo = join(base, 'fifo');
+    const fifo = join(base(), 'fifo');
     execFileSync('mkfifo', [fifo]);
-    const file = join(base, 'plain');
+    const file = join(base(), 'plain');
     writeFileSync(file, '');
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ path: '/dev/x', hostPath: '/dev/null', type: 'b' }, /has type b but its host node \/dev\/null has c/],
@@ -319,7 +318,7 @@ describe('CDI edits → the container spec', () => {
   });
 
   it('makes bind mounts CRI-style mounts, replacing one at the same path (the launch orders them with the rest)', () => {
-    const host = mkdtempSync(join(base, 'host-'));
+    const host = mkdtempSync(join(base(), 'host-'));
     const spec = inject(
       withEdits({
         mounts: [
@@ -351,7 +350,7 @@ describe('CDI edits → the container spec', () => {
       [{ hostPath: '/tmp', containerPath: '/t' }, /of type "" is not a bind mount/],
       [{ hostPath: '/tmp', containerPath: '/t', options: ['ro', 'nosuid', 'noatime', 'bind'] }, /option "noatime" is not one peapod honours/],
       [{ hostPath: '/tmp', containerPath: '/t', options: ['rbind', 'idmap'] }, /option "idmap"/],
-      [{ hostPath: join(base, 'nothing'), containerPath: '/t', options: ['bind'] }, /mount hostPath .*nothing does not exist/],
+      [{ hostPath: join(base(), 'nothing'), containerPath: '/t', options: ['bind'] }, /mount hostPath .*nothing does not exist/],
       [{ hostPath: 'tmp', containerPath: '/t', options: ['bind'] }, /mount hostPath "tmp" must be an absolute path/],
       [{ hostPath: '/tmp', containerPath: 't', options: ['bind'] }, /mount containerPath "t" must be an absolute path/],
     ];

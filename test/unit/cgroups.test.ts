@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 import { isKind } from '../../src/errors.js';
 import { Cgroups, normalizeCgroupPath, parseMountinfo, parsePressure, sharesToWeight } from '../../src/linux/cgroups.js';
 
@@ -97,13 +97,18 @@ describe('parseMountinfo', () => {
 
 describe('Cgroups.detect', () => {
   // A cgroup2 root offering its controllers, as the kernel lists them.
-  const unified = mkdtempSync(join(tmpdir(), 'peapod-unified-'));
-  writeFileSync(join(unified, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n');
-  afterAll(() => rmSync(unified, { recursive: true, force: true }));
-  const v2Line = `29 23 0:26 / ${unified} rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate`;
+  const root = fileTempDir('peapod-unified-');
+  let unified: string;
+  let v2Line: string;
+  let v2All: Record<string, string>;
+  beforeAll(() => {
+    unified = root();
+    writeFileSync(join(unified, 'cgroup.controllers'), 'cpuset cpu io memory hugetlb pids rdma misc\n');
+    v2Line = `29 23 0:26 / ${unified} rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw,nsdelegate`;
+    v2All = { cpu: `v2 ${unified}`, cpuset: `v2 ${unified}`, memory: `v2 ${unified}`, hugetlb: `v2 ${unified}`, pids: `v2 ${unified}` };
+  });
   const v1Line = (id: number, opts: string) => `${id} 30 0:${id} / /sys/fs/cgroup/${opts.replace('name=', '')} rw,relatime - cgroup cgroup rw,${opts}`;
   const where = (cg: Cgroups) => Object.fromEntries([...cg.controllers].map(([c, l]) => [c, `v${l.version} ${l.mount}`]));
-  const v2All = { cpu: `v2 ${unified}`, cpuset: `v2 ${unified}`, memory: `v2 ${unified}`, hugetlb: `v2 ${unified}`, pids: `v2 ${unified}` };
 
   it('pure v2: the controllers the cgroup2 root offers; devices by a BPF filter there', () => {
     const cg = Cgroups.detect(v2Line + '\n');
@@ -171,12 +176,11 @@ describe('Cgroups.detect', () => {
 // are checked on fake hierarchies: plain directories named in a mountinfo,
 // with the files the kernel would make already there.
 describe.skipIf(!existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB'))('hugepage limits on v1 and v2 hierarchies', () => {
-  const base = mkdtempSync(join(tmpdir(), 'peapod-hugetlb-'));
-  afterAll(() => rmSync(base, { recursive: true, force: true }));
+  const base = fileTempDir('peapod-hugetlb-');
   const limits = { hugepageLimits: [{ pageSize: '2MB', limit: 6 * 1024 * 1024 }, { pageSize: '64KB', limit: 1 }] };
 
   it('v1: hugetlb.2MB.limit_in_bytes; a page size the host lacks is skipped', () => {
-    const mount = join(base, 'v1-hugetlb');
+    const mount = join(base(), 'v1-hugetlb');
     mkdirSync(join(mount, 'pod1/c1'), { recursive: true });
     writeFileSync(join(mount, 'pod1/c1/hugetlb.2MB.limit_in_bytes'), '');
     const cg = Cgroups.detect(`30 22 0:26 / ${mount} rw,relatime - cgroup cgroup rw,hugetlb\n`);
@@ -186,7 +190,7 @@ describe.skipIf(!existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB'))('hugep
   });
 
   it('v2: hugetlb.2MB.max, with the controller enabled down the tree', () => {
-    const mount = join(base, 'v2');
+    const mount = join(base(), 'v2');
     mkdirSync(mount);
     writeFileSync(join(mount, 'cgroup.controllers'), 'hugetlb\n');
     writeFileSync(join(mount, 'cgroup.subtree_control'), '');

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 import { PR_GET_CHILD_SUBREAPER, PR_SET_CHILD_SUBREAPER } from '../../src/ffi/constants.js';
 import { loadLibc } from '../../src/ffi/index.js';
 import { loadNetwork, parseConfFile } from '../../src/network/cni-config.js';
@@ -10,8 +10,7 @@ import { capabilityArgs, parsePodCidrs, pluginStdin, POD_ANNOTATIONS_CAPABILITY,
 import type { Sandbox } from '../../src/sandbox/types.js';
 import { validateSpec } from '../../src/sandbox/validate.js';
 
-const tmp = mkdtempSync(join(tmpdir(), 'peapod-cni-unit-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = fileTempDir('peapod-cni-unit-');
 
 describe('CNI config loading', () => {
   it('wraps a single-plugin .conf into a list and rejects unsupported versions', () => {
@@ -25,8 +24,8 @@ describe('CNI config loading', () => {
   });
 
   it('uses the first file by name and names missing plugins', () => {
-    const conf = join(tmp, 'net.d');
-    const bin = join(tmp, 'bin');
+    const conf = join(tmp(), 'net.d');
+    const bin = join(tmp(), 'bin');
     mkdirSync(conf);
     mkdirSync(bin);
     expect(loadNetwork(conf, [bin])).toMatchObject({ ok: false, message: expect.stringContaining('no CNI network config') });
@@ -45,8 +44,8 @@ describe('CNI config loading', () => {
   });
 
   it('fails on an invalid first file, naming it and why, instead of using the next one (go-cni)', () => {
-    const conf = join(tmp, 'net-invalid.d');
-    const bin = join(tmp, 'bin-invalid');
+    const conf = join(tmp(), 'net-invalid.d');
+    const bin = join(tmp(), 'bin-invalid');
     mkdirSync(conf);
     mkdirSync(bin);
     writeFileSync(join(bin, 'loopback'), '#!/bin/sh\n');
@@ -68,12 +67,12 @@ describe('CNI config loading', () => {
   });
 
   it('tells a conf dir that cannot be read from one that does not exist', () => {
-    const notDir = join(tmp, 'a-file');
+    const notDir = join(tmp(), 'a-file');
     writeFileSync(notDir, '');
     const r = loadNetwork(notDir, []);
     expect(r).toMatchObject({ ok: false, message: expect.stringContaining('ENOTDIR') });
     expect(!r.ok && r.message).not.toContain('does not exist');
-    expect(loadNetwork(join(tmp, 'missing'), [])).toMatchObject({ ok: false, message: expect.stringContaining('does not exist') });
+    expect(loadNetwork(join(tmp(), 'missing'), [])).toMatchObject({ ok: false, message: expect.stringContaining('does not exist') });
   });
 
   it('accepts cniVersion 1.1.0 and takes the highest version peapod speaks from cniVersions (libcni 1.2)', () => {
@@ -91,8 +90,8 @@ describe('CNI config loading', () => {
   });
 
   it('adds a list\'s plugin files, <conf dir>/<name>/*.conf by name, after its own plugins, unless loadOnlyInlinedPlugins (libcni 1.3)', () => {
-    const conf = join(tmp, 'net-plugin-files.d');
-    const bin = join(tmp, 'bin-plugin-files');
+    const conf = join(tmp(), 'net-plugin-files.d');
+    const bin = join(tmp(), 'bin-plugin-files');
     mkdirSync(join(conf, 'chain', 'sub.conf'), { recursive: true }); // files only
     mkdirSync(bin);
     for (const p of ['bridge', 'tuning', 'portmap', 'firewall']) {
@@ -158,7 +157,7 @@ describe('CNI plugin execution', () => {
   ];
   for (const { how, opts, want } of endings) {
     it(`ends the call ${how} and kills the plugin with the IPAM plugins it started, which hold its stderr`, async () => {
-      const dir = mkdtempSync(join(tmp, 'exec-'));
+      const dir = mkdtempSync(join(tmp(), 'exec-'));
       const plugin = join(dir, 'hang');
       // Like a bridge plugin hung on its host-local child: the child inherited stderr.
       writeFileSync(plugin, `#!/bin/sh\nsleep 100 >/dev/null &\necho "$$ $!" > ${dir}/pids\nwait\n`);
@@ -186,7 +185,7 @@ describe('CNI plugin execution', () => {
   }
 
   it('runs no plugin for a caller that gave up already', async () => {
-    const dir = mkdtempSync(join(tmp, 'exec-'));
+    const dir = mkdtempSync(join(tmp(), 'exec-'));
     const plugin = join(dir, 'plugin');
     writeFileSync(plugin, `#!/bin/sh\ntouch ${dir}/ran\necho '{}'\n`);
     chmodSync(plugin, 0o755);

@@ -1,15 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 import { serveFlags } from '../../src/cli/serve-flags.js';
 import { ConfigError, defaultConfig, durationMs, loadConfig, validateConfig } from '../../src/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'peapod-config-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = fileTempDir('peapod-config-');
 let n = 0;
 function file(content: unknown): string {
-  const path = join(dir, `config-${n++}.json`);
+  const path = join(dir(), `config-${n++}.json`);
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
   return path;
 }
@@ -39,8 +38,8 @@ describe('loadConfig precedence', () => {
   });
 
   it('an explicit --config that does not exist is an error', () => {
-    expect(() => loadConfig({}, join(dir, 'nope.json'))).toThrow(ConfigError);
-    expect(() => loadConfig({}, join(dir, 'nope.json'))).toThrow(/cannot read config file .*nope\.json/);
+    expect(() => loadConfig({}, join(dir(), 'nope.json'))).toThrow(ConfigError);
+    expect(() => loadConfig({}, join(dir(), 'nope.json'))).toThrow(/cannot read config file .*nope\.json/);
   });
 });
 

@@ -1,23 +1,23 @@
 // A container's spec built as containerd builds it: one order for every bind
 // mount (parents first), a missing host path made a directory, HOSTNAME
 // first in the env, capabilities added and dropped in containerd's order.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { capabilityMask, capabilityNames } from '../../src/container/capabilities.js';
 import { addCgroups, addFilesystem, validateMounts } from '../../src/container/mounts.js';
 import { buildProcess, mergeEnv } from '../../src/container/process.js';
 import { NativeSpec } from '../../src/container/spec.js';
 import type { MountSpec } from '../../src/container/types.js';
+import { fileTempDir } from '../support/tmp.js';
 import { containerSpec } from '../support/container-spec.js';
 import { refusal } from '../support/errors.js';
 
-const base = mkdtempSync(join(tmpdir(), 'peapod-build-unit-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
+const base = fileTempDir('peapod-build-unit-');
 
 const pod = { hosts: '/run/p/hosts', resolvConf: '/run/p/resolv.conf', hostname: '/run/p/hostname', shm: '/run/p/shm' };
-const mount = (containerPath: string, hostPath = base): MountSpec => ({ containerPath, hostPath, readonly: false, propagation: 'PRIVATE' });
+const mount = (containerPath: string, hostPath = base()): MountSpec => ({ containerPath, hostPath, readonly: false, propagation: 'PRIVATE' });
 
 /** The bind mounts of the launcher's spec, [source, target], in the order it applies them. */
 function binds(mounts: MountSpec[]): Array<[string, string]> {
@@ -48,12 +48,12 @@ describe('container mounts', () => {
 
   it("leaves out a pod file or the pod's /dev/shm where the client mounts something", () => {
     const all = binds([mount('/dev/shm'), mount('/etc/hosts')]);
-    expect(all.filter(([, t]) => t === '/dev/shm')).toEqual([[base, '/dev/shm']]);
-    expect(all.filter(([, t]) => t === '/etc/hosts')).toEqual([[base, '/etc/hosts']]);
+    expect(all.filter(([, t]) => t === '/dev/shm')).toEqual([[base(), '/dev/shm']]);
+    expect(all.filter(([, t]) => t === '/etc/hosts')).toEqual([[base(), '/etc/hosts']]);
   });
 
   it('makes a missing host path a directory, 0755, as containerd; one that cannot be looked up otherwise is refused', () => {
-    const missing = join(base, 'made', 'deep');
+    const missing = join(base(), 'made', 'deep');
     const spec = containerSpec({ mounts: [mount('/v', missing)] });
     validateMounts(spec);
     addFilesystem(new NativeSpec(), spec, '/run/c/rootfs', { type: 'copy', rootfs: '/var/c' }, pod);
@@ -61,11 +61,11 @@ describe('container mounts', () => {
     expect(st.isDirectory()).toBe(true);
     expect(st.mode & 0o777).toBe(0o755 & ~process.umask());
 
-    writeFileSync(join(base, 'file'), '');
-    const under = join(base, 'file', 'x');
+    writeFileSync(join(base(), 'file'), '');
+    const under = join(base(), 'file', 'x');
     expect(refusal(() => validateMounts(containerSpec({ mounts: [mount('/v', under)] })))).toMatch(new RegExp(`${under}.*ENOTDIR`));
-    mkdirSync(join(base, 'dir'));
-    expect(() => validateMounts(containerSpec({ mounts: [mount('/v', join(base, 'dir'))] }))).not.toThrow();
+    mkdirSync(join(base(), 'dir'));
+    expect(() => validateMounts(containerSpec({ mounts: [mount('/v', join(base(), 'dir'))] }))).not.toThrow();
   });
 });
 

@@ -3,14 +3,14 @@
 // be read is refused with a message naming it rather than run unconfined.
 // Mounts asking for what peapod cannot do are refused; ContainerStatus and
 // ListContainers report the image as containerd does.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Container } from '../../src/container/types.js';
 import { containerStatus, toContainerSpec } from '../../src/cri/container.js';
 import type { ContainerConfig__Output } from '../../src/cri/generated/runtime/v1/ContainerConfig.js';
 import { isKind } from '../../src/errors.js';
+import { fileTempDir } from '../support/tmp.js';
 import { containerSpec } from '../support/container-spec.js';
 import { refusal } from '../support/errors.js';
 
@@ -34,8 +34,7 @@ const config = (securityContext: Record<string, unknown>) =>
     linux: { securityContext: { supplementalGroups: [], maskedPaths: [], readonlyPaths: [], apparmorProfile: '', ...securityContext } },
   }) as unknown as ContainerConfig__Output;
 
-const dir = mkdtempSync(join(tmpdir(), 'peapod-cri-seccomp-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = fileTempDir('peapod-cri-seccomp-');
 
 const localhostProfiles = [
   { seccomp: { profileType: 'Localhost', localhostRef: '/var/lib/kubelet/seccomp/audit.json' } },
@@ -61,7 +60,7 @@ describe('CRI seccomp settings', () => {
   });
 
   it('reads a localhost profile, from either field', () => {
-    const path = join(dir, 'deny-mkdir.json');
+    const path = join(dir(), 'deny-mkdir.json');
     writeFileSync(path, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] }));
     for (const sc of [{ seccomp: { profileType: 'Localhost', localhostRef: path } }, { seccompProfilePath: `localhost/${path}` }]) {
       expect(toContainerSpec(config(sc)).security.seccomp).toMatchObject({ path, defaultAction: { action: 'allow' } });

@@ -1,15 +1,14 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 import { defaultConfig } from '../../src/config.js';
 import { formatTable, runChecks, type CheckResult, type DoctorInputs } from '../../src/doctor/checks.js';
 
 // Every check reads from DoctorInputs: here a fake /proc, fake CNI and native
 // directories, and namespace/FFI probes that succeed or fail on demand.
 
-const base = mkdtempSync(join(tmpdir(), 'peapod-doctor-'));
-afterAll(() => rmSync(base, { recursive: true, force: true }));
+const base = fileTempDir('peapod-doctor-');
 let n = 0;
 
 function write(path: string, text: string, mode = 0o644): void {
@@ -25,7 +24,7 @@ const statusText = (capEff: string, seccomp = true) =>
 
 /** A healthy host: v2 cgroups, shared /, overlay, all plugins, a CNI config, built helpers. */
 function healthyHost(): DoctorInputs {
-  const dir = join(base, `host-${n++}`);
+  const dir = join(base(), `host-${n++}`);
   const proc = join(dir, 'proc');
   const cg = join(dir, 'cgroup');
   write(join(proc, 'sys/kernel/osrelease'), '6.1.0-18-amd64\n');
@@ -212,7 +211,7 @@ describe('peapod doctor checks', () => {
   });
 
   it('CNI: no usable config is a WARN naming --network none and the example', async () => {
-    host.cniConfDir = join(base, 'no-net.d');
+    host.cniConfDir = join(base(), 'no-net.d');
     write(join(host.packageRoot, 'examples/cni/10-peapod.conflist'), '{}');
     const conf = get(await runChecks(host), 'cni');
     expect(conf.status).toBe('WARN');
@@ -223,8 +222,8 @@ describe('peapod doctor checks', () => {
 
   it('CNI: with network "none" neither config nor plugins are needed', async () => {
     host.config.network = 'none';
-    host.cniBinDirs = [join(base, 'empty')];
-    host.cniConfDir = join(base, 'no-net.d');
+    host.cniBinDirs = [join(base(), 'empty')];
+    host.cniConfDir = join(base(), 'no-net.d');
     expect(get(await runChecks(host), 'cni')).toMatchObject({ status: 'OK', detail: expect.stringMatching(/^network "none"/) });
   });
 

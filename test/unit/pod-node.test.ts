@@ -2,10 +2,10 @@
 // /etc/hosts and hostname, hostAliases and sizeLimit parsing, and the du-like
 // walk behind emptyDir sizeLimit eviction.
 
-import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { linkSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { fileTempDir } from '../support/tmp.js';
 import { etcHostsContent, podHostname } from '../../src/pod/hosts.js';
 import { parseManifests } from '../../src/pod/manifest.js';
 import { diskUsage } from '../../src/pod/volumes.js';
@@ -51,21 +51,20 @@ describe('the pod’s /etc/hosts and hostname', () => {
 });
 
 describe('diskUsage', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'peapod-du-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = fileTempDir('peapod-du-');
 
   it('counts allocated blocks like du: files, subdirectories, a hard-linked file once, a symlink as itself', async () => {
-    const empty = await diskUsage(dir);
-    mkdirSync(join(dir, 'sub'));
-    writeFileSync(join(dir, 'sub', 'f'), Buffer.alloc(1 << 20, 1));
-    linkSync(join(dir, 'sub', 'f'), join(dir, 'g'));
-    symlinkSync('sub/f', join(dir, 'link'));
-    const used = await diskUsage(dir);
+    const empty = await diskUsage(dir());
+    mkdirSync(join(dir(), 'sub'));
+    writeFileSync(join(dir(), 'sub', 'f'), Buffer.alloc(1 << 20, 1));
+    linkSync(join(dir(), 'sub', 'f'), join(dir(), 'g'));
+    symlinkSync('sub/f', join(dir(), 'link'));
+    const used = await diskUsage(dir());
     expect(used - empty).toBeGreaterThanOrEqual(1 << 20);
     expect(used - empty).toBeLessThan(2 << 20);
   });
 
   it('fails for a directory that does not exist', async () => {
-    await expect(diskUsage(join(dir, 'missing'))).rejects.toThrow(/ENOENT/);
+    await expect(diskUsage(join(dir(), 'missing'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -1,17 +1,16 @@
 // Localhost seccomp profiles: the Docker/OCI JSON read and validated at
 // CreateContainer (every problem INVALID_ARGUMENT naming the file), and its
 // translation into the launcher's seccomp-* spec directives.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { addSeccomp, parseSeccompProfile, readSeccompProfile } from '../../src/container/seccomp-profile.js';
 import { NativeSpec } from '../../src/container/spec.js';
 import type { SeccompMode } from '../../src/container/types.js';
 import { refusal } from '../support/errors.js';
+import { fileTempDir } from '../support/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'peapod-seccomp-profile-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const dir = fileTempDir('peapod-seccomp-profile-');
 
 const X86_64 = 'SCMP_ARCH_X86_64';
 const lines = (mode: SeccompMode) => {
@@ -134,7 +133,7 @@ describe('seccomp profile → spec directives', () => {
 
 describe('reading a seccomp profile file', () => {
   it('reads and validates an absolute path', () => {
-    const path = join(dir, 'ok.json');
+    const path = join(dir(), 'ok.json');
     writeFileSync(path, JSON.stringify({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] }));
     const p = readSeccompProfile(path);
     expect(p.path).toBe(path);
@@ -142,13 +141,13 @@ describe('reading a seccomp profile file', () => {
   });
 
   it('refuses a relative path, "..", a missing file, a directory and bad JSON, naming the path and the problem', () => {
-    mkdirSync(join(dir, 'sub'), { recursive: true });
-    writeFileSync(join(dir, 'bad.json'), '{"defaultAction": ');
+    mkdirSync(join(dir(), 'sub'), { recursive: true });
+    writeFileSync(join(dir(), 'bad.json'), '{"defaultAction": ');
     expect(refusal(() => readSeccompProfile('profiles/p.json'))).toMatch(/"profiles\/p\.json": must be an absolute path/);
-    expect(refusal(() => readSeccompProfile(`${dir}/sub/../bad.json`))).toMatch(/must be an absolute path on the node, without "\.\."/);
+    expect(refusal(() => readSeccompProfile(`${dir()}/sub/../bad.json`))).toMatch(/must be an absolute path on the node, without "\.\."/);
     expect(refusal(() => readSeccompProfile(''))).toMatch(/must be an absolute path/);
-    expect(refusal(() => readSeccompProfile(join(dir, 'missing.json')))).toMatch(/missing\.json": cannot read it: no such file/);
-    expect(refusal(() => readSeccompProfile(join(dir, 'sub')))).toMatch(/sub": cannot read it: not a regular file/);
-    expect(refusal(() => readSeccompProfile(join(dir, 'bad.json')))).toMatch(/bad\.json": not valid JSON/);
+    expect(refusal(() => readSeccompProfile(join(dir(), 'missing.json')))).toMatch(/missing\.json": cannot read it: no such file/);
+    expect(refusal(() => readSeccompProfile(join(dir(), 'sub')))).toMatch(/sub": cannot read it: not a regular file/);
+    expect(refusal(() => readSeccompProfile(join(dir(), 'bad.json')))).toMatch(/bad\.json": not valid JSON/);
   });
 });
