@@ -4,7 +4,7 @@ import { connect as http2Connect, constants as h2, type ClientHttp2Session } fro
 import { connect as netConnect } from 'node:net';
 import { detectBackend } from '../ffi/index.js';
 import type { PeapodDefinition } from './generated/peapod/v1/Peapod.js';
-import { withoutGoaway } from './goaway-filter.js';
+import { filterFrames } from './h2-filter.js';
 import type { ImageServiceDefinition } from './generated/runtime/v1/ImageService.js';
 import type { RuntimeServiceDefinition } from './generated/runtime/v1/RuntimeService.js';
 import { criProto, peapodProto } from './proto.js';
@@ -29,7 +29,7 @@ function statusError(code: number, details: string): grpc.ServiceError {
  * to three times the CPU per call, and the CLI and the benches make many
  * short calls. Reconnects after the server went away; streaming calls stay
  * with grpc-js. Under Deno it reads the server through the GOAWAY filter
- * (goaway-filter.ts): a server shutting down would otherwise crash it.
+ * (h2-filter.ts): a server shutting down would otherwise crash it.
  */
 class UnaryTransport {
   private session: ClientHttp2Session | undefined;
@@ -41,7 +41,7 @@ class UnaryTransport {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const filter = detectBackend() === 'deno';
     const session = http2Connect('http://localhost', {
-      createConnection: () => (filter ? withoutGoaway(netConnect(this.socket), 'server') : netConnect(this.socket)),
+      createConnection: () => (filter ? filterFrames(netConnect(this.socket), { from: 'server', dropGoaway: true, fixAuthority: false }) : netConnect(this.socket)),
     });
     session.on('error', () => {}); // each call sees its stream fail
     session.unref();

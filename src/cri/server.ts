@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { detectBackend } from '../ffi/index.js';
 import type { Logger } from '../log.js';
-import { withoutGoaway } from './goaway-filter.js';
+import { filterFrames } from './h2-filter.js';
 import { serviceHandlers, type Implementation } from './handlers.js';
 import { criProto, peapodProto } from './proto.js';
 
@@ -59,9 +59,10 @@ export async function checkSocketPath(socket: string): Promise<void> {
  * them, on a unix socket (mode 0660).
  * A stale socket file is replaced; a live one, or anything else at the path,
  * is refused (checkSocketPath).
- * The server accepts connections itself and hands them to gRPC, so that under
- * Deno (the FFI backend tells the runtime) each is read through the GOAWAY
- * filter (goaway-filter.ts).
+ * The server accepts connections itself and hands them to gRPC read through
+ * a frame filter (h2-filter.ts): an :authority HTTP/2 servers refuse (a
+ * socket path, as older grpc-go clients send) made valid, and under Deno (the
+ * FFI backend tells the runtime) GOAWAY frames dropped.
  */
 export async function serveCri(socket: string, services: CriServices, log: Logger): Promise<CriServer> {
   await fsp.mkdir(dirname(socket), { recursive: true, mode: 0o750 });
@@ -75,8 +76,8 @@ export async function serveCri(socket: string, services: CriServices, log: Logge
   const own = peapodProto().peapod.v1.Peapod.service;
   server.addService(own, serviceHandlers(own, services.peapod ?? {}, log));
   const connections = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const filter = detectBackend() === 'deno';
-  const listener = createServer((conn) => connections.injectConnection(filter ? withoutGoaway(conn, 'client') : conn));
+  const dropGoaway = detectBackend() === 'deno';
+  const listener = createServer((conn) => connections.injectConnection(filterFrames(conn, { from: 'client', dropGoaway, fixAuthority: true })));
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
     // The socket is born 0660 whatever the umask, never open to all for a moment.
