@@ -108,10 +108,17 @@ export class FrameFilter {
       } else {
         const length = buf.readUIntBE(i, 3);
         const type = buf[i + 3];
+        // A frame longer than any the server takes is passed on as it comes, for the server to refuse, never held.
+        const collect = this.opts.fixAuthority && length <= MAX_FRAME_PAYLOAD && (type === HEADERS || (type === CONTINUATION && this.block !== undefined));
+        if (this.block && !collect) {
+          // A block cut short by another frame (a client's error): what was held goes on as it came.
+          flush();
+          out.push(this.takeBlock());
+        }
         if (type === GOAWAY && this.opts.dropGoaway) {
           flush();
           this.dropLeft = FRAME_HEADER_LENGTH + length;
-        } else if (this.opts.fixAuthority && (type === HEADERS || (type === CONTINUATION && this.block))) {
+        } else if (collect) {
           flush();
           this.block ??= [];
           this.blockSize += FRAME_HEADER_LENGTH + length;
@@ -127,13 +134,20 @@ export class FrameFilter {
 
   /** A frame of a header block is read: at the block's end (or past the size read), it goes on. */
   private frameCollected(out: Buffer[]): void {
-    const frames = frameList(Buffer.concat(this.block!));
-    const last = frames.at(-1)!;
-    if ((last[4]! & END_HEADERS) === 0 && this.blockSize <= MAX_BLOCK) return;
-    const raw = frames.length === 1 ? frames[0]! : Buffer.concat(frames);
+    const raw = Buffer.concat(this.block!);
+    const frames = frameList(raw);
+    const ended = (frames.at(-1)![4]! & END_HEADERS) !== 0;
+    if (!ended && this.blockSize <= MAX_BLOCK) return;
+    this.takeBlock();
+    out.push(ended ? (rewrittenBlock(frames) ?? raw) : raw);
+  }
+
+  /** The frames of the block held, as they came; none held after. */
+  private takeBlock(): Buffer {
+    const raw = Buffer.concat(this.block!);
     this.block = undefined;
     this.blockSize = 0;
-    out.push((last[4]! & END_HEADERS) === 0 ? raw : (rewrittenBlock(frames) ?? raw));
+    return raw;
   }
 }
 

@@ -186,6 +186,19 @@ describe('FrameFilter fixing :authority', () => {
     expect(Buffer.concat(fixer().feed(stream)).equals(stream)).toBe(true);
   });
 
+  it('holds no frame longer than the server takes, and passes a block another frame cuts short as it came', () => {
+    // A HEADERS frame claiming 100 000 bytes: what arrived goes on at once (nghttp2 refuses the frame).
+    const huge = Buffer.alloc(9);
+    huge.writeUIntBE(100_000, 0, 3);
+    huge[3] = 0x1;
+    huge.writeUInt32BE(1, 5);
+    const start = Buffer.concat([preface, huge, Buffer.alloc(10, 0x41)]);
+    expect(Buffer.concat(fixer().feed(start)).equals(start)).toBe(true);
+    // HEADERS without END_HEADERS, then DATA: not a valid stream, and left for the server to judge.
+    const cutShort = Buffer.concat([preface, headersFrame(0, GRPC_GO_BLOCK.subarray(0, cut)), data]);
+    expect(Buffer.concat(fixer().feed(cutShort)).equals(cutShort)).toBe(true);
+  });
+
   it('splits a rewritten block longer than a frame into HEADERS and CONTINUATIONs of 16 KiB at most', () => {
     const big = Buffer.concat([Buffer.from([0x00, 5]), Buffer.from('x-big'), Buffer.from([0x7f, 0xa1, 0x9b, 0x01]), Buffer.alloc(20000, 0x61)]);
     const block = Buffer.concat([GRPC_GO_BLOCK, big]);
