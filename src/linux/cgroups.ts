@@ -636,7 +636,6 @@ function write(path: string, value: string): void {
   }
 }
 
-/** "key value" lines (cpu.stat, memory.stat, memory.events, memory.oom_control). */
 /** A `*.pressure` file (`some avg10=0.12 avg60=… avg300=… total=1234`, then `full …`); undefined if it has no `some` line. */
 export function parsePressure(text: string): Pressure | undefined {
   const line = (kind: string): PressureLine | undefined => {
@@ -649,6 +648,7 @@ export function parsePressure(text: string): Pressure | undefined {
   return full ? { some, full } : { some };
 }
 
+/** "key value" lines (cpu.stat, memory.stat, memory.events, memory.oom_control). */
 function keyed(text: string, key: string): number {
   const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
   return m ? Number(m[1]) : 0;

@@ -197,6 +197,11 @@ describe('FrameFilter fixing :authority', () => {
     // HEADERS without END_HEADERS, then DATA: not a valid stream, and left for the server to judge.
     const cutShort = Buffer.concat([preface, headersFrame(0, GRPC_GO_BLOCK.subarray(0, cut)), data]);
     expect(Buffer.concat(fixer().feed(cutShort)).equals(cutShort)).toBe(true);
+    // A block past 256 KiB (a CONTINUATION flood): what was held goes on unread, the rest as it comes.
+    const flood = Buffer.concat([preface, headersFrame(0, GRPC_GO_BLOCK), ...Array.from({ length: 20 }, () => continuation(0, Buffer.alloc(16000, 0x41)))]);
+    const d = fixer();
+    const passed = Buffer.concat(d.feed(flood));
+    expect(passed.equals(flood)).toBe(true);
   });
 
   it('splits a rewritten block longer than a frame into HEADERS and CONTINUATIONs of 16 KiB at most', () => {
