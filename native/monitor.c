@@ -1165,6 +1165,7 @@ int main(int argc, char **argv)
 	if (chan >= 0)
 		ctl_adopt(&m->ctl, chan);
 	detach_stdio(m->dirfd);
+	failpoint_delay("monitor.after-report");
 	/* While the server answers and the start is asked for: the init joins
 	 * the cgroups the server has made by now (it makes them meanwhile); the
 	 * start joins the rest. Nothing runs in the container before the start.

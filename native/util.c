@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int write_all(int fd, const void *buf, size_t len)
@@ -295,4 +296,26 @@ int proc_starttime(pid_t pid, char *buf, size_t len)
 	memcpy(buf, p, n);
 	buf[n] = '\0';
 	return 0;
+}
+
+void failpoint_delay(const char *name)
+{
+	const char *p = getenv("PEAPOD_FAILPOINTS");
+	size_t n = strlen(name);
+	struct timespec ts;
+	char *end;
+	long ms;
+
+	for (; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		if (strncmp(p, name, n) != 0 || strncmp(p + n, "=delay-", 7) != 0)
+			continue;
+		ms = strtol(p + n + 7, &end, 10);
+		if (end == p + n + 7 || ms < 0 || (*end != '\0' && *end != ','))
+			return;
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (ms % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		return;
+	}
 }

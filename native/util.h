@@ -51,4 +51,9 @@ int parse_ids(const char *s, uid_t *uid, gid_t *gid);
  * process given the same pid. Returns 0 or -1 (errno set). */
 int proc_starttime(pid_t pid, char *buf, size_t len);
 
+/* Fault injection for tests, as the server's (src/util/failpoint.ts): with
+ * "name=delay-MS" in PEAPOD_FAILPOINTS (which helpers inherit), waits MS
+ * milliseconds; else nothing. A window for a race under test. */
+void failpoint_delay(const char *name);
+
 #endif

@@ -264,6 +264,19 @@ export class ContainerManager {
       }
       this.store.save(c);
       failpoint('container.after-record');
+      // Undone after the monitor is killed (below; a rollback runs backwards):
+      // the monitor puts the init into the cgroups after its report, so a
+      // cgroup emptied and removed while it lives could gain the init in between.
+      undo.add('end the init, remove cgroup', async () => {
+        if (c.init) {
+          signal(c.init, SIGKILL);
+          // Its monitor gone, the init is this server's child (the nearest subreaper): reap it.
+          this.deps.reaper.adopt(c.init);
+        }
+        const cgroup = this.cgroup(c);
+        await cgroup?.killAll();
+        await cgroup?.remove();
+      });
 
       // A monitor spawned here is not recorded before its report: a server that dies before then finds it by its argv.
       const started = spareMonitor
@@ -279,12 +292,6 @@ export class ContainerManager {
       });
       // Made while the init sets itself up (on the other core); the monitor
       // puts the init into what exists when it reports, the rest at start.
-      // Undone whatever create leaves: an init that joined a level early keeps it from being removed there.
-      undo.add('remove cgroup', async () => {
-        const cgroup = this.cgroup(c);
-        await cgroup?.killAll();
-        await cgroup?.remove();
-      });
       this.ensureOwnParent(sb);
       this.deps.cgroups.create(c.cgroup, cgroupResources(spec.resources, true), devices);
       // The main thread would wait for the report anyway (not while the client asks for the start).

@@ -4,7 +4,8 @@ import { internal } from '../errors.js';
  * Fault injection for tests: PEAPOD_FAILPOINTS="name[=action],..." where
  * action is "error" (default: the step throws) or "exit" (the server dies at
  * once, as with kill -9), or at an awaited point "delay-MS". Unset in
- * production, where this is a map lookup.
+ * production, where this is a map lookup. The helpers inherit the variable:
+ * the monitor takes "delay-MS" at its own points (failpoint_delay, native/util.c).
  */
 const points = new Map<string, string>();
 for (const item of (process.env.PEAPOD_FAILPOINTS ?? '').split(',')) {

@@ -9,7 +9,7 @@ import { execText, grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { buildImage, ociArchiveOf } from '../support/image-archive.js';
 import { makeTar } from '../support/image-tar.js';
-import { mountsContaining, nsOf, peapodCommand, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
+import { mountsContaining, nsOf, peapodCommand, pidNamespaceMembers, runtime, startServer, threadNamespaces, type TestServer } from '../support/server.js';
 import { inNanosleep, until } from '../support/wait.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -645,18 +645,28 @@ describe(`containers [server on ${runtime}]`, () => {
 describe(`container failures and restarts [server on ${runtime}]`, () => {
   const cfg = { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] };
 
-  it.each(['container.after-prepare', 'container.after-record', 'container.after-monitor'])(
-    'leaves nothing behind when CreateContainer fails at %s',
-    async (fp) => {
-      const s = await startServer({ PEAPOD_FAILPOINTS: fp }, preloadBusybox);
+  // The last: the monitor puts its init into the cgroups only after its report (while the server answers), and here late.
+  it.each([
+    ['container.after-prepare', ''],
+    ['container.after-record', ''],
+    ['container.after-monitor', ''],
+    ['container.after-monitor', 'monitor.after-report=delay-300'],
+  ])(
+    'leaves nothing behind when CreateContainer fails at %s %s',
+    async (fp, more) => {
+      const s = await startServer({ PEAPOD_FAILPOINTS: [fp, more].filter(Boolean).join(',') }, preloadBusybox);
       try {
         const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('fp') });
+        const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info!).pid as number;
         await expect(s.runtime.CreateContainer({ podSandboxId, config: cfg })).rejects.toThrow(new RegExp(fp));
         expect(readdirSync(join(s.root, 'containers'))).toEqual([]);
         expect(readdirSync(join(s.state, 'containers'))).toEqual([]);
         const cgDir = `/sys/fs/cgroup/memory/peapod/${podSandboxId}`;
         expect(existsSync(cgDir) ? readdirSync(cgDir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : []).toEqual([]);
         expect(mountsContaining(join(s.state, 'containers'))).toEqual([]);
+        // No init left in the pod, not even as a zombie nobody reaps: the pause alone.
+        await until('the pod to hold its pause alone', () => pidNamespaceMembers(pause).length === 1, 5000).catch(() => undefined); // reaped at the next sweep
+        expect(pidNamespaceMembers(pause)).toEqual([pause]);
         // The name is free again once the fault is gone.
         await s.restart();
         const { containerId } = await s.runtime.CreateContainer({ podSandboxId, config: cfg });

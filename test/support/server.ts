@@ -247,6 +247,19 @@ export function nsOf(proc: string | number, ns: string): string {
   return readlinkSync(`/proc/${proc}/ns/${ns}`);
 }
 
+/** Every process in the PID namespace of `pid` (itself too), zombies included: a zombie's link still names it. */
+export function pidNamespaceMembers(pid: number): number[] {
+  const ns = nsOf(pid, 'pid');
+  return readdirSync('/proc').flatMap((p) => {
+    if (!/^\d+$/.test(p)) return [];
+    try {
+      return nsOf(p, 'pid') === ns ? [Number(p)] : [];
+    } catch {
+      return []; // gone, or not ours to read
+    }
+  });
+}
+
 /** The namespaces of every thread of a process: all must stay the host's. */
 export function threadNamespaces(pid: number): Set<string> {
   const seen = new Set<string>();
