@@ -6,7 +6,7 @@ import { criProto } from '../../src/cri/proto.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { layeredImage } from '../support/image-archive.js';
 import { busyboxTar, ensureTestImages } from '../support/images.js';
-import { hasBinary, serveImage, skopeoPush, startRegistry, startStub, type RealRegistry } from '../support/registry.js';
+import { hasBinary, serveImage, skopeoPush, startFakeRegistry, startRegistry, startStub, type RealRegistry } from '../support/registry.js';
 import { repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
 
@@ -144,4 +144,20 @@ describe(`PullImage the client gives up on [server on ${runtime}]`, () => {
       await whole.stop();
     }
   }, 30_000);
+
+  it('two pulls of the same image at once fetch each blob once, and both answer with it', async () => {
+    const img = await layeredImage(3);
+    const reg = await startFakeRegistry({ blobDelayMs: 300 });
+    try {
+      for (const b of img.blobs.values()) if (!b.equals(img.manifest)) reg.addBlob(b);
+      reg.addManifest('team/twice', '1', { bytes: img.manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+      const image = { image: `${reg.host}/team/twice:1` };
+      const [a, b] = await Promise.all([s.image.PullImage({ image }), s.image.PullImage({ image })]);
+      expect([a.imageRef, b.imageRef]).toEqual([img.configDigest, img.configDigest]);
+      expect(reg.requests.filter((r) => r.path.includes('/manifests/'))).toHaveLength(2); // both pulls ran, not one answered twice
+      expect(reg.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'))).toHaveLength(4); // config + 3 layers, once
+    } finally {
+      await reg.stop();
+    }
+  });
 });
