@@ -455,6 +455,10 @@ interface LogOptions {
   prefix: string;
 }
 
+function unreadable(path: string, err: unknown): Error {
+  return new Error(`cannot read the log ${path}: ${(err as Error).message}`);
+}
+
 /** Prints a CRI log file's messages, whole lines at a time, as they are written. */
 class LogReader {
   private pos = 0;
@@ -464,6 +468,7 @@ class LogReader {
   private tailed: CriLogRecord[] | null;
 
   private constructor(
+    private readonly path: string,
     private readonly fd: number,
     private readonly opts: LogOptions,
   ) {
@@ -473,10 +478,10 @@ class LogReader {
   /** null when the file is not there (an instance that wrote nothing yet, or a log already removed); another failure (EACCES) is an error. */
   static open(path: string, opts: LogOptions): LogReader | null {
     try {
-      return new LogReader(openSync(path, 'r'), opts);
+      return new LogReader(path, openSync(path, 'r'), opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new Error(`cannot read the log ${path}: ${(err as Error).message}`);
+      throw unreadable(path, err);
     }
   }
 
@@ -484,7 +489,12 @@ class LogReader {
   drain(): void {
     const buf = Buffer.alloc(64 * 1024);
     for (;;) {
-      const n = readSync(this.fd, buf, 0, buf.length, this.pos);
+      let n: number;
+      try {
+        n = readSync(this.fd, buf, 0, buf.length, this.pos);
+      } catch (err) {
+        throw unreadable(this.path, err); // EISDIR, EIO: open() alone does not tell
+      }
       if (n <= 0) break;
       this.pos += n;
       this.pending = Buffer.concat([this.pending, buf.subarray(0, n)]);

@@ -4,7 +4,7 @@
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -240,6 +240,24 @@ describe(`pod CLI: exec -i/-t and logs -f [server on ${runtime}]`, () => {
       // --since-time: what was written from then on only.
       expect((await cli(['logs', 'tailed', '--since-time', before])).out.toString()).toBe('more\n');
       await cli(['delete', 'tailed', '--force']);
+    });
+  });
+
+  describe('logs of an unreadable log', () => {
+    it('fails with the log named, the error and code 1, printing nothing', async () => {
+      await apply('unreadable', `  containers:\n${container('echo once; exec sleep 3600')}`);
+      await running('unreadable');
+      const log = join(base, 'logs', `default_unreadable_${(await getPod('unreadable')).metadata.uid}`, 'c', '0.log');
+      await waitFor('the log written', async () => readFileSync(log, 'utf8').includes('once'));
+      // A directory where the file was: open() succeeds, read() fails (as root, no mode keeps a file from being read).
+      renameSync(log, `${log}.moved`);
+      mkdirSync(log);
+      const r = await cli(['logs', 'unreadable']);
+      expect({ code: r.code, out: r.out.toString() }).toEqual({ code: 1, out: '' });
+      expect(r.err).toContain(`cannot read the log ${log}`);
+      expect(r.err).toContain('EISDIR');
+      expect(r.err).not.toMatch(/\n\s+at /); // a message, not a stack
+      await cli(['delete', 'unreadable', '--force']);
     });
   });
 
