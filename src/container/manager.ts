@@ -284,7 +284,7 @@ export class ContainerManager {
         : spawnMonitor(this.deps.helpers, this.deps.nativeDir, id, specPath, runDir);
       const early = spareMonitor?.identity ?? identify(started.pid);
       if (early) undo.add('kill monitor', () => killAndWait(early));
-      failpoint('container.after-spawn');
+      await failpointAsync('container.after-spawn');
       this.deps.helpers.subscribe(id, () => this.refresh(c));
       undo.add('stop listening', () => {
         this.deps.helpers.unsubscribe(id);

@@ -8,7 +8,7 @@ import { Cgroups } from '../../src/linux/cgroups.js';
 import { identify, isAlive, readProcStat, type ProcessIdentity } from '../../src/linux/proc.js';
 import { grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
-import { nsOf, runtime, startServer, type TestServer } from '../support/server.js';
+import { nsOf, pidNamespaceMembers, runtime, startServer, type TestServer } from '../support/server.js';
 import { until } from '../support/wait.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -144,6 +144,23 @@ describe.skipIf(!isRoot)(`spare container monitors [server on ${runtime}]`, () =
     await until('the pool refilled', () => spares(dir).size === 2);
     // The init the killed monitor had forked, now the server's child, is reaped: pause can end.
     await s.runtime.RemovePodSandbox({ podSandboxId });
+  });
+
+  it("the init a killed monitor had forked before its report is reaped at the server's next sweep, not with its pod", async () => {
+    // The server dwells after the hand-over (the monitor forks its init and reports meanwhile), then the kernel refuses the cpuset.
+    await s.restart({ PEAPOD_FAILPOINTS: 'container.after-spawn=delay-500' });
+    try {
+      const { podSandboxId } = await s.runtime.RunPodSandbox({ config: podConfig('spares-orphan') });
+      const pause = JSON.parse((await s.runtime.PodSandboxStatus({ podSandboxId, verbose: true })).info.info!).pid as number;
+      const config = { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'], linux: { resources: { cpusetCpus: '4095' } } };
+      expect(grpcCode(await s.runtime.CreateContainer({ podSandboxId, config }).catch((e) => e))).toBe('INVALID_ARGUMENT');
+      // Before the pod goes: a zombie left in it would hold a pid there, and the reaper's one-call sweep, for the pod's life.
+      await until('the pod to hold its pause alone', () => pidNamespaceMembers(pause).length === 1, 5000).catch(() => undefined);
+      expect(pidNamespaceMembers(pause)).toEqual([pause]);
+      await s.runtime.RemovePodSandbox({ podSandboxId });
+    } finally {
+      await s.restart();
+    }
   });
 
   it('a killed server leaves its spares waiting; the next one dismisses them and starts its own', async () => {
