@@ -91,9 +91,10 @@ function within<T>(p: Promise<T>, limitMs: number, timedOut: T): Promise<T> {
 export class PodController {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
+  /** Aborted when the loop is stopped (deletion, shutdown): a sandbox being made then goes, CNI ADD and all, as the kubelet's cancelled sync. */
+  private loopAbort = new AbortController();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, ProbeWorker[]>();
-  /** Kills under way by instance id: a later kill (deletion, the pod's end) waits for one rather than starting another. */
   /** Kills under way, by container id: what they wait for, and until when their grace runs. */
   private readonly kills = new Map<string, { done: Promise<void>; deadline: number }>();
   /** Set once the pod ends (finish): a start under way goes no further than its create. */
@@ -126,12 +127,14 @@ export class PodController {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.loopAbort = new AbortController();
     this.loopDone = this.loop();
   }
 
   /** Ends the loop and waits for container starts under way (at most `waitMs`). */
   async stopLoop(waitMs = 5000): Promise<void> {
     this.running = false;
+    this.loopAbort.abort(new Error('the pod is being stopped'));
     await this.loopDone;
     await this.settleStarts(waitMs);
     for (const ws of this.probes.values()) for (const w of ws) w.stop();
@@ -519,7 +522,7 @@ export class PodController {
       return false;
     }
     try {
-      const sb = await sandboxes.run(this.sandboxSpec());
+      const sb = await sandboxes.run(this.sandboxSpec(), this.loopAbort.signal);
       rec.sandboxId = sb.id;
       rec.podIP = this.spec.hostNetwork ? this.deps.hostIP : sb.network.ip;
       if (rec.sandboxAttempt > 0) {
@@ -532,6 +535,8 @@ export class PodController {
       this.save(true);
       return true;
     } catch (err) {
+      // Given up on (the pod is going): not a failure of the sandbox.
+      if (this.loopAbort.signal.aborted) return false;
       this.event('Warning', 'FailedCreatePodSandBox', 'pod', `Failed to create pod sandbox: ${(err as Error).message}`);
       this.retrySandboxLater();
       return false;

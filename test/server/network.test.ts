@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grpcCode, podConfig, runtimeCallWithDeadline } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
+import { LOCAL_BUSYBOX, podCli, podManifest } from '../support/pods.js';
 import { mountsContaining, runtime, startServer, type TestServer } from '../support/server.js';
 
 const rand = Math.floor(Math.random() * 200) + 20;
@@ -324,6 +325,25 @@ exit 0
     writeConf('00-rec.conflist', recConf());
     const again = (await s.runtime.RunPodSandbox({ config: podConfig('given-up') })).podSandboxId;
     await s.runtime.RemovePodSandbox({ podSandboxId: again });
+    clearConf();
+  });
+
+  it("deleting a runner's pod while its sandbox is being made stops the plugin and undoes the sandbox, as the kubelet's cancelled sync", async () => {
+    writeConf('00-rec.conflist', recConf({ type: 'rec1' }, { type: 'slow' }));
+    rmSync(join(logDir, 'calls'), { force: true });
+    rmSync(join(logDir, 'slow.pid'), { force: true });
+    const k = podCli(() => s);
+    await k.apply(podManifest('slow-net', `  containers:\n    - name: c\n      ${LOCAL_BUSYBOX}\n      command: ["sleep", "3600"]`));
+    await waitFor('the slow plugin running', () => existsSync(join(logDir, 'slow.pid')));
+    const pid = Number(readFileSync(join(logDir, 'slow.pid'), 'utf8'));
+    const t0 = Date.now();
+    await k.deleteAll();
+    expect(Date.now() - t0).toBeLessThan(15_000); // the plugin sleeps 30 s
+    expect(await k.pod('slow-net').catch((e) => grpcCode(e))).toBe('NOT_FOUND');
+    await waitFor('the plugin killed', () => !existsSync(`/proc/${pid}`));
+    expect(calls()).toBe('rec1 ADD\nslow ADD\nslow DEL\nrec1 DEL\n');
+    expect(readdirSync(join(s.state, 'sandboxes'))).toEqual([]);
+    expect(mountsContaining(join(s.state, 'sandboxes'))).toEqual([]);
     clearConf();
   });
 
