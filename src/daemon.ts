@@ -185,8 +185,8 @@ async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollba
     images,
     hostNs,
     log,
-    pull: async (ref) => {
-      await pullImage(images, ref, { config: registryConfig(config), log: (level, msg, fields) => log[level](msg, fields) });
+    pull: async (ref, signal) => {
+      await pullImage(images, ref, { config: registryConfig(config), signal, log: (level, msg, fields) => log[level](msg, fields) });
     },
     backoffBaseMs: Number(process.env.PEAPOD_BACKOFF_BASE_MS) || undefined,
     evictionPeriodMs: Number(process.env.PEAPOD_EVICTION_PERIOD_MS) || undefined,

@@ -27,8 +27,8 @@ export interface ControllerDeps {
   containers: ContainerManager;
   images: ImageService;
   actions: Actions;
-  /** Pulls an image through the server's registry configuration. */
-  pull(ref: string): Promise<void>;
+  /** Pulls an image through the server's registry configuration; `signal` gives it up. */
+  pull(ref: string, signal: AbortSignal): Promise<void>;
   log: Logger;
   /** The pod's log directory (<logRoot>/<ns>_<name>_<uid>). */
   logDir(rec: PodRecord): string;
@@ -91,7 +91,7 @@ function within<T>(p: Promise<T>, limitMs: number, timedOut: T): Promise<T> {
 export class PodController {
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
-  /** Aborted when the loop is stopped (deletion, shutdown): a sandbox being made then goes, CNI ADD and all, as the kubelet's cancelled sync. */
+  /** Aborted when the loop is stopped (deletion, shutdown): a sandbox being made then goes, CNI ADD and all, and a pull stops, as in the kubelet's cancelled sync. */
   private loopAbort = new AbortController();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly probes = new Map<string, ProbeWorker[]>();
@@ -698,6 +698,8 @@ export class PodController {
       c.postStartDone = true;
       if (this.mayStart && c.containerId === id) this.startProbes(c);
     } catch (err) {
+      // Given up on (the pod is going, or the server): not a failure to back off from.
+      if (this.loopAbort.signal.aborted) return;
       if (err instanceof StartError) this.failStart(c, err.reason, err.message);
       else this.failStart(c, 'RunContainerError', (err as Error).message);
     } finally {
@@ -722,7 +724,7 @@ export class PodController {
     this.event('Normal', 'Pulling', this.objectOf(c), `Pulling image "${spec.image}"`);
     const began = Date.now();
     try {
-      await this.deps.pull(spec.image);
+      await this.deps.pull(spec.image, this.loopAbort.signal);
     } catch (err) {
       throw new StartError('ErrImagePull', `failed to pull image "${spec.image}": ${(err as Error).message}`);
     }

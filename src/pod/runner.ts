@@ -30,7 +30,7 @@ export interface PodRunnerDeps {
   containers: ContainerManager;
   images: ImageService;
   hostNs: HostNamespaces;
-  pull(ref: string): Promise<void>;
+  pull(ref: string, signal: AbortSignal): Promise<void>;
   log: Logger;
   /** First restart back-off (10 s; PEAPOD_BACKOFF_BASE_MS for tests). */
   backoffBaseMs?: number;

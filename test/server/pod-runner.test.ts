@@ -6,7 +6,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mountsUnder } from '../../src/linux/mount.js';
+import { layeredImage } from '../support/image-archive.js';
 import { LOCAL_BUSYBOX, podManifest, podServer } from '../support/pods.js';
+import { serveImage, startStub } from '../support/registry.js';
 import { runtime } from '../support/server.js';
 import { waitFor } from '../support/wait.js';
 
@@ -160,6 +162,26 @@ describe(`pod runner [server on ${runtime}]`, () => {
     expect(v.status.containerStatuses[0]!.state.waiting!.message).toMatch(/runAsNonRoot and image will run as root/);
     await cli(['delete', 'never']);
     await cli(['delete', 'nonroot']);
+  });
+
+  it("deleting a pod whose image is being pulled stops the pull, as the kubelet's cancelled sync: nothing of it is kept", async () => {
+    const img = await layeredImage(2, { repeat: 2000 });
+    const layer = (JSON.parse(img.manifest.toString()) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+    const reg = await startStub(serveImage(img, layer)); // sends half the layer, then stalls
+    try {
+      const blobs = () => readdirSync(join(k.server().root, 'images/blobs/sha256')).sort();
+      const before = blobs();
+      await apply(manifest('stalled-pull', `  containers:\n    - name: c\n      image: ${reg.host}/team/app:1\n      command: ["sleep", "3600"]`));
+      await waitFor('the stalled layer asked for', async () => reg.requests.some((r) => r.path.endsWith(layer)));
+      const t0 = Date.now();
+      expect((await cli(['delete', 'stalled-pull'])).code).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      await waitFor('the registry requests dropped', async () => reg.open() === 0);
+      await waitFor('the fetched blobs dropped', async () => JSON.stringify(blobs()) === JSON.stringify(before));
+      expect(readdirSync(join(k.server().root, 'images/ingest'))).toEqual([]);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it('applies resources, security and the kubelet labels to the CRI container', async () => {
