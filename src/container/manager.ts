@@ -540,11 +540,16 @@ export class ContainerManager {
     }
   }
 
-  /** Runs a command in a running container (ExecSync and exec probes). */
+  /**
+   * Runs a command in a running container (ExecSync and exec probes). The
+   * timeout, or `cancel` (the client gave up, as containerd's request
+   * context), kills it.
+   */
   async execSync(
     idOrPrefix: string,
     cmd: string[],
     timeoutSeconds: number,
+    cancel?: AbortSignal,
   ): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
     const c = this.get(idOrPrefix);
     if (this.stateOf(c) !== 'RUNNING' || !c.init) throw failedPrecondition(`container ${c.id} is not running`);
@@ -564,16 +569,21 @@ export class ContainerManager {
         basename(base),
         { stdout: files.out, stderr: files.err, exitReports: true },
       );
-      let timedOut = false;
-      const timer =
-        timeoutSeconds > 0
-          ? setTimeout(() => {
-              timedOut = true;
-              libc().kill(started.pid, SIGTERM); // the helper kills the exec's whole process group
-            }, timeoutSeconds * 1000)
-          : undefined;
-      const m = await started.report.finally(() => clearTimeout(timer));
-      if (timedOut) throw deadlineExceeded(`command timed out after ${timeoutSeconds} s`);
+      let killed: string | undefined;
+      const kill = (why: string) => {
+        if (killed !== undefined) return;
+        killed = why;
+        libc().kill(started.pid, SIGTERM); // the helper kills the exec's whole process group
+      };
+      const timer = timeoutSeconds > 0 ? setTimeout(() => kill(`command timed out after ${timeoutSeconds} s`), timeoutSeconds * 1000) : undefined;
+      const gaveUp = () => kill('the client gave up on the command: it was killed');
+      cancel?.addEventListener('abort', gaveUp);
+      if (cancel?.aborted) gaveUp();
+      const m = await started.report.finally(() => {
+        clearTimeout(timer);
+        cancel?.removeEventListener('abort', gaveUp);
+      });
+      if (killed !== undefined) throw deadlineExceeded(killed);
       const [stdout, stderr] = await Promise.all([readOutput(files.out), readOutput(files.err)]);
       return { stdout, stderr, exitCode: Number(m.text) };
     } finally {

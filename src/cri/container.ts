@@ -426,13 +426,13 @@ export function containerHandlers(
       await containers.reopenLog(req.containerId);
       return {};
     },
-    async ExecSync(req) {
+    async ExecSync(req, call) {
       if (Number(req.timeout) < 0) throw invalidArgument(`timeout ${req.timeout} must be >= 0`);
       for (const [i, a] of req.cmd.entries()) {
         // The kernel's limit on one argument (MAX_ARG_STRLEN); NUL would cut it short.
         if (a.length >= 128 * 1024 || a.includes('\0')) throw invalidArgument(`cmd[${i}] is longer than 128 KiB or contains a NUL byte`);
       }
-      const r = await containers.execSync(req.containerId, req.cmd, Number(req.timeout));
+      const r = await untilCancelled(call, (signal) => containers.execSync(req.containerId, req.cmd, Number(req.timeout), signal));
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     },
     async ContainerStats(req) {

@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cgroups } from '../../src/linux/cgroups.js';
-import { execText, grpcCode, podConfig } from '../support/cri-client.js';
+import { execText, grpcCode, podConfig, runtimeCallWithDeadline } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox, sleeper } from '../support/images.js';
 import { buildImage, ociArchiveOf } from '../support/image-archive.js';
 import { makeTar } from '../support/image-tar.js';
@@ -502,6 +502,28 @@ describe(`containers [server on ${runtime}]`, () => {
       expect(Date.now() - t2).toBeLessThan(3000);
       const big = await exec(id, ['sh', '-c', 'head -c 3000000 /dev/zero']);
       expect(big.out.length).toBe(3_000_000);
+    } finally {
+      await s.runtime.RemovePodSandbox({ podSandboxId: p });
+    }
+  });
+
+  it('ExecSync without a timeout whose client gives up kills the command, as containerd does with its request context', async () => {
+    const p = await pod('exec-cancel');
+    try {
+      const id = await run(p, 'c', ['sleep', '300']);
+      const cmdline = (pid: string) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        } catch {
+          return ''; // gone
+        }
+      };
+      const sleeps = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n) && cmdline(n) === 'sleep\u00003017\u0000');
+      const err = await runtimeCallWithDeadline(s.socket, 'ExecSync', { containerId: id, cmd: ['sh', '-c', 'sleep 3017; echo never'], timeout: '0' }, 1500);
+      expect(grpcCode(err)).toBe('DEADLINE_EXCEEDED');
+      await until('the command killed', () => sleeps().length === 0, 5000).catch(() => undefined);
+      expect(sleeps()).toEqual([]);
+      expect((await exec(id, ['echo', 'still here'])).out).toBe('still here\n'); // the container itself lives on
     } finally {
       await s.runtime.RemovePodSandbox({ podSandboxId: p });
     }
