@@ -302,20 +302,21 @@ void failpoint_delay(const char *name)
 {
 	const char *p = getenv("PEAPOD_FAILPOINTS");
 	size_t n = strlen(name);
-	struct timespec ts;
-	char *end;
-	long ms;
 
-	for (; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-		if (strncmp(p, name, n) != 0 || strncmp(p + n, "=delay-", 7) != 0)
-			continue;
-		ms = strtol(p + n + 7, &end, 10);
-		if (end == p + n + 7 || ms < 0 || (*end != '\0' && *end != ','))
+	/* Items "name[=action]", separated by commas. */
+	while (p && *p) {
+		const char *next = strchr(p, ',');
+
+		if (strncmp(p, name, n) == 0 && strncmp(p + n, "=delay-", 7) == 0) {
+			char *end;
+			long ms = strtol(p + n + 7, &end, 10);
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+			if (end != p + n + 7 && ms >= 0 && (*end == '\0' || *end == ','))
+				while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+					;
 			return;
-		ts.tv_sec = ms / 1000;
-		ts.tv_nsec = (ms % 1000) * 1000000L;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		return;
+		}
+		p = next ? next + 1 : NULL;
 	}
 }

@@ -275,6 +275,7 @@ export class ContainerManager {
         }
         const cgroup = this.cgroup(c);
         await cgroup?.killAll();
+        await failpointAsync('container.rollback-emptied-cgroup');
         await cgroup?.remove();
       });
 

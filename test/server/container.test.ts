@@ -667,12 +667,13 @@ describe(`containers [server on ${runtime}]`, () => {
 describe(`container failures and restarts [server on ${runtime}]`, () => {
   const cfg = { metadata: { name: 'c' }, image: { image: BUSYBOX }, command: ['sleep', '300'] };
 
-  // The last: the monitor puts its init into the cgroups only after its report (while the server answers), and here late.
+  // The last: the monitor puts its init into the cgroups only after its report (while the server answers),
+  // here late, while the rollback would wait between emptying the cgroup and removing it.
   it.each([
     ['container.after-prepare', ''],
     ['container.after-record', ''],
     ['container.after-monitor', ''],
-    ['container.after-monitor', 'monitor.after-report=delay-300'],
+    ['container.after-monitor', 'monitor.after-report=delay-100,container.rollback-emptied-cgroup=delay-400'],
   ])(
     'leaves nothing behind when CreateContainer fails at %s %s',
     async (fp, more) => {
