@@ -11,8 +11,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { podConfig } from '../support/cri-client.js';
+import { layeredImage } from '../support/image-archive.js';
 import { preloadBusybox } from '../support/images.js';
 import { podCli, podManifest, LOCAL_BUSYBOX } from '../support/pods.js';
+import { serveImage, startStub } from '../support/registry.js';
 import { mountsContaining, peapodCommand, reclaim, runtime, startServer, type TestServer } from '../support/server.js';
 import { sleep, until, waitFor } from '../support/wait.js';
 
@@ -211,6 +213,26 @@ describe(`peapod serve shutdown [server on ${runtime}]`, () => {
       watch.kill('SIGKILL');
       await until('the server gone', () => !existsSync(s.socket), 15_000).catch(() => undefined);
       await s.restart();
+    }
+  });
+
+  it('a pull under way when the server stops is given up, not failed: after the restart no ErrImagePull, no back-off', async () => {
+    const img = await layeredImage(2, { repeat: 2000 });
+    const layer = (JSON.parse(img.manifest.toString()) as { layers: Array<{ digest: string }> }).layers[0]!.digest;
+    const reg = await startStub(serveImage(img, layer)); // sends half the layer, then stalls
+    try {
+      await k.apply(podManifest('pull-at-stop', `  containers:\n    - name: c\n      image: ${reg.host}/team/app:1\n      command: [sleep, "3600"]\n`, 1));
+      await waitFor('the stalled layer asked for', async () => reg.requests.some((r) => r.path.endsWith(layer)));
+      const pid = s.pid;
+      process.kill(pid, 'SIGTERM');
+      await until('the server gone', () => !alive(pid), 6000);
+      await s.restart();
+      const v = await k.pod('pull-at-stop');
+      expect(v.events.filter((e) => e.type === 'Warning').map((e) => e.message)).toEqual([]);
+      expect(v.status.containerStatuses[0]!.state.waiting?.reason).toBe('ContainerCreating');
+      await k.deleteAll();
+    } finally {
+      await reg.stop();
     }
   });
 
