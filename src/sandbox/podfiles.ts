@@ -44,7 +44,19 @@ function resolvConf(sb: Sandbox): string {
   return lines.length > 0 ? lines.join('\n') + '\n' : '';
 }
 
+/**
+ * On the host's network the host's own file, as containerd copies it and the
+ * kubelet gives a host-network pod (the names the node resolves are the
+ * pod's); else localhost and the pod's IP under its hostname.
+ */
 function hostsFile(sb: Sandbox, hostname: string): string {
+  if (sb.spec.namespaceOptions.network === 'NODE') {
+    try {
+      return readFileSync('/etc/hosts', 'utf8');
+    } catch {
+      // none on the host: the pod's own below
+    }
+  }
   let text = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n';
   if (sb.network.ip) text += `${sb.network.ip}\t${hostname}\n`;
   return text;

@@ -187,7 +187,7 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
     expect(mountsContaining('/dev/shm')).toEqual(hostShm);
   });
 
-  it("writes the pod's files as containerd: an empty DNSConfig gives an empty resolv.conf, none the host's; a host-network pod keeps the hostname asked for", async () => {
+  it("writes the pod's files as containerd: an empty DNSConfig gives an empty resolv.conf, none the host's; a host-network pod keeps the hostname asked for and has the host's /etc/hosts", async () => {
     const hostNet = { linux: { securityContext: { namespaceOptions: { network: 'NODE' } } } };
     const ids = await Promise.all([
       podConfig('dns-empty', { dnsConfig: {} }),
@@ -199,6 +199,9 @@ describe(`pod sandboxes [server on ${runtime}]`, () => {
       expect(file(ids[0]!, 'resolv.conf')).toBe('');
       expect(file(ids[1]!, 'resolv.conf')).toBe(readFileSync('/etc/resolv.conf', 'utf8'));
       expect(file(ids[2]!, 'hostname')).toBe('node-name\n');
+      // The host's names on the host's network, as containerd and the kubelet give it; its own pod's otherwise.
+      expect(file(ids[2]!, 'hosts')).toBe(readFileSync('/etc/hosts', 'utf8'));
+      expect(file(ids[1]!, 'hosts')).toMatch(/^127\.0\.0\.1\tlocalhost\n/);
     } finally {
       for (const id of ids) await s.runtime.RemovePodSandbox({ podSandboxId: id });
     }
