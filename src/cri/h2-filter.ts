@@ -67,6 +67,8 @@ export class FrameFilter {
   private block: Buffer[] | undefined;
   private blockSize = 0;
   private collectLeft = 0;
+  /** The flags of the frame being collected: END_HEADERS ends the block. */
+  private collectFlags = 0;
 
   constructor(private readonly opts: FrameFilterOptions) {
     this.prefaceLeft = opts.from === 'client' ? PREFACE_LENGTH : 0;
@@ -123,6 +125,7 @@ export class FrameFilter {
           this.block ??= [];
           this.blockSize += FRAME_HEADER_LENGTH + length;
           this.collectLeft = FRAME_HEADER_LENGTH + length;
+          this.collectFlags = buf[i + 4]!;
         } else {
           this.passLeft = FRAME_HEADER_LENGTH + length;
         }
@@ -132,14 +135,16 @@ export class FrameFilter {
     return out;
   }
 
-  /** A frame of a header block is read: at the block's end (or past the size read), it goes on. */
+  /**
+   * A frame of a header block is read: at the block's end (or past the size
+   * read), it goes on. Joined only then: once per frame, a flood of empty
+   * CONTINUATIONs cost time quadratic in the block (68 s of the server's thread for 30 000).
+   */
   private frameCollected(out: Buffer[]): void {
-    const raw = Buffer.concat(this.block!);
-    const frames = frameList(raw);
-    const ended = (frames.at(-1)![4]! & END_HEADERS) !== 0;
+    const ended = (this.collectFlags & END_HEADERS) !== 0;
     if (!ended && this.blockSize <= MAX_BLOCK) return;
-    this.takeBlock();
-    out.push(ended ? (rewrittenBlock(frames) ?? raw) : raw);
+    const raw = this.takeBlock();
+    out.push(ended ? (rewrittenBlock(frameList(raw)) ?? raw) : raw);
   }
 
   /** The frames of the block held, as they came; none held after. */

@@ -204,6 +204,12 @@ describe('FrameFilter fixing :authority', () => {
     expect(passed.equals(flood)).toBe(true);
   });
 
+  // Joining the held frames at each one took 68 s of the server's thread for this; once, at the end, 40 ms.
+  it('passes a flood of 30 000 empty CONTINUATIONs in time linear in it', { timeout: 10_000 }, () => {
+    const flood = Buffer.concat([preface, headersFrame(0, GRPC_GO_BLOCK), ...Array.from({ length: 30_000 }, () => continuation(0, Buffer.alloc(0)))]);
+    expect(Buffer.concat(fixer().feed(flood)).equals(flood)).toBe(true);
+  });
+
   it('splits a rewritten block longer than a frame into HEADERS and CONTINUATIONs of 16 KiB at most', () => {
     const big = Buffer.concat([Buffer.from([0x00, 5]), Buffer.from('x-big'), Buffer.from([0x7f, 0xa1, 0x9b, 0x01]), Buffer.alloc(20000, 0x61)]);
     const block = Buffer.concat([GRPC_GO_BLOCK, big]);
