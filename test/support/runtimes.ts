@@ -51,10 +51,17 @@ export async function runProbe<T>(rt: ProbeRuntime, probe: string, env: Record<s
   try {
     // Input goes through cat: Node gives a child a socket pair, where a shell gives it a pipe.
     // vite-node's vite ends the process when its stdin ends, unless CI=true.
-    const [file, args] = input ? ['sh', ['-c', 'cat | "$@"', 'sh', rt.binary, ...rt.args(probe)]] : [rt.binary, rt.args(probe)];
-    const run = execFileP(file, args, { cwd: ROOT, timeout: 45_000, env: { ...process.env, NO_COLOR: '1', ...(input ? { CI: 'true' } : {}), ...env } });
+    // Under setsid (it execs, not a group leader) the probe leads a process group of its own,
+    // killed whole at the time limit: the shell, cat and the runtime with it.
+    const argv = input ? ['sh', '-c', 'cat | "$@"', 'sh', rt.binary, ...rt.args(probe)] : [rt.binary, ...rt.args(probe)];
+    const run = execFileP('setsid', argv, { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', ...(input ? { CI: 'true' } : {}), ...env } });
+    const limit = setTimeout(() => process.kill(-run.child.pid!, 'SIGKILL'), 45_000);
     if (input) run.child.stdin!.end(input);
-    ({ stdout } = await run);
+    try {
+      ({ stdout } = await run);
+    } finally {
+      clearTimeout(limit);
+    }
   } catch (err) {
     const e = err as { message: string; stderr?: string; stdout?: string };
     throw new Error(`${rt.name}: probe failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nstderr: ${e.stderr ?? ''}`);
