@@ -38,11 +38,15 @@ export function isAlive(id: ProcessIdentity): boolean {
   return stat !== undefined && stat.startTime === id.startTime && stat.state !== 'Z' && stat.state !== 'X';
 }
 
-/** Every process whose argv is exactly `argv`, or ends with it (a scan of /proc). */
+/**
+ * Every process whose argv is exactly `argv`, or ends with it (a scan of /proc).
+ * A fork not yet exec'd (a shell's child, a monitor's init before its exec)
+ * shows its parent's argv: a match whose parent matches too is left out.
+ */
 export function processesWithArgv(argv: string[], match: 'exact' | 'suffix' = 'exact'): ProcessIdentity[] {
   const want = argv.join('\0') + '\0';
   const matches = (cmdline: string) => (match === 'exact' ? cmdline === want : cmdline.endsWith('\0' + want));
-  const out: ProcessIdentity[] = [];
+  const found: (ProcessIdentity & { ppid: number })[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -51,8 +55,9 @@ export function processesWithArgv(argv: string[], match: 'exact' | 'suffix' = 'e
     } catch {
       continue; // gone
     }
-    const id = identify(Number(name));
-    if (id) out.push(id);
+    const stat = readProcStat(Number(name));
+    if (stat) found.push({ pid: Number(name), startTime: stat.startTime, ppid: stat.ppid });
   }
-  return out;
+  const pids = new Set(found.map((p) => p.pid));
+  return found.filter((p) => !pids.has(p.ppid)).map(({ pid, startTime }) => ({ pid, startTime }));
 }
