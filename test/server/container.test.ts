@@ -158,8 +158,8 @@ describe(`containers [server on ${runtime}]`, () => {
     const p = await pod('made');
     try {
       const id = await run(p, 'c', ['sh', '-c', 'echo hi > /v/f; sleep 300'], { mounts: [{ containerPath: '/v', hostPath: missing }] });
-      await until('the file the container wrote', () => existsSync(join(missing, 'f')));
-      expect(readFileSync(join(missing, 'f'), 'utf8')).toBe('hi\n');
+      // The shell makes the file, then writes it: wait for the whole line.
+      await until('the file the container wrote', () => existsSync(join(missing, 'f')) && readFileSync(join(missing, 'f'), 'utf8') === 'hi\n');
       for (const dir of [join(base, 'made'), missing]) expect(statSync(dir).mode & 0o7777).toBe(0o755 & ~process.umask());
       expect((await s.runtime.ContainerStatus({ containerId: id })).status!.mounts).toEqual([expect.objectContaining({ containerPath: '/v', hostPath: missing })]);
     } finally {
