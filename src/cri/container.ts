@@ -11,16 +11,21 @@ import type { CgroupStats, Pressure, PressureLine } from '../linux/cgroups.js';
 import { interfacesOf } from '../linux/netdev.js';
 import { diskUsage, PeriodicUsage } from '../util/disk-usage.js';
 import { nowNs } from '../util/time.js';
+import type { Container as ContainerOut } from './generated/runtime/v1/Container.js';
 import type { ContainerConfig__Output } from './generated/runtime/v1/ContainerConfig.js';
+import type { ContainerFilter__Output } from './generated/runtime/v1/ContainerFilter.js';
+import type { ContainerState as CriContainerState } from './generated/runtime/v1/ContainerState.js';
 import type { ContainerStats } from './generated/runtime/v1/ContainerStats.js';
+import type { ContainerStatsFilter__Output } from './generated/runtime/v1/ContainerStatsFilter.js';
 import type { ContainerStatus } from './generated/runtime/v1/ContainerStatus.js';
 import type { MountPropagation } from './generated/runtime/v1/MountPropagation.js';
 import type { PodSandboxStats } from './generated/runtime/v1/PodSandboxStats.js';
+import type { PodSandboxStatsFilter__Output } from './generated/runtime/v1/PodSandboxStatsFilter.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
 import type { LinuxContainerResources__Output } from './generated/runtime/v1/LinuxContainerResources.js';
 import type { LinuxContainerSecurityContext__Output } from './generated/runtime/v1/LinuxContainerSecurityContext.js';
-import { type Implementation, untilCancelled } from './handlers.js';
+import { type Implementation, untilCancelled, writeEach } from './handlers.js';
 
 const propagation: Record<string, Propagation> = {
   PROPAGATION_PRIVATE: 'PRIVATE',
@@ -29,7 +34,7 @@ const propagation: Record<string, Propagation> = {
 };
 const propagationName = Object.fromEntries(Object.entries(propagation).map(([k, v]) => [v, k]));
 
-const stateName: Record<ContainerState, string> = {
+const stateName: Record<ContainerState, CriContainerState> = {
   CREATED: 'CONTAINER_CREATED',
   RUNNING: 'CONTAINER_RUNNING',
   EXITED: 'CONTAINER_EXITED',
@@ -53,20 +58,21 @@ function cpuset(value: string | undefined, field: string): string {
   return value ?? '';
 }
 
-function resources(r: LinuxContainerResources__Output | null | undefined): ResourceSpec {
+/** CRI resources → peapod's, checked; `at` names the field in errors. */
+export function toResources(r: LinuxContainerResources__Output | null | undefined, at = 'resources'): ResourceSpec {
   return {
     // The kernel's own bounds: period 1 ms..1 s, shares at most 262144, oom_score_adj -1000..1000.
-    cpuPeriod: int(r?.cpuPeriod, 'resources.cpu_period', 0, 1_000_000),
-    cpuQuota: int(r?.cpuQuota, 'resources.cpu_quota', -1),
-    cpuShares: int(r?.cpuShares, 'resources.cpu_shares', 0, 262_144),
-    memoryLimitBytes: int(r?.memoryLimitInBytes, 'resources.memory_limit_in_bytes', 0),
-    cpusetCpus: cpuset(r?.cpusetCpus, 'resources.cpuset_cpus'),
-    cpusetMems: cpuset(r?.cpusetMems, 'resources.cpuset_mems'),
-    oomScoreAdj: int(r?.oomScoreAdj, 'resources.oom_score_adj', -1000, 1000),
-    memorySwapLimitBytes: int(r?.memorySwapLimitInBytes, 'resources.memory_swap_limit_in_bytes', -1),
+    cpuPeriod: int(r?.cpuPeriod, `${at}.cpu_period`, 0, 1_000_000),
+    cpuQuota: int(r?.cpuQuota, `${at}.cpu_quota`, -1),
+    cpuShares: int(r?.cpuShares, `${at}.cpu_shares`, 0, 262_144),
+    memoryLimitBytes: int(r?.memoryLimitInBytes, `${at}.memory_limit_in_bytes`, 0),
+    cpusetCpus: cpuset(r?.cpusetCpus, `${at}.cpuset_cpus`),
+    cpusetMems: cpuset(r?.cpusetMems, `${at}.cpuset_mems`),
+    oomScoreAdj: int(r?.oomScoreAdj, `${at}.oom_score_adj`, -1000, 1000),
+    memorySwapLimitBytes: int(r?.memorySwapLimitInBytes, `${at}.memory_swap_limit_in_bytes`, -1),
     hugepageLimits: (r?.hugepageLimits ?? []).map((h, i) => ({
       pageSize: h.pageSize,
-      limit: int(h.limit, `resources.hugepage_limits[${i}].limit`, 0),
+      limit: int(h.limit, `${at}.hugepage_limits[${i}].limit`, 0),
     })),
     unified: { ...(r?.unified ?? {}) },
   };
@@ -157,7 +163,7 @@ export function toContainerSpec(config: ContainerConfig__Output | null): Contain
     stdinOnce: config.stdinOnce,
     tty: config.tty,
     security: security(config.linux?.securityContext),
-    resources: resources(config.linux?.resources),
+    resources: toResources(config.linux?.resources),
     stopSignal: stopSignal(config.stopSignal),
   };
 }
@@ -190,7 +196,7 @@ export function containerStatus(containers: Pick<ContainerManager, 'stateOf' | '
   return {
     id: c.id,
     metadata,
-    state: stateName[containers.stateOf(c)] as ContainerStatus['state'],
+    state: stateName[containers.stateOf(c)],
     createdAt: c.createdAt.toString(),
     startedAt: c.startedAt.toString(),
     finishedAt: (c.exit?.finishedAt ?? 0n).toString(),
@@ -235,6 +241,32 @@ export function containerHandlers(
   cdi: CdiDevices,
 ): Implementation {
   const metadata = (c: Container) => ({ name: c.spec.name, attempt: c.spec.attempt });
+
+  /** What ListContainers, ListContainerStats and ListPodSandboxStats (and their Stream twins) cover. */
+  const listed = (f: ContainerFilter__Output | null) =>
+    containers.list({
+      id: f?.id || undefined,
+      state: f?.state ? stateOfName[f.state.state] : undefined,
+      sandboxId: f?.podSandboxId || undefined,
+      labelSelector: f?.labelSelector,
+    });
+  const running = (f: ContainerStatsFilter__Output | null) =>
+    containers
+      .list({ id: f?.id || undefined, sandboxId: f?.podSandboxId || undefined, labelSelector: f?.labelSelector })
+      .filter((c) => containers.stateOf(c) === 'RUNNING');
+  const readyPods = (f: PodSandboxStatsFilter__Output | null) => sandboxes.list({ id: f?.id || undefined, labelSelector: f?.labelSelector, state: 'READY' });
+  const container = (c: Container): ContainerOut => ({
+    id: c.id,
+    podSandboxId: c.sandboxId,
+    metadata: metadata(c),
+    image: sentImage(c),
+    imageRef: c.imageRef,
+    imageId: c.imageId,
+    state: stateName[containers.stateOf(c)],
+    createdAt: c.createdAt.toString(),
+    labels: c.spec.labels,
+    annotations: c.spec.annotations,
+  });
 
   const u64 = (v: number | bigint | string) => ({ value: v.toString() });
 
@@ -351,9 +383,10 @@ export function containerHandlers(
       return { stats: await podStats(sb) };
     },
     async ListPodSandboxStats(req) {
-      const f = req.filter;
-      const items = sandboxes.list({ id: f?.id || undefined, labelSelector: f?.labelSelector, state: 'READY' });
-      return { stats: await Promise.all(items.map(podStats)) };
+      return { stats: await Promise.all(readyPods(req.filter).map(podStats)) };
+    },
+    async StreamPodSandboxStats(req, call) {
+      await writeEach(call, readyPods(req.filter), async (sb) => ({ podSandboxStats: [await podStats(sb)] }));
     },
     async CreateContainer(req) {
       const config = req.config as ContainerConfig__Output | null;
@@ -396,30 +429,13 @@ export function containerHandlers(
       };
     },
     async ListContainers(req) {
-      const f = req.filter;
-      const items = containers.list({
-        id: f?.id || undefined,
-        state: f?.state ? stateOfName[f.state.state] : undefined,
-        sandboxId: f?.podSandboxId || undefined,
-        labelSelector: f?.labelSelector,
-      });
-      return {
-        containers: items.map((c) => ({
-          id: c.id,
-          podSandboxId: c.sandboxId,
-          metadata: metadata(c),
-          image: sentImage(c),
-          imageRef: c.imageRef,
-          imageId: c.imageId,
-          state: stateName[containers.stateOf(c)],
-          createdAt: c.createdAt.toString(),
-          labels: c.spec.labels,
-          annotations: c.spec.annotations,
-        })),
-      };
+      return { containers: listed(req.filter).map(container) };
+    },
+    async StreamContainers(req, call) {
+      await writeEach(call, listed(req.filter), (c) => ({ containers: [container(c)] }));
     },
     async UpdateContainerResources(req) {
-      containers.updateResources(req.containerId, resources(req.linux));
+      containers.updateResources(req.containerId, toResources(req.linux));
       return {};
     },
     async ReopenContainerLog(req) {
@@ -439,9 +455,10 @@ export function containerHandlers(
       return { stats: await stats(containers.get(req.containerId)) };
     },
     async ListContainerStats(req) {
-      const f = req.filter;
-      const items = containers.list({ id: f?.id || undefined, sandboxId: f?.podSandboxId || undefined, labelSelector: f?.labelSelector });
-      return { stats: await Promise.all(items.filter((c) => containers.stateOf(c) === 'RUNNING').map(stats)) };
+      return { stats: await Promise.all(running(req.filter).map(stats)) };
+    },
+    async StreamContainerStats(req, call) {
+      await writeEach(call, running(req.filter), async (c) => ({ containerStats: [await stats(c)] }));
     },
   };
 }

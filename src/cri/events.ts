@@ -8,7 +8,7 @@ import type { Sandbox } from '../sandbox/types.js';
 import { EventQueue, type EventBus, type RuntimeEvent } from '../util/events.js';
 import { containerStatus } from './container.js';
 import type { ContainerEventResponse } from './generated/runtime/v1/ContainerEventResponse.js';
-import type { Implementation } from './handlers.js';
+import { drained, type Implementation } from './handlers.js';
 import { sandboxStatus } from './sandbox.js';
 
 /** Events a subscriber may lag behind before its stream is ended. */
@@ -71,17 +71,8 @@ export function eventHandlers(bus: EventBus, containers: ContainerManager, sandb
         for await (const msg of queue) {
           if (call.cancelled || call.destroyed) break;
           if (!call.write(msg)) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                call.off('drain', done);
-                call.off('close', done);
-                wake = undefined;
-                resolve();
-              };
-              wake = done;
-              call.on('drain', done);
-              call.on('close', done);
-            });
+            await drained(call, (resume) => (wake = resume));
+            wake = undefined;
           }
         }
       } finally {

@@ -68,6 +68,39 @@ export async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unkn
   }
 }
 
+/** Resolves when `call` can take more ('drain') or is gone; `onWait` gets the resolver, for a writer woken otherwise. */
+export function drained(call: grpc.ServerWritableStream<unknown, unknown>, onWait?: (resume: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      call.off('close', done);
+      call.off('cancelled', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+    onWait?.(done);
+  });
+}
+
+/**
+ * A List RPC's streaming twin (KEP-5825, CRIListStreaming): one response per
+ * item, as CRI-O sends them, so no list meets the message size limit. Each
+ * item is made as the client reads (a slow reader holds the rest back); a
+ * client that gives up ends the writing.
+ */
+export async function writeEach<T>(
+  call: grpc.ServerWritableStream<unknown, unknown>,
+  items: Iterable<T>,
+  toResponse: (item: T) => unknown,
+): Promise<void> {
+  for (const item of items) {
+    if (call.cancelled || call.destroyed) return;
+    if (!call.write(await toResponse(item))) await drained(call);
+  }
+}
+
 function wrapUnary(path: string, fn: UnaryImpl, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => settle(path, () => fn(call.request, call), callback, log, () => call.cancelled);
 }

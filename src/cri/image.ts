@@ -5,7 +5,7 @@ import type { ImageService } from '../image/service.js';
 import { tryParseReference } from '../image/reference.js';
 import { pullImage, type RegistryConfig } from '../image/registry.js';
 import type { Logger } from '../log.js';
-import { type Implementation, untilCancelled } from './handlers.js';
+import { type Implementation, untilCancelled, writeEach } from './handlers.js';
 
 /** An image reference or id as a client sends it: short, printable, and parseable as one or the other. */
 function checkImageRef(ref: string): void {
@@ -50,6 +50,9 @@ export function imageHandlers(images: ImageService, registry: () => RegistryConf
     },
     async ListImages(req) {
       return { images: images.list(req.filter?.image?.image || undefined).map(imageOut) };
+    },
+    async StreamImages(req, call) {
+      await writeEach(call, images.list(req.filter?.image?.image || undefined), (img) => ({ images: [imageOut(img)] }));
     },
     async ImageStatus(req) {
       const ref = req.image?.image;

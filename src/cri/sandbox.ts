@@ -1,14 +1,16 @@
-import type { ServerUnaryCall } from '@grpc/grpc-js';
+import type { ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import type { ContainerManager } from '../container/manager.js';
 import { invalidArgument } from '../errors.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { NamespaceMode, NamespaceOptions, Sandbox, SandboxSpec, SandboxState } from '../sandbox/types.js';
 import { nowNs } from '../util/time.js';
-import { containerStatus } from './container.js';
+import { containerStatus, toResources } from './container.js';
 import type { ListPodSandboxRequest__Output } from './generated/runtime/v1/ListPodSandboxRequest.js';
 import type { ListPodSandboxResponse } from './generated/runtime/v1/ListPodSandboxResponse.js';
 import type { NamespaceOption__Output } from './generated/runtime/v1/NamespaceOption.js';
+import type { PodSandbox } from './generated/runtime/v1/PodSandbox.js';
 import type { PodSandboxConfig__Output } from './generated/runtime/v1/PodSandboxConfig.js';
+import type { PodSandboxFilter__Output } from './generated/runtime/v1/PodSandboxFilter.js';
 import type { PodSandboxStatusRequest__Output } from './generated/runtime/v1/PodSandboxStatusRequest.js';
 import type { PodSandboxStatusResponse } from './generated/runtime/v1/PodSandboxStatusResponse.js';
 import type { PodSandboxState } from './generated/runtime/v1/PodSandboxState.js';
@@ -17,7 +19,10 @@ import type { RemovePodSandboxRequest__Output } from './generated/runtime/v1/Rem
 import type { RunPodSandboxRequest__Output } from './generated/runtime/v1/RunPodSandboxRequest.js';
 import type { RunPodSandboxResponse } from './generated/runtime/v1/RunPodSandboxResponse.js';
 import type { StopPodSandboxRequest__Output } from './generated/runtime/v1/StopPodSandboxRequest.js';
-import { type Implementation, untilCancelled } from './handlers.js';
+import type { StreamPodSandboxesRequest__Output } from './generated/runtime/v1/StreamPodSandboxesRequest.js';
+import type { StreamPodSandboxesResponse } from './generated/runtime/v1/StreamPodSandboxesResponse.js';
+import type { UpdatePodSandboxResourcesRequest__Output } from './generated/runtime/v1/UpdatePodSandboxResourcesRequest.js';
+import { type Implementation, untilCancelled, writeEach } from './handlers.js';
 
 /** Runtime handlers (RuntimeClass names) peapod answers to. */
 export const runtimeHandlers = ['', 'peapod'];
@@ -118,6 +123,21 @@ export function sandboxStatus(sb: Sandbox, state: SandboxState): PodSandboxStatu
 }
 
 export function sandboxHandlers(sandboxes: SandboxManager, containers: ContainerManager): Implementation {
+  const listed = (f: PodSandboxFilter__Output | null) =>
+    sandboxes.list({
+      id: f?.id || undefined,
+      state: f?.state ? (f.state.state === 'SANDBOX_READY' ? 'READY' : 'NOTREADY') : undefined,
+      labelSelector: f?.labelSelector,
+    });
+  const podSandbox = (sb: Sandbox): PodSandbox => ({
+    id: sb.id,
+    metadata: metadataOf(sb),
+    state: stateName[sandboxes.stateOf(sb)],
+    createdAt: sb.createdAt.toString(),
+    labels: sb.spec.labels,
+    annotations: sb.spec.annotations,
+    runtimeHandler: sb.spec.runtimeHandler,
+  });
   return {
     async RunPodSandbox(req: RunPodSandboxRequest__Output, call?: ServerUnaryCall<unknown, unknown>): Promise<RunPodSandboxResponse> {
       const spec = toSandboxSpec(req.config, req.runtimeHandler);
@@ -147,20 +167,18 @@ export function sandboxHandlers(sandboxes: SandboxManager, containers: Container
     },
 
     async ListPodSandbox(req: ListPodSandboxRequest__Output): Promise<ListPodSandboxResponse> {
-      const f = req.filter;
-      const state = f?.state ? (f.state.state === 'SANDBOX_READY' ? 'READY' : 'NOTREADY') : undefined;
-      const items = sandboxes.list({ id: f?.id || undefined, state, labelSelector: f?.labelSelector });
-      return {
-        items: items.map((sb) => ({
-          id: sb.id,
-          metadata: metadataOf(sb),
-          state: stateName[sandboxes.stateOf(sb)],
-          createdAt: sb.createdAt.toString(),
-          labels: sb.spec.labels,
-          annotations: sb.spec.annotations,
-          runtimeHandler: sb.spec.runtimeHandler,
-        })),
-      };
+      return { items: listed(req.filter).map(podSandbox) };
+    },
+    async UpdatePodSandboxResources(req: UpdatePodSandboxResourcesRequest__Output) {
+      sandboxes.get(req.podSandboxId);
+      // Checked as a container's would be, then, as containerd and CRI-O do
+      // without NRI plugins, left alone: the kubelet sizes the pod's cgroup.
+      toResources(req.overhead, 'overhead');
+      toResources(req.resources);
+      return {};
+    },
+    async StreamPodSandboxes(req: StreamPodSandboxesRequest__Output, call: ServerWritableStream<unknown, StreamPodSandboxesResponse>) {
+      await writeEach(call, listed(req.filter), (sb) => ({ podSandboxes: [podSandbox(sb)] }));
     },
   };
 }
