@@ -5,10 +5,11 @@ import { resourceExhausted } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SandboxManager } from '../sandbox/manager.js';
 import type { Sandbox } from '../sandbox/types.js';
+import { drained } from '../util/drain.js';
 import { EventQueue, type EventBus, type RuntimeEvent } from '../util/events.js';
 import { containerStatus } from './container.js';
 import type { ContainerEventResponse } from './generated/runtime/v1/ContainerEventResponse.js';
-import { drained, type Implementation } from './handlers.js';
+import type { Implementation } from './handlers.js';
 import { sandboxStatus } from './sandbox.js';
 
 /** Events a subscriber may lag behind before its stream is ended. */

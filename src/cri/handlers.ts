@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
 import { unimplemented } from '../errors.js';
 import { metrics } from '../metrics.js';
+import { drained } from '../util/drain.js';
 import { toServiceError } from './status.js';
 
 /**
@@ -66,22 +67,6 @@ export async function untilCancelled<T>(call: grpc.ServerUnaryCall<unknown, unkn
   } finally {
     call?.off('cancelled', cancelled);
   }
-}
-
-/** Resolves when `call` can take more ('drain') or is gone; `onWait` gets the resolver, for a writer woken otherwise. */
-export function drained(call: grpc.ServerWritableStream<unknown, unknown>, onWait?: (resume: () => void) => void): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off('drain', done);
-      call.off('close', done);
-      call.off('cancelled', done);
-      resolve();
-    };
-    call.on('drain', done);
-    call.on('close', done);
-    call.on('cancelled', done);
-    onWait?.(done);
-  });
 }
 
 /**

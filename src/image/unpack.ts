@@ -16,6 +16,7 @@
 
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -24,6 +25,7 @@ import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 import { invalidArgument, isNoSpace, PeapodError, resourceExhausted } from '../errors.js';
+import { drained } from '../util/drain.js';
 import { patchTarStreamPax, type SetXattr, xattrsFromPax } from './xattr.js';
 
 const execFileP = promisify(execFile);
@@ -573,21 +575,6 @@ async function hasOpaqueXattr(_p: string): Promise<boolean> {
   return false;
 }
 
-/** Resolves on 'drain', or when the stream closes or fails (so a writer never hangs). */
-function drained(em: NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      em.off('drain', done);
-      em.off('close', done);
-      em.off('error', done);
-      resolve();
-    };
-    em.on('drain', done);
-    em.on('close', done);
-    em.on('error', done);
-  });
-}
-
 async function drain(body: AsyncIterable<Uint8Array>): Promise<void> {
   for await (const _ of body) {
     /* discard */
@@ -612,7 +599,7 @@ export async function unpackLayer(src: AsyncIterable<Uint8Array>, dest: string, 
         tarSize += chunk.byteLength;
         // A destroyed extract (the consumer gave up) never drains nor closes again: stop at once.
         if (extract.destroyed) return; // returning closes the source
-        if (!extract.write(chunk) && !extract.destroyed) await drained(extract as unknown as NodeJS.EventEmitter);
+        if (!extract.write(chunk) && !extract.destroyed) await drained(extract as unknown as EventEmitter);
         if (extract.destroyed) return;
       }
       (extract as unknown as NodeJS.WritableStream).end();
