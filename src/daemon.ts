@@ -6,6 +6,7 @@ import { ContainerManager } from './container/manager.js';
 import { containerHandlers } from './cri/container.js';
 import { eventHandlers } from './cri/events.js';
 import { imageHandlers } from './cri/image.js';
+import { metricHandlers } from './cri/metrics.js';
 import { peapodHandlers } from './cri/peapod.js';
 import { podHandlers } from './cri/pods.js';
 import { PodRunner } from './pod/runner.js';
@@ -215,6 +216,7 @@ async function build(config: ServerConfig, log: Logger, libc: Libc, undo: Rollba
     ...streamHandlers(streamBackend, streaming),
     ...containerHandlers(containers, sandboxes, (id) => join(config.root, 'containers', id), new CdiDevices(config.cdiSpecDirs, log)),
     ...eventHandlers(events, containers, sandboxes, log),
+    ...metricHandlers(containers, sandboxes),
   };
   // Monitors report exits on the helpers socket; an exit whose report found no
   // server (during a restart) is noticed by polling exit.json while anyone

@@ -8,7 +8,7 @@ import { readSeccompProfile } from '../container/seccomp-profile.js';
 import { expandDeviceDirs } from '../container/spec.js';
 import { failedPrecondition, invalidArgument, unavailable } from '../errors.js';
 import type { CgroupStats, Pressure, PressureLine } from '../linux/cgroups.js';
-import { interfacesOf } from '../linux/netdev.js';
+import { interfacesOf, type InterfaceCounters } from '../linux/netdev.js';
 import { diskUsage, PeriodicUsage } from '../util/disk-usage.js';
 import { nowNs } from '../util/time.js';
 import type { Container as ContainerOut } from './generated/runtime/v1/Container.js';
@@ -220,6 +220,12 @@ export function containerStatus(containers: Pick<ContainerManager, 'stateOf' | '
   };
 }
 
+/** The links of a pod's own network namespace but lo; none on the host's network or once pause is gone. */
+export function podInterfaces(sb: Sandbox): InterfaceCounters[] {
+  const links = sb.namespaces.net && sb.pause ? interfacesOf(sb.pause) : undefined;
+  return (links ?? []).filter((l) => l.name !== 'lo');
+}
+
 /**
  * The PID namespace a `pid: TARGET` container joins (kubectl debug --target):
  * its target's, which must be a running container of the same pod, as
@@ -350,9 +356,7 @@ export function containerHandlers(
    * interface's fields unchecked.
    */
   const network = (ts: string, sb: Sandbox) => {
-    const links = sb.namespaces.net && sb.pause ? interfacesOf(sb.pause) : undefined;
-    const interfaces = (links ?? [])
-      .filter((l) => l.name !== 'lo')
+    const interfaces = podInterfaces(sb)
       .map((l) => ({ name: l.name, rxBytes: u64(l.rxBytes), rxErrors: u64(l.rxErrors), txBytes: u64(l.txBytes), txErrors: u64(l.txErrors) }));
     if (interfaces.length === 0) return null;
     return { timestamp: ts, defaultInterface: interfaces.find((i) => i.name === 'eth0') ?? interfaces[0]!, interfaces };

@@ -5,9 +5,13 @@ import { isAlive, type ProcessIdentity } from './proc.js';
 export interface InterfaceCounters {
   name: string;
   rxBytes: string;
+  rxPackets: string;
   rxErrors: string;
+  rxDropped: string;
   txBytes: string;
+  txPackets: string;
   txErrors: string;
+  txDropped: string;
 }
 
 /**
@@ -22,7 +26,9 @@ export function parseNetDev(text: string): InterfaceCounters[] {
     if (colon < 0) continue;
     const f = line.slice(colon + 1).trim().split(/\s+/);
     if (f.length < 16 || !f.every((n) => /^\d+$/.test(n))) continue;
-    out.push({ name: line.slice(0, colon).trim(), rxBytes: f[0]!, rxErrors: f[2]!, txBytes: f[8]!, txErrors: f[10]! });
+    const [rxBytes, rxPackets, rxErrors, rxDropped] = f;
+    const [txBytes, txPackets, txErrors, txDropped] = f.slice(8);
+    out.push({ name: line.slice(0, colon).trim(), rxBytes: rxBytes!, rxPackets: rxPackets!, rxErrors: rxErrors!, rxDropped: rxDropped!, txBytes: txBytes!, txPackets: txPackets!, txErrors: txErrors!, txDropped: txDropped! });
   }
   return out;
 }
