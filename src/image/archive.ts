@@ -8,9 +8,11 @@
 // the blobs this import added (`added`, also on failure) that no image ends up
 // referencing.
 
+import type { EventEmitter } from 'node:events';
 import * as path from 'node:path';
 import * as tar from 'tar-stream';
 import { invalidArgument, isNoSpace, PeapodError, resourceExhausted } from '../errors.js';
+import { drained } from '../util/drain.js';
 import { assertSha256Digest, type BlobInfo, type BlobStore, sha256Digest } from './blobs.js';
 import { isTagOnly, parseReference, repository, formatReference } from './reference.js';
 import { checkConfig, checkDescriptor, checkIndex, checkManifest } from './schema.js';
@@ -52,8 +54,17 @@ function normArchivePath(p: string): string {
   return path.posix.normalize(p.replace(/^\.?\/+/, '')).replace(/\/+$/, '');
 }
 
-/** Streams the outer tar into the store, recording in `added` the blobs it created. */
-export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobStore, added: Set<string>): Promise<ArchiveFiles> {
+/**
+ * Streams the outer tar into the store, recording in `added` the blobs it
+ * created; `hold` is given each blob's digest before it is written where the
+ * archive names it, else as soon as it is known.
+ */
+export async function readArchive(
+  src: AsyncIterable<Uint8Array>,
+  blobs: BlobStore,
+  added: Set<string>,
+  hold: (digest: string) => void = () => {},
+): Promise<ArchiveFiles> {
   const out: ArchiveFiles = { files: new Map(), links: new Map(), added };
   const { stream } = await decompressed(src, 'image archive');
   const extract = tar.extract();
@@ -62,18 +73,7 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
       for await (const chunk of stream) {
         // A destroyed extract (the reader gave up) never drains nor closes again: stop at once.
         if (extract.destroyed) return;
-        if (!extract.write(chunk) && !extract.destroyed) {
-          await new Promise<void>((res) => {
-            const em = extract as unknown as NodeJS.EventEmitter;
-            const done = () => {
-              em.off('drain', done);
-              em.off('close', done);
-              res();
-            };
-            em.on('drain', done);
-            em.on('close', done);
-          });
-        }
+        if (!extract.write(chunk) && !extract.destroyed) await drained(extract as unknown as EventEmitter);
         if (extract.destroyed) return;
       }
       (extract as unknown as NodeJS.WritableStream).end();
@@ -111,8 +111,12 @@ export async function readArchive(src: AsyncIterable<Uint8Array>, blobs: BlobSto
         assertSha256Digest(expected, `archive entry "${h.name}"`);
       }
       const exp: { digest?: string; size: number; label: string } = { size: h.size, label: `archive entry "${h.name}"` };
-      if (expected !== undefined) exp.digest = expected;
+      if (expected !== undefined) {
+        exp.digest = expected;
+        hold(expected);
+      }
       const info = await blobs.ingest(body, exp);
+      if (expected === undefined) hold(info.digest);
       if (info.created) out.added.add(info.digest);
       out.files.set(p, info);
     }

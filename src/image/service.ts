@@ -92,7 +92,7 @@ export class ImageService {
    */
   private readonly leases = new Map<string, string>();
   /**
-   * Blob digest → how many pulls in flight hold it (see withBlobLease);
+   * Blob digest → how many pulls and imports in flight hold it (see withBlobLease, import);
    * collect() leaves these alone, like containerd's GC with leased content.
    */
   private readonly pinned = new Map<string, number>();
@@ -160,6 +160,17 @@ export class ImageService {
   /** Durable: blobs nothing indexes are collected at open. */
   private async persist(): Promise<void> {
     writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1), { mode: 0o644, durable: true });
+  }
+
+  /** Keeps blob `d` from being collected until as many unpin()s. */
+  private pin(d: string): void {
+    this.pinned.set(d, (this.pinned.get(d) ?? 0) + 1);
+  }
+
+  private unpin(d: string): void {
+    const n = this.pinned.get(d)! - 1;
+    if (n === 0) this.pinned.delete(d);
+    else this.pinned.set(d, n);
   }
 
   /** Serialises mutations. */
@@ -260,24 +271,34 @@ export class ImageService {
 
   // -------------------------------------------------------------- mutations
 
-  /** Loads an OCI-layout or docker-archive tarball (optionally gzipped). */
-  import(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { name?: string } = {}): Promise<Image[]> {
+  /**
+   * Loads an OCI-layout or docker-archive tarball (optionally gzipped). The
+   * archive is read into the store outside the lock (a client's upload holds
+   * no pull or removal back), each blob held from the moment it is read;
+   * only the commit is serialised.
+   */
+  async import(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { name?: string } = {}): Promise<Image[]> {
     if (opts.name !== undefined) parseReference(opts.name); // validate early
-    return this.locked(async () => {
-      const added = new Set<string>();
-      try {
-        const archive = await readArchive(asAsyncIterable(stream), this.blobs, added);
+    const added = new Set<string>();
+    const held: string[] = [];
+    try {
+      const archive = await readArchive(asAsyncIterable(stream), this.blobs, added, (d) => {
+        held.push(d);
+        this.pin(d);
+      });
+      return await this.locked(async () => {
         const plan = await planImport(archive, this.blobs, { name: opts.name, log: this.log });
         const ids: string[] = [];
         for (const c of plan) ids.push(await this.commit(c.manifestDigest, c.names, c));
         this.log('info', 'images imported', { images: ids.map((id) => this.toImage(this.state.images[id]!).repoTags.join(',') || id) });
         return ids.map((id) => this.toImage(this.state.images[id]!));
-      } finally {
-        // Blobs this import brought that no image references (oci-layout,
-        // index.json, unchosen platforms, or everything after a failure).
-        await this.collect(added, new Set());
-      }
-    });
+      });
+    } finally {
+      for (const d of held) this.unpin(d);
+      // Blobs this import brought that no image references (oci-layout,
+      // index.json, unchosen platforms, or everything after a failure).
+      await this.locked(() => this.collect(added, new Set()));
+    }
   }
 
   /** Points the tag `ref` at image `imageId` (moving it from any other image). */
@@ -395,7 +416,7 @@ export class ImageService {
    */
   async withBlobLease<T>(digests: string[], run: (missing: string[]) => Promise<T>): Promise<T> {
     const held = [...new Set(digests)];
-    for (const d of held) this.pinned.set(d, (this.pinned.get(d) ?? 0) + 1);
+    for (const d of held) this.pin(d);
     const missing = held.filter((d) => !this.blobs.has(d));
     let ok = false;
     try {
@@ -403,11 +424,7 @@ export class ImageService {
       ok = true;
       return r;
     } finally {
-      for (const d of held) {
-        const n = this.pinned.get(d)! - 1;
-        if (n === 0) this.pinned.delete(d);
-        else this.pinned.set(d, n);
-      }
+      for (const d of held) this.unpin(d);
       if (!ok) {
         await this.locked(() => this.collect(new Set(missing), new Set())).catch((e: unknown) => {
           this.log('warn', 'dropping the blobs of a failed pull failed', { error: (e as Error).message });

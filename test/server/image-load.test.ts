@@ -5,7 +5,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LoadImagesResponse__Output } from '../../src/cri/generated/peapod/v1/LoadImagesResponse.js';
+import { peapodProto } from '../../src/cri/proto.js';
 import { peapodCommand, repoRoot, runtime, startServer, type TestServer } from '../support/server.js';
 
 const build = join(repoRoot, 'images', 'build');
@@ -217,5 +220,32 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
     expect(fs.imageFilesystems).toHaveLength(1);
     expect(Number(fs.imageFilesystems[0]!.usedBytes?.value)).toBeGreaterThan(0);
     expect(fs.imageFilesystems[0]!.fsId?.mountpoint).toBe(join(s.root, 'images'));
+  });
+  it("a load whose client has not sent the archive's end holds no other image call back; what it read stays, though removed meanwhile", async () => {
+    expect(cli(['load', busybox]).code).toBe(0);
+    const bytes = readFileSync(busybox);
+    const client = new (peapodProto().peapod.v1.Peapod)(`unix:${s.socket}`, grpc.credentials.createInsecure());
+    try {
+      let answer: ((err: grpc.ServiceError | null, res?: LoadImagesResponse__Output) => void) | undefined;
+      const loaded = new Promise<LoadImagesResponse__Output>((resolve, reject) => {
+        answer = (err, res) => (err ? reject(err) : resolve(res!));
+      });
+      const call = client.LoadImages((err, res) => answer!(err, res));
+      // Every entry but the archive's two closing blocks: the server has read each blob and waits for the end.
+      call.write({ data: bytes.subarray(0, bytes.length - 1024) });
+      await new Promise((r) => setTimeout(r, 1000));
+      const within = <T>(p: Promise<T>, what: string) =>
+        Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} waited for the load`)), 5000))]);
+      // Removes busybox, whose blobs the load has read: they stay, held by the load.
+      await within(s.image.RemoveImage({ image: { image: 'busybox' } }), 'RemoveImage');
+      expect((await s.image.ImageStatus({ image: { image: 'busybox' } })).image).toBeNull();
+      call.write({ data: bytes.subarray(bytes.length - 1024) });
+      call.end();
+      const res = await loaded;
+      expect(res.images.map((i) => i.id)).toEqual([busyboxId]);
+      expect((await s.image.ImageStatus({ image: { image: 'busybox' } })).image!.id).toBe(busyboxId);
+    } finally {
+      client.close();
+    }
   });
 });
