@@ -22,6 +22,7 @@ import { type ImportCandidate, pickPlatform, planImport, readArchive } from './a
 import { assertSha256Digest, BlobStore, sha256Digest } from './blobs.js';
 import { asAsyncIterable } from './fsutil.js';
 import { diskUsage, PeriodicUsage, type MeasuredUsage } from '../util/disk-usage.js';
+import { failpointAsync } from '../util/failpoint.js';
 import { removeAtomicLeftovers, writeFileAtomic } from '../util/fs.js';
 import { chainIds, LayerCache } from './layers.js';
 import { formatReference, parseReference, repository, tryParseReference } from './reference.js';
@@ -79,6 +80,31 @@ const INDEX_FILE = 'index.json';
 /** Where a committed manifest comes from (see ImageRecord). */
 type ManifestOrigin = Pick<ImportCandidate, 'madeUp' | 'indexSize'>;
 
+/** A manifest checked against the store, its layers unpacked (see unpackImage). */
+interface Unpacked {
+  manifestDigest: string;
+  manifest: ReturnType<typeof checkManifest>;
+  config: ReturnType<typeof checkConfig>;
+  diffIds: string[];
+  chains: string[];
+}
+
+/** Counts of holders by key: a key is held while its count is above zero. */
+class Holds {
+  private readonly counts = new Map<string, number>();
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+  delete(key: string): void {
+    const n = (this.counts.get(key) ?? 0) - 1;
+    if (n > 0) this.counts.set(key, n);
+    else this.counts.delete(key);
+  }
+  has(key: string): boolean {
+    return this.counts.has(key);
+  }
+}
+
 function addRepoDigest(rec: ImageRecord, rd: string): void {
   if (!rec.repoDigests.includes(rd)) rec.repoDigests.push(rd);
 }
@@ -92,10 +118,12 @@ export class ImageService {
    */
   private readonly leases = new Map<string, string>();
   /**
-   * Blob digest → how many pulls and imports in flight hold it (see withBlobLease, import);
-   * collect() leaves these alone, like containerd's GC with leased content.
+   * Blobs and unpacked layers (chain IDs) that pulls and imports in flight
+   * hold (see withBlobLease, import, unpackImage); collect() leaves them
+   * alone, like containerd's GC with leased content.
    */
-  private readonly pinned = new Map<string, number>();
+  private readonly heldBlobs = new Holds();
+  private readonly heldChains = new Holds();
   /** Blob digest → the transfer storing it now (see ingestOnce). */
   private readonly transfers = new Map<string, Promise<unknown>>();
   private chain: Promise<unknown> = Promise.resolve();
@@ -160,17 +188,6 @@ export class ImageService {
   /** Durable: blobs nothing indexes are collected at open. */
   private async persist(): Promise<void> {
     writeFileAtomic(path.join(this.root, INDEX_FILE), JSON.stringify(this.state, null, 1), { mode: 0o644, durable: true });
-  }
-
-  /** Keeps blob `d` from being collected until as many unpin()s. */
-  private pin(d: string): void {
-    this.pinned.set(d, (this.pinned.get(d) ?? 0) + 1);
-  }
-
-  private unpin(d: string): void {
-    const n = this.pinned.get(d)! - 1;
-    if (n === 0) this.pinned.delete(d);
-    else this.pinned.set(d, n);
   }
 
   /** Serialises mutations. */
@@ -273,31 +290,34 @@ export class ImageService {
 
   /**
    * Loads an OCI-layout or docker-archive tarball (optionally gzipped). The
-   * archive is read into the store outside the lock (a client's upload holds
-   * no pull or removal back), each blob held from the moment it is read;
-   * only the commit is serialised.
+   * archive is read and its layers unpacked outside the lock (a client's
+   * upload or a large layer holds no pull or removal back), each blob held
+   * from the moment it is read; only the records are written under it.
    */
   async import(stream: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: { name?: string } = {}): Promise<Image[]> {
     if (opts.name !== undefined) parseReference(opts.name); // validate early
     const added = new Set<string>();
     const held: string[] = [];
+    const unpacked: Unpacked[] = [];
     try {
       const archive = await readArchive(asAsyncIterable(stream), this.blobs, added, (d) => {
         held.push(d);
-        this.pin(d);
+        this.heldBlobs.add(d);
       });
+      const plan = await planImport(archive, this.blobs, { name: opts.name, log: this.log });
+      for (const c of plan) unpacked.push(await this.unpackImage(c.manifestDigest));
       return await this.locked(async () => {
-        const plan = await planImport(archive, this.blobs, { name: opts.name, log: this.log });
         const ids: string[] = [];
-        for (const c of plan) ids.push(await this.commit(c.manifestDigest, c.names, c));
+        for (const [i, c] of plan.entries()) ids.push(await this.record(unpacked[i]!, c.names, c));
         this.log('info', 'images imported', { images: ids.map((id) => this.toImage(this.state.images[id]!).repoTags.join(',') || id) });
         return ids.map((id) => this.toImage(this.state.images[id]!));
       });
     } finally {
-      for (const d of held) this.unpin(d);
-      // Blobs this import brought that no image references (oci-layout,
+      for (const u of unpacked) for (const c of u.chains) this.heldChains.delete(c);
+      for (const d of held) this.heldBlobs.delete(d);
+      // What this import brought that no image references (oci-layout,
       // index.json, unchosen platforms, or everything after a failure).
-      await this.locked(() => this.collect(added, new Set()));
+      await this.locked(() => this.collect(added, new Set(unpacked.flatMap((u) => u.chains))));
     }
   }
 
@@ -416,7 +436,7 @@ export class ImageService {
    */
   async withBlobLease<T>(digests: string[], run: (missing: string[]) => Promise<T>): Promise<T> {
     const held = [...new Set(digests)];
-    for (const d of held) this.pin(d);
+    for (const d of held) this.heldBlobs.add(d);
     const missing = held.filter((d) => !this.blobs.has(d));
     let ok = false;
     try {
@@ -424,7 +444,7 @@ export class ImageService {
       ok = true;
       return r;
     } finally {
-      for (const d of held) this.unpin(d);
+      for (const d of held) this.heldBlobs.delete(d);
       if (!ok) {
         await this.locked(() => this.collect(new Set(missing), new Set())).catch((e: unknown) => {
           this.log('warn', 'dropping the blobs of a failed pull failed', { error: (e as Error).message });
@@ -438,24 +458,34 @@ export class ImageService {
    * ingested already, unpacks its layers and indexes it (tagged `ref` if given).
    * `indexSize`: the bytes of the index it was chosen from, if any.
    */
-  commitManifest(manifestBytes: Buffer, ref: string | undefined, indexSize?: number): Promise<Image> {
-    return this.locked(async () => {
-      const names = ref === undefined ? [] : [formatReference(parseReference(ref))];
-      const digest = sha256Digest(manifestBytes);
-      const { created } = await this.blobs.ingestBuffer(manifestBytes, digest);
-      try {
-        const id = await this.commit(digest, names, indexSize === undefined ? {} : { indexSize });
-        return this.toImage(this.state.images[id]!);
-      } catch (e) {
-        if (created) await this.collect(new Set([digest]), new Set());
-        throw e;
-      }
-    });
+  async commitManifest(manifestBytes: Buffer, ref: string | undefined, indexSize?: number): Promise<Image> {
+    const names = ref === undefined ? [] : [formatReference(parseReference(ref))];
+    const digest = sha256Digest(manifestBytes);
+    this.heldBlobs.add(digest);
+    let created = false;
+    let u: Unpacked | undefined;
+    let ok = false;
+    try {
+      created = (await this.blobs.ingestBuffer(manifestBytes, digest)).created === true;
+      u = await this.unpackImage(digest);
+      const id = await this.locked(() => this.record(u!, names, indexSize === undefined ? {} : { indexSize }));
+      ok = true;
+      return this.toImage(this.state.images[id]!);
+    } finally {
+      for (const c of u?.chains ?? []) this.heldChains.delete(c);
+      this.heldBlobs.delete(digest);
+      if (!ok) await this.locked(() => this.collect(new Set(created ? [digest] : []), new Set(u?.chains)));
+    }
   }
 
   // -------------------------------------------------------------- internals
 
-  private async commit(manifestDigest: string, names: string[], from: ManifestOrigin): Promise<string> {
+  /**
+   * Outside the lock: checks a manifest (of an index, its platform's) against
+   * the store and unpacks its layers. Its chains stay held, against a
+   * concurrent collect, until the caller releases them.
+   */
+  private async unpackImage(manifestDigest: string): Promise<Unpacked> {
     let m = await this.blobs.readJson<ManifestJson | IndexJson>(manifestDigest);
     if (m !== null && typeof m === 'object' && Array.isArray((m as IndexJson).manifests)) {
       const pick = pickPlatform(checkIndex(m, `index ${manifestDigest}`), `index ${manifestDigest}`);
@@ -479,14 +509,22 @@ export class ImageService {
     }
     for (const d of diffIds) assertSha256Digest(d, `config ${manifest.config.digest} diff_id`);
     const chains = chainIds(diffIds);
+    for (const c of chains) this.heldChains.add(c);
     try {
       await this.layers.ensure(manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i]! })));
     } catch (e) {
-      // Layers below the failing one that no image uses (commits are serialised,
-      // so no other attempt is using them).
-      await this.collect(new Set(), new Set(chains));
+      for (const c of chains) this.heldChains.delete(c);
+      // Layers below the failing one that no image uses or other attempt holds.
+      await this.locked(() => this.collect(new Set(), new Set(chains)));
       throw e;
     }
+    await failpointAsync('image.unpacked');
+    return { manifestDigest, manifest, config, diffIds, chains };
+  }
+
+  /** Under the lock: indexes an unpacked image, tagged with `names`. */
+  private async record(u: Unpacked, names: string[], from: ManifestOrigin): Promise<string> {
+    const { manifestDigest, manifest, config, diffIds, chains } = u;
     const id = manifest.config.digest;
     const prev = this.state.images[id];
     const rec: ImageRecord = {
@@ -527,12 +565,12 @@ export class ImageService {
     return s;
   }
 
-  /** Deletes the given blobs and layers unless an image references them or a pull holds them. */
+  /** Deletes the given blobs and layers unless an image references them or a pull or import holds them. */
   private async collect(blobs: Set<string>, chains: Set<string>): Promise<void> {
     const refBlobs = this.referencedBlobs();
     const refChains = new Set(Object.values(this.state.images).flatMap((r) => r.layers.map((l) => l.chainId)));
-    for (const d of blobs) if (!refBlobs.has(d) && !this.pinned.has(d)) this.blobs.delete(d);
-    for (const c of chains) if (!refChains.has(c)) await this.layers.remove(c);
+    for (const d of blobs) if (!refBlobs.has(d) && !this.heldBlobs.has(d)) this.blobs.delete(d);
+    for (const c of chains) if (!refChains.has(c) && !this.heldChains.has(c)) await this.layers.remove(c);
   }
 }
 

@@ -1,7 +1,7 @@
 // `peapod image load|ls|rm` against a real server: the CLI streams archives
 // over peapod.v1.Peapod/LoadImages on the CRI socket; CRI ImageService sees
 // the result. The CLI runs under the matrix runtime, as the server does.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -247,5 +247,43 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
     } finally {
       client.close();
     }
+  });
+});
+
+describe(`an image unpacked outside the store's lock [server on ${runtime}]`, () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    // Each image waits 3 s between its unpacked layers and its record.
+    s = await startServer({ PEAPOD_FAILPOINTS: 'image.unpacked=delay-3000' });
+  }, 60_000);
+  afterAll(async () => {
+    await s?.cleanup();
+  });
+
+  it("holds no other image call back, and keeps its layers though a removal meanwhile drops another image's", async () => {
+    const load = (archive: string) =>
+      new Promise<number | null>((resolve) => {
+        const child = spawn(peapodCommand[0], [...peapodCommand.slice(1), 'image', 'load', archive, '--socket', s.socket], { stdio: 'ignore' });
+        child.on('exit', resolve);
+      });
+    // The docker-archive: the same image, so the same layers (chain IDs).
+    expect(await load(busyboxDocker)).toBe(0);
+    const { chainID } = JSON.parse((await s.image.ImageStatus({ image: { image: 'busybox' }, verbose: true })).info.info!) as { chainID: string };
+    const layerDir = join(s.root, 'images', 'layers', chainID.replace('sha256:', ''));
+    expect(existsSync(layerDir)).toBe(true);
+    let done = false;
+    const loading = load(busybox).then((code) => ((done = true), code));
+    await new Promise((r) => setTimeout(r, 1000));
+    // The load has its layers and waits to record the image: a removal goes ahead,
+    // and leaves the layers the load holds.
+    const t = Date.now();
+    await s.image.RemoveImage({ image: { image: 'busybox' } });
+    expect(Date.now() - t).toBeLessThan(1500);
+    expect(done).toBe(false);
+    expect((await s.image.ImageStatus({ image: { image: 'busybox' } })).image).toBeNull();
+    expect(existsSync(layerDir)).toBe(true);
+    expect(await loading).toBe(0);
+    expect((await s.image.ImageStatus({ image: { image: 'busybox' } })).image!.id).toBe(ociImageId(busybox));
+    expect(existsSync(layerDir)).toBe(true);
   });
 });
