@@ -126,7 +126,7 @@ if [ "$CNI_COMMAND" = ADD ]; then
     rec1) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.5/24","interface":0}]}' ;;
     rec2) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"fd00::5/64","interface":0},{"address":"10.99.0.5/24","interface":0}]}' ;;
     loip) echo '{"cniVersion":"1.0.0","interfaces":[{"name":"lo","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"127.0.0.5/8","interface":0}]}' ;;
-    slow) echo $$ > "$dir/slow.pid"; sleep 30; exit 1 ;;
+    slow) echo $$ > "$dir/slow.pid.new"; mv "$dir/slow.pid.new" "$dir/slow.pid"; sleep 30; exit 1 ;;
     faildel) [ -e "$dir/add-ok" ] && { echo '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.99.0.7/24","interface":0}]}'; exit 0; } ;&
     fail) echo '{"cniVersion":"1.0.0","code":7,"msg":"fake plugin refuses","details":"no addresses left"}'; exit 1 ;;
   esac
@@ -312,9 +312,11 @@ exit 0
   it('a RunPodSandbox its client gives up on kills the plugin running, as go-cni does, and undoes the sandbox: the name is free again', async () => {
     writeConf('00-rec.conflist', recConf({ type: 'rec1' }, { type: 'slow' }));
     rmSync(join(logDir, 'calls'), { force: true });
+    rmSync(join(logDir, 'slow.pid'), { force: true });
     const err = await runtimeCallWithDeadline(s.socket, 'RunPodSandbox', { config: podConfig('given-up') }, 1500);
     expect(grpcCode(err)).toBe('DEADLINE_EXCEEDED');
     const pid = Number(readFileSync(join(logDir, 'slow.pid'), 'utf8'));
+    expect(pid).toBeGreaterThan(1);
     // Its sleep is 30 s: gone within the wait, it was killed.
     await waitFor('the plugin killed', () => !existsSync(`/proc/${pid}`));
     await waitFor('the DEL of what was set up', () => calls() === 'rec1 ADD\nslow ADD\nslow DEL\nrec1 DEL\n');
@@ -336,6 +338,7 @@ exit 0
     await k.apply(podManifest('slow-net', `  containers:\n    - name: c\n      ${LOCAL_BUSYBOX}\n      command: ["sleep", "3600"]`));
     await waitFor('the slow plugin running', () => existsSync(join(logDir, 'slow.pid')));
     const pid = Number(readFileSync(join(logDir, 'slow.pid'), 'utf8'));
+    expect(pid).toBeGreaterThan(1);
     const t0 = Date.now();
     await k.deleteAll();
     expect(Date.now() - t0).toBeLessThan(15_000); // the plugin sleeps 30 s
