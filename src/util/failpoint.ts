@@ -17,6 +17,8 @@ for (const item of (process.env.PEAPOD_FAILPOINTS ?? '').split(',')) {
 export async function failpointAsync(name: string): Promise<void> {
   const ms = /^delay-(\d+)$/.exec(points.get(name) ?? '')?.[1];
   if (ms === undefined) return failpoint(name);
+  // Said, so a test can act within the window rather than guess when it opens.
+  process.stderr.write(`failpoint ${name}: waiting ${ms} ms\n`);
   await new Promise((r) => setTimeout(r, Number(ms)));
 }
 

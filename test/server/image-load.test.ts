@@ -253,8 +253,8 @@ describe(`peapod image load, ls, rm [server on ${runtime}]`, () => {
 describe(`an image unpacked outside the store's lock [server on ${runtime}]`, () => {
   let s: TestServer;
   beforeAll(async () => {
-    // Each image waits 3 s between its unpacked layers and its record.
-    s = await startServer({ PEAPOD_FAILPOINTS: 'image.unpacked=delay-3000' });
+    // Each image waits 5 s between its unpacked layers and its record.
+    s = await startServer({ PEAPOD_FAILPOINTS: 'image.unpacked=delay-5000' });
   }, 60_000);
   afterAll(async () => {
     await s?.cleanup();
@@ -272,13 +272,17 @@ describe(`an image unpacked outside the store's lock [server on ${runtime}]`, ()
     const layerDir = join(s.root, 'images', 'layers', chainID.replace('sha256:', ''));
     expect(existsSync(layerDir)).toBe(true);
     let done = false;
+    const windows = () => s.output().split('failpoint image.unpacked: waiting').length - 1;
+    const before = windows();
     const loading = load(busybox).then((code) => ((done = true), code));
-    await new Promise((r) => setTimeout(r, 1000));
-    // The load has its layers and waits to record the image: a removal goes ahead,
-    // and leaves the layers the load holds.
+    const deadline = Date.now() + 30_000;
+    while (windows() === before && !done && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(windows()).toBe(before + 1);
+    // The load has its layers and waits 5 s to record the image: a removal
+    // goes ahead (it waited out the rest before), and leaves the layers the load holds.
     const t = Date.now();
     await s.image.RemoveImage({ image: { image: 'busybox' } });
-    expect(Date.now() - t).toBeLessThan(1500);
+    expect(Date.now() - t).toBeLessThan(2500);
     expect(done).toBe(false);
     expect((await s.image.ImageStatus({ image: { image: 'busybox' } })).image).toBeNull();
     expect(existsSync(layerDir)).toBe(true);
