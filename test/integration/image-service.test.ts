@@ -458,6 +458,18 @@ describe('ImageService: registry-client API', () => {
     expect(svc.list()).toEqual([]);
   });
 
+  it('an archive of two images whose second fails to unpack records neither, and leaves none of their layers or blobs', async () => {
+    const svc = await open();
+    const good = buildImage([await makeTar([{ name: 'good', content: 'g'.repeat(500) }])]);
+    const bad = await wrongSecondDiffId();
+    const ref = (r: string) => ({ 'org.opencontainers.image.ref.name': r });
+    const archive = await ociArchive(new Map([...good.blobs, ...bad.blobs]), [manifestEntry(good, ref('x.io/good:1')), manifestEntry(bad, ref('x.io/bad:1'))]);
+    await expectError(svc.import(chunks(archive)), 'InvalidArgument', /does not match the config's diff_id/);
+    expect(svc.list()).toEqual([]);
+    expect(layerDirs()).toEqual([]);
+    expect(blobCount()).toBe(0);
+  });
+
   it('a lease keeps shared blobs from an image removed meanwhile; they go with the last image', async () => {
     const svc = await open();
     const l1 = await makeTar([{ name: 'shared', content: 'L1' }]);

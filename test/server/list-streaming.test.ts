@@ -3,22 +3,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criProto } from '../../src/cri/proto.js';
-import { grpcCode, podConfig } from '../support/cri-client.js';
+import { collectStream, grpcCode, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
 type Client = grpc.Client & Record<string, (req: object) => grpc.ClientReadableStream<Record<string, unknown[]>>>;
 
-/** Every response of a server-streaming call, in order. */
-function collect(client: Client, method: string, req: object): Promise<Record<string, unknown[]>[]> {
-  return new Promise((resolve, reject) => {
-    const out: Record<string, unknown[]>[] = [];
-    const call = client[method]!(req);
-    call.on('data', (m) => out.push(m));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-  });
-}
+const collect = (client: Client, method: string, req: object) => collectStream(client[method]!(req));
 
 describe(`List streaming RPCs [server on ${runtime}]`, () => {
   let s: TestServer;

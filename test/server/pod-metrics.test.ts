@@ -7,10 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metric__Output } from '../../src/cri/generated/runtime/v1/Metric.js';
-import type { StreamPodSandboxMetricsResponse__Output } from '../../src/cri/generated/runtime/v1/StreamPodSandboxMetricsResponse.js';
 import { criProto } from '../../src/cri/proto.js';
 import { parseNetDev } from '../../src/linux/netdev.js';
-import { podConfig } from '../support/cri-client.js';
+import { collectStream, podConfig } from '../support/cri-client.js';
 import { BUSYBOX, preloadBusybox } from '../support/images.js';
 import { runtime, startServer, type TestServer } from '../support/server.js';
 
@@ -128,13 +127,7 @@ describe(`pod metrics [server on ${runtime}]`, () => {
     await s.runtime.StopPodSandbox({ podSandboxId: other });
     try {
       const client = new (criProto().runtime.v1.RuntimeService)(`unix:${s.socket}`, grpc.credentials.createInsecure());
-      const responses = await new Promise<StreamPodSandboxMetricsResponse__Output[]>((resolve, reject) => {
-        const out: StreamPodSandboxMetricsResponse__Output[] = [];
-        const call = client.StreamPodSandboxMetrics({});
-        call.on('data', (m) => out.push(m));
-        call.on('error', reject);
-        call.on('end', () => resolve(out));
-      });
+      const responses = await collectStream(client.StreamPodSandboxMetrics({}));
       client.close();
       expect(responses.map((r) => r.podSandboxMetrics.length)).toEqual(responses.map(() => 1));
       const streamed = responses.map((r) => r.podSandboxMetrics[0]!);

@@ -21,6 +21,16 @@ export function grpcCode(err: unknown): string {
   return grpc.status[(err as grpc.ServiceError).code] ?? String(err);
 }
 
+/** Every response of a server-streaming call, in order, once it ends; its error if it fails. */
+export function collectStream<T>(call: grpc.ClientReadableStream<T>): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const out: T[] = [];
+    call.on('data', (m: T) => out.push(m));
+    call.on('error', reject);
+    call.on('end', () => resolve(out));
+  });
+}
+
 /** ExecSync of `cmd` in container `id`, its output as text. */
 export async function execText(rt: RuntimeApi, id: string, cmd: string[], timeout = 10): Promise<{ out: string; err: string; code: number }> {
   const r = await rt.ExecSync({ containerId: id, cmd, timeout: String(timeout) });
